@@ -1,0 +1,301 @@
+"""The env rules of a strategy service: what a spec may say, and the exact env it produces.
+
+Pure functions over the config models, the platform table and the profile matrix; the Pulumi component,
+the plan and verify all call these, so there is one copy of every rule.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
+
+from components.platforms import (
+    ACCOUNT_PREFIX,
+    ACCOUNT_REGION,
+    LONGPORT_SECRET_NAME,
+    OWNED_ENV_NAMES,
+    PLATFORMS,
+    RECONCILIATION_OUTPUT_PATH,
+    RUNTIME_TARGET_JSON,
+    STRATEGY_PROFILE,
+    Platform,
+    is_dry_run,
+    is_legacy_env,
+    looks_secret,
+)
+from components.profiles import PlatformRequirements, ProfileMatrix, all_profile_names
+from release.config import ConfigProblem, SecretRef, ServiceSpec, SnapshotPaths, StackConfig, split_image
+
+# Which config field the operator should use instead of setting an owned name directly.
+_OWNED_HINTS = {
+    STRATEGY_PROFILE: "strategyProfile",
+    RUNTIME_TARGET_JSON: "strategyProfile and dryRunOnly",
+    ACCOUNT_PREFIX: "accountRegion",
+    ACCOUNT_REGION: "accountRegion",
+    LONGPORT_SECRET_NAME: "longportSecretName",
+    RECONCILIATION_OUTPUT_PATH: "snapshot.reconciliationOutputPath",
+}
+
+
+def _owned_hint(name: str) -> str:
+    if name in _OWNED_HINTS:
+        return _OWNED_HINTS[name]
+    if name.endswith("_DRY_RUN_ONLY"):
+        return "dryRunOnly"
+    if name.endswith("_FEATURE_SNAPSHOT_MANIFEST_PATH"):
+        return "snapshot.manifestPath"
+    if name.endswith("_FEATURE_SNAPSHOT_PATH"):
+        return "snapshot.featureSnapshotPath"
+    return "snapshot.strategyConfigPath"
+
+
+@dataclass(frozen=True)
+class ServiceEnv:
+    """The env of one service revision: plain values and Secret Manager refs, both sorted by name."""
+
+    plain: Mapping[str, str]
+    secrets: Mapping[str, SecretRef] = field(default_factory=dict)
+
+    def names(self) -> list[str]:
+        return sorted({*self.plain, *self.secrets})
+
+
+def profile_problems(key: str, spec: ServiceSpec, matrix: ProfileMatrix) -> list[ConfigProblem]:
+    """Is the profile a canonical, runtime-enabled profile on this platform at the bundle's UES tag?"""
+    where = f"services.{key}.strategyProfile"
+    name, tag = spec.strategy_profile, matrix.ues_tag
+    if name in matrix.aliases:
+        return [ConfigProblem(path=where, message=f"{name} is an old alias at UES {tag}; write {matrix.aliases[name]}")]
+    enabled = ", ".join(matrix.enabled_on(spec.platform)) or "none"
+    profile = matrix.profiles.get(name)
+    if profile is None:
+        return [ConfigProblem(path=where, message=f"{name} is not a profile at UES {tag} (on {spec.platform}: {enabled})")]
+    if not profile.runtime_enabled or spec.platform not in profile.platforms:
+        state = "" if profile.runtime_enabled else f" (status {profile.status})"
+        return [
+            ConfigProblem(
+                path=where,
+                message=f"{name} is not runtime-enabled on {spec.platform} at UES {tag}{state} (enabled: {enabled})",
+            )
+        ]
+    return []
+
+
+def input_mode_problems(
+    key: str, spec: ServiceSpec, requirements: Optional[PlatformRequirements]
+) -> list[ConfigProblem]:
+    """Snapshot paths exactly where the profile needs them; reconciliation output only on IBKR."""
+    snapshot = spec.snapshot
+    problems: list[ConfigProblem] = []
+
+    def problem(field_name: str, message: str) -> None:
+        problems.append(ConfigProblem(path=f"services.{key}.snapshot.{field_name}", message=message))
+
+    if snapshot is not None and snapshot.reconciliation_output_path is not None and spec.platform != "ibkr":
+        problem("reconciliationOutputPath", f"only IBKR reads a reconciliation output path, not {spec.platform}; remove it")
+    if requirements is None:
+        return problems
+    profile = spec.strategy_profile
+    if not requirements.requires_snapshot_artifacts:
+        given = [] if snapshot is None else sorted(snapshot.model_dump(by_alias=True, exclude_none=True))
+        for field_name in given:
+            if field_name == "reconciliationOutputPath" and spec.platform != "ibkr":
+                continue
+            problem(field_name, f"{profile} is a direct-runtime profile and reads no snapshot input; remove it")
+        return problems
+
+    snapshot = snapshot or SnapshotPaths()
+    if snapshot.feature_snapshot_path is None:
+        problem("featureSnapshotPath", f"{profile} is snapshot-backed; set the gs:// path of its feature snapshot")
+    if requirements.requires_snapshot_manifest_path and snapshot.manifest_path is None:
+        contract = f" ({requirements.manifest_contract})" if requirements.manifest_contract else ""
+        problem("manifestPath", f"{profile} requires a snapshot manifest{contract}; set its gs:// path")
+    if not requirements.requires_snapshot_manifest_path and snapshot.manifest_path is not None:
+        problem("manifestPath", f"{profile} reads no snapshot manifest on {spec.platform}; remove it")
+    policy = requirements.config_source_policy
+    if policy == "env_only" and snapshot.strategy_config_path is None:
+        problem("strategyConfigPath", f"{profile} has no bundled config on {spec.platform}; set its config path")
+    if policy == "none" and snapshot.strategy_config_path is not None:
+        problem("strategyConfigPath", f"{profile} reads no strategy config path; remove it")
+    if spec.platform == "ibkr":
+        recon = requirements.reconciliation_output_policy
+        if recon == "required" and snapshot.reconciliation_output_path is None:
+            problem("reconciliationOutputPath", f"{profile} requires a reconciliation output path on ibkr; set it")
+        if recon == "none" and snapshot.reconciliation_output_path is not None:
+            problem("reconciliationOutputPath", f"{profile} writes no reconciliation output; remove it")
+    return problems
+
+
+def region_problems(key: str, spec: ServiceSpec, platform: Platform) -> list[ConfigProblem]:
+    where = f"services.{key}"
+    if platform.account_regions is None:
+        return [
+            ConfigProblem(path=f"{where}.{name}", message=f"only LongBridge services take {name}; remove it")
+            for name, value in (("accountRegion", spec.account_region), ("longportSecretName", spec.longport_secret_name))
+            if value is not None
+        ]
+    problems = []
+    regions = platform.account_regions
+    if spec.account_region is None:
+        choices = ", ".join(f"{code} ({region})" for code, region in regions.items())
+        problems.append(ConfigProblem(path=f"{where}.accountRegion", message=f"required for {platform.id}; one of {choices}"))
+    elif regions[spec.account_region] != spec.region:
+        problems.append(
+            ConfigProblem(
+                path=f"{where}.accountRegion",
+                message=f"{spec.account_region} services run in {regions[spec.account_region]}, but region is "
+                f"{spec.region}; fix region or accountRegion",
+            )
+        )
+    if spec.longport_secret_name is None:
+        problems.append(
+            ConfigProblem(
+                path=f"{where}.longportSecretName",
+                message="required for longbridge; name the region's token secret, e.g. longport_token_hk",
+            )
+        )
+    return problems
+
+
+def env_map_problems(key: str, spec: ServiceSpec, platform: Platform) -> list[ConfigProblem]:
+    """The plain `env` and `secrets` maps: no owned or legacy names, no plain credentials, nothing missing."""
+    problems = []
+    for map_name, names in (("env", spec.env), ("secrets", spec.secrets)):
+        for name in sorted(names):
+            where = f"services.{key}.{map_name}.{name}"
+            if name in OWNED_ENV_NAMES:
+                problems.append(ConfigProblem(path=where, message=f"is set by the program; use {_owned_hint(name)} instead"))
+            elif is_legacy_env(name):
+                problems.append(ConfigProblem(path=where, message="is legacy env that a sync removes; delete it"))
+            elif map_name == "env" and looks_secret(name):
+                problems.append(
+                    ConfigProblem(
+                        path=where,
+                        message=f"looks like a credential and may not be a plain value; move it to secrets as "
+                        f"{name}: <Secret Manager secret name>",
+                    )
+                )
+            elif map_name == "env" and name in spec.secrets:
+                problems.append(ConfigProblem(path=where, message="is also in secrets; keep only the secret"))
+    for name in platform.required_env:
+        if name not in spec.env:
+            problems.append(ConfigProblem(path=f"services.{key}.env", message=f"{platform.id} needs {name}; add it"))
+    for name in platform.required_secrets:
+        if name not in spec.secrets:
+            problems.append(
+                ConfigProblem(path=f"services.{key}.secrets", message=f"{platform.id} needs {name}; add {name}: <secret>")
+            )
+    return problems
+
+
+def image_problems(key: str, spec: ServiceSpec) -> list[ConfigProblem]:
+    """An image tag names the commit it was built from; a digest is checked against the live label instead."""
+    tag = spec.image_tag
+    if tag is None or tag == spec.commit:
+        return []
+    repository = split_image(spec.image)[0]
+    return [
+        ConfigProblem(
+            path=f"services.{key}.image",
+            message=f"tag {tag} does not match commit {spec.commit}; images are tagged with the full commit they "
+            f"were built from, so write {repository}:{spec.commit}",
+        )
+    ]
+
+
+def service_problems(key: str, spec: ServiceSpec, matrix: ProfileMatrix) -> list[ConfigProblem]:
+    """Every rule of one service beyond field formats."""
+    platform = PLATFORMS[spec.platform]
+    profile_issues = profile_problems(key, spec, matrix)
+    requirements = None if profile_issues else matrix.requirements(spec.strategy_profile, spec.platform)
+    return [
+        *image_problems(key, spec),
+        *profile_issues,
+        *input_mode_problems(key, spec, requirements),
+        *region_problems(key, spec, platform),
+        *env_map_problems(key, spec, platform),
+    ]
+
+
+def stack_problems(services: Mapping[str, ServiceSpec], profile_names: Optional[frozenset[str]] = None) -> list[ConfigProblem]:
+    """Rules across services: unique service names, and no strategy in a service name."""
+    profile_names = all_profile_names() if profile_names is None else profile_names
+    problems = []
+    owner_of: dict[str, str] = {}
+    for key in sorted(services):
+        name = services[key].service_name
+        if name in owner_of:
+            problems.append(
+                ConfigProblem(
+                    path=f"services.{key}.serviceName",
+                    message=f"{name} is already the service of {owner_of[name]}; each key deploys its own service",
+                )
+            )
+        owner_of.setdefault(name, key)
+        for profile in sorted(profile_names):
+            if profile.replace("_", "-") in name:
+                problems.append(
+                    ConfigProblem(
+                        path=f"services.{key}.serviceName",
+                        message=f"{name} contains the strategy name {profile}; service names never encode a strategy "
+                        "(a strategy switch keeps the name), so use the platform's service name",
+                    )
+                )
+    return problems
+
+
+def dry_run_value(spec: ServiceSpec, live_value: Optional[str], live_exists: bool) -> Optional[str]:
+    """The `{P}_DRY_RUN_ONLY` value to write; None leaves it unset. `keep` holds the live value exactly."""
+    if spec.dry_run_only is True:
+        return "true"
+    if spec.dry_run_only is False:
+        return "false"
+    return live_value if live_exists else "true"
+
+
+def runtime_target_json(platform_id: str, profile: str, dry_run: bool, service_name: str) -> str:
+    target = {
+        "dry_run_only": dry_run,
+        "execution_mode": "paper" if dry_run else "live",
+        "platform_id": platform_id,
+        "service_name": service_name,
+        "strategy_profile": profile,
+    }
+    return json.dumps(target, sort_keys=True, separators=(",", ":"))
+
+
+def desired_env(spec: ServiceSpec, requirements: PlatformRequirements, dry_run: Optional[str]) -> ServiceEnv:
+    """The env a service runs with once its strategy is switched; `spec` must already be validated."""
+    platform = PLATFORMS[spec.platform]
+    plain: dict[str, str] = dict(spec.env)
+    plain[STRATEGY_PROFILE] = spec.strategy_profile
+    plain[RUNTIME_TARGET_JSON] = runtime_target_json(
+        platform.id, spec.strategy_profile, is_dry_run(dry_run), spec.service_name
+    )
+    if dry_run is not None:
+        plain[platform.dry_run_env] = dry_run
+    if requirements.requires_snapshot_artifacts and spec.snapshot is not None:
+        paths = {
+            platform.feature_snapshot_env: spec.snapshot.feature_snapshot_path,
+            platform.manifest_env: spec.snapshot.manifest_path,
+            platform.strategy_config_env: spec.snapshot.strategy_config_path,
+            RECONCILIATION_OUTPUT_PATH: spec.snapshot.reconciliation_output_path,
+        }
+        plain.update({name: value for name, value in paths.items() if value is not None})
+    if spec.account_region is not None:
+        plain[ACCOUNT_PREFIX] = spec.account_region
+        plain[ACCOUNT_REGION] = spec.account_region
+    if spec.longport_secret_name is not None:
+        plain[LONGPORT_SECRET_NAME] = spec.longport_secret_name
+    return ServiceEnv(
+        plain=dict(sorted(plain.items())),
+        secrets=dict(sorted(spec.secrets.items())),
+    )
+
+
+def config_problems(config: StackConfig, matrix: ProfileMatrix) -> list[ConfigProblem]:
+    problems = stack_problems(config.services)
+    for key in sorted(config.services):
+        problems.extend(service_problems(key, config.services[key], matrix))
+    return problems

@@ -1,0 +1,270 @@
+"""The stack config models: the typed boundary between ``Pulumi.<stack>.yaml`` and everything else.
+
+Only structure lives here (field shapes, formats, one field against another). The rules that need the
+platform table or the profile matrix live in ``components/env.py``; ``release/stack.py`` runs both and
+turns every failure into one ``ConfigProblem`` per problem.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, Optional, Union
+
+from packaging.version import InvalidVersion, Version
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic.alias_generators import to_camel
+
+PROJECT_NAME = "us-equity-cutover"
+DEFAULT_GITHUB_OWNER = "QuantStrategyLab"
+
+PlatformId = Literal["ibkr", "schwab", "longbridge"]
+AccountRegion = Literal["HK", "SG"]
+
+# Git object ids and cloud resource names are fixed formats, not versions or requirements, so a pattern is
+# the right tool for them (versions and requirement strings go through `packaging`).
+COMMIT_PATTERN = re.compile(r"[0-9a-f]{40}")
+SERVICE_KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+SERVICE_NAME_PATTERN = re.compile(r"[a-z](?:[-a-z0-9]{0,47}[a-z0-9])?")
+GCP_PROJECT_PATTERN = re.compile(r"[a-z][-a-z0-9]{4,28}[a-z0-9]")
+GCP_REGION_PATTERN = re.compile(r"[a-z]+-[a-z]+[0-9]")
+ENV_NAME_PATTERN = re.compile(r"[A-Z_][A-Z0-9_]*")
+SECRET_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,255}")
+SECRET_VERSION_PATTERN = re.compile(r"latest|[1-9][0-9]*")
+IMAGE_REPOSITORY_PATTERN = re.compile(r"[a-z0-9.-]+(?::[0-9]+)?(?:/[a-z0-9._-]+)+")
+IMAGE_TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+IMAGE_DIGEST_PATTERN = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+class ConfigModel(BaseModel):
+    """Base for every config model: unknown keys are errors, keys are camelCase, values are immutable."""
+
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True, str_strip_whitespace=False
+    )
+
+
+def release_version(tag: str) -> Version:
+    """The version a release tag names (``v0.7.10`` -> ``0.7.10``); raises ValueError for anything else."""
+    if not tag.startswith("v"):
+        raise ValueError(f"release tag {tag!r} must look like v<version>, e.g. v0.7.10")
+    try:
+        version = Version(tag[1:])
+    except InvalidVersion:
+        raise ValueError(f"release tag {tag!r} must look like v<version>, e.g. v0.7.10") from None
+    if f"v{version}" != tag:
+        raise ValueError(f"release tag {tag!r} is not in canonical form; write it as v{version}")
+    return version
+
+
+class RepositoryNames(ConfigModel):
+    """GitHub repository names (under ``githubOwner``) that hold each package and platform."""
+
+    quant_platform_kit: str = "QuantPlatformKit"
+    us_equity_strategies: str = "UsEquityStrategies"
+    ibkr: str = "InteractiveBrokersPlatform"
+    schwab: str = "CharlesSchwabPlatform"
+    longbridge: str = "LongBridgePlatform"
+
+    def for_platform(self, platform: PlatformId) -> str:
+        return getattr(self, platform)
+
+
+class ReleaseBundle(ConfigModel):
+    """The shared-package release every service must run: a QPK tag and the UES tag that pins it."""
+
+    quant_platform_kit: str = Field(description="QPK release tag, e.g. v0.7.10")
+    us_equity_strategies: str = Field(description="UES release tag, e.g. v0.7.13; must pin quantPlatformKit")
+    github_owner: str = Field(DEFAULT_GITHUB_OWNER, description="owner of every repository below")
+    repositories: RepositoryNames = Field(default_factory=RepositoryNames)
+
+    @field_validator("quant_platform_kit", "us_equity_strategies")
+    @classmethod
+    def _tag(cls, value: str) -> str:
+        release_version(value)
+        return value
+
+    @property
+    def qpk_version(self) -> Version:
+        return release_version(self.quant_platform_kit)
+
+    @property
+    def ues_version(self) -> Version:
+        return release_version(self.us_equity_strategies)
+
+
+class SnapshotPaths(ConfigModel):
+    """Input-mode paths of a snapshot-backed profile; which are required depends on the profile matrix."""
+
+    feature_snapshot_path: Optional[str] = None
+    manifest_path: Optional[str] = None
+    strategy_config_path: Optional[str] = None
+    reconciliation_output_path: Optional[str] = None
+
+    @field_validator("feature_snapshot_path", "manifest_path", "reconciliation_output_path")
+    @classmethod
+    def _gcs_uri(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and (not value.startswith("gs://") or len(value) <= len("gs://") or " " in value):
+            raise ValueError(f"{value!r} is not a gs:// URI; write gs://<bucket>/<path>")
+        return value
+
+    @field_validator("strategy_config_path")
+    @classmethod
+    def _non_empty(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not value.strip():
+            raise ValueError("is empty; remove the key to use the profile's bundled config")
+        return value
+
+
+class SecretRef(ConfigModel):
+    """A Secret Manager reference: the env var reads ``secret`` at ``version``; never a literal value."""
+
+    secret: str
+    version: str = "latest"
+
+    @classmethod
+    def parse(cls, text: str) -> "SecretRef":
+        secret, _, version = text.partition(":")
+        if not SECRET_ID_PATTERN.fullmatch(secret):
+            raise ValueError(f"{text!r} is not a Secret Manager secret name; write <secret>[:<version>]")
+        if version and not SECRET_VERSION_PATTERN.fullmatch(version):
+            raise ValueError(f"{text!r} has version {version!r}; use latest or a version number")
+        return cls(secret=secret, version=version or "latest")
+
+    def __str__(self) -> str:
+        return f"{self.secret}:{self.version}"
+
+
+class ServiceSpec(ConfigModel):
+    """One Cloud Run strategy service as the operator declares it; the key is the stack config map key."""
+
+    platform: PlatformId = Field(description="ibkr | schwab | longbridge")
+    project: str = Field(description="GCP project id that owns the service")
+    region: str = Field(description="Cloud Run region")
+    service_name: str = Field(description="Cloud Run service name; never derived from a strategy")
+    commit: str = Field(description="full 40-hex platform repo commit the image was built from")
+    image: str = Field(description="<registry path>:<commit> or <registry path>@sha256:<digest>")
+    strategy_profile: str = Field(description="canonical UES profile to run")
+    dry_run_only: Union[StrictBool, Literal["keep"]] = Field(
+        "keep", description="true | false | keep (the live value; a new service starts dry)"
+    )
+    env: dict[str, str] = Field(default_factory=dict, description="plain env the program does not own")
+    secrets: dict[str, SecretRef] = Field(default_factory=dict, description="env name -> secret[:version]")
+    account_region: Optional[AccountRegion] = Field(None, description="LongBridge only: HK | SG")
+    longport_secret_name: Optional[str] = Field(None, description="LongBridge only: the region's token secret")
+    service_account: Optional[str] = Field(None, description="runtime service account; derived when absent")
+    snapshot: Optional[SnapshotPaths] = Field(None, description="input-mode paths of a snapshot-backed profile")
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, value: str) -> str:
+        if not GCP_PROJECT_PATTERN.fullmatch(value):
+            raise ValueError(f"{value!r} is not a GCP project id (6-30 of a-z, 0-9, -)")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if not GCP_REGION_PATTERN.fullmatch(value):
+            raise ValueError(f"{value!r} is not a GCP region such as us-central1")
+        return value
+
+    @field_validator("service_name")
+    @classmethod
+    def _service_name(cls, value: str) -> str:
+        if not SERVICE_NAME_PATTERN.fullmatch(value):
+            raise ValueError(f"{value!r} is not a Cloud Run service name (a-z, 0-9, -; at most 49 characters)")
+        return value
+
+    @field_validator("commit")
+    @classmethod
+    def _commit(cls, value: str) -> str:
+        if not COMMIT_PATTERN.fullmatch(value):
+            raise ValueError(f"{value!r} is not a full commit; write all 40 lowercase hex digits")
+        return value
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        repository, reference = split_image(value)
+        if not IMAGE_REPOSITORY_PATTERN.fullmatch(repository):
+            raise ValueError(f"{value!r} is not an image reference; write <registry>/<path>:<commit>")
+        if reference is None:
+            raise ValueError(f"{value!r} has no tag or digest; write {repository}:<commit>")
+        if not (IMAGE_DIGEST_PATTERN.fullmatch(reference) or IMAGE_TAG_PATTERN.fullmatch(reference)):
+            raise ValueError(f"{value!r} has a malformed tag or digest")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = sorted(name for name in value if not ENV_NAME_PATTERN.fullmatch(name))
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: env names are UPPER_SNAKE_CASE")
+        return value
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _secret_refs(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        bad = sorted(str(name) for name in value if not ENV_NAME_PATTERN.fullmatch(str(name)))
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: env names are UPPER_SNAKE_CASE")
+        return {name: SecretRef.parse(ref) if isinstance(ref, str) else ref for name, ref in value.items()}
+
+    @field_validator("longport_secret_name")
+    @classmethod
+    def _longport_secret(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not SECRET_ID_PATTERN.fullmatch(value):
+            raise ValueError(f"{value!r} is not a Secret Manager secret name")
+        return value
+
+    @property
+    def image_tag(self) -> Optional[str]:
+        reference = split_image(self.image)[1]
+        return None if reference is None or reference.startswith("sha256:") else reference
+
+
+class StackConfig(ConfigModel):
+    """Everything one stack declares: the release bundle and the services keyed by service key."""
+
+    release: ReleaseBundle
+    services: dict[str, ServiceSpec]
+
+
+def split_image(image: str) -> tuple[str, Optional[str]]:
+    """Split an image reference into repository and tag/digest (None when it has neither)."""
+    if "@" in image:
+        repository, _, digest = image.partition("@")
+        return repository, digest
+    last_slash = image.rfind("/")
+    colon = image.rfind(":")
+    if colon > last_slash:
+        return image[:colon], image[colon + 1 :]
+    return image, None
+
+
+class ConfigProblem(BaseModel):
+    """One thing wrong with a stack config: where (``services.schwab.strategyProfile``) and what to do."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class ConfigError(ValueError):
+    """A stack config that must not reach a live service; carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[ConfigProblem], source: str = "stack config") -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__(self.report())
+
+    def report(self) -> str:
+        lines = [f"{self.source} is invalid ({len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}):"]
+        lines += [f"  - {problem}" for problem in self.problems]
+        return "\n".join(lines)
