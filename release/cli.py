@@ -1,0 +1,97 @@
+"""`python -m release check | lock | plan | verify`: argument parsing and output only.
+
+Exit codes: 0 the answer is yes (checks pass, plan can proceed, verify passes), 1 the answer is no
+(a check failed, a service is blocked, the gate is unverified), 2 bad input (arguments, stack config).
+Each command adapts functions of release/; no rule lives here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from release.config import ConfigError, StackConfig
+from release.stack import load_stack_file, stack_file
+
+EXIT_OK, EXIT_NO, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad arguments or input files: reported on stderr with exit 2."""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack", default="prod", help="stack name; reads Pulumi.<stack>.yaml (default: prod)")
+    parser.add_argument("--config-file", type=Path, help="a stack file to read instead of Pulumi.<stack>.yaml")
+    parser.add_argument("--source", choices=("github", "git"), default="github", help="where tags and pins are verified")
+    parser.add_argument("--git-root", type=Path, help="with --source git: a directory holding one clone per repo")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def config_path(args: argparse.Namespace) -> Path:
+    return args.config_file if args.config_file is not None else stack_file(args.stack)
+
+
+def load_config(args: argparse.Namespace) -> StackConfig:
+    return load_stack_file(config_path(args))
+
+
+def _check(args: argparse.Namespace) -> int:
+    raise NotImplementedError("check")
+
+
+def _lock(args: argparse.Namespace) -> int:
+    raise NotImplementedError("lock")
+
+
+def _plan(args: argparse.Namespace) -> int:
+    raise NotImplementedError("plan")
+
+
+def _verify(args: argparse.Namespace) -> int:
+    raise NotImplementedError("verify")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m release", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text)
+        _common(sub)
+        sub.set_defaults(handler=handler)
+        handlers[name] = handler
+        return sub
+
+    command("check", _check, "run the release gate and print its report")
+    command("lock", _lock, "run the gate and, when it passes, write the stack's lock file")
+    plan = command("plan", _plan, "the offline cutover plan: gate, per-service phase and env diff, next steps")
+    plan.add_argument("--lock", type=Path, help="lock file (default: the stack's lock)")
+    plan.add_argument("--live", help="live state: a gcloud JSON file, a directory of them, or 'gcloud'")
+    verify = command("verify", _verify, "after pulumi up: the runbook checks against live state")
+    verify.add_argument("--lock", type=Path, help="lock file (default: the stack's lock)")
+    verify.add_argument("--live", required=True, help="live state: a gcloud JSON file, a directory of them, or 'gcloud'")
+    verify.add_argument("--record", type=Path, help="append the operator record (JSON lines) to this file")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return EXIT_BAD_INPUT if exit_.code not in (0, None) else EXIT_OK
+    if args.git_root is not None and args.source != "git":
+        print("error: --git-root needs --source git", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        return args.handler(args)
+    except ConfigError as error:
+        print(error.report(), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
