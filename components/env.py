@@ -25,7 +25,7 @@ from components.platforms import (
     looks_secret,
 )
 from components.profiles import PlatformRequirements, ProfileMatrix, all_profile_names
-from release.config import ConfigProblem, SecretRef, ServiceSpec, SnapshotPaths, StackConfig, split_image
+from release.config import ConfigProblem, ReleaseBundle, SecretRef, ServiceSpec, SnapshotPaths, StackConfig, split_image
 
 # Which config field the operator should use instead of setting an owned name directly.
 _OWNED_HINTS = {
@@ -59,6 +59,21 @@ class ServiceEnv:
 
     def names(self) -> list[str]:
         return sorted({*self.plain, *self.secrets})
+
+
+@dataclass(frozen=True)
+class ServiceRevision:
+    """What one `pulumi up` gives a service: image, the commit it was built from, env, and its release.
+
+    `qpk_tag`/`ues_tag` name the bundle the image was built against; None means unknown (a live service
+    this program never deployed).
+    """
+
+    image: str
+    commit: str
+    env: ServiceEnv
+    qpk_tag: Optional[str]
+    ues_tag: Optional[str]
 
 
 def profile_problems(key: str, spec: ServiceSpec, matrix: ProfileMatrix) -> list[ConfigProblem]:
@@ -299,3 +314,16 @@ def config_problems(config: StackConfig, matrix: ProfileMatrix) -> list[ConfigPr
     for key in sorted(config.services):
         problems.extend(service_problems(key, config.services[key], matrix))
     return problems
+
+
+def desired_revision(
+    spec: ServiceSpec, bundle: ReleaseBundle, requirements: PlatformRequirements, dry_run: Optional[str]
+) -> ServiceRevision:
+    """The end state of a cutover for one service: the bundle's image with the switched env."""
+    return ServiceRevision(
+        image=spec.image,
+        commit=spec.commit,
+        env=desired_env(spec, requirements, dry_run),
+        qpk_tag=bundle.quant_platform_kit,
+        ues_tag=bundle.us_equity_strategies,
+    )

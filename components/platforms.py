@@ -127,3 +127,8 @@ def is_dry_run(raw: Optional[str]) -> bool:
     if raw is None or not raw.strip():
         return True
     return raw.strip().lower() in TRUTHY
+
+# Recorded on every service this program deploys, so the next run knows which release the live image
+# carries (a service without them was deployed by hand: its release is unknown).
+QPK_TAG_ANNOTATION = "us-equity-cutover/qpk-tag"
+UES_TAG_ANNOTATION = "us-equity-cutover/ues-tag"
