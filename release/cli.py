@@ -47,11 +47,105 @@ def _lock(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    raise NotImplementedError("plan")
+    import json
+    import os
+
+    from components.profiles import load_matrices
+    from release.gate import gate_from_lock, run_gate
+    from release.live import LiveStateError, read_live
+    from release.lock import lock_path, read_lock
+    from release.plan import build_plan, lock_note, render_text, to_json, unverified_note
+    from release.sources import SourceError, SourceSelectionError, make_source
+
+    config = load_config(args)
+    try:
+        live = read_live(args.live, config.services)
+    except LiveStateError as error:
+        raise UsageError(str(error)) from None
+    lock_file = args.lock if args.lock is not None else lock_path(config_path(args))
+    try:
+        lock = read_lock(lock_file)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{lock_file}: cannot be used as a lock ({error})") from None
+    if args.lock is not None and lock is None:
+        raise UsageError(f"{lock_file}: no such lock; run python -m release lock, or drop --lock")
+    try:
+        source = make_source(args.source, config.release, args.git_root, os.environ)
+    except SourceSelectionError as error:
+        raise UsageError(str(error)) from None
+    try:
+        gate = run_gate(config, source, lock=lock)
+    except SourceError as error:
+        gate, unreachable_error = None, error
+    else:
+        unreachable_error = None
+    note = ""
+    if gate is None or gate.unreachable:
+        if lock is not None:
+            # Offline review: the lock is the last online verdict; `pulumi up` verifies again before it deploys.
+            gate, note = gate_from_lock(config, lock), lock_note(lock)
+        else:
+            note = unverified_note(unreachable_error)
+    plan = build_plan(
+        config, gate, live.services, load_matrices(), lock=lock, gate_note=note, live_source=live.source,
+        absent_from_live=live.absent,
+    )  # fmt: skip
+    if args.format == "json":
+        print(json.dumps(to_json(plan), indent=2))
+    else:
+        print(render_text(plan), end="")
+    return EXIT_OK if plan.ok else EXIT_NO
 
 
 def _verify(args: argparse.Namespace) -> int:
-    raise NotImplementedError("verify")
+    import json
+    from datetime import datetime, timezone
+
+    from components.profiles import UnknownMatrixError, matrix_for
+    from release.live import LiveStateError, read_live
+    from release.verify import (
+        ServiceVerification,
+        last_records,
+        operator_record,
+        render_verify_text,
+        verify_json,
+        verify_service,
+    )
+
+    config = load_config(args)
+    try:
+        live = read_live(args.live, config.services)
+    except LiveStateError as error:
+        raise UsageError(str(error)) from None
+    try:
+        matrix = matrix_for(config.release.us_equity_strategies)
+    except UnknownMatrixError as error:
+        raise UsageError(str(error)) from None
+    results = [
+        ServiceVerification(
+            key, spec.service_name, tuple(verify_service(key, spec, config.release, live.services.get(key), matrix))
+        )
+        for key, spec in config.services.items()
+    ]
+    if args.format == "json":
+        print(json.dumps(verify_json(results), indent=2))
+    else:
+        print(render_verify_text(results), end="")
+    if args.record is not None:
+        try:
+            previous = last_records(args.record.read_text(encoding="utf-8").splitlines()) if args.record.exists() else {}
+            now = datetime.now(timezone.utc)
+            with args.record.open("a", encoding="utf-8") as record_file:
+                for result in results:
+                    spec = config.services[result.key]
+                    record = operator_record(
+                        result.key, spec, config.release, live.services.get(result.key), list(result.checks),
+                        previous.get(spec.service_name), now,
+                    )  # fmt: skip
+                    record_file.write(json.dumps(record, sort_keys=True) + "\n")
+        except OSError as error:
+            raise UsageError(f"{args.record}: cannot append the operator record ({error.strerror})") from None
+    return EXIT_OK if all(result.ok for result in results) else EXIT_NO
 
 
 def build_parser() -> argparse.ArgumentParser:

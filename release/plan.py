@@ -1,0 +1,357 @@
+"""The offline cutover plan: the gate verdict, each service's phase and env diff, and the ordered next steps.
+
+Pure: `build_plan` takes the config, a gate report (or None when there is none), live state and the
+matrices, and calls the same `plan_service` the Pulumi program calls. The renderers only format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Protocol, Sequence
+
+from components.platforms import STRATEGY_PROFILE
+from components.profiles import ProfileMatrix
+from release.config import StackConfig
+from release.live import LiveService
+from release.ordering import EnvDiff, ServicePlan, env_diff, plan_service, short
+
+# The release order (README "Release order"); a step's stage says where in it the step belongs.
+STAGES = ("verify-gate", "tag-qpk", "tag-ues", "platform-pins", "deploy-image", "switch-env", "resolve")
+STAGE_TITLES = {
+    "verify-gate": "verify the release gate",
+    "tag-qpk": "tag QPK",
+    "tag-ues": "bump UES's QPK pin and tag UES",
+    "platform-pins": "bump platform pins",
+}
+WHAT_VERIFIES = (
+    "network access to GitHub with GITHUB_TOKEN set, `--source git --git-root DIR` over local clones, "
+    "or a lock written by `python -m release lock`"
+)
+
+
+class GateCheckLike(Protocol):
+    id: str
+    ok: bool
+    message: str
+
+
+class GateLike(Protocol):
+    """What the plan reads of release.gate.GateReport."""
+
+    ok: bool
+    checks: Sequence[Any]
+
+
+@dataclass(frozen=True)
+class Step:
+    stage: str
+    action: str
+    rollback: str
+    service: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class CutoverPlan:
+    config: StackConfig
+    gate: Optional[Any]
+    gate_note: str
+    services: tuple[ServicePlan, ...]
+    steps: tuple[Step, ...]
+    live_source: str
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def gate_ok(self) -> bool:
+        return self.gate is not None and bool(self.gate.ok) and not bool(getattr(self.gate, "unverified", False))
+
+    @property
+    def blocked(self) -> tuple[ServicePlan, ...]:
+        return tuple(service for service in self.services if service.phase == "blocked")
+
+    @property
+    def ok(self) -> bool:
+        """The plan can proceed: the gate passed (verified) and no service is blocked."""
+        return self.gate_ok and not self.blocked
+
+
+def _check_ok(check: Any) -> bool:
+    return bool(getattr(check, "ok", getattr(check, "status", "") == "passed"))
+
+
+def gate_stage(check_id: str) -> str:
+    """Where a failed gate check sits in the release order, from its id (unknown ids come first)."""
+    lowered = check_id.lower().replace("platform-kit", "qpk").replace("platform_kit", "qpk")
+    if any(word in lowered for word in ("platform", "ibkr", "schwab", "longbridge", "service")):
+        return "platform-pins"
+    if "ues" in lowered or "strategies" in lowered:
+        return "tag-ues"
+    if "qpk" in lowered:
+        return "tag-qpk"
+    return "verify-gate"
+
+
+def _switch_text(service: ServicePlan, diff: EnvDiff) -> str:
+    """The env switch as one line: the profile move first, then the names the update adds/removes/changes."""
+    before = service.live_profile or "(unset)"
+    parts = [f"{STRATEGY_PROFILE} {before} -> {service.spec.strategy_profile}"] if before != service.spec.strategy_profile else []
+    if diff.added:
+        parts.append(f"add {', '.join(diff.added)}")
+    if diff.removed:
+        parts.append(f"remove {', '.join(diff.removed)}")
+    others = [name for name in diff.changed if name != STRATEGY_PROFILE]
+    if others:
+        parts.append(f"change {', '.join(others)}")
+    return "; ".join(parts) or "env"
+
+
+def _service_steps(service: ServicePlan, again: str) -> list[Step]:
+    spec, name, live = service.spec, service.spec.service_name, service.live
+    back_profile = service.live_profile or "(the live profile)"
+    live_commit = short(live.commit) if live is not None else "unknown"
+    deploy = Step(
+        "deploy-image",
+        f"deploy image {short(spec.commit)} to {name}",
+        f"set services.{service.key}.commit/image back to {live_commit} and pulumi up (the env is unchanged)",
+        service.key,
+    )
+    # After an image-first update only the held strategy env is left to switch; otherwise this update's diff.
+    pending = env_diff(service.applied.env, service.desired.env) if service.phase == "deploy-image" else service.applied_env_diff
+    switch = Step(
+        "switch-env",
+        f"switch {_switch_text(service, pending)} on {name}",
+        f"set services.{service.key}.strategyProfile back to {back_profile} (and its snapshot paths) and pulumi up",
+        service.key,
+    )
+    if service.phase == "create":
+        return [
+            Step(
+                "deploy-image",
+                f"pulumi up: create {name} with image {short(spec.commit)} and {spec.strategy_profile}",
+                f"remove services.{service.key} from the stack and pulumi up (deletes the new service)",
+                service.key,
+            )
+        ]
+    if service.phase == "deploy-image":
+        steps = [Step(deploy.stage, f"pulumi up: {deploy.action} (strategy env held)", deploy.rollback, service.key)]
+        if service.next_phase == "switch-env":
+            steps.append(Step(switch.stage, f"{again}: {switch.action}", switch.rollback, service.key))
+        return steps
+    if service.phase == "switch-env":
+        label = "rollback, env first" if service.rollback else "image already confirmed live"
+        steps = [Step(switch.stage, f"pulumi up: {switch.action} ({label})", switch.rollback, service.key)]
+        if service.next_phase == "deploy-image":
+            steps.append(Step(deploy.stage, f"{again}: {deploy.action}", deploy.rollback, service.key))
+        return steps
+    if service.phase == "blocked":
+        return [Step("resolve", f"resolve {name}: {service.reason}", "nothing to undo: the service is held as is", service.key)]
+    return []
+
+
+def build_steps(plan_services: Sequence[ServicePlan], gate: Optional[Any], config: StackConfig) -> list[Step]:
+    """The ordered next steps from the first unmet step of the release order, each with its rollback."""
+    bundle = config.release
+    steps: list[Step] = []
+    if gate is None or getattr(gate, "unverified", False):
+        steps.append(Step("verify-gate", f"verify the release gate with {WHAT_VERIFIES}", "nothing to undo"))
+    if gate is not None:
+        hints = {
+            "tag-qpk": f"tag QPK {bundle.quant_platform_kit}",
+            "tag-ues": f"pin QPK {bundle.quant_platform_kit} in UES and tag UES {bundle.us_equity_strategies}",
+            "platform-pins": "pin the bundle in each platform repo at the configured commit",
+        }
+        failed = [check for check in gate.checks if not _check_ok(check) and getattr(check, "status", "failed") != "skipped"]
+        for check in sorted(failed, key=lambda c: STAGES.index(gate_stage(str(c.id)))):
+            stage = gate_stage(str(check.id))
+            hint = hints.get(stage, STAGE_TITLES[stage])
+            steps.append(Step(stage, f"{hint}: {check.id}: {check.message}", "nothing deployed yet; nothing to undo"))
+    again = "pulumi up again (after `python -m release verify` confirms the first update live)"
+    first_round, second_round, resolve = [], [], []
+    for service in plan_services:
+        for index, step in enumerate(_service_steps(service, again)):
+            (resolve if step.stage == "resolve" else first_round if index == 0 else second_round).append(step)
+    return steps + resolve + first_round + second_round
+
+
+def build_plan(
+    config: StackConfig,
+    gate: Optional[Any],
+    live_by_key: Mapping[str, Optional[LiveService]],
+    matrices: Mapping[str, ProfileMatrix],
+    lock: Optional[Any] = None,
+    gate_note: str = "",
+    live_source: str = "none (planned as if every service were new)",
+    absent_from_live: Sequence[str] = (),
+) -> CutoverPlan:
+    services = tuple(
+        plan_service(key, spec, config.release, live_by_key.get(key), matrices) for key, spec in config.services.items()
+    )
+    notes = tuple(
+        f"{config.services[key].service_name} is not in the live input: planned as new; if it exists, add its describe JSON"
+        for key in absent_from_live
+    )
+    return CutoverPlan(
+        config=config,
+        gate=gate,
+        gate_note=gate_note,
+        services=services,
+        steps=tuple(build_steps(services, gate, config)),
+        live_source=live_source,
+        notes=notes,
+    )
+
+
+def _diff_json(diff: EnvDiff, against: str) -> dict[str, Any]:
+    return {
+        "against": against,
+        "added": list(diff.added),
+        "changed": list(diff.changed),
+        "removed": list(diff.removed),
+        "details": [{"name": c.name, "before": c.before, "after": c.after} for c in diff.details],
+    }
+
+
+def _input_mode(service: ServicePlan, matrices: Optional[Mapping[str, ProfileMatrix]] = None) -> str:
+    platform_snapshot = any(name.endswith("_FEATURE_SNAPSHOT_PATH") for name in service.desired.env.plain)
+    return "snapshot_backed" if platform_snapshot else "direct_runtime"
+
+
+def gate_json(plan: CutoverPlan) -> dict[str, Any]:
+    gate = plan.gate
+    if gate is None:
+        return {"ok": False, "unverified": True, "note": plan.gate_note, "checks": []}
+    checks = [
+        {"id": str(c.id), "ok": _check_ok(c), "status": str(getattr(c, "status", "passed" if _check_ok(c) else "failed")), "message": str(c.message)}
+        for c in gate.checks
+    ]
+    return {
+        "ok": plan.gate_ok,
+        "unverified": bool(getattr(gate, "unverified", False)),
+        "unreachable": bool(getattr(gate, "unreachable", False)),
+        "verified_from": str(getattr(gate, "verified_from", "") or ""),
+        "note": plan.gate_note,
+        "checks": checks,
+    }
+
+
+def to_json(plan: CutoverPlan) -> dict[str, Any]:
+    bundle = plan.config.release
+    services = []
+    for s in plan.services:
+        live = s.live
+        services.append(
+            {
+                "key": s.key,
+                "service": s.spec.service_name,
+                "project": s.spec.project,
+                "region": s.spec.region,
+                "platform": s.spec.platform,
+                "commit": s.spec.commit,
+                "image": s.spec.image,
+                "strategy_profile": s.spec.strategy_profile,
+                "input_mode": _input_mode(s),
+                "phase": s.phase,
+                "next_phase": s.next_phase,
+                "rollback": s.rollback,
+                "reason": s.reason,
+                "warnings": list(s.warnings),
+                "live": None
+                if live is None
+                else {
+                    "profile": live.profile,
+                    "image": live.image,
+                    "commit": live.commit,
+                    "confirmed_commit": live.confirmed_commit,
+                    "release": {"qpk": live.release_tags.qpk, "ues": live.release_tags.ues},
+                },
+                "env_diff": _diff_json(s.env_diff, "live -> desired (end state)"),
+                "applied_env_diff": _diff_json(s.applied_env_diff, "live -> this pulumi up"),
+            }
+        )
+    return {
+        "ok": plan.ok,
+        "bundle": {
+            "quant_platform_kit": bundle.quant_platform_kit,
+            "us_equity_strategies": bundle.us_equity_strategies,
+            "github_owner": bundle.github_owner,
+        },
+        "gate": gate_json(plan),
+        "live_source": plan.live_source,
+        "notes": list(plan.notes),
+        "services": services,
+        "steps": [
+            {"n": n, "stage": step.stage, "service": step.service, "action": step.action, "rollback": step.rollback}
+            for n, step in enumerate(plan.steps, 1)
+        ],
+    }
+
+
+def _diff_text(diff: EnvDiff) -> list[str]:
+    if diff.empty:
+        return ["      (no change)"]
+    marks = {**{n: "+" for n in diff.added}, **{n: "~" for n in diff.changed}, **{n: "-" for n in diff.removed}}
+    lines = []
+    for change in diff.details:
+        mark = marks[change.name]
+        if mark == "+":
+            lines.append(f"      + {change.name}={change.after}")
+        elif mark == "-":
+            lines.append(f"      - {change.name}")
+        else:
+            lines.append(f"      ~ {change.name}: {change.before} -> {change.after}")
+    return lines
+
+
+def render_text(plan: CutoverPlan) -> str:
+    data = to_json(plan)
+    gate = data["gate"]
+    lines = [
+        f"Cutover plan: bundle QPK {data['bundle']['quant_platform_kit']} / UES {data['bundle']['us_equity_strategies']}",
+        "",
+        f"Gate: {'PASS' if gate['ok'] else ('UNVERIFIED' if gate['unverified'] else 'FAIL')}"
+        + (f" ({gate['note']})" if gate["note"] else ""),
+    ]
+    for check in gate["checks"]:
+        lines.append(f"  [{'ok' if check['ok'] else check['status']}] {check['id']}: {check['message']}")
+    lines += ["", f"Live state: {plan.live_source}"]
+    lines += [f"  note: {note}" for note in plan.notes]
+    for service in data["services"]:
+        tag = " (rollback)" if service["rollback"] else ""
+        lines += [
+            "",
+            f"{service['key']}: {service['service']} ({service['project']}, {service['region']})",
+            f"  phase:   {service['phase']}{tag}" + (f", then {service['next_phase']}" if service["next_phase"] else ""),
+            f"  commit:  {service['commit']}",
+            f"  image:   {service['image']}",
+            f"  profile: {service['strategy_profile']} ({service['input_mode']})",
+            f"  reason:  {service['reason']}",
+        ]
+        lines += [f"  warning: {warning}" for warning in service["warnings"]]
+        lines.append("  env diff (live -> desired; secrets as refs):")
+        match = next(s for s in plan.services if s.key == service["key"])
+        lines += _diff_text(match.env_diff)
+    lines += ["", "Next steps:"]
+    for step in data["steps"]:
+        lines.append(f"  {step['n']}. {step['action']}")
+        lines.append(f"     rollback: {step['rollback']}")
+    if not data["steps"]:
+        lines.append("  none: every service is in sync")
+    lines += ["", f"Plan: {'can proceed' if plan.ok else 'BLOCKED'}"]
+    return "\n".join(lines) + "\n"
+
+
+def lock_time(lock: Any) -> str:
+    """When the lock was written, from whichever timestamp field the lock model carries."""
+    for name in ("locked_at", "created_at", "generated_at", "written_at", "time", "timestamp"):
+        value = getattr(lock, name, None)
+        if value:
+            return value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return "an unknown time"
+
+
+def lock_note(lock: Any) -> str:
+    return f"verified from lock at {lock_time(lock)}; `pulumi up` re-verifies online"
+
+
+def unverified_note(error: Optional[BaseException] = None) -> str:
+    why = f"the source could not be reached ({error})" if error is not None else "the source could not be reached"
+    return f"unverified: {why} and there is no lock; verify it with {WHAT_VERIFIES}"

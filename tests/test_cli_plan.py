@@ -1,0 +1,183 @@
+"""`python -m release plan` end to end through the CLI.
+
+The gate's verdicts are the gate's own tests' business; here the gate entry points are replaced by
+doubles returning fixed reports, so each test pins what the plan does with one kind of verdict. One
+test runs the real gate offline, the way `make plan` runs on a fresh machine.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from release.cli import main
+from release.live import from_knative_json
+from release.stack import load_stack_file, stack_file
+from tests.fixtures.live_json import knative_for_spec, release_annotations, write_json, write_live_dir
+
+gate_module = pytest.importorskip("release.gate")
+sources_module = pytest.importorskip("release.sources")
+lock_module = pytest.importorskip("release.lock")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG = load_stack_file(stack_file("prod"))
+OLD = "1111111111111111111111111111111111111111"
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    ok: bool
+    message: str
+    status: str = "passed"
+
+
+@dataclass(frozen=True)
+class Report:
+    ok: bool
+    checks: tuple
+    unverified: bool = False
+    unreachable: bool = False
+    verified_from: str = "github"
+
+
+@dataclass(frozen=True)
+class FakeLock:
+    locked_at: str = "2026-04-20T09:00:00+00:00"
+
+
+PASSED = Report(ok=True, checks=(Check("qpk-tag", True, "v0.7.10 resolves"),))
+UNREACHABLE = Report(ok=False, checks=(Check("qpk-tag", False, "github.com unreachable", "error"),), unverified=True, unreachable=True)
+
+
+@pytest.fixture
+def gate(monkeypatch):
+    """Point the CLI's gate at a fixed report; `gate.lock` stands in for the stack's lock file (None: none)."""
+
+    class Control:
+        online = PASSED
+        from_lock = Report(ok=True, checks=(Check("qpk-tag", True, "from lock"),), verified_from="lock")
+        lock = None
+
+    monkeypatch.setattr(sources_module, "make_source", lambda kind, bundle, git_root, environ: object())
+    monkeypatch.setattr(gate_module, "run_gate", lambda config, source, lock=None: Control.online)
+    monkeypatch.setattr(gate_module, "gate_from_lock", lambda config, lock: Control.from_lock)
+    monkeypatch.setattr(lock_module, "read_lock", lambda path: Control.lock)
+    return Control
+
+
+def old_live_dir(directory: Path) -> Path:
+    documents = []
+    for key, spec in CONFIG.services.items():
+        env = {"STRATEGY_PROFILE": "semiconductor_rotation_income" if spec.platform != "ibkr" else "global_etf_rotation"}
+        documents.append(
+            knative_for_spec(
+                spec,
+                env,
+                commit=OLD,
+                image=spec.image.rsplit(":", 1)[0] + ":" + OLD,
+                secrets=dict(spec.secrets),
+                annotations=release_annotations("v0.7.8", "v0.7.11"),
+            )
+        )
+    return write_live_dir(directory, documents)
+
+
+def test_forward_release_plan_text(gate, tmp_path, capsys):
+    code = main(["plan", "--live", str(old_live_dir(tmp_path / "live"))])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for spec in CONFIG.services.values():
+        assert spec.service_name in out
+    assert "1. pulumi up: deploy image ca6cae8 to interactive-brokers-quant-service" in out
+    assert "pulumi up again" in out and "STRATEGY_PROFILE global_etf_rotation -> soxl_soxx_trend_income" in out
+    assert "phase:   deploy-image, then switch-env" in out
+
+
+def test_json_output_keys(gate, tmp_path, capsys):
+    code = main(["plan", "--format", "json", "--live", str(old_live_dir(tmp_path / "live"))])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert data["gate"]["ok"] is True and data["gate"]["checks"][0]["id"] == "qpk-tag"
+    assert {s["key"]: s["phase"] for s in data["services"]} == {key: "deploy-image" for key in CONFIG.services}
+    hk = next(s for s in data["services"] if s["key"] == "longbridge-hk")
+    assert hk["input_mode"] == "snapshot_backed"
+    assert "LONGBRIDGE_FEATURE_SNAPSHOT_PATH" in hk["env_diff"]["added"]
+    assert data["steps"] and all({"action", "rollback"} <= set(step) for step in data["steps"])
+
+
+def test_offline_with_a_lock_says_so(gate, capsys):
+    gate.online, gate.lock = UNREACHABLE, FakeLock()
+    code = main(["plan"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "verified from lock at 2026-04-20T09:00:00+00:00; `pulumi up` re-verifies online" in out
+
+
+def test_offline_without_a_lock_renders_every_service_and_exits_1(gate, capsys):
+    gate.online = UNREACHABLE
+    code = main(["plan", "--format", "json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert data["gate"]["ok"] is False and data["gate"]["unverified"] is True
+    assert len(data["services"]) == len(CONFIG.services)
+    assert "GITHUB_TOKEN" in data["steps"][0]["action"] and "--git-root" in data["steps"][0]["action"]
+
+
+def test_failed_gate_exits_1(gate, capsys):
+    gate.online = Report(ok=False, checks=(Check("ues-pins-qpk", False, "UES v0.7.13 pins QPK v0.7.9", "failed"),))
+    assert main(["plan"]) == 1
+    assert "UES v0.7.13 pins QPK v0.7.9" in capsys.readouterr().out
+
+
+def test_blocked_service_exits_1(gate, tmp_path, capsys):
+    spec = CONFIG.services["ibkr"]
+    split = knative_for_spec(
+        spec,
+        {"STRATEGY_PROFILE": "soxl_soxx_trend_income"},
+        traffic=[{"revisionName": "rev-00001", "percent": 50}, {"revisionName": "rev-00002", "percent": 50}],
+    )
+    assert main(["plan", "--live", str(write_json(tmp_path / "ibkr.json", split))]) == 1
+    assert "phase:   blocked" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        ("{", "not valid JSON"),
+        (json.dumps({"kind": "Service", "metadata": {"name": "not-configured"}, "spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}}), "not a configured service"),
+    ],
+)
+def test_bad_live_input_exits_2(gate, tmp_path, capsys, document, message):
+    path = tmp_path / "live.json"
+    path.write_text(document, encoding="utf-8")
+    assert main(["plan", "--live", str(path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_explicit_lock_exits_2(gate, tmp_path, capsys):
+    assert main(["plan", "--lock", str(tmp_path / "nope.lock.json")]) == 2
+
+
+def test_make_plan_offline_renders_every_service_without_a_traceback(tmp_path):
+    """The real gate, as `make plan` runs it on this machine: no network, no token, the stack's lock if any."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
+    done = subprocess.run(
+        [sys.executable, "-m", "release", "plan", "--stack", "prod"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode in (0, 1), done.stderr
+    for spec in CONFIG.services.values():
+        assert spec.service_name in done.stdout
+    if not lock_module.lock_path(stack_file("prod")).exists():
+        assert done.returncode == 1 and "UNVERIFIED" in done.stdout

@@ -1,0 +1,255 @@
+"""release/live.py: the two readers agree on one model, and bad input is an error, never "not live"."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from components.platforms import QPK_TAG_ANNOTATION, UES_TAG_ANNOTATION
+from release.config import SecretRef
+from release.live import LiveStateError, from_cloud_run_v2, from_knative_json, read_cloud_run_v2, read_live_gcloud, read_live_path
+from release.stack import load_stack_file, stack_file
+from tests.fixtures.live_json import knative_for_spec, knative_service, release_annotations, v2_service, write_json, write_live_dir
+
+SHA = "ca6cae89db0a62ae5a6e7508a47a80ffdcc0efe4"
+OLD = "1111111111111111111111111111111111111111"
+IMAGE = f"us-central1-docker.pkg.dev/p/r/img:{SHA}"
+
+
+@pytest.fixture(scope="module")
+def services():
+    return load_stack_file(stack_file("prod")).services
+
+
+def test_knative_reads_every_field():
+    doc = knative_service(
+        "svc-a",
+        IMAGE,
+        SHA,
+        env={"STRATEGY_PROFILE": "global_etf_rotation", "NOTIFY_LANG": "zh"},
+        secrets={"TELEGRAM_TOKEN": "tg-token:3"},
+        annotations=release_annotations("v0.7.8", "v0.7.11"),
+    )
+    live = from_knative_json(doc, "svc-a")
+    assert live.service_name == "svc-a" and live.image == IMAGE and live.commit == SHA
+    assert live.region == "us-central1"
+    assert live.env == {"STRATEGY_PROFILE": "global_etf_rotation", "NOTIFY_LANG": "zh"}
+    assert live.secrets == {"TELEGRAM_TOKEN": SecretRef(secret="tg-token", version="3")}
+    assert live.profile == "global_etf_rotation"
+    assert (live.release_tags.qpk, live.release_tags.ues) == ("v0.7.8", "v0.7.11")
+    assert live.confirmed_commit == SHA
+    assert "serves 100% of traffic" in live.confirmation().reason
+
+
+def test_profile_falls_back_to_runtime_target_json():
+    doc = knative_service("svc-a", IMAGE, SHA, env={"RUNTIME_TARGET_JSON": json.dumps({"strategy_profile": "tqqq_growth_income"})})
+    assert from_knative_json(doc).profile == "tqqq_growth_income"
+
+
+def test_never_deployed_by_this_program_has_unknown_release():
+    tags = from_knative_json(knative_service("svc-a", IMAGE, SHA)).release_tags
+    assert tags.qpk is None and tags.ues is None
+
+
+@pytest.mark.parametrize(
+    "bend, reason_part",
+    [
+        ({"ready": False}, "not Ready"),
+        ({"latest_ready": "rev-00001"}, "is not ready"),
+        ({"traffic": [{"revisionName": "rev-00001", "percent": 90}, {"revisionName": "rev-00002", "percent": 10}]}, "serves 10%"),
+        ({"traffic": [{"revisionName": "rev-00001", "percent": 100}]}, "serves 0%"),
+        ({"commit": None}, "no commit-sha label"),
+    ],
+)
+def test_not_confirmed_live(bend, reason_part):
+    kwargs = {"commit": SHA, **bend}
+    live = from_knative_json(knative_service("svc-a", IMAGE, **kwargs))
+    assert live.confirmed_commit is None
+    assert reason_part in live.confirmation().reason
+
+
+def test_traffic_to_the_named_latest_revision_counts():
+    doc = knative_service("svc-a", IMAGE, SHA, traffic=[{"revisionName": "rev-00002", "percent": 100}])
+    assert from_knative_json(doc).confirmed_commit == SHA
+
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        ([], "is not a JSON object"),
+        ({"metadata": {}}, "no metadata.name"),
+        ({"kind": "Revision", "metadata": {"name": "svc-a"}}, "not 'Service'"),
+        ({"metadata": {"name": "svc-a"}, "spec": {"template": {"spec": {"containers": []}}}}, "containers[0]"),
+    ],
+)
+def test_malformed_knative_is_an_error(document, message):
+    with pytest.raises(LiveStateError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        from_knative_json(document)
+
+
+def test_wrong_service_name_is_an_error():
+    with pytest.raises(LiveStateError, match="describes svc-b, not svc-a"):
+        from_knative_json(knative_service("svc-b", IMAGE, SHA), "svc-a")
+
+
+def test_non_secret_value_from_is_refused():
+    doc = knative_service("svc-a", IMAGE, SHA)
+    doc["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "c"}}}]
+    with pytest.raises(LiveStateError, match="other than a Secret Manager secret"):
+        from_knative_json(doc)
+
+
+def test_read_directory_matches_by_name_and_leaves_absent_services_new(tmp_path, services):
+    ibkr = services["ibkr"]
+    write_live_dir(tmp_path, [knative_for_spec(ibkr, {"STRATEGY_PROFILE": "global_etf_rotation"})])
+    live = read_live_path(tmp_path, services)
+    assert set(live) == set(services)
+    assert live["ibkr"] is not None and live["ibkr"].service_name == ibkr.service_name
+    assert live["ibkr"].project == ibkr.project
+    assert live["schwab"] is None
+
+
+def test_read_file_holding_a_list(tmp_path, services):
+    path = write_json(
+        tmp_path / "all.json",
+        [knative_for_spec(services[key], {}) for key in ("schwab", "longbridge-sg")],
+    )
+    live = read_live_path(path, services)
+    assert live["schwab"] is not None and live["longbridge-sg"] is not None
+    assert live["ibkr"] is None
+
+
+def test_unknown_service_in_input_is_an_error(tmp_path, services):
+    path = write_json(tmp_path / "x.json", knative_service("some-other-service", IMAGE, SHA))
+    with pytest.raises(LiveStateError, match="not a configured service"):
+        read_live_path(path, services)
+
+
+def test_duplicate_service_in_input_is_an_error(tmp_path, services):
+    doc = knative_for_spec(services["ibkr"], {})
+    path = write_json(tmp_path / "x.json", [doc, doc])
+    with pytest.raises(LiveStateError, match="again"):
+        read_live_path(path, services)
+
+
+def test_wrong_region_is_an_error(tmp_path, services):
+    path = write_json(tmp_path / "x.json", knative_for_spec(services["longbridge-hk"], {}, region="asia-southeast1"))
+    with pytest.raises(LiveStateError, match="in asia-southeast1"):
+        read_live_path(path, services)
+
+
+def test_unparsable_json_names_the_file(tmp_path, services):
+    bad = tmp_path / "broken.json"
+    bad.write_text("{not json", encoding="utf-8")
+    with pytest.raises(LiveStateError) as caught:
+        read_live_path(tmp_path, services)
+    assert str(bad) in str(caught.value) and "not valid JSON" in str(caught.value)
+
+
+def test_missing_path_and_empty_directory_are_errors(tmp_path, services):
+    with pytest.raises(LiveStateError, match="does not exist"):
+        read_live_path(tmp_path / "nope.json", services)
+    with pytest.raises(LiveStateError, match="no \\*.json"):
+        read_live_path(tmp_path, services)
+
+
+class FakeGcloud:
+    """Answers `gcloud run services describe` from a table of name -> (returncode, stdout, stderr)."""
+
+    def __init__(self, answers):
+        self.answers = answers
+        self.commands = []
+
+    def __call__(self, command, **kwargs):
+        self.commands.append(command)
+        code, out, err = self.answers[command[4]]
+        return subprocess.CompletedProcess(command, code, out, err)
+
+
+def test_gcloud_reader_runs_describe_per_service(services):
+    answers = {spec.service_name: (1, "", f"ERROR: Service [{spec.service_name}] could not be found.") for spec in services.values()}
+    ibkr = services["ibkr"]
+    answers[ibkr.service_name] = (0, json.dumps(knative_for_spec(ibkr, {"STRATEGY_PROFILE": "x"})), "")
+    fake = FakeGcloud(answers)
+    live = read_live_gcloud(services, runner=fake)
+    assert live["ibkr"] is not None and live["ibkr"].profile == "x"
+    assert all(live[key] is None for key in services if key != "ibkr")
+    assert ["--project", ibkr.project, "--region", ibkr.region, "--format=json"] == fake.commands[0][5:]
+
+
+def test_gcloud_failure_is_an_error_not_new(services):
+    fake = FakeGcloud({spec.service_name: (1, "", "ERROR: (gcloud.run) PERMISSION_DENIED") for spec in services.values()})
+    with pytest.raises(LiveStateError, match="PERMISSION_DENIED"):
+        read_live_gcloud(services, runner=fake)
+
+
+def test_gcloud_describing_another_service_is_an_error(services):
+    other = json.dumps(knative_service("another-service", IMAGE, SHA))
+    fake = FakeGcloud({spec.service_name: (0, other, "") for spec in services.values()})
+    with pytest.raises(LiveStateError, match="not interactive-brokers-quant-service"):
+        read_live_gcloud(services, runner=fake)
+
+
+def test_v2_reads_the_same_model_as_knative():
+    env = {"STRATEGY_PROFILE": "global_etf_rotation"}
+    notes = release_annotations("v0.7.8", "v0.7.11")
+    v1 = from_knative_json(knative_service("svc-a", IMAGE, SHA, env=env, secrets={"TELEGRAM_TOKEN": "t:latest"}, annotations=notes))
+    v2 = from_cloud_run_v2(v2_service("svc-a", IMAGE, SHA, env=env, secrets={"TELEGRAM_TOKEN": "t:latest"}, annotations=notes))
+    for field in ("service_name", "image", "commit", "env", "secrets", "latest_ready_revision", "ready", "profile"):
+        assert getattr(v1, field) == getattr(v2, field), field
+    assert v2.release_tags == v1.release_tags
+    assert v2.confirmed_commit == SHA == v1.confirmed_commit
+
+
+def test_v2_attribute_shape_is_read():
+    # Output types expose fields as attributes; label and annotation maps stay plain mappings.
+    def ns(value):
+        if isinstance(value, dict):
+            return SimpleNamespace(**{k: v if k in ("labels", "annotations") else ns(v) for k, v in value.items()})
+        if isinstance(value, list):
+            return [ns(v) for v in value]
+        return value
+
+    result = v2_service("svc-a", IMAGE, SHA, env={"A": "1"}, secrets={"S": "sec:2"})
+    live = from_cloud_run_v2(ns(result))
+    assert live.commit == SHA
+    assert live.env == {"A": "1"} and live.secrets == {"S": SecretRef(secret="sec", version="2")}
+
+
+@pytest.mark.parametrize(
+    "bend, confirmed",
+    [
+        ({}, True),
+        ({"ready": False}, False),
+        ({"reconciling": True}, False),
+        ({"latest_ready": "rev-00001"}, False),
+        ({"traffic": [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": "rev-00001", "percent": 100}]}, False),
+    ],
+)
+def test_v2_confirmation(bend, confirmed):
+    live = from_cloud_run_v2(v2_service("svc-a", IMAGE, SHA, **bend))
+    assert (live.confirmed_commit == SHA) is confirmed
+
+
+def test_v2_not_found_means_new_and_other_errors_raise():
+    def missing():
+        raise Exception("invoke of gcp:cloudrunv2/getService:getService failed: Cloud Run v2 service not found")
+
+    def denied():
+        raise Exception("googleapi: Error 403: permission denied")
+
+    assert read_cloud_run_v2(missing, "svc-a") is None
+    assert read_cloud_run_v2(lambda: {"name": "", "templates": []}, "svc-a") is None
+    with pytest.raises(LiveStateError, match="403"):
+        read_cloud_run_v2(denied, "svc-a")
+    with pytest.raises(LiveStateError, match="not svc-a"):
+        read_cloud_run_v2(lambda: v2_service("svc-b", IMAGE, SHA), "svc-a")
+
+
+def test_v2_annotations_name_the_release():
+    live = from_cloud_run_v2(v2_service("svc-a", IMAGE, SHA, annotations={QPK_TAG_ANNOTATION: "v0.7.10", UES_TAG_ANNOTATION: "v0.7.13"}))
+    assert live.release_tags.ues == "v0.7.13"

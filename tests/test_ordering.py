@@ -1,0 +1,220 @@
+"""release/ordering.py: the phase rule as tables over live state, against the real matrices and prod stack."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.env import ServiceEnv
+from components.platforms import PLATFORMS, QPK_TAG_ANNOTATION, UES_TAG_ANNOTATION
+from components.profiles import load_matrices
+from release.config import ReleaseBundle, SecretRef
+from release.live import LiveService, from_knative_json
+from release.ordering import ServicePlan, env_diff, live_revision, plan_service
+from release.stack import load_stack_file, stack_file
+from tests.fixtures.live_json import knative_for_spec, release_annotations
+
+OLD = "1111111111111111111111111111111111111111"
+SNAP = "gs://bucket/old_feature_snapshot.csv"
+
+CONFIG = load_stack_file(stack_file("prod"))
+BUNDLE = CONFIG.release
+MATRICES = load_matrices()
+OLD_BUNDLE = ReleaseBundle(quant_platform_kit="v0.7.8", us_equity_strategies="v0.7.11")
+
+
+def old_image(spec) -> str:
+    return spec.image.rsplit(":", 1)[0] + ":" + OLD
+
+
+def live_of(key: str, env: dict, commit=OLD, image=None, tags=("v0.7.8", "v0.7.11"), secrets=None, **bend) -> LiveService:
+    spec = CONFIG.services[key]
+    document = knative_for_spec(
+        spec,
+        env,
+        commit=commit,
+        image=image or (spec.image if commit == spec.commit else old_image(spec)),
+        secrets=dict(spec.secrets) if secrets is None else secrets,
+        annotations=release_annotations(*tags) if tags else {},
+        **bend,
+    )
+    return from_knative_json(document, spec.service_name)
+
+
+def plan(key: str, live, bundle=BUNDLE, **spec_changes) -> ServicePlan:
+    spec = CONFIG.services[key].model_copy(update=spec_changes)
+    result = plan_service(key, spec, bundle, live, MATRICES)
+    assert_one_kind_of_change(result)
+    return result
+
+
+def strategy_env(env: ServiceEnv, platform) -> dict:
+    names = PLATFORMS[platform].strategy_env
+    return {name: value for name, value in {**env.plain, **{k: str(v) for k, v in env.secrets.items()}}.items() if name in names}
+
+
+def assert_one_kind_of_change(result: ServicePlan) -> None:
+    """The invariant behind every row: no update changes both the image and the strategy env."""
+    if result.live is None:
+        return
+    before = live_revision(result.live)
+    # Images are compared by the commit they were built from; without a label, by reference.
+    image_changes = result.applied.commit != before.commit if before.commit else result.applied.image != before.image
+    env_changes = strategy_env(result.applied.env, result.spec.platform) != strategy_env(before.env, result.spec.platform)
+    assert not (image_changes and env_changes), f"{result.phase} changes image and strategy env together"
+    if result.phase == "blocked":
+        assert result.applied == before
+
+
+IBKR_OLD_ENV = {
+    "STRATEGY_PROFILE": "russell_1000_multi_factor_defensive",
+    "IBKR_FEATURE_SNAPSHOT_PATH": SNAP,
+    "IBKR_DRY_RUN_ONLY": "false",
+    "ACCOUNT_GROUP": "default",
+    "IB_ACCOUNT_GROUP_CONFIG_SECRET_NAME": "ibkr-account-groups",
+    "GLOBAL_TELEGRAM_CHAT_ID": "-1001234567890",
+    "NOTIFY_LANG": "en",
+    "IB_GATEWAY_HOST": "10.0.0.2",
+}
+
+
+def test_new_service_is_created_with_image_and_env_together():
+    result = plan("ibkr", None)
+    assert result.phase == "create"
+    assert result.applied == result.desired
+    assert result.applied.env.plain["STRATEGY_PROFILE"] == "soxl_soxx_trend_income"
+    # `keep` on a service that does not exist yet starts it dry.
+    assert result.applied.env.plain["IBKR_DRY_RUN_ONLY"] == "true"
+
+
+def test_forward_release_deploys_the_image_first_holding_strategy_env():
+    result = plan("ibkr", live_of("ibkr", IBKR_OLD_ENV))
+    assert result.phase == "deploy-image" and result.next_phase == "switch-env"
+    assert result.rollback is False
+    assert result.applied.commit == CONFIG.services["ibkr"].commit
+    assert result.applied.ues_tag == "v0.7.13"
+    applied = result.applied.env.plain
+    assert applied["STRATEGY_PROFILE"] == "russell_1000_multi_factor_defensive"
+    assert applied["IBKR_FEATURE_SNAPSHOT_PATH"] == SNAP
+    assert applied["IBKR_DRY_RUN_ONLY"] == "false"
+    assert "RUNTIME_TARGET_JSON" not in applied  # absent live, so absent while held
+    # Non-strategy env follows the config right away; legacy env goes.
+    assert applied["NOTIFY_LANG"] == "zh" and "IB_GATEWAY_HOST" not in applied
+    assert any("deferred" in warning and "soxl_soxx_trend_income" in warning for warning in result.warnings)
+    # The end state still switches: the plan shows the whole diff against live.
+    assert "IBKR_FEATURE_SNAPSHOT_PATH" in result.env_diff.removed
+    assert "STRATEGY_PROFILE" in result.env_diff.changed
+    assert result.desired.env.plain["IBKR_DRY_RUN_ONLY"] == "false"
+
+
+def test_second_up_after_the_image_is_confirmed_switches_env():
+    first = plan("ibkr", live_of("ibkr", IBKR_OLD_ENV))
+    live_after = live_of(
+        "ibkr", dict(first.applied.env.plain), commit=first.applied.commit, tags=(first.applied.qpk_tag, first.applied.ues_tag)
+    )
+    second = plan("ibkr", live_after)
+    assert second.phase == "switch-env"
+    assert second.applied == second.desired
+    assert "STRATEGY_PROFILE russell_1000_multi_factor_defensive -> soxl_soxx_trend_income" in second.reason
+    third = plan(
+        "ibkr", live_of("ibkr", dict(second.applied.env.plain), commit=second.applied.commit, tags=("v0.7.10", "v0.7.13"))
+    )
+    assert third.phase == "in-sync" and third.env_diff.empty
+
+
+def test_unknown_live_release_is_judged_by_the_desired_matrix():
+    result = plan("ibkr", live_of("ibkr", IBKR_OLD_ENV, tags=None))
+    assert result.phase == "deploy-image"
+    assert "unknown" in result.reason
+
+
+def test_alias_counts_as_its_canonical_profile():
+    env = {"STRATEGY_PROFILE": "semiconductor_rotation_income", "GLOBAL_TELEGRAM_CHAT_ID": "1"}
+    result = plan("schwab", live_of("schwab", env))
+    assert result.phase == "deploy-image"
+    assert result.applied.env.plain["STRATEGY_PROFILE"] == "semiconductor_rotation_income"
+
+
+def test_rollback_to_an_older_bundle_switches_env_first():
+    spec = CONFIG.services["schwab"]
+    new_env = {"STRATEGY_PROFILE": "tqqq_growth_income", "GLOBAL_TELEGRAM_CHAT_ID": "-1001234567890", "NOTIFY_LANG": "zh"}
+    live = live_of("schwab", new_env, commit=spec.commit, tags=("v0.7.10", "v0.7.13"))
+    result = plan("schwab", live, bundle=OLD_BUNDLE, commit=OLD, image=old_image(spec), strategy_profile="hybrid_growth_income")
+    assert result.phase == "switch-env" and result.next_phase == "deploy-image"
+    assert result.rollback is True
+    assert result.applied.image == spec.image and result.applied.commit == spec.commit
+    assert result.applied.ues_tag == "v0.7.13"
+    assert result.applied.env.plain["STRATEGY_PROFILE"] == "hybrid_growth_income"
+    assert any("follows once the env switch is confirmed" in warning for warning in result.warnings)
+
+
+def test_neither_order_valid_is_blocked_with_what_to_change():
+    env = {"STRATEGY_PROFILE": "tech_pullback_cash_buffer", "IBKR_FEATURE_SNAPSHOT_PATH": SNAP}
+    result = plan("ibkr", live_of("ibkr", env))
+    assert result.phase == "blocked"
+    assert "IBKR_FEATURE_SNAPSHOT_MANIFEST_PATH" in result.reason  # why image-first fails
+    assert "soxl_soxx_trend_income is not runtime-enabled on ibkr at UES v0.7.11" in result.reason
+    assert "global_etf_rotation, russell_1000_multi_factor_defensive" in result.reason  # valid on both images
+
+
+def test_same_image_confirmed_with_old_env_switches_env():
+    spec = CONFIG.services["ibkr"]
+    result = plan("ibkr", live_of("ibkr", IBKR_OLD_ENV, commit=spec.commit, tags=("v0.7.10", "v0.7.13")))
+    assert result.phase == "switch-env" and result.applied == result.desired
+    assert result.applied.env.plain["IBKR_DRY_RUN_ONLY"] == "false"  # keep holds the live flag
+
+
+def test_images_are_compared_by_commit_not_by_reference():
+    spec = CONFIG.services["ibkr"]
+    digest = spec.image.rsplit(":", 1)[0] + "@sha256:" + "a" * 64
+    result = plan("ibkr", live_of("ibkr", IBKR_OLD_ENV, commit=spec.commit, image=digest, tags=("v0.7.10", "v0.7.13")))
+    assert result.phase == "switch-env"
+
+
+@pytest.mark.parametrize(
+    "bend, why",
+    [
+        ({"traffic": [{"revisionName": "rev-00001", "percent": 50}, {"revisionName": "rev-00002", "percent": 50}]}, "serves 50%"),
+        ({"ready": False}, "not Ready"),
+        ({"latest_ready": "rev-00001"}, "is not ready"),
+    ],
+)
+def test_same_image_not_confirmed_is_blocked_env_held(bend, why):
+    spec = CONFIG.services["ibkr"]
+    result = plan("ibkr", live_of("ibkr", IBKR_OLD_ENV, commit=spec.commit, tags=("v0.7.10", "v0.7.13"), **bend))
+    assert result.phase == "blocked" and why in result.reason
+    assert result.applied.env.plain["STRATEGY_PROFILE"] == "russell_1000_multi_factor_defensive"
+
+
+def test_same_image_without_label_is_blocked():
+    spec = CONFIG.services["ibkr"]
+    result = plan("ibkr", live_of("ibkr", IBKR_OLD_ENV, commit=None, image=spec.image))
+    assert result.phase == "blocked" and "no commit-sha label" in result.reason
+
+
+def test_label_naming_another_commit_on_the_same_image_is_blocked():
+    spec = CONFIG.services["ibkr"]
+    result = plan("ibkr", live_of("ibkr", IBKR_OLD_ENV, commit=OLD, image=spec.image))
+    assert result.phase == "blocked" and f"expects {spec.commit}" in result.reason
+
+
+def test_dry_run_set_by_config_replaces_the_live_flag_in_the_end_state():
+    result = plan("ibkr", live_of("ibkr", IBKR_OLD_ENV), dry_run_only=True)
+    assert result.desired.env.plain["IBKR_DRY_RUN_ONLY"] == "true"
+    assert result.applied.env.plain["IBKR_DRY_RUN_ONLY"] == "false"  # image first: held until the switch
+
+
+def test_env_diff_shows_refs_never_hidden_values():
+    before = ServiceEnv({"A": "1", "PASTED_TOKEN": "s3cr3t"}, {})
+    after = ServiceEnv({"A": "2"}, {"TELEGRAM_TOKEN": SecretRef.parse("interactive-brokers-telegram-token")})
+    diff = env_diff(before, after, showable=frozenset({"A"}))
+    assert (diff.added, diff.changed, diff.removed) == (("TELEGRAM_TOKEN",), ("A",), ("PASTED_TOKEN",))
+    shown = {change.name: (change.before, change.after) for change in diff.details}
+    assert shown["A"] == ("1", "2")
+    assert shown["TELEGRAM_TOKEN"] == (None, "secret:interactive-brokers-telegram-token:latest")
+    assert "s3cr3t" not in repr(diff)
+
+
+def test_release_annotations_read_from_live():
+    live = live_of("ibkr", {}, tags=("v0.7.8", "v0.7.11"))
+    assert live.annotations[QPK_TAG_ANNOTATION] == "v0.7.8" and live.annotations[UES_TAG_ANNOTATION] == "v0.7.11"
+    assert live_revision(live).ues_tag == "v0.7.11"

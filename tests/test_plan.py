@@ -1,0 +1,157 @@
+"""release/plan.py: the plan over every service, its verdict, and steps from the first unmet release step."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from components.profiles import load_matrices
+from release.live import from_knative_json
+from release.plan import build_plan, gate_stage, render_text, to_json
+from release.stack import load_stack_file, stack_file
+from tests.fixtures.live_json import knative_for_spec, release_annotations
+
+CONFIG = load_stack_file(stack_file("prod"))
+MATRICES = load_matrices()
+OLD = "1111111111111111111111111111111111111111"
+
+
+@dataclass(frozen=True)
+class Check:
+    """The fields of release.gate.CheckResult the plan reads."""
+
+    id: str
+    ok: bool
+    message: str
+    status: str = "passed"
+
+
+@dataclass(frozen=True)
+class Gate:
+    ok: bool
+    checks: tuple = ()
+    unverified: bool = False
+    unreachable: bool = False
+    verified_from: str = "github"
+
+
+PASSED = Gate(ok=True, checks=(Check("qpk-tag", True, "v0.7.10 -> abc"),))
+
+
+def old_live(key: str, profile: str, tags=("v0.7.8", "v0.7.11")):
+    spec = CONFIG.services[key]
+    document = knative_for_spec(
+        spec,
+        {"STRATEGY_PROFILE": profile, "NOTIFY_LANG": "zh", "LEAKED_PASSWORD": "hunter2"},
+        commit=OLD,
+        image=spec.image.rsplit(":", 1)[0] + ":" + OLD,
+        secrets={"TELEGRAM_TOKEN": "old-telegram-token:2"},
+        annotations=release_annotations(*tags),
+    )
+    return from_knative_json(document, spec.service_name)
+
+
+def test_without_live_every_service_is_created_and_the_plan_proceeds():
+    plan = build_plan(CONFIG, PASSED, {}, MATRICES)
+    assert [s.phase for s in plan.services] == ["create"] * len(CONFIG.services)
+    assert plan.ok
+    data = to_json(plan)
+    assert [s["key"] for s in data["services"]] == list(CONFIG.services)
+    assert data["steps"][0]["action"].startswith("pulumi up: create ")
+
+
+def test_forward_release_steps_deploy_first_then_switch():
+    live = {"ibkr": old_live("ibkr", "global_etf_rotation")}
+    data = to_json(build_plan(CONFIG, PASSED, live, MATRICES))
+    ibkr_steps = [step for step in data["steps"] if step["service"] == "ibkr"]
+    assert ibkr_steps[0]["action"].startswith("pulumi up: deploy image ca6cae8 to interactive-brokers-quant-service")
+    assert ibkr_steps[1]["action"].startswith("pulumi up again")
+    assert "STRATEGY_PROFILE global_etf_rotation -> soxl_soxx_trend_income" in ibkr_steps[1]["action"]
+    assert "back to 1111111" in ibkr_steps[0]["rollback"]
+    assert "back to global_etf_rotation" in ibkr_steps[1]["rollback"]
+    # All first updates come before any second update.
+    stages = [step["stage"] for step in data["steps"]]
+    assert stages.index("switch-env") > max(i for i, s in enumerate(stages) if s == "deploy-image" and data["steps"][i]["action"].startswith("pulumi up:"))
+
+
+def test_json_has_the_documented_keys_and_never_secret_values():
+    live = {"ibkr": old_live("ibkr", "global_etf_rotation")}
+    data = to_json(build_plan(CONFIG, PASSED, live, MATRICES))
+    assert set(data) >= {"bundle", "gate", "services", "steps"}
+    assert data["gate"]["ok"] is True and {"id", "ok", "message"} <= set(data["gate"]["checks"][0])
+    ibkr = data["services"][0]
+    assert {"key", "service", "phase", "strategy_profile", "input_mode"} <= set(ibkr)
+    assert "TELEGRAM_TOKEN" in ibkr["env_diff"]["changed"] and "LEAKED_PASSWORD" in ibkr["env_diff"]["removed"]
+    details = {d["name"]: d for d in ibkr["env_diff"]["details"]}
+    assert details["TELEGRAM_TOKEN"]["after"] == "secret:interactive-brokers-telegram-token:latest"
+    text = json.dumps(data) + render_text(build_plan(CONFIG, PASSED, live, MATRICES))
+    assert "hunter2" not in text
+
+
+def test_failed_gate_blocks_and_steps_start_at_the_first_unmet_release_step():
+    gate = Gate(
+        ok=False,
+        checks=(
+            Check("qpk-tag", True, "ok"),
+            Check("platform-pins-ibkr", False, "requirements.txt pins UES v0.7.7", "failed"),
+            Check("ues-pins-qpk", False, "UES v0.7.13 pins QPK v0.7.9", "failed"),
+        ),
+    )
+    plan = build_plan(CONFIG, gate, {}, MATRICES)
+    assert not plan.ok
+    stages = [step.stage for step in plan.steps]
+    assert stages[:2] == ["tag-ues", "platform-pins"]
+    assert "UES v0.7.13 pins QPK v0.7.9" in plan.steps[0].action
+
+
+def test_unverified_gate_names_what_would_verify_it():
+    gate = Gate(ok=False, unverified=True, unreachable=True, checks=(Check("qpk-tag", False, "no network", "error"),))
+    plan = build_plan(CONFIG, gate, {}, MATRICES, gate_note="GitHub unreachable and no lock")
+    assert not plan.ok and len(plan.services) == len(CONFIG.services)
+    assert "GITHUB_TOKEN" in plan.steps[0].action and "--git-root" in plan.steps[0].action and "lock" in plan.steps[0].action
+    assert "UNVERIFIED" in render_text(plan)
+
+
+def test_blocked_service_blocks_the_plan_even_with_a_passing_gate():
+    live = {"ibkr": old_live("ibkr", "tech_pullback_cash_buffer")}
+    plan = build_plan(CONFIG, PASSED, live, MATRICES)
+    assert not plan.ok and [s.key for s in plan.blocked] == ["ibkr"]
+    assert plan.steps[0].stage == "resolve" and plan.steps[0].service == "ibkr"
+
+
+def test_rollback_is_labelled_and_env_first():
+    spec = CONFIG.services["schwab"]
+    live = from_knative_json(
+        knative_for_spec(spec, {"STRATEGY_PROFILE": "tqqq_growth_income"}, annotations=release_annotations("v0.7.10", "v0.7.13")),
+        spec.service_name,
+    )
+    older = CONFIG.model_copy(
+        update={
+            "release": CONFIG.release.model_copy(update={"quant_platform_kit": "v0.7.8", "us_equity_strategies": "v0.7.11"}),
+            "services": {
+                "schwab": spec.model_copy(
+                    update={"commit": OLD, "image": spec.image.rsplit(":", 1)[0] + ":" + OLD, "strategy_profile": "hybrid_growth_income"}
+                )
+            },
+        }
+    )
+    data = to_json(build_plan(older, PASSED, {"schwab": live}, MATRICES))
+    service = data["services"][0]
+    assert service["rollback"] is True and service["phase"] == "switch-env" and service["next_phase"] == "deploy-image"
+    assert "rollback, env first" in data["steps"][0]["action"]
+    assert data["steps"][1]["action"].startswith("pulumi up again") and "deploy image 1111111" in data["steps"][1]["action"]
+    assert "(rollback)" in render_text(build_plan(older, PASSED, {"schwab": live}, MATRICES))
+
+
+def test_services_absent_from_live_input_are_noted():
+    plan = build_plan(CONFIG, PASSED, {}, MATRICES, absent_from_live=("schwab",))
+    assert "charles-schwab-quant-service is not in the live input" in render_text(plan)
+
+
+def test_gate_stage_orders_unknown_checks_first():
+    assert [gate_stage(i) for i in ("qpk-tag", "ues-tag", "platform-pins-ibkr", "something")] == [
+        "tag-qpk",
+        "tag-ues",
+        "platform-pins",
+        "verify-gate",
+    ]

@@ -1,0 +1,120 @@
+"""release/verify.py: the runbook checks pass on a switched service and name each way one can be wrong."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from components.profiles import load_matrices, matrix_for
+from release.live import from_knative_json
+from release.stack import load_stack_file, stack_file
+from release.verify import expected_env, last_records, operator_record, verify_service
+from tests.fixtures.live_json import knative_for_spec, release_annotations
+
+CONFIG = load_stack_file(stack_file("prod"))
+MATRIX = matrix_for(CONFIG.release.us_equity_strategies, load_matrices())
+TAGS = release_annotations(CONFIG.release.quant_platform_kit, CONFIG.release.us_equity_strategies)
+
+
+def switched(key: str, **bend):
+    """A describe of the service exactly as the config switches it (dry-run flag `false` live)."""
+    spec = CONFIG.services[key]
+    platform_flag = {"ibkr": "IBKR", "schwab": "SCHWAB", "longbridge": "LONGBRIDGE"}[spec.platform] + "_DRY_RUN_ONLY"
+    seed = from_knative_json(knative_for_spec(spec, {platform_flag: "false"}))
+    env = expected_env(spec, seed, MATRIX)
+    plain = dict(env.plain)
+    plain.update(bend.pop("env_update", {}))
+    for name in bend.pop("env_remove", ()):
+        plain.pop(name, None)
+    document = knative_for_spec(spec, plain, secrets=bend.pop("secrets", dict(env.secrets)), annotations=bend.pop("annotations", TAGS), **bend)
+    return from_knative_json(document, spec.service_name)
+
+
+def failing(key: str, live) -> dict[str, str]:
+    checks = verify_service(key, CONFIG.services[key], CONFIG.release, live, MATRIX)
+    return {check.id: check.message for check in checks if not check.ok}
+
+
+@pytest.mark.parametrize("key", sorted(CONFIG.services))
+def test_switched_service_passes_every_check(key):
+    checks = verify_service(key, CONFIG.services[key], CONFIG.release, switched(key), MATRIX)
+    assert [c.id for c in checks if not c.ok] == []
+    assert {"service", "strategy-profile", "runtime-target", "input-mode", "no-stale-env", "commit-live", "secrets-are-refs"} <= {
+        c.id for c in checks
+    }
+
+
+def test_old_profile_fails_profile_and_runtime_target():
+    bad = failing("schwab", switched("schwab", env_update={"STRATEGY_PROFILE": "hybrid_growth_income"}))
+    assert "expected tqqq_growth_income" in bad["strategy-profile"]
+    assert "env-matches-config" in bad
+
+
+def test_runtime_target_mismatch_fails():
+    bad = failing("schwab", switched("schwab", env_update={"RUNTIME_TARGET_JSON": json.dumps({"strategy_profile": "x"})}))
+    assert set(bad) >= {"runtime-target"} and "strategy-profile" not in bad
+
+
+def test_stale_snapshot_env_fails_input_mode():
+    bad = failing("ibkr", switched("ibkr", env_update={"IBKR_FEATURE_SNAPSHOT_PATH": "gs://b/old.csv", "IBKR_RECONCILIATION_OUTPUT_PATH": "gs://b/r"}))
+    assert "stale IBKR_FEATURE_SNAPSHOT_PATH, IBKR_RECONCILIATION_OUTPUT_PATH" in bad["input-mode"]
+
+
+def test_missing_snapshot_env_fails_input_mode():
+    bad = failing("longbridge-hk", switched("longbridge-hk", env_remove=("LONGBRIDGE_FEATURE_SNAPSHOT_MANIFEST_PATH",)))
+    assert "missing LONGBRIDGE_FEATURE_SNAPSHOT_MANIFEST_PATH" in bad["input-mode"]
+
+
+def test_legacy_and_other_platform_env_fail():
+    bad = failing("schwab", switched("schwab", env_update={"IB_GATEWAY_HOST": "h", "IBKR_FEATURE_SNAPSHOT_PATH": "gs://b/x"}))
+    assert "legacy IB_GATEWAY_HOST" in bad["no-stale-env"]
+    assert "IBKR_FEATURE_SNAPSHOT_PATH" in bad["no-stale-env"]
+
+
+@pytest.mark.parametrize(
+    "bend, part",
+    [
+        ({"commit": "1" * 40}, "expected"),
+        ({"traffic": [{"revisionName": "rev-00001", "percent": 100}]}, "serves 0%"),
+        ({"ready": False}, "not Ready"),
+        ({"commit": None}, "no commit-sha label"),
+    ],
+)
+def test_commit_not_confirmed_fails(bend, part):
+    bad = failing("ibkr", switched("ibkr", **bend))
+    assert part in bad["commit-live"]
+
+
+def test_plain_credential_fails_secrets_check_without_showing_it():
+    spec = CONFIG.services["schwab"]
+    secrets = {k: v for k, v in spec.secrets.items() if k != "SCHWAB_API_KEY"}
+    bad = failing("schwab", switched("schwab", secrets=secrets, env_update={"SCHWAB_API_KEY": "literal-key-value"}))
+    assert "plain value for SCHWAB_API_KEY" in bad["secrets-are-refs"]
+    assert all("literal-key-value" not in message for message in bad.values())
+
+
+def test_wrong_service_and_missing_service_fail():
+    live = switched("ibkr").model_copy(update={"service_name": "other-service"})
+    assert "expected interactive-brokers-quant-service" in failing("ibkr", live)["service"]
+    assert "no live state" in failing("ibkr", None)["service"]
+
+
+def test_release_not_recorded_fails():
+    assert "release-recorded" in failing("ibkr", switched("ibkr", annotations={}))
+
+
+def test_operator_record_compares_with_the_previous_record():
+    spec = CONFIG.services["ibkr"]
+    first_live = switched("ibkr", env_update={"STRATEGY_PROFILE": "russell_1000_multi_factor_defensive"})
+    now = datetime(2026, 4, 20, 14, 30, tzinfo=timezone.utc)
+    first = operator_record("ibkr", spec, CONFIG.release, first_live, [], None, now)
+    assert first["old_profile"] is None and first["env_changed"] is None
+    second_live = switched("ibkr")
+    previous = last_records([json.dumps(first), "not json"])["interactive-brokers-quant-service"]
+    second = operator_record("ibkr", spec, CONFIG.release, second_live, [], previous, now)
+    assert (second["old_profile"], second["new_profile"]) == ("russell_1000_multi_factor_defensive", "soxl_soxx_trend_income")
+    assert second["env_changed"] == ["STRATEGY_PROFILE"]
+    assert second["time"] == "2026-04-20T14:30:00+00:00"
+    assert "-1001234567890" not in json.dumps(second)  # values are fingerprinted, never written
