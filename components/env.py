@@ -25,7 +25,7 @@ from components.platforms import (
     looks_secret,
 )
 from components.profiles import PlatformRequirements, ProfileMatrix, all_profile_names
-from release.config import ConfigProblem, ReleaseBundle, SecretRef, ServiceSpec, SnapshotPaths, StackConfig, split_image
+from release.config import ConfigProblem, ReleaseBundle, SecretRef, ServiceSpec, SnapshotPaths, split_image
 
 # Which config field the operator should use instead of setting an owned name directly.
 _OWNED_HINTS = {
@@ -219,11 +219,17 @@ def image_problems(key: str, spec: ServiceSpec) -> list[ConfigProblem]:
     ]
 
 
-def service_problems(key: str, spec: ServiceSpec, matrix: ProfileMatrix) -> list[ConfigProblem]:
-    """Every rule of one service beyond field formats."""
+def service_problems(key: str, spec: ServiceSpec, matrix: Optional[ProfileMatrix]) -> list[ConfigProblem]:
+    """Every rule of one service beyond field formats.
+
+    Without a matrix (the release itself is invalid) the profile rules are skipped and everything else is
+    still reported, so one run shows the operator every fix it can.
+    """
     platform = PLATFORMS[spec.platform]
-    profile_issues = profile_problems(key, spec, matrix)
-    requirements = None if profile_issues else matrix.requirements(spec.strategy_profile, spec.platform)
+    profile_issues = [] if matrix is None else profile_problems(key, spec, matrix)
+    requirements = None
+    if matrix is not None and not profile_issues:
+        requirements = matrix.requirements(spec.strategy_profile, spec.platform)
     return [
         *image_problems(key, spec),
         *profile_issues,
@@ -309,10 +315,11 @@ def desired_env(spec: ServiceSpec, requirements: PlatformRequirements, dry_run: 
     )
 
 
-def config_problems(config: StackConfig, matrix: ProfileMatrix) -> list[ConfigProblem]:
-    problems = stack_problems(config.services)
-    for key in sorted(config.services):
-        problems.extend(service_problems(key, config.services[key], matrix))
+def config_problems(services: Mapping[str, ServiceSpec], matrix: Optional[ProfileMatrix]) -> list[ConfigProblem]:
+    """Every rule beyond field formats, across and within services (None: the release has no matrix)."""
+    problems = stack_problems(services)
+    for key in sorted(services):
+        problems.extend(service_problems(key, services[key], matrix))
     return problems
 
 

@@ -124,10 +124,11 @@ class SecretRef(ConfigModel):
     @classmethod
     def parse(cls, text: str) -> "SecretRef":
         secret, _, version = text.partition(":")
+        # Never echo `text`: a credential pasted here instead of its secret's name must not reach a log.
         if not SECRET_ID_PATTERN.fullmatch(secret):
-            raise ValueError(f"{text!r} is not a Secret Manager secret name; write <secret>[:<version>]")
+            raise ValueError("is not a Secret Manager secret name (letters, digits, - and _); write <secret>[:<version>]")
         if version and not SECRET_VERSION_PATTERN.fullmatch(version):
-            raise ValueError(f"{text!r} has version {version!r}; use latest or a version number")
+            raise ValueError(f"has version {version!r}; use latest or a version number")
         return cls(secret=secret, version=version or "latest")
 
     def __str__(self) -> str:
@@ -153,6 +154,15 @@ class ServiceSpec(ConfigModel):
     longport_secret_name: Optional[str] = Field(None, description="LongBridge only: the region's token secret")
     service_account: Optional[str] = Field(None, description="runtime service account; derived when absent")
     snapshot: Optional[SnapshotPaths] = Field(None, description="input-mode paths of a snapshot-backed profile")
+
+    @field_validator("dry_run_only", mode="before")
+    @classmethod
+    def _dry_run(cls, value: object) -> object:
+        # One message instead of pydantic's one-per-union-member; a string "true" is refused because YAML
+        # quoting mistakes must not decide whether a live service trades.
+        if value is True or value is False or value == "keep":
+            return value
+        raise ValueError(f"{value!r} is not allowed; use true, false or keep (keep holds the live value)")
 
     @field_validator("project")
     @classmethod
@@ -210,7 +220,15 @@ class ServiceSpec(ConfigModel):
         bad = sorted(str(name) for name in value if not ENV_NAME_PATTERN.fullmatch(str(name)))
         if bad:
             raise ValueError(f"{', '.join(bad)}: env names are UPPER_SNAKE_CASE")
-        return {name: SecretRef.parse(ref) if isinstance(ref, str) else ref for name, ref in value.items()}
+        refs, errors = {}, []
+        for name, ref in value.items():
+            try:
+                refs[name] = SecretRef.parse(ref) if isinstance(ref, str) else ref
+            except ValueError as error:
+                errors.append(f"{name} {error}")
+        if errors:
+            raise ValueError("; ".join(errors))
+        return refs
 
     @field_validator("longport_secret_name")
     @classmethod

@@ -6,6 +6,7 @@ the service key, the field and the fix) and raises before anything is registered
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -34,29 +35,53 @@ def stack_file(stack: str, root: Path = PROJECT_ROOT) -> Path:
     return root / f"Pulumi.{stack}.yaml"
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A YAML loader that refuses duplicate keys: a second `ibkr:` must not silently replace the first."""
+def _display_path(parts: list[str]) -> str:
+    """`config.us-equity-cutover:services.ibkr` is reported as `services.ibkr`, like every other problem."""
+    prefix = f"{PROJECT_NAME}:"
+    if len(parts) > 1 and parts[0] == "config" and parts[1].startswith(prefix):
+        parts = [parts[1][len(prefix) :], *parts[2:]]
+    return ".".join(parts)
 
 
-def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise ConfigError(
-                [
+def duplicate_key_problems(node: Optional[yaml.Node], parts: Optional[list[str]] = None) -> list[ConfigProblem]:
+    """Every repeated mapping key in a YAML tree: PyYAML silently keeps the last one, so a second `ibkr:`
+    would replace the first without a word."""
+    parts = parts or []
+    problems: list[ConfigProblem] = []
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in first_line:
+                problems.append(
                     ConfigProblem(
-                        path=str(key),
+                        path=_display_path([*parts, key]),
                         message=f"duplicate key at line {key_node.start_mark.line + 1} "
-                        f"(first at line {seen[key] + 1}); keep one",
+                        f"(first at line {first_line[key]}); keep one",
                     )
-                ]
-            )
-        seen[key] = key_node.start_mark.line
-    return loader.construct_mapping(node, deep=deep)
+                )
+            else:
+                first_line[key] = key_node.start_mark.line + 1
+            problems += duplicate_key_problems(value_node, [*parts, key])
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            problems += duplicate_key_problems(item, [*parts, str(index)])
+    return problems
 
 
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+def _unique_json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads` hook: the same duplicate-key refusal for config the Pulumi CLI hands over as JSON."""
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise _DuplicateJsonKeys(repeated)
+    return dict(pairs)
+
+
+class _DuplicateJsonKeys(ValueError):
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = keys
+        super().__init__(", ".join(keys))
 
 
 def load_stack_file(path: Path) -> StackConfig:
@@ -67,9 +92,10 @@ def load_stack_file(path: Path) -> StackConfig:
     except OSError as error:
         raise ConfigError([ConfigProblem(path=source, message=f"cannot read ({error.strerror}); check --stack/--config-file")], source)
     try:
-        document = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except ConfigError as error:
-        raise ConfigError(error.problems, source) from None
+        duplicates = duplicate_key_problems(yaml.compose(text, Loader=yaml.SafeLoader))
+        if duplicates:
+            raise ConfigError(duplicates, source)
+        document = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise ConfigError([ConfigProblem(path=source, message=f"is not valid YAML: {error}")], source) from None
     config = document.get("config") if isinstance(document, dict) else None
@@ -90,9 +116,22 @@ def load_pulumi_config() -> StackConfig:
     import pulumi
 
     config = pulumi.Config(PROJECT_NAME)
-    return parse_stack(
-        config.get_object(RELEASE_KEY), config.get_object(SERVICES_KEY), source=f"stack {pulumi.get_stack()} config"
-    )
+    source = f"stack {pulumi.get_stack()} config"
+    raw: dict[str, Any] = {}
+    problems: list[ConfigProblem] = []
+    for key in KNOWN_KEYS:
+        text = config.get(key)
+        if text is None:
+            continue
+        try:
+            raw[key] = json.loads(text, object_pairs_hook=_unique_json_object)
+        except _DuplicateJsonKeys as error:
+            problems += [ConfigProblem(path=f"{key}.{name}", message="duplicate key; keep one") for name in error.keys]
+        except json.JSONDecodeError:
+            problems.append(ConfigProblem(path=key, message=f"is not a map; set {PROJECT_NAME}:{key} as YAML/JSON object"))
+    if problems:
+        raise ConfigError(problems, source)
+    return parse_stack(raw.get(RELEASE_KEY), raw.get(SERVICES_KEY), source=source)
 
 
 def _pydantic_problems(prefix: str, error: ValidationError) -> list[ConfigProblem]:
@@ -104,6 +143,12 @@ def _pydantic_problems(prefix: str, error: ValidationError) -> list[ConfigProble
             message = "is required"
         elif kind == "extra_forbidden":
             message = "is not a known field; check its spelling against the README's stack config reference"
+        elif kind == "literal_error":
+            # "Input should be 'ibkr', 'schwab' or 'longbridge'" names the choices but not the bad value.
+            message = f"{item['input']!r} is not allowed; {message.replace('Input should be', 'use', 1)}"
+        elif kind == "string_type":
+            # The value is not echoed: it may be a credential pasted into the wrong place.
+            message = "is not a string; quote it in the stack file"
         elif message.startswith("Value error, "):
             message = message[len("Value error, ") :]
         problems.append(ConfigProblem(path=path, message=message))
@@ -141,13 +186,15 @@ def parse_stack(
             except ValidationError as error:
                 problems += _pydantic_problems(f"{SERVICES_KEY}.{key}", error)
 
+    matrix = None
     if bundle is not None:
         try:
             matrix = matrix_for(bundle.us_equity_strategies)
         except UnknownMatrixError as error:
             problems.append(ConfigProblem(path=f"{RELEASE_KEY}.usEquityStrategies", message=str(error)))
-        else:
-            problems += config_problems(StackConfig(release=bundle, services=services), matrix)
+    # Cross-field rules still run when the release is invalid (without the profile rules), so one
+    # preview lists every fix. A service whose fields fail their formats is left out until they are fixed.
+    problems += config_problems(services, matrix)
     if problems:
         raise ConfigError(problems, source)
     assert bundle is not None

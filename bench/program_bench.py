@@ -1,0 +1,173 @@
+"""How the program's cost grows with services: the prod stack against a generated 200-service stack.
+
+Each stack runs the real `__main__.py` under Pulumi mocks in a fresh Python process, as `pulumi preview`
+would start it: interpreter, imports, config validation, the release gate, every registration. The
+parent prints the wall time of each, their ratio (goal: at most 5), and the child's own breakdown so the
+gate's cost is never mistaken for a registration cost:
+
+    config+gate  load_config() + check_release()  (the gate checks each platform commit once)
+    register     providers, components, services and exports, until the last registration resolves
+
+The generated stack repeats the four prod services 50 times (new keys and names, same three projects,
+the same three platform commits), so a program that re-checked a commit or built a provider per service
+would show up as a larger ratio.
+
+The gate runs for real against the GitHub fake of tests/fixtures/github_fake.py when it exists; until
+then the child replaces it with a no-op and says so (the ratio then measures the program alone).
+
+    .venv/bin/python bench/program_bench.py [--services 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+GOAL_RATIO = 5.0
+
+
+def generated_services(prod_services: dict, count: int) -> dict:
+    """`count` services cloned from the prod ones in turn: unique keys and names, shared projects and commits."""
+    services = {}
+    keys = sorted(prod_services)
+    for index in range(count):
+        key = keys[index % len(keys)]
+        spec = copy.deepcopy(prod_services[key])
+        copy_no = f"{index // len(keys):03d}"
+        spec["serviceName"] = spec["serviceName"].replace("-service", f"-{copy_no}-service")
+        services[f"{key}-{copy_no}"] = spec
+    return services
+
+
+def child(config_path: Path) -> None:
+    """Run the program once under mocks and print the breakdown as JSON on the last line."""
+    started = time.perf_counter()
+    sys.path.insert(0, str(ROOT))
+    from components import program
+    from tests.fixtures.pulumi_mocks import run_under_mocks
+
+    gate_available = importlib.util.find_spec("release.gate") is not None and os.environ.get("GITHUB_API_URL")
+    if not gate_available:
+        program.check_release = lambda config, environ=None: None  # no gate yet: measure the program alone
+    imported = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def timed_program() -> None:
+        t0 = time.perf_counter()
+        config = program.load_config()
+        program.check_release(config)
+        t1 = time.perf_counter()
+        timings["config_gate"] = t1 - t0
+        timings["deploy_start"] = t1
+        program.deploy(config)
+
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    run = run_under_mocks(timed_program, config)
+    finished = time.perf_counter()
+    if run.error is not None:
+        raise SystemExit(f"program failed: {run.error}")
+    print(
+        json.dumps(
+            {
+                "services": len(run.services()),
+                "providers": len(run.providers()),
+                "resources": len(run.resources),
+                "imports": imported - started,
+                "config_gate": timings["config_gate"],
+                # From the first registration to the last resolved output (the program's own loop included).
+                "register": finished - timings["deploy_start"],
+                "gate": "real" if gate_available else "stubbed",
+            }
+        )
+    )
+
+
+@contextlib.contextmanager
+def github_fake_env() -> Iterator[dict[str, str]]:
+    """Env for the child: GITHUB_API_URL of the fake serving the seed release, when the fake exists."""
+    env = dict(os.environ)
+    env.pop("GITHUB_TOKEN", None)
+    try:
+        sys.path.insert(0, str(ROOT))
+        from tests.fixtures import github_fake  # type: ignore[attr-defined]
+    except ImportError:
+        yield env
+        return
+    with github_fake.serve(github_fake.prod_seed_repos()) as base_url:
+        env["GITHUB_API_URL"] = base_url
+        env["CUTOVER_SOURCE"] = "github"
+        yield env
+
+
+def run_child(config: dict, env: dict[str, str]) -> tuple[float, dict]:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(config, handle)
+    try:
+        started = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--child", handle.name],
+            cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+        )
+        wall = time.perf_counter() - started
+    finally:
+        os.unlink(handle.name)
+    if result.returncode != 0:
+        raise SystemExit(f"benchmark child failed:\n{result.stdout}\n{result.stderr}")
+    return wall, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--services", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per stack; the fastest counts")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child is not None:
+        child(args.child)
+        return 0
+
+    sys.path.insert(0, str(ROOT))
+    from tests.fixtures.pulumi_mocks import PROJECT_NAME, stack_file_config
+
+    prod = stack_file_config()
+    big = dict(prod)
+    big[f"{PROJECT_NAME}:services"] = json.dumps(
+        generated_services(json.loads(prod[f"{PROJECT_NAME}:services"]), args.services)
+    )
+    results = {}
+    with github_fake_env() as env:
+        for label, config in (("prod", prod), (f"generated-{args.services}", big)):
+            runs = [run_child(config, env) for _ in range(args.repeat)]
+            results[label] = min(runs, key=lambda run: run[0])
+
+    print(f"{'stack':<16}{'services':>9}{'providers':>10}{'resources':>10}{'wall s':>9}{'imports':>9}{'cfg+gate':>9}{'register':>9}  gate")
+    for label, (wall, detail) in results.items():
+        print(
+            f"{label:<16}{detail['services']:>9}{detail['providers']:>10}{detail['resources']:>10}{wall:>9.3f}"
+            f"{detail['imports']:>9.3f}{detail['config_gate']:>9.3f}{detail['register']:>9.3f}  {detail['gate']}"
+        )
+    (prod_wall, prod_detail), (big_wall, big_detail) = results.values()
+    ratio = big_wall / prod_wall
+    per_service_ms = (big_detail["register"] - prod_detail["register"]) / (big_detail["services"] - prod_detail["services"]) * 1000
+    print(f"ratio (wall, {args.services} services / prod): {ratio:.2f}  (goal <= {GOAL_RATIO:g})")
+    print(f"ratio (config+gate only): {big_detail['config_gate'] / prod_detail['config_gate']:.2f}")
+    print(f"ratio (registration only): {big_detail['register'] / prod_detail['register']:.2f}  (50x the services, 37x the resources)")
+    print(f"marginal registration cost: {per_service_ms:.1f} ms per service (Pulumi SDK + mocks, 2 resources each)")
+    if prod_detail["gate"] != "real":
+        print("note: release/gate.py or the GitHub fake is missing, so the gate was stubbed out")
+    return 0 if ratio <= GOAL_RATIO else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

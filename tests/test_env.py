@@ -1,0 +1,221 @@
+"""The env a service runs with, computed without Pulumi from the prod stack (CONTRACT.md section 3)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components.env import (
+    ServiceEnv,
+    desired_env,
+    desired_revision,
+    dry_run_value,
+    runtime_target_json,
+    service_problems,
+    stack_problems,
+)
+from components.platforms import OWNED_ENV_NAMES, PLATFORMS, is_dry_run, looks_secret
+from components.profiles import matrix_for
+from release.config import SecretRef, SnapshotPaths
+from release.stack import load_stack_file, stack_file
+
+CONFIG = load_stack_file(stack_file("prod"))
+MATRIX = matrix_for(CONFIG.release.us_equity_strategies)
+ARTIFACTS = "gs://qsl-runtime-logs-shared/strategy-artifacts/us_equity/qqq_tech_enhancement/"
+CHAT = "-1001234567890"
+
+
+def target(platform: str, profile: str, service: str, dry: bool = True) -> str:
+    return json.dumps(
+        {
+            "dry_run_only": dry,
+            "execution_mode": "paper" if dry else "live",
+            "platform_id": platform,
+            "service_name": service,
+            "strategy_profile": profile,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+
+
+# The seed cutover's target env, written out from CONTRACT.md sections 2-4 (a new service starts dry).
+EXPECTED = {
+    "ibkr": ServiceEnv(
+        plain={
+            "ACCOUNT_GROUP": "default",
+            "GLOBAL_TELEGRAM_CHAT_ID": CHAT,
+            "IBKR_DRY_RUN_ONLY": "true",
+            "IB_ACCOUNT_GROUP_CONFIG_SECRET_NAME": "ibkr-account-groups",
+            "NOTIFY_LANG": "zh",
+            "RUNTIME_TARGET_JSON": target("ibkr", "soxl_soxx_trend_income", "interactive-brokers-quant-service"),
+            "STRATEGY_PROFILE": "soxl_soxx_trend_income",
+        },
+        secrets={"TELEGRAM_TOKEN": SecretRef(secret="interactive-brokers-telegram-token")},
+    ),
+    "schwab": ServiceEnv(
+        plain={
+            "GLOBAL_TELEGRAM_CHAT_ID": CHAT,
+            "NOTIFY_LANG": "zh",
+            "RUNTIME_TARGET_JSON": target("schwab", "tqqq_growth_income", "charles-schwab-quant-service"),
+            "SCHWAB_DRY_RUN_ONLY": "true",
+            "STRATEGY_PROFILE": "tqqq_growth_income",
+        },
+        secrets={
+            "SCHWAB_API_KEY": SecretRef(secret="charles-schwab-api-key"),
+            "SCHWAB_APP_SECRET": SecretRef(secret="charles-schwab-app-secret"),
+            "TELEGRAM_TOKEN": SecretRef(secret="charles-schwab-telegram-token"),
+        },
+    ),
+    "longbridge-hk": ServiceEnv(
+        plain={
+            "ACCOUNT_PREFIX": "HK",
+            "ACCOUNT_REGION": "HK",
+            "GLOBAL_TELEGRAM_CHAT_ID": CHAT,
+            "LONGBRIDGE_DRY_RUN_ONLY": "true",
+            "LONGBRIDGE_FEATURE_SNAPSHOT_MANIFEST_PATH": ARTIFACTS + "qqq_tech_enhancement_feature_snapshot_latest.csv.manifest.json",
+            "LONGBRIDGE_FEATURE_SNAPSHOT_PATH": ARTIFACTS + "qqq_tech_enhancement_feature_snapshot_latest.csv",
+            "LONGBRIDGE_STRATEGY_CONFIG_PATH": ARTIFACTS + "qqq_tech_enhancement_config.json",
+            "LONGPORT_SECRET_NAME": "longport_token_hk",
+            "NOTIFY_LANG": "zh",
+            "RUNTIME_TARGET_JSON": target("longbridge", "qqq_tech_enhancement", "longbridge-quant-hk-service"),
+            "STRATEGY_PROFILE": "qqq_tech_enhancement",
+        },
+        secrets={
+            "LONGPORT_APP_KEY": SecretRef(secret="longport-app-key-hk"),
+            "LONGPORT_APP_SECRET": SecretRef(secret="longport-app-secret-hk"),
+            "TELEGRAM_TOKEN": SecretRef(secret="longbridge-telegram-token"),
+        },
+    ),
+    "longbridge-sg": ServiceEnv(
+        plain={
+            "ACCOUNT_PREFIX": "SG",
+            "ACCOUNT_REGION": "SG",
+            "GLOBAL_TELEGRAM_CHAT_ID": CHAT,
+            "LONGBRIDGE_DRY_RUN_ONLY": "true",
+            "LONGPORT_SECRET_NAME": "longport_token_sg",
+            "NOTIFY_LANG": "zh",
+            "RUNTIME_TARGET_JSON": target("longbridge", "tqqq_growth_income", "longbridge-quant-sg-service"),
+            "STRATEGY_PROFILE": "tqqq_growth_income",
+        },
+        secrets={
+            "LONGPORT_APP_KEY": SecretRef(secret="longport-app-key-sg"),
+            "LONGPORT_APP_SECRET": SecretRef(secret="longport-app-secret-sg"),
+            "TELEGRAM_TOKEN": SecretRef(secret="longbridge-telegram-token"),
+        },
+    ),
+}
+
+
+def env_of(key: str, dry_run: str | None = "true") -> ServiceEnv:
+    spec = CONFIG.services[key]
+    return desired_env(spec, MATRIX.requirements(spec.strategy_profile, spec.platform), dry_run)
+
+
+@pytest.mark.parametrize("key", sorted(EXPECTED))
+def test_desired_env_of_each_prod_service_is_exactly_the_contract(key):
+    env = env_of(key)
+    assert dict(env.plain) == dict(EXPECTED[key].plain)
+    assert dict(env.secrets) == dict(EXPECTED[key].secrets)
+    # Sorted, so the component's env list and the preview diff are stable.
+    assert list(env.plain) == sorted(env.plain) and list(env.secrets) == sorted(env.secrets)
+
+
+@pytest.mark.parametrize("key", sorted(EXPECTED))
+def test_no_service_carries_input_mode_env_its_profile_does_not_read(key):
+    spec = CONFIG.services[key]
+    requirements = MATRIX.requirements(spec.strategy_profile, spec.platform)
+    input_mode_env = set().union(*(platform.input_mode_env for platform in PLATFORMS.values()))
+    present = input_mode_env & set(env_of(key).names())
+    if requirements.requires_snapshot_artifacts:
+        assert present == {name for name in PLATFORMS[spec.platform].input_mode_env if name in EXPECTED[key].plain}
+        assert present
+    else:
+        assert present == set()
+
+
+def test_a_direct_runtime_profile_drops_snapshot_paths_even_if_a_spec_carries_them():
+    # parse_stack refuses this spec; desired_env must still never emit the stale paths.
+    spec = CONFIG.services["ibkr"].model_copy(update={"snapshot": SnapshotPaths(feature_snapshot_path="gs://b/a.csv")})
+    env = desired_env(spec, MATRIX.requirements(spec.strategy_profile, "ibkr"), "true")
+    assert not {"IBKR_FEATURE_SNAPSHOT_PATH", "IBKR_RECONCILIATION_OUTPUT_PATH"} & set(env.plain)
+
+
+@pytest.mark.parametrize("key", sorted(EXPECTED))
+def test_secrets_are_references_and_never_plain_values(key):
+    env = env_of(key)
+    assert not set(env.plain) & set(env.secrets)
+    assert not [name for name in env.plain if looks_secret(name)]
+    plain_values = set(env.plain.values())
+    assert not [ref.secret for ref in env.secrets.values() if ref.secret in plain_values]
+
+
+def test_runtime_target_json_is_compact_with_sorted_keys():
+    text = runtime_target_json("schwab", "tqqq_growth_income", False, "charles-schwab-quant-service")
+    assert " " not in text
+    parsed = json.loads(text)
+    assert list(parsed) == sorted(parsed)
+    assert parsed == {
+        "dry_run_only": False,
+        "execution_mode": "live",
+        "platform_id": "schwab",
+        "service_name": "charles-schwab-quant-service",
+        "strategy_profile": "tqqq_growth_income",
+    }
+
+
+@pytest.mark.parametrize(
+    "setting, live_value, live_exists, expected",
+    [
+        ("keep", "false", True, "false"),  # keep holds a live trading flag exactly
+        ("keep", "1", True, "1"),
+        ("keep", None, True, None),  # unset stays unset (the runtime reads that as dry)
+        ("keep", "", True, ""),
+        ("keep", None, False, "true"),  # a new service starts dry
+        (True, "false", True, "true"),
+        (False, "true", True, "false"),
+        (False, None, False, "false"),
+    ],
+)
+def test_dry_run_value(setting, live_value, live_exists, expected):
+    spec = CONFIG.services["schwab"].model_copy(update={"dry_run_only": setting})
+    assert dry_run_value(spec, live_value, live_exists) == expected
+
+
+@pytest.mark.parametrize("dry_run, runtime_dry", [(None, True), ("", True), ("true", True), ("on", True), ("false", False), ("0", False)])
+def test_dry_run_flag_and_runtime_target_agree(dry_run, runtime_dry):
+    env = env_of("schwab", dry_run)
+    assert json.loads(env.plain["RUNTIME_TARGET_JSON"])["dry_run_only"] is runtime_dry
+    assert is_dry_run(env.plain.get("SCHWAB_DRY_RUN_ONLY")) is runtime_dry
+    assert ("SCHWAB_DRY_RUN_ONLY" in env.plain) is (dry_run is not None)
+
+
+def test_desired_revision_carries_image_commit_and_release():
+    spec = CONFIG.services["longbridge-hk"]
+    revision = desired_revision(spec, CONFIG.release, MATRIX.requirements(spec.strategy_profile, spec.platform), "true")
+    assert (revision.image, revision.commit) == (spec.image, spec.commit)
+    assert revision.image.endswith(":" + spec.commit)
+    assert (revision.qpk_tag, revision.ues_tag) == ("v0.7.10", "v0.7.13")
+
+
+def test_prod_config_has_no_problems_and_rules_see_every_service():
+    assert stack_problems(CONFIG.services) == []
+    for key, spec in CONFIG.services.items():
+        assert service_problems(key, spec, MATRIX) == []
+
+
+def test_owned_names_cover_every_platforms_strategy_env():
+    for platform in PLATFORMS.values():
+        assert platform.strategy_env <= OWNED_ENV_NAMES
+        assert platform.dry_run_env in OWNED_ENV_NAMES
+    assert {"ACCOUNT_PREFIX", "ACCOUNT_REGION", "LONGPORT_SECRET_NAME", "IBKR_RECONCILIATION_OUTPUT_PATH"} <= OWNED_ENV_NAMES
+
+
+@pytest.mark.parametrize(
+    "name, secret",
+    [("TELEGRAM_TOKEN", True), ("SCHWAB_APP_SECRET", True), ("LONGPORT_APP_KEY", True), ("DB_PASSWORD", True),
+     ("LONGPORT_SECRET_NAME", False), ("IB_ACCOUNT_GROUP_CONFIG_SECRET_NAME", False), ("NOTIFY_LANG", False)],
+)
+def test_secret_looking_names(name, secret):
+    assert looks_secret(name) is secret

@@ -1,0 +1,147 @@
+"""`StrategyService` and the provider cache under Pulumi mocks, without the release gate.
+
+The mock monitor records each registration request, so resource options (protect, ignoreChanges,
+parent, provider) are asserted as the engine would receive them, not just the inputs.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from components.env import ServiceEnv, ServiceRevision
+from components.platforms import QPK_TAG_ANNOTATION, UES_TAG_ANNOTATION
+from components.program import Providers, deploy, desired_revision_for
+from components.strategy_service import COMPONENT_TYPE, StrategyService, StrategyServiceArgs
+from release.config import SecretRef
+from release.stack import load_stack_file, stack_file
+from tests.fixtures.pulumi_mocks import PROVIDER_TYPE, SERVICE_TYPE, run_under_mocks, service_env
+
+CONFIG = load_stack_file(stack_file("prod"))
+
+
+def build_one(key: str, revision: ServiceRevision, **spec_changes):
+    spec = CONFIG.services[key].model_copy(update=spec_changes)
+
+    def program() -> None:
+        provider = Providers().for_project(spec.project)
+        StrategyService(StrategyServiceArgs(key=key, spec=spec, revision=revision, provider=provider, input_mode="direct_runtime"))
+
+    run = run_under_mocks(program)
+    assert run.error is None, run.error
+    return run
+
+
+def revision(key: str) -> ServiceRevision:
+    return desired_revision_for(key, CONFIG.services[key], CONFIG)
+
+
+@pytest.fixture(scope="module")
+def prod_run():
+    run = run_under_mocks(lambda: deploy(CONFIG))
+    assert run.error is None, run.error
+    return run
+
+
+def test_env_is_sorted_by_name_with_secrets_as_secret_manager_refs(prod_run):
+    for key, spec in CONFIG.services.items():
+        envs = prod_run.services()[key].inputs["template"]["containers"][0]["envs"]
+        names = [entry["name"] for entry in envs]
+        assert names == sorted(names)
+        for entry in envs:
+            if entry["name"] in spec.secrets:
+                ref = spec.secrets[entry["name"]]
+                assert "value" not in entry
+                assert entry["valueSource"] == {"secretKeyRef": {"secret": ref.secret, "version": ref.version}}
+            else:
+                assert "valueSource" not in entry and isinstance(entry["value"], str)
+
+
+def test_component_applies_exactly_the_revision_it_is_given():
+    # A revision unlike the spec (as a deploy-image phase would pass): the component must not re-derive env.
+    held = ServiceRevision(
+        image="us-central1-docker.pkg.dev/p/r/img@sha256:" + "a" * 64,
+        commit="b" * 40,
+        env=ServiceEnv(plain={"STRATEGY_PROFILE": "global_etf_rotation", "ZED": "1", "ALPHA": "2"},
+                       secrets={"TELEGRAM_TOKEN": SecretRef(secret="tok", version="3")}),
+        qpk_tag=None,
+        ues_tag="v0.7.11",
+    )
+    run = build_one("ibkr", held)
+    inputs = run.services()["ibkr"].inputs
+    container = inputs["template"]["containers"][0]
+    assert container["image"] == held.image
+    assert service_env(inputs) == {"ALPHA": "2", "STRATEGY_PROFILE": "global_etf_rotation", "TELEGRAM_TOKEN": ("secret", "tok", "3"), "ZED": "1"}
+    assert inputs["template"]["labels"] == {"commit-sha": "b" * 40}
+    # An unknown release is not recorded as a guess.
+    assert inputs["annotations"] == {UES_TAG_ANNOTATION: "v0.7.11"}
+
+
+@pytest.mark.parametrize("key", ["ibkr", "schwab", "longbridge-hk", "longbridge-sg"])
+def test_cloud_run_settings_labels_and_annotations(prod_run, key):
+    spec = CONFIG.services[key]
+    inputs = prod_run.services()[key].inputs
+    template = inputs["template"]
+    assert (inputs["name"], inputs["project"], inputs["location"]) == (spec.service_name, spec.project, spec.region)
+    assert inputs["ingress"] == "INGRESS_TRAFFIC_INTERNAL_ONLY"
+    assert inputs["deletionProtection"] is True
+    assert inputs["traffics"] == [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}]
+    assert inputs["annotations"] == {QPK_TAG_ANNOTATION: "v0.7.10", UES_TAG_ANNOTATION: "v0.7.13"}
+    assert template["labels"] == {"commit-sha": spec.commit}
+    assert template["scaling"] == {"maxInstanceCount": 1}
+    assert template["timeout"] == "300s"
+    assert template["serviceAccount"] == f"{spec.platform}-platform-runtime@{spec.project}.iam.gserviceaccount.com"
+    assert template["containers"][0]["resources"]["limits"] == {"cpu": "1", "memory": "512Mi"}
+    assert template["containers"][0]["image"] == spec.image
+    # Only IBKR serves one request at a time.
+    assert template.get("maxInstanceRequestConcurrency") == (1 if key == "ibkr" else None)
+
+
+def test_service_account_from_config_wins():
+    account = "custom-runtime@charlesschwabquant.iam.gserviceaccount.com"
+    run = build_one("schwab", revision("schwab"), service_account=account)
+    assert run.services()["schwab"].inputs["template"]["serviceAccount"] == account
+
+
+def test_service_is_protected_ignores_gcloud_client_drift_and_sits_under_its_component(prod_run):
+    components = {resource.name: resource for resource in prod_run.of_type(COMPONENT_TYPE)}
+    assert set(components) == set(CONFIG.services)
+    for key, service in prod_run.services().items():
+        assert service.protect is True
+        assert set(service.ignore_changes) == {"client", "clientVersion"}
+        assert service.parent == components[key].urn
+        assert service.urn.endswith(f"{COMPONENT_TYPE}${SERVICE_TYPE}::{key}")
+
+
+def test_one_explicit_provider_per_gcp_project(prod_run):
+    providers = prod_run.providers()
+    assert {resource.inputs["project"] for resource in providers.values()} == {spec.project for spec in CONFIG.services.values()}
+    assert len(providers) == 3
+    by_urn = {resource.urn: resource.inputs["project"] for resource in providers.values()}
+    for key, service in prod_run.services().items():
+        assert by_urn[service.provider_urn] == CONFIG.services[key].project
+
+
+def test_outputs_per_service_key(prod_run):
+    assert set(prod_run.outputs) == set(CONFIG.services)
+    hk = prod_run.outputs["longbridge-hk"]
+    spec = CONFIG.services["longbridge-hk"]
+    assert hk == {
+        "name": spec.service_name,
+        "project": spec.project,
+        "region": spec.region,
+        "uri": prod_run.services()["longbridge-hk"].state["uri"],
+        "image": spec.image,
+        "commit": spec.commit,
+        "strategyProfile": "qqq_tech_enhancement",
+        "inputMode": "snapshot_backed",
+        "latestReadyRevision": prod_run.services()["longbridge-hk"].state["latestReadyRevision"],
+    }
+    assert prod_run.outputs["schwab"]["inputMode"] == "direct_runtime"
+
+
+def test_each_run_starts_from_a_fresh_runtime():
+    first = build_one("schwab", revision("schwab"))
+    second = build_one("ibkr", revision("ibkr"))
+    assert set(first.services()) == {"schwab"}
+    assert set(second.services()) == {"ibkr"}
+    assert len(second.of_type(PROVIDER_TYPE)) == 1
