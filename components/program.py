@@ -16,28 +16,30 @@ from typing import Callable, Mapping, Optional
 import pulumi
 import pulumi_gcp as gcp
 
-from components.env import ServiceRevision, desired_revision, dry_run_value
+from components.env import ServiceRevision
 from components.platforms import STRATEGY_PROFILE
-from components.profiles import matrix_for
+from components.profiles import ProfileMatrix, load_matrices
 from components.strategy_service import StrategyService, StrategyServiceArgs
 from release.config import ConfigError, ServiceSpec, StackConfig
+from release.live import LiveService, read_cloud_run_v2
+from release.ordering import ServicePlan, plan_service
 from release.stack import load_pulumi_config
 
-RevisionFor = Callable[[str, ServiceSpec, StackConfig], ServiceRevision]
-"""What to apply to one service in this run: (service key, its spec, the whole config) -> revision."""
+LiveReader = Callable[[ServiceSpec, "gcp.Provider"], Optional[LiveService]]
+"""How the program sees one live service: (spec, its project's provider) -> live state, None when new."""
 
 
-def desired_revision_for(key: str, spec: ServiceSpec, config: StackConfig) -> ServiceRevision:
-    """The cutover's end state with no live state known: the bundle's image and the switched env.
-
-    `keep` cannot see a live value here, so it starts dry (the safe default for `{P}_DRY_RUN_ONLY`).
-    The ordering rule (deploy the image first, switch env after) replaces this function, not the program.
-    """
-    matrix = matrix_for(config.release.us_equity_strategies)
-    requirements = matrix.requirements(spec.strategy_profile, spec.platform)
-    # parse_stack has already refused a profile without requirements; this guards a misuse of the function.
-    assert requirements is not None, f"{key}: validate the config before computing revisions"
-    return desired_revision(spec, config.release, requirements, dry_run_value(spec, None, live_exists=False))
+def read_live_service(spec: ServiceSpec, provider: gcp.Provider) -> Optional[LiveService]:
+    """The live service through the `getService` invoke (v2 shape); "not found" means it is new."""
+    return read_cloud_run_v2(
+        lambda: gcp.cloudrunv2.get_service(
+            name=spec.service_name,
+            project=spec.project,
+            location=spec.region,
+            opts=pulumi.InvokeOptions(provider=provider),
+        ),
+        spec.service_name,
+    )
 
 
 def load_config() -> StackConfig:
@@ -80,40 +82,49 @@ class Providers:
         return len(self._by_project)
 
 
-def input_mode_of(revision: ServiceRevision, spec: ServiceSpec, config: StackConfig) -> Optional[str]:
-    """The input mode of the profile the revision actually runs (it may be the live one during a phase)."""
+def input_mode_of(revision: ServiceRevision, spec: ServiceSpec, matrices: Mapping[str, ProfileMatrix]) -> Optional[str]:
+    """The input mode of the profile the revision actually runs (during deploy-image: the live one)."""
     profile = revision.env.plain.get(STRATEGY_PROFILE)
-    if profile is None:
-        return None
-    requirements = matrix_for(config.release.us_equity_strategies).requirements(profile, spec.platform)
+    matrix = matrices.get(revision.ues_tag or "")
+    requirements = None if profile is None or matrix is None else matrix.requirements(profile, spec.platform)
     return None if requirements is None else requirements.input_mode
 
 
-def deploy(config: StackConfig, revision_for: RevisionFor = desired_revision_for) -> dict[str, StrategyService]:
-    """Register every service of a validated, gated config and export one map per service key."""
+def deploy(config: StackConfig, read_live: LiveReader = read_live_service) -> dict[str, ServicePlan]:
+    """Register every service of a validated, gated config at the phase the ordering rule allows.
+
+    A service never changes image and strategy env in one update: `plan_service` (the same function
+    `python -m release plan` shows) decides what this run applies; a blocked service is held as it is live.
+    """
     providers = Providers()
-    services: dict[str, StrategyService] = {}
+    matrices = load_matrices()
+    plans: dict[str, ServicePlan] = {}
     for key in sorted(config.services):
         spec = config.services[key]
-        revision = revision_for(key, spec, config)
+        provider = providers.for_project(spec.project)
+        plan = plan_service(key, spec, config.release, read_live(spec, provider), matrices)
+        for warning in plan.warnings:
+            pulumi.log.warn(f"{key}: {warning}")
+        if plan.phase == "blocked":
+            pulumi.log.warn(f"{key}: blocked, held at its live state: {plan.reason}")
         service = StrategyService(
             StrategyServiceArgs(
                 key=key,
                 spec=spec,
-                revision=revision,
-                provider=providers.for_project(spec.project),
-                input_mode=input_mode_of(revision, spec, config),
+                revision=plan.applied,
+                provider=provider,
+                input_mode=input_mode_of(plan.applied, spec, matrices),
             )
         )
-        pulumi.export(key, service.outputs())
-        services[key] = service
-    return services
+        pulumi.export(key, {**service.outputs(), "phase": plan.phase})
+        plans[key] = plan
+    return plans
 
 
 def run_program(
-    environ: Optional[Mapping[str, str]] = None, revision_for: RevisionFor = desired_revision_for
-) -> dict[str, StrategyService]:
+    environ: Optional[Mapping[str, str]] = None, read_live: LiveReader = read_live_service
+) -> dict[str, ServicePlan]:
     """The whole program, as `pulumi preview/up` runs it."""
     config = load_config()
     check_release(config, environ)
-    return deploy(config, revision_for)
+    return deploy(config, read_live)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from components.env import ServiceEnv, ServiceRevision
+from components.env import ServiceEnv, ServiceRevision, desired_revision, dry_run_value
 from components.platforms import QPK_TAG_ANNOTATION, UES_TAG_ANNOTATION
-from components.program import Providers, deploy, desired_revision_for
+from components.profiles import matrix_for
+from components.program import Providers, deploy
 from components.strategy_service import COMPONENT_TYPE, StrategyService, StrategyServiceArgs
 from release.config import SecretRef
 from release.stack import load_stack_file, stack_file
@@ -32,7 +33,9 @@ def build_one(key: str, revision: ServiceRevision, **spec_changes):
 
 
 def revision(key: str) -> ServiceRevision:
-    return desired_revision_for(key, CONFIG.services[key], CONFIG)
+    spec = CONFIG.services[key]
+    requirements = matrix_for(CONFIG.release.us_equity_strategies).requirements(spec.strategy_profile, spec.platform)
+    return desired_revision(spec, CONFIG.release, requirements, dry_run_value(spec, None, live_exists=False))
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +138,7 @@ def test_outputs_per_service_key(prod_run):
         "strategyProfile": "qqq_tech_enhancement",
         "inputMode": "snapshot_backed",
         "latestReadyRevision": prod_run.services()["longbridge-hk"].state["latestReadyRevision"],
+        "phase": "create",  # no live service under these mocks
     }
     assert prod_run.outputs["schwab"]["inputMode"] == "direct_runtime"
 
