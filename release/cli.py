@@ -39,11 +39,53 @@ def load_config(args: argparse.Namespace) -> StackConfig:
 
 
 def _check(args: argparse.Namespace) -> int:
-    raise NotImplementedError("check")
+    import json
+    import os
+
+    from release.gate import run_gate
+    from release.lock import LockError, lock_path, read_lock
+    from release.sources import SourceSelectionError, make_source
+
+    config = load_config(args)
+    try:
+        source = make_source(args.source, config.release, args.git_root, os.environ)
+        lock = read_lock(lock_path(config_path(args)))
+    except (SourceSelectionError, LockError) as error:
+        raise UsageError(str(error)) from None
+    report = run_gate(config, source, lock)
+    if args.format == "json":
+        print(json.dumps(report.to_json(), indent=2, sort_keys=True))
+    else:
+        print(report.render_text())
+    return EXIT_OK if report.ok else EXIT_NO
 
 
 def _lock(args: argparse.Namespace) -> int:
-    raise NotImplementedError("lock")
+    import json
+    import os
+
+    from release.gate import run_gate
+    from release.lock import LockError, lock_path, read_lock, write_lock
+    from release.sources import SourceSelectionError, make_source
+
+    config = load_config(args)
+    path = lock_path(config_path(args))
+    try:
+        source = make_source(args.source, config.release, args.git_root, os.environ)
+        previous = read_lock(path)
+    except (SourceSelectionError, LockError) as error:
+        raise UsageError(str(error)) from None
+    report = run_gate(config, source, previous)
+    try:
+        written = write_lock(path, report) if report.ok else None
+    except OSError as error:
+        raise UsageError(f"cannot write the lock {path} ({error.strerror}); check the directory's permissions") from None
+    if args.format == "json":
+        print(json.dumps({**report.to_json(), "lock": str(path) if written else None}, indent=2, sort_keys=True))
+    else:
+        print(report.render_text())
+        print(f"wrote {path} (locked at {written.locked_at})" if written else f"lock NOT written: the gate did not pass; {path} is unchanged")
+    return EXIT_OK if written else EXIT_NO
 
 
 def _plan(args: argparse.Namespace) -> int:

@@ -1,0 +1,163 @@
+"""The lock file: the offline record of what the gate proved, one per stack, beside its stack file.
+
+`python -m release lock` writes it only when the gate passes. The plan reads it when GitHub is out of
+reach, and the next gate run compares tags against it (a tag that moved fails `tag-immutable`). Every
+tag a lock of this stack ever proved stays in `tags`, so moving the bundle forward keeps the record of
+the old tags for the immutability check of a later rollback.
+
+Deterministic: sorted keys, two-space indent, trailing newline; the only volatile field is `locked_at`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from release.config import COMMIT_PATTERN, release_version
+from release.pins import Pin
+
+if TYPE_CHECKING:
+    from release.gate import GateReport
+
+LOCK_SCHEMA = 1
+
+
+class LockModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _full_commit(value: str) -> str:
+    if not COMMIT_PATTERN.fullmatch(value):
+        raise ValueError(f"{value!r} is not a 40-hex commit")
+    return value
+
+
+class LockedTag(LockModel):
+    repo: str
+    tag: str
+    commit: str
+
+    @field_validator("tag")
+    @classmethod
+    def _tag(cls, value: str) -> str:
+        release_version(value)
+        return value
+
+    @field_validator("commit")
+    @classmethod
+    def _commit(cls, value: str) -> str:
+        return _full_commit(value)
+
+
+class LockedService(LockModel):
+    platform: str
+    repo: str
+    commit: str
+    pins: list[Pin] = Field(default_factory=list)
+
+    @field_validator("commit")
+    @classmethod
+    def _commit(cls, value: str) -> str:
+        return _full_commit(value)
+
+
+class Lock(LockModel):
+    schema_version: Literal[1] = LOCK_SCHEMA
+    locked_at: str  # ISO 8601 UTC, e.g. 2026-04-20T09:30:00Z
+    source: str  # the kind of source that proved it: github | git
+    github_owner: str
+    quant_platform_kit: LockedTag
+    us_equity_strategies: LockedTag
+    ues_qpk_pin: Pin
+    matrix_tag: str
+    services: dict[str, LockedService]
+    # "<owner>/<repo>" -> tag -> commit: every tag any lock of this stack proved (tags never move).
+    tags: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    def recorded_commit(self, owner: str, repo: str, tag: str) -> Optional[str]:
+        return self.tags.get(f"{owner}/{repo}", {}).get(tag)
+
+
+class LockError(ValueError):
+    """A lock file that exists but cannot be trusted: bad JSON or the wrong shape. Bad input (exit 2)."""
+
+
+def lock_path(stack_file: Path) -> Path:
+    """`Pulumi.prod.yaml` -> `Pulumi.prod.lock.json`, in the same directory."""
+    stem = stack_file.name[: -len(stack_file.suffix)] if stack_file.suffix in (".yaml", ".yml") else stack_file.name
+    return stack_file.with_name(f"{stem}.lock.json")
+
+
+def read_lock(path: Path) -> Optional[Lock]:
+    """The lock at `path`, None when there is none; LockError for anything unreadable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise LockError(f"{path}: cannot read ({error.strerror}); fix its permissions or delete it and run `python -m release lock`") from None
+    try:
+        return Lock.model_validate_json(text)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise LockError(
+            f"{path} is not a valid lock ({error.error_count()} problem(s), first at {where}: {first['msg']}); "
+            "do not edit it by hand: delete it and run `python -m release lock`"
+        ) from None
+
+
+def utc_timestamp(now: Optional[datetime] = None) -> str:
+    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return moment.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def lock_from_report(report: "GateReport", now: Optional[datetime] = None, previous: Optional[Lock] = None) -> Lock:
+    """The lock a passing, source-verified gate report proves; ValueError for any other report."""
+    if not report.ok or report.source_kind not in ("github", "git"):
+        raise ValueError("only a passing gate verified from GitHub or git can be locked; run `python -m release check`")
+    facts, bundle = report.facts, report.bundle
+    owner, repos = bundle.github_owner, bundle.repositories
+    qpk_commit = facts.tags[(repos.quant_platform_kit, bundle.quant_platform_kit)]
+    ues_commit = facts.tags[(repos.us_equity_strategies, bundle.us_equity_strategies)]
+    assert facts.ues_qpk_pin is not None, "a passing gate has read UES's QPK pin"
+    tags: dict[str, dict[str, str]] = {name: dict(recorded) for name, recorded in (previous.tags if previous else {}).items()}
+    for (repo, tag), commit in facts.tags.items():
+        tags.setdefault(f"{owner}/{repo}", {})[tag] = commit
+    return Lock(
+        locked_at=utc_timestamp(now),
+        source=report.source_kind,
+        github_owner=owner,
+        quant_platform_kit=LockedTag(repo=repos.quant_platform_kit, tag=bundle.quant_platform_kit, commit=qpk_commit),
+        us_equity_strategies=LockedTag(repo=repos.us_equity_strategies, tag=bundle.us_equity_strategies, commit=ues_commit),
+        ues_qpk_pin=facts.ues_qpk_pin,
+        matrix_tag=facts.matrix_tag,
+        services={
+            key: LockedService(
+                platform=service.platform,
+                repo=service.repo,
+                commit=service.commit,
+                pins=sorted(service.pins, key=lambda pin: (pin.package, pin.file, pin.ref)),
+            )
+            for key, service in facts.services.items()
+        },
+        tags=tags,
+    )
+
+
+def render_lock(lock: Lock) -> str:
+    return json.dumps(lock.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+
+
+def write_lock(path: Path, report: "GateReport", now: Optional[datetime] = None) -> Lock:
+    """Write the lock for a passing report, keeping every tag the previous lock at `path` recorded."""
+    lock = lock_from_report(report, now, previous=read_lock(path))
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(render_lock(lock), encoding="utf-8")
+    # Atomic replace: a crash mid-write never leaves a half lock for the plan to read.
+    tmp.replace(path)
+    return lock

@@ -1,0 +1,77 @@
+from pathlib import Path
+
+import pytest
+
+from release.git_source import GitSource
+from release.sources import NotFound, TagNotFound, Unreachable
+from tests.fixtures.git_repos import GitRepo, seed_repos  # noqa: F401  (fixture)
+from tests.fixtures.github_fake import QPK, UES, IBKR
+
+
+def test_lightweight_and_annotated_tags_resolve_to_their_commits(seed_repos):
+    source = GitSource(seed_repos.root)
+    # v0.7.8 and v0.7.10 are annotated in the seed, v0.7.7 and v0.7.9 lightweight.
+    for tag, commit in seed_repos.qpk_tags.items():
+        assert source.resolve_tag(QPK, tag) == commit
+
+
+def test_a_branch_named_like_a_tag_is_not_a_tag(tmp_path):
+    repo = GitRepo.init(tmp_path / QPK)
+    repo.commit({"a": "1"})
+    repo.branch("v0.7.99")
+    with pytest.raises(TagNotFound, match="tag v0.7.99 not found"):
+        GitSource(tmp_path).resolve_tag(QPK, "v0.7.99")
+
+
+def test_read_file_and_missing_file_and_missing_commit(seed_repos):
+    source = GitSource(seed_repos.root)
+    target = seed_repos.target[IBKR]
+    assert "v0.7.13" in source.read_file(IBKR, target, "requirements.txt")
+    assert source.read_file(IBKR, target, "uv.lock") is None
+    assert "v0.7.10" in source.read_file(UES, "v0.7.13", "pyproject.toml")
+    assert source.commit_exists(IBKR, target) and not source.commit_exists(IBKR, "0" * 40)
+    assert not source.commit_exists(IBKR, target[:7])
+    with pytest.raises(NotFound):
+        source.read_file(IBKR, "f" * 40, "requirements.txt")
+
+
+def test_bare_mirror_named_repo_dot_git_works(seed_repos, tmp_path):
+    GitRepo.init(tmp_path / f"{QPK}.git", bare_clone_of=seed_repos.repos[QPK])
+    assert GitSource(tmp_path).resolve_tag(QPK, "v0.7.10") == seed_repos.qpk_tags["v0.7.10"]
+
+
+def test_missing_clone_is_unreachable_and_says_where(tmp_path):
+    with pytest.raises(Unreachable) as caught:
+        GitSource(tmp_path).resolve_tag(QPK, "v0.7.10")
+    assert caught.value.unreachable and str(tmp_path) in str(caught.value) and "git clone" in caught.value.fix
+
+
+def test_ci_is_not_visible_to_git(seed_repos):
+    assert GitSource(seed_repos.root).ci_status(IBKR, seed_repos.target[IBKR]) is None
+
+
+@pytest.mark.parametrize(
+    "environ, words",
+    [
+        ({"CUTOVER_SOURCE": "svn"}, "CUTOVER_SOURCE='svn'"),
+        ({"CUTOVER_SOURCE": "git"}, "CUTOVER_GIT_ROOT"),
+        ({"CUTOVER_GIT_ROOT": "/x"}, "CUTOVER_SOURCE=git"),
+    ],
+)
+def test_bad_source_selection_is_a_clear_error(environ, words):
+    from release.config import ReleaseBundle
+    from release.sources import SourceSelectionError, source_from_env
+
+    with pytest.raises(SourceSelectionError, match=words.replace("(", r"\(")):
+        source_from_env(ReleaseBundle(quant_platform_kit="v0.7.10", us_equity_strategies="v0.7.13"), environ)
+
+
+def test_source_from_env_selects_git_and_github(tmp_path):
+    from release.config import ReleaseBundle
+    from release.github_source import GitHubSource
+    from release.sources import source_from_env
+
+    bundle = ReleaseBundle(quant_platform_kit="v0.7.10", us_equity_strategies="v0.7.13", github_owner="Fork")
+    assert isinstance(source_from_env(bundle, {"CUTOVER_SOURCE": "git", "CUTOVER_GIT_ROOT": str(tmp_path)}), GitSource)
+    github = source_from_env(bundle, {"GITHUB_API_URL": "http://127.0.0.1:9/api"})
+    assert isinstance(github, GitHubSource) and github.owner == "Fork" and github.base_url == "http://127.0.0.1:9/api"

@@ -1,0 +1,133 @@
+import json
+import socket
+
+import pytest
+
+from release.gate import run_gate
+from release.github_source import GitHubSource
+from release.sources import TagNotFound
+from tests.fixtures.git_repos import prod_config
+from tests.fixtures.github_fake import IBKR, OWNER, QPK, SEED_TARGET_COMMITS, fake_sha, prod_seed_repos, running, seed_fake  # noqa: F401
+
+TOKEN = "ghp_test_token_never_printed_0123456789"
+
+
+def source_for(fake, **kwargs) -> GitHubSource:
+    kwargs.setdefault("backoff", 0.0)
+    kwargs.setdefault("timeout", 1)
+    return GitHubSource(OWNER, base_url=fake.base_url, **kwargs)
+
+
+def test_prod_stack_passes_with_few_requests_and_none_repeated(seed_fake):
+    source = source_for(seed_fake)
+    report = run_gate(prod_config(), source)
+    assert report.ok, report.render_text()
+    # QPK tag (lightweight) 1 + UES tag (annotated) 2 + UES tree and pyproject blob 2
+    # + one tree per distinct platform commit 3 + one requirements.txt blob (same content, same blob id) 1
+    # + CI status and check runs per distinct platform commit 6 = 15; longbridge-hk/-sg share a commit.
+    assert len(seed_fake.requests) == 15, seed_fake.requests
+    assert len(set(seed_fake.requests)) == len(seed_fake.requests)
+    run_gate(prod_config(), source)
+    assert len(seed_fake.requests) == 15  # everything cached within the source
+
+
+def test_missing_tag_is_a_definite_failure(seed_fake):
+    report = run_gate(prod_config(qpk="v0.7.11"), source_for(seed_fake))
+    check = next(c for c in report.checks if c.id == "qpk-tag")
+    assert check.status == "failed" and "v0.7.11" in check.message and f"{OWNER}/{QPK}" in check.message
+    assert not report.unreachable
+
+
+def test_a_branch_of_the_tag_name_does_not_count(seed_fake):
+    seed_fake.repos[f"{OWNER}/{QPK}"].branches["v0.7.11"] = fake_sha(QPK, "v0.7.10")
+    with pytest.raises(TagNotFound):
+        source_for(seed_fake).resolve_tag(QPK, "v0.7.11")
+
+
+def test_server_error_is_retried_then_succeeds(seed_fake):
+    tree = f"{IBKR}/git/trees/{SEED_TARGET_COMMITS[IBKR]}"
+    seed_fake.add_fault(tree, "500", times=1)
+    report = run_gate(prod_config(), source_for(seed_fake))
+    assert report.ok, report.render_text()
+    assert seed_fake.count(tree) == 2 and len(seed_fake.requests) == 16
+
+
+def test_persistent_server_error_is_bounded_and_unreachable(seed_fake):
+    seed_fake.add_fault("/git/ref/tags/v0.7.10", "500")
+    report = run_gate(prod_config(), source_for(seed_fake, retries=2))
+    assert not report.ok and report.unverified and report.unreachable
+    assert seed_fake.count("/git/ref/tags/v0.7.10") == 3  # 1 try + 2 retries
+    assert len(seed_fake.requests) == 3  # the gate stops asking once GitHub is unreachable
+    assert "500" in next(c for c in report.checks if c.id == "qpk-tag").message
+
+
+def test_rate_limit_fails_closed_at_once_without_waiting_for_the_reset(seed_fake):
+    seed_fake.add_fault("/git/ref/tags/", "ratelimit")
+    report = run_gate(prod_config(), source_for(seed_fake))
+    qpk = next(c for c in report.checks if c.id == "qpk-tag")
+    assert qpk.status == "error" and "rate limit" in qpk.message and "GITHUB_TOKEN" in qpk.message
+    assert report.unreachable and not report.ok
+    assert len(seed_fake.requests) == 1
+    assert all(c.status in ("error", "skipped") for c in report.checks)
+
+
+def test_hanging_response_times_out_once_and_names_the_call(seed_fake):
+    seed_fake.add_fault("UsEquityStrategies/git/ref", "hang")
+    report = run_gate(prod_config(), source_for(seed_fake, timeout=1))
+    ues = next(c for c in report.checks if c.id == "ues-tag")
+    assert ues.status == "error" and "timed out" in ues.message and "/UsEquityStrategies/git/ref/tags/v0.7.13" in ues.message
+    assert seed_fake.count("UsEquityStrategies/git/ref") == 1 and len(seed_fake.requests) == 2
+
+
+def test_total_budget_stops_new_calls(seed_fake):
+    ticks = iter(range(0, 10_000, 40))
+    report = run_gate(prod_config(), source_for(seed_fake, total_timeout=60, clock=lambda: next(ticks)))
+    assert not report.ok and report.unreachable
+    assert any("budget" in c.message for c in report.checks)
+    assert len(seed_fake.requests) == 2  # two calls fit the 60 s budget on a clock that moves 40 s per call
+
+
+def test_malformed_response_is_an_error_but_not_unreachable(seed_fake):
+    seed_fake.add_fault(f"git/trees/{SEED_TARGET_COMMITS[IBKR]}", "malformed")
+    report = run_gate(prod_config(), source_for(seed_fake))
+    check = next(c for c in report.checks if c.id == "platform-pins:ibkr")
+    assert check.status == "error" and "malformed" in check.message and not check.unreachable
+    assert next(c for c in report.checks if c.id == "platform-pins:schwab").status == "passed"
+
+
+def test_unknown_platform_commit_fails_naming_the_service(seed_fake):
+    report = run_gate(prod_config({IBKR: "1" * 40}), source_for(seed_fake))
+    check = next(c for c in report.checks if c.id == "platform-pins:ibkr")
+    assert check.status == "failed" and "1111111" in check.message and "not found" in check.message
+
+
+@pytest.mark.parametrize("ci, word", [("red", "failed"), ("pending", "still running"), ("none", "no CI result")])
+def test_platform_ci_must_be_green(ci, word):
+    repos = prod_seed_repos()
+    repo = repos[f"{OWNER}/{IBKR}"]
+    repo.add_commit(SEED_TARGET_COMMITS[IBKR], repo.commits[SEED_TARGET_COMMITS[IBKR]], ci=ci)
+    if ci == "none":
+        del repo.statuses[SEED_TARGET_COMMITS[IBKR]], repo.check_runs[SEED_TARGET_COMMITS[IBKR]]
+    with running(repos) as fake:
+        report = run_gate(prod_config(), source_for(fake))
+    check = next(c for c in report.checks if c.id == "platform-ci:ibkr")
+    assert check.status == "failed" and word in check.message
+    assert next(c for c in report.checks if c.id == "platform-ci:schwab").status == "passed"
+
+
+def test_connection_refused_is_unreachable():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again before the gate runs: nothing listens there
+    report = run_gate(prod_config(), GitHubSource(OWNER, base_url=f"http://127.0.0.1:{port}", timeout=1, retries=1, backoff=0.0))
+    assert report.unreachable and not report.ok
+    assert "cannot connect" in next(c for c in report.checks if c.id == "qpk-tag").message
+
+
+def test_token_is_sent_but_never_printed(seed_fake):
+    seed_fake.add_fault("UsEquityStrategies/git/ref", "ratelimit")
+    source = source_for(seed_fake, token=TOKEN)
+    report = run_gate(prod_config(), source)
+    assert any(TOKEN in (header or "") for header in seed_fake.auth_headers)
+    printed = report.render_text() + json.dumps(report.to_json()) + source.describe()
+    assert TOKEN not in printed and "token from GITHUB_TOKEN" in printed

@@ -1,0 +1,66 @@
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from release.gate import run_gate
+from release.git_source import GitSource
+from release.lock import LockError, lock_path, read_lock, render_lock, write_lock
+from tests.fixtures.git_repos import prod_config, seed_repos  # noqa: F401  (fixture)
+from tests.fixtures.github_fake import IBKR, QPK
+
+NOW = datetime(2026, 4, 20, 9, 30, tzinfo=timezone.utc)
+
+
+def passing(seed, **bundle):
+    return run_gate(prod_config(seed.target, **bundle), GitSource(seed.root))
+
+
+def test_lock_path_sits_beside_the_stack_file():
+    assert lock_path(Path("/x/Pulumi.prod.yaml")) == Path("/x/Pulumi.prod.lock.json")
+    assert lock_path(Path("stacks/staging.yml")) == Path("stacks/staging.lock.json")
+
+
+def test_write_then_read_round_trips_and_is_deterministic(seed_repos, tmp_path):
+    path = tmp_path / "Pulumi.prod.lock.json"
+    lock = write_lock(path, passing(seed_repos), now=NOW)
+    text = path.read_text()
+    assert text.endswith("}\n") and read_lock(path) == lock
+    data = json.loads(text)
+    assert list(data) == sorted(data) and data["locked_at"] == "2026-04-20T09:30:00Z"
+    assert data["quant_platform_kit"] == {"repo": QPK, "tag": "v0.7.10", "commit": seed_repos.qpk_tags["v0.7.10"]}
+    assert data["ues_qpk_pin"]["ref"] == "v0.7.10" and data["matrix_tag"] == "v0.7.13"
+    assert data["services"]["ibkr"]["commit"] == seed_repos.target[IBKR]
+    assert write_lock(path, passing(seed_repos), now=NOW) == lock and path.read_text() == text
+
+
+def test_only_a_passing_report_is_locked(seed_repos, tmp_path):
+    failing = run_gate(prod_config(seed_repos.baseline), GitSource(seed_repos.root))
+    with pytest.raises(ValueError, match="only a passing gate"):
+        write_lock(tmp_path / "l.json", failing, now=NOW)
+    assert not (tmp_path / "l.json").exists()
+
+
+def test_moving_the_bundle_keeps_the_tags_of_earlier_locks(seed_repos, tmp_path):
+    path = tmp_path / "Pulumi.prod.lock.json"
+    write_lock(path, passing(seed_repos), now=NOW)
+    first = read_lock(path)
+    assert first.recorded_commit("QuantStrategyLab", QPK, "v0.7.10") == seed_repos.qpk_tags["v0.7.10"]
+    # A second lock for the same bundle from a fresh report must keep what the first recorded.
+    second = write_lock(path, passing(seed_repos), now=datetime(2026, 4, 21, tzinfo=timezone.utc))
+    assert second.tags == first.tags and second.locked_at == "2026-04-21T00:00:00Z"
+
+
+def test_missing_lock_is_none_and_malformed_lock_is_a_clear_error(tmp_path, seed_repos):
+    assert read_lock(tmp_path / "none.json") is None
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(LockError, match="python -m release lock"):
+        read_lock(bad)
+    lock = write_lock(tmp_path / "ok.json", passing(seed_repos), now=NOW)
+    data = json.loads(render_lock(lock))
+    data["surprise"] = 1
+    bad.write_text(json.dumps(data))
+    with pytest.raises(LockError, match="surprise"):
+        read_lock(bad)
