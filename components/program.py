@@ -23,7 +23,7 @@ from components.strategy_service import StrategyService, StrategyServiceArgs
 from release.config import ConfigError, ServiceSpec, StackConfig
 from release.live import LiveService, read_cloud_run_v2
 from release.ordering import ServicePlan, plan_service
-from release.stack import load_pulumi_config
+from release.stack import load_pulumi_config, stack_file
 
 LiveReader = Callable[[ServiceSpec, "gcp.Provider"], Optional[LiveService]]
 """How the program sees one live service: (spec, its project's provider) -> live state, None when new."""
@@ -51,16 +51,22 @@ def load_config() -> StackConfig:
 
 
 def check_release(config: StackConfig, environ: Optional[Mapping[str, str]] = None) -> None:
-    """Run the release gate synchronously; a failing gate stops the program before any registration."""
+    """Run the release gate synchronously; a failing gate stops the program before any registration.
+
+    The stack's lock (when there is one) is what `tag-immutable` compares against; the program never
+    falls back to it when GitHub is unreachable: `pulumi up` always re-verifies online.
+    """
     # Imported here so the component and its tests do not depend on the gate's source adapters.
     from release.gate import run_gate
+    from release.lock import LockError, lock_path, read_lock
     from release.sources import SourceSelectionError, source_from_env
 
     try:
         source = source_from_env(config.release, os.environ if environ is None else environ)
-    except SourceSelectionError as error:
+        lock = read_lock(lock_path(stack_file(pulumi.get_stack())))
+    except (SourceSelectionError, LockError) as error:
         raise pulumi.RunError(f"release gate: {error}") from None
-    report = run_gate(config, source)
+    report = run_gate(config, source, lock)
     if not report.ok:
         raise pulumi.RunError(report.render_text())
 

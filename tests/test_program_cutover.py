@@ -1,0 +1,203 @@
+"""The real `__main__.py` as a cutover: live state comes from a mocked `getService`, and each `pulumi up`
+changes only what the phase rule allows.
+
+A forward release takes two runs: the first deploys the new image with the live strategy env held, the
+second (live now at the new commit, confirmed) switches the env; a third finds the service in sync.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from components.platforms import COMMIT_LABEL, QPK_TAG_ANNOTATION, UES_TAG_ANNOTATION
+from tests.fixtures.pulumi_mocks import CutoverMocks, ProgramRun, run_main, service_env
+from tests.test_program import SERVICES, expected_registered_env, github_api  # noqa: F401 - the fixture
+
+IBKR = SERVICES["ibkr"]
+BASELINE = "f4496da" + "0" * 33
+BASELINE_IMAGE = IBKR["image"].rsplit(":", 1)[0] + f":{BASELINE}"
+SNAPSHOT = "gs://qsl-runtime-logs-interactivebrokersquant/strategy-artifacts/us_equity/russell/snapshot.csv"
+
+# The IBKR service as the hand-run deploy scripts left it: older image, a snapshot-backed profile, no
+# release annotations (this program never deployed it), dry-run flag unset.
+BASELINE_ENV = {
+    "ACCOUNT_GROUP": "default",
+    "IB_ACCOUNT_GROUP_CONFIG_SECRET_NAME": "ibkr-account-groups",
+    "GLOBAL_TELEGRAM_CHAT_ID": IBKR["env"]["GLOBAL_TELEGRAM_CHAT_ID"],
+    "NOTIFY_LANG": "zh",
+    "STRATEGY_PROFILE": "russell_1000_multi_factor_defensive",
+    "IBKR_FEATURE_SNAPSHOT_PATH": SNAPSHOT,
+}
+
+
+def _revision_path(key: tuple[str, str, str], revision: str) -> str:
+    project, location, name = key
+    return f"projects/{project}/locations/{location}/services/{name}/revisions/{revision}"
+
+
+def get_service_result(
+    key: tuple[str, str, str],
+    image: str,
+    commit: str,
+    plain: Mapping[str, str],
+    secrets: Mapping[str, tuple[str, str]],
+    annotations: Mapping[str, str],
+    revision: str,
+    ready: bool = True,
+) -> dict[str, Any]:
+    """What the provider answers for `getService`, in the engine's camelCase shape."""
+    envs = [{"name": name, "value": value} for name, value in plain.items()]
+    envs += [
+        {"name": name, "valueSources": [{"secretKeyReves": [{"secret": secret, "version": version}]}]}
+        for name, (secret, version) in secrets.items()
+    ]
+    project, location, name = key
+    return {
+        "name": name,
+        "project": project,
+        "location": location,
+        "uri": f"https://{name}-live.a.run.app",
+        "annotations": dict(annotations),
+        "templates": [{"labels": {COMMIT_LABEL: commit}, "containers": [{"image": image, "envs": envs}]}],
+        "latestCreatedRevision": _revision_path(key, revision),
+        "latestReadyRevision": _revision_path(key, revision),
+        "reconciling": False,
+        "terminalConditions": [{"type": "Ready", "state": "CONDITION_SUCCEEDED" if ready else "CONDITION_FAILED"}],
+        "trafficStatuses": [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}],
+    }
+
+
+def live_after(run: ProgramRun, key: str, revision: str) -> dict[str, Any]:
+    """The live service once Cloud Run has rolled out what `run` registered for `key`, ready at 100%."""
+    inputs = run.services()[key].inputs
+    env = service_env(inputs)
+    return get_service_result(
+        (inputs["project"], inputs["location"], inputs["name"]),
+        image=inputs["template"]["containers"][0]["image"],
+        commit=inputs["template"]["labels"][COMMIT_LABEL],
+        plain={name: value for name, value in env.items() if not isinstance(value, tuple)},
+        secrets={name: (value[1], value[2]) for name, value in env.items() if isinstance(value, tuple)},
+        annotations=inputs.get("annotations", {}),
+        revision=revision,
+    )
+
+
+def ibkr_key() -> tuple[str, str, str]:
+    return (IBKR["project"], IBKR["region"], IBKR["serviceName"])
+
+
+def baseline_live() -> dict[str, Any]:
+    return get_service_result(
+        ibkr_key(),
+        BASELINE_IMAGE,
+        BASELINE,
+        BASELINE_ENV,
+        {"TELEGRAM_TOKEN": ("interactive-brokers-telegram-token", "latest")},
+        annotations={},
+        revision="interactive-brokers-quant-service-00041-abc",
+    )
+
+
+def run_with_live(live: Mapping[tuple[str, str, str], dict]) -> ProgramRun:
+    run = run_main(mocks=CutoverMocks(live=live))
+    assert run.error is None, run.error
+    return run
+
+
+def test_forward_release_deploys_the_image_first_then_switches_env(github_api):  # noqa: F811
+    # Run 1: the image changes; every strategy, input-mode and dry-run var stays exactly as live.
+    first = run_with_live({ibkr_key(): baseline_live()})
+    ibkr = first.services()["ibkr"].inputs
+    assert first.outputs["ibkr"]["phase"] == "deploy-image"
+    assert ibkr["template"]["containers"][0]["image"] == IBKR["image"]
+    assert ibkr["template"]["labels"] == {COMMIT_LABEL: IBKR["commit"]}
+    env = service_env(ibkr)
+    assert env["STRATEGY_PROFILE"] == "russell_1000_multi_factor_defensive"
+    assert env["IBKR_FEATURE_SNAPSHOT_PATH"] == SNAPSHOT
+    assert "RUNTIME_TARGET_JSON" not in env and "IBKR_DRY_RUN_ONLY" not in env
+    assert env["TELEGRAM_TOKEN"] == ("secret", "interactive-brokers-telegram-token", "latest")
+    assert ibkr["annotations"] == {QPK_TAG_ANNOTATION: "v0.7.10", UES_TAG_ANNOTATION: "v0.7.13"}
+    # The services with no live state are created whole in the same run.
+    assert {key: first.outputs[key]["phase"] for key in ("schwab", "longbridge-hk", "longbridge-sg")} == {
+        "schwab": "create",
+        "longbridge-hk": "create",
+        "longbridge-sg": "create",
+    }
+
+    # Run 2: live now runs the new commit, ready at 100%: the env switches, the image stays.
+    second = run_with_live({ibkr_key(): live_after(first, "ibkr", "interactive-brokers-quant-service-00042-new")})
+    ibkr = second.services()["ibkr"].inputs
+    assert second.outputs["ibkr"]["phase"] == "switch-env"
+    assert ibkr["template"]["containers"][0]["image"] == IBKR["image"]
+    env = service_env(ibkr)
+    # keep: the live dry-run flag was unset, so it stays unset, and RUNTIME_TARGET_JSON reads it as dry.
+    expected = {name: value for name, value in expected_registered_env("ibkr").items() if name != "IBKR_DRY_RUN_ONLY"}
+    assert env == expected
+    assert not any(name.startswith("IBKR_FEATURE_SNAPSHOT") for name in env)
+
+    # Run 3: nothing left to change.
+    third = run_with_live({ibkr_key(): live_after(second, "ibkr", "interactive-brokers-quant-service-00043-env")})
+    assert third.outputs["ibkr"]["phase"] == "in-sync"
+    assert third.services()["ibkr"].inputs == second.services()["ibkr"].inputs
+
+
+def test_new_image_not_yet_serving_holds_the_service_as_live(github_api):  # noqa: F811
+    first = run_with_live({ibkr_key(): baseline_live()})
+    rolled_out = live_after(first, "ibkr", "interactive-brokers-quant-service-00042-new")
+    # The new revision exists but is not ready: the old one still takes the traffic.
+    rolled_out["latestReadyRevision"] = rolled_out["latestReadyRevision"].replace("00042-new", "00041-abc")
+    run = run_with_live({ibkr_key(): rolled_out})
+    assert run.outputs["ibkr"]["phase"] == "blocked"
+    env = service_env(run.services()["ibkr"].inputs)
+    assert env["STRATEGY_PROFILE"] == "russell_1000_multi_factor_defensive"
+    assert env["IBKR_FEATURE_SNAPSHOT_PATH"] == SNAPSHOT
+
+
+def test_a_live_read_that_fails_for_another_reason_stops_the_run(github_api):  # noqa: F811
+    class BrokenLive(CutoverMocks):
+        def call(self, args):
+            if args.token.endswith("getService"):
+                from tests.fixtures.pulumi_mocks import ProviderInvokeError
+
+                raise ProviderInvokeError("googleapi: Error 403: permission denied on run.services.get")
+            return super().call(args)
+
+    run = run_main(mocks=BrokenLive())
+    assert run.error is not None
+    assert "permission denied" in str(run.error)
+    assert run.services() == {}
+
+
+def test_exported_phase_matches_the_offline_plan(github_api):  # noqa: F811
+    # The program and `python -m release plan` share plan_service: the same live state gives the same phase.
+    from release.live import from_cloud_run_v2
+    from release.ordering import plan_service
+    from release.stack import load_stack_file, stack_file
+    from components.profiles import load_matrices
+
+    config = load_stack_file(stack_file("prod"))
+    live_doc = baseline_live()
+    run = run_with_live({ibkr_key(): live_doc})
+    snake = {
+        "name": live_doc["name"],
+        "project": live_doc["project"],
+        "location": live_doc["location"],
+        "annotations": {},
+        "templates": [
+            {
+                "labels": {COMMIT_LABEL: BASELINE},
+                "containers": [
+                    {
+                        "image": BASELINE_IMAGE,
+                        "envs": [{"name": k, "value": v} for k, v in BASELINE_ENV.items()],
+                    }
+                ],
+            }
+        ],
+        "latest_created_revision": live_doc["latestCreatedRevision"],
+        "latest_ready_revision": live_doc["latestReadyRevision"],
+        "terminal_conditions": [{"type": "Ready", "state": "CONDITION_SUCCEEDED"}],
+        "traffic_statuses": [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}],
+    }
+    offline = plan_service("ibkr", config.services["ibkr"], config.release, from_cloud_run_v2(snake), load_matrices())
+    assert run.outputs["ibkr"]["phase"] == offline.phase == "deploy-image"
