@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Optional
 
 from release.config import COMMIT_PATTERN
-from release.sources import CiStatus, MalformedResponse, NotFound, SourceError, TagNotFound, Unreachable
+from release.sources import CiStatus, MalformedResponse, NotFound, SourceError, TagNotFound, TreeSource, Unreachable
 
 # Keep git from reading the operator's config or prompting: the answers must depend on the clones only.
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "LC_ALL": "C"}
 
 
-class GitSource:
+class GitSource(TreeSource):
     kind = "git"
 
     def __init__(self, root: Path, *, timeout: float = 30.0) -> None:
@@ -62,16 +62,7 @@ class GitSource:
             self._commits[key] = self._git(directory, call, "cat-file", "-e", f"{sha}^{{commit}}").returncode == 0
         return self._commits[key]
 
-    def list_files(self, repo: str, ref: str, paths: tuple[str, ...]) -> frozenset[str]:
-        tree = self._tree(repo, self._commit_of(repo, ref))
-        return frozenset(path for path in paths if path in tree)
-
-    def read_file(self, repo: str, ref: str, path: str) -> Optional[str]:
-        if "/" in path:
-            raise ValueError(f"{path}: only top-level files are read")
-        blob = self._tree(repo, self._commit_of(repo, ref)).get(path)
-        if blob is None:
-            return None
+    def _read_blob(self, repo: str, blob: str, path: str, ref: str) -> str:
         key = (repo, blob)
         if key not in self._blobs:
             directory = self._dir(repo)

@@ -30,7 +30,7 @@ from github.GithubException import (
 )
 
 from release.config import COMMIT_PATTERN
-from release.sources import CiStatus, MalformedResponse, NotFound, SourceError, TagNotFound, Unreachable
+from release.sources import CiStatus, MalformedResponse, NotFound, SourceError, TagNotFound, TreeSource, Unreachable
 
 PUBLIC_API_URL = "https://api.github.com"
 RETRY_STATUSES = (500, 502, 503, 504)
@@ -40,7 +40,7 @@ MAX_TAG_DEPTH = 5  # annotated tags can point at tags; a deeper chain is treated
 T = TypeVar("T")
 
 
-class GitHubSource:
+class GitHubSource(TreeSource):
     kind = "github"
 
     def __init__(
@@ -123,21 +123,12 @@ class GitHubSource:
             kind, sha = self._call(call, lambda sha=sha: self._object_of(self._repo(repo).get_git_tag(sha)))
         raise MalformedResponse(call, f"tag {tag} is nested more than {MAX_TAG_DEPTH} levels deep", "tag the commit directly")
 
-    def list_files(self, repo: str, ref: str, paths: tuple[str, ...]) -> frozenset[str]:
-        tree = self._tree(repo, self._commit_of(repo, ref))
-        return frozenset(path for path in paths if path in tree)
-
-    def read_file(self, repo: str, ref: str, path: str) -> Optional[str]:
-        if "/" in path:
-            raise ValueError(f"{path}: only top-level files are read")
-        blob_sha = self._tree(repo, self._commit_of(repo, ref)).get(path)
-        if blob_sha is None:
-            return None
+    def _read_blob(self, repo: str, blob: str, path: str, ref: str) -> str:
         # Blob ids are content hashes: the same requirements.txt in three platform repos is fetched once.
-        if blob_sha not in self._blobs:
-            call = f"GET /repos/{self.owner}/{repo}/git/blobs/{blob_sha} ({path} at {ref})"
-            self._blobs[blob_sha] = self._call(call, lambda: _blob_text(self._repo(repo).get_git_blob(blob_sha)))
-        return self._blobs[blob_sha]
+        if blob not in self._blobs:
+            call = f"GET /repos/{self.owner}/{repo}/git/blobs/{blob} ({path} at {ref})"
+            self._blobs[blob] = self._call(call, lambda: _blob_text(self._repo(repo).get_git_blob(blob)))
+        return self._blobs[blob]
 
     def commit_exists(self, repo: str, sha: str) -> bool:
         if not COMMIT_PATTERN.fullmatch(sha):

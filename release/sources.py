@@ -108,6 +108,30 @@ class ReleaseSource(Protocol):
         ...
 
 
+class TreeSource:
+    """What both sources share: a commit's top-level tree says which pin files exist, and a file is
+    read through its blob id (content-addressed, so identical files in several repos are read once)."""
+
+    def _commit_of(self, repo: str, ref: str) -> str:
+        raise NotImplementedError
+
+    def _tree(self, repo: str, commit: str) -> dict[str, str]:
+        raise NotImplementedError
+
+    def _read_blob(self, repo: str, blob: str, path: str, ref: str) -> str:
+        raise NotImplementedError
+
+    def list_files(self, repo: str, ref: str, paths: tuple[str, ...]) -> frozenset[str]:
+        tree = self._tree(repo, self._commit_of(repo, ref))
+        return frozenset(path for path in paths if path in tree)
+
+    def read_file(self, repo: str, ref: str, path: str) -> Optional[str]:
+        if "/" in path:
+            raise ValueError(f"{path}: only top-level files are read")
+        blob = self._tree(repo, self._commit_of(repo, ref)).get(path)
+        return None if blob is None else self._read_blob(repo, blob, path, ref)
+
+
 def make_source(
     kind: str, bundle: ReleaseBundle, git_root: Optional[Path], environ: Mapping[str, str]
 ) -> ReleaseSource:
