@@ -1,0 +1,90 @@
+"""The whole operator loop through the CLI with the real gate over real git clones: check, lock, plan
+online, plan offline from the lock, and verify against gcloud-shaped live JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components.env import desired_env
+from components.profiles import load_matrices
+from release.cli import main
+from release.stack import load_stack_file
+from tests.fixtures.git_repos import prod_stack_text, seed_repos  # noqa: F401 - the fixture
+from tests.fixtures.live_json import knative_for_spec, release_annotations, write_live_dir
+
+
+@pytest.fixture
+def stack(tmp_path, seed_repos):  # noqa: F811
+    path = tmp_path / "Pulumi.prod.yaml"
+    path.write_text(prod_stack_text(seed_repos.target))
+    return path
+
+
+def run(capsys, *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    return code, capsys.readouterr().out
+
+
+def git_args(stack, seed_repos) -> list[str]:  # noqa: F811
+    return ["--config-file", str(stack), "--source", "git", "--git-root", str(seed_repos.root)]
+
+
+def test_plan_with_a_passing_gate_and_no_live_state_can_proceed(capsys, stack, seed_repos):  # noqa: F811
+    code, out = run(capsys, "plan", *git_args(stack, seed_repos), "--format", "json")
+    plan = json.loads(out)
+    assert code == 0
+    assert plan["gate"]["ok"] is True
+    assert {check["id"] for check in plan["gate"]["checks"]} >= {"qpk-tag", "ues-tag", "ues-pins-qpk", "pin-refs", "order"}
+    assert {service["key"]: service["phase"] for service in plan["services"]} == dict.fromkeys(
+        ("ibkr", "schwab", "longbridge-hk", "longbridge-sg"), "create"
+    )
+
+
+def test_plan_offline_reads_the_lock_and_says_pulumi_up_re_verifies(capsys, stack, seed_repos, monkeypatch):  # noqa: F811
+    code, _ = run(capsys, "lock", *git_args(stack, seed_repos))
+    assert code == 0 and stack.with_name("Pulumi.prod.lock.json").is_file()
+    # Offline: the GitHub source points at a closed loopback port, so it cannot be reached.
+    monkeypatch.setenv("GITHUB_API_URL", "http://127.0.0.1:9")
+    code, out = run(capsys, "plan", "--config-file", str(stack))
+    assert code == 0, out
+    assert "verified from lock at" in out and "pulumi up` re-verifies online" in out
+
+
+def test_plan_of_stale_platform_pins_is_blocked_at_the_pin_step(capsys, tmp_path, seed_repos):  # noqa: F811
+    path = tmp_path / "Pulumi.prod.yaml"
+    path.write_text(prod_stack_text(seed_repos.baseline))
+    code, out = run(capsys, "plan", *git_args(path, seed_repos), "--format", "json")
+    plan = json.loads(out)
+    assert code == 1 and plan["gate"]["ok"] is False
+    failed = {check["id"] for check in plan["gate"]["checks"] if not check["ok"]}
+    assert {"platform-pins:ibkr", "platform-pins:schwab", "platform-pins:longbridge-hk"} <= failed
+    assert "pin the bundle in each platform repo" in plan["steps"][0]["action"]
+
+
+def test_verify_passes_on_the_switched_services_and_records_the_switch(capsys, stack, seed_repos, tmp_path):  # noqa: F811
+    config = load_stack_file(stack)
+    matrix = load_matrices()[config.release.us_equity_strategies]
+    tags = release_annotations(config.release.quant_platform_kit, config.release.us_equity_strategies)
+    documents = []
+    for key, spec in config.services.items():
+        env = desired_env(spec, matrix.requirements(spec.strategy_profile, spec.platform), "true")
+        documents.append(knative_for_spec(spec, env, annotations=tags))
+    live = write_live_dir(tmp_path / "live", documents)
+    record = tmp_path / "ops.jsonl"
+    code, out = run(capsys, "verify", *git_args(stack, seed_repos), "--live", str(live), "--record", str(record))
+    assert code == 0, out
+    lines = [json.loads(line) for line in record.read_text().splitlines()]
+    assert sorted(line["service"] for line in lines) == sorted(spec.service_name for spec in config.services.values())
+    assert all(line["new_profile"] == config.services[line["key"]].strategy_profile for line in lines)
+
+    # A stale snapshot var left on the IBKR service fails verify.
+    ibkr = next(document for document in documents if document["metadata"]["name"] == config.services["ibkr"].service_name)
+    ibkr["spec"]["template"]["spec"]["containers"][0]["env"].append(
+        {"name": "IBKR_FEATURE_SNAPSHOT_PATH", "value": "gs://old/snapshot.csv"}
+    )
+    live = write_live_dir(tmp_path / "live-stale", documents)
+    code, out = run(capsys, "verify", *git_args(stack, seed_repos), "--live", str(live))
+    assert code == 1
+    assert "IBKR_FEATURE_SNAPSHOT_PATH" in out
