@@ -19,6 +19,7 @@ from release.cli import main
 from release.live import from_knative_json
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.live_json import knative_for_spec, release_annotations, write_json, write_live_dir
+from tests.fixtures.gate_doubles import Check, Gate
 
 gate_module = pytest.importorskip("release.gate")
 sources_module = pytest.importorskip("release.sources")
@@ -29,21 +30,6 @@ CONFIG = load_stack_file(stack_file("prod"))
 OLD = "1111111111111111111111111111111111111111"
 
 
-@dataclass(frozen=True)
-class Check:
-    id: str
-    ok: bool
-    message: str
-    status: str = "passed"
-
-
-@dataclass(frozen=True)
-class Report:
-    ok: bool
-    checks: tuple
-    unverified: bool = False
-    unreachable: bool = False
-    verified_from: str = "github"
 
 
 @dataclass(frozen=True)
@@ -51,8 +37,8 @@ class FakeLock:
     locked_at: str = "2026-04-20T09:00:00+00:00"
 
 
-PASSED = Report(ok=True, checks=(Check("qpk-tag", True, "v0.7.10 resolves"),))
-UNREACHABLE = Report(ok=False, checks=(Check("qpk-tag", False, "github.com unreachable", "error"),), unverified=True, unreachable=True)
+PASSED = Gate(ok=True, checks=(Check("qpk-tag", True, "v0.7.10 resolves"),))
+UNREACHABLE = Gate(ok=False, checks=(Check("qpk-tag", False, "github.com unreachable", "error"),), unverified=True, unreachable=True)
 
 
 @pytest.fixture
@@ -61,7 +47,7 @@ def gate(monkeypatch):
 
     class Control:
         online = PASSED
-        from_lock = Report(ok=True, checks=(Check("qpk-tag", True, "from lock"),), verified_from="lock")
+        from_lock = Gate(ok=True, checks=(Check("qpk-tag", True, "from lock"),), verified_from="lock")
         lock = None
 
     monkeypatch.setattr(sources_module, "make_source", lambda kind, bundle, git_root, environ: object())
@@ -130,7 +116,7 @@ def test_offline_without_a_lock_renders_every_service_and_exits_1(gate, capsys):
 
 
 def test_failed_gate_exits_1(gate, capsys):
-    gate.online = Report(ok=False, checks=(Check("ues-pins-qpk", False, "UES v0.7.13 pins QPK v0.7.9", "failed"),))
+    gate.online = Gate(ok=False, checks=(Check("ues-pins-qpk", False, "UES v0.7.13 pins QPK v0.7.9", "failed"),))
     assert main(["plan"]) == 1
     assert "UES v0.7.13 pins QPK v0.7.9" in capsys.readouterr().out
 

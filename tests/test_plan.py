@@ -10,29 +10,13 @@ from release.live import from_knative_json
 from release.plan import build_plan, gate_stage, render_text, to_json
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.live_json import knative_for_spec, release_annotations
+from tests.fixtures.gate_doubles import Check, Gate
 
 CONFIG = load_stack_file(stack_file("prod"))
 MATRICES = load_matrices()
 OLD = "1111111111111111111111111111111111111111"
 
 
-@dataclass(frozen=True)
-class Check:
-    """The fields of release.gate.CheckResult the plan reads."""
-
-    id: str
-    ok: bool
-    message: str
-    status: str = "passed"
-
-
-@dataclass(frozen=True)
-class Gate:
-    ok: bool
-    checks: tuple = ()
-    unverified: bool = False
-    unreachable: bool = False
-    verified_from: str = "github"
 
 
 PASSED = Gate(ok=True, checks=(Check("qpk-tag", True, "v0.7.10 -> abc"),))
