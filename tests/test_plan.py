@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 
 from components.profiles import load_matrices
 from release.live import from_knative_json
