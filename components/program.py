@@ -84,9 +84,6 @@ class Providers:
             self._by_project[project] = provider
         return provider
 
-    def __len__(self) -> int:
-        return len(self._by_project)
-
 
 def input_mode_of(revision: ServiceRevision, spec: ServiceSpec, matrices: Mapping[str, ProfileMatrix]) -> Optional[str]:
     """The input mode of the profile the revision actually runs (during deploy-image: the live one)."""

@@ -342,17 +342,8 @@ def render_text(plan: CutoverPlan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def lock_time(lock: Any) -> str:
-    """When the lock was written, from whichever timestamp field the lock model carries."""
-    for name in ("locked_at", "created_at", "generated_at", "written_at", "time", "timestamp"):
-        value = getattr(lock, name, None)
-        if value:
-            return value.isoformat() if hasattr(value, "isoformat") else str(value)
-    return "an unknown time"
-
-
 def lock_note(lock: Any) -> str:
-    return f"verified from lock at {lock_time(lock)}; `pulumi up` re-verifies online"
+    return f"verified from lock at {lock.locked_at}; `pulumi up` re-verifies online"
 
 
 def unverified_note(error: Optional[BaseException] = None) -> str:
