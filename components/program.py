@@ -21,7 +21,7 @@ from components.platforms import STRATEGY_PROFILE
 from components.profiles import ProfileMatrix, load_matrices
 from components.strategy_service import StrategyService, StrategyServiceArgs
 from release.config import ConfigError, ServiceSpec, StackConfig
-from release.live import LiveService, read_cloud_run_v2
+from release.live import LiveService, LiveStateError, read_cloud_run_v2
 from release.ordering import ServicePlan, plan_service
 from release.stack import load_pulumi_config, stack_file
 
@@ -104,12 +104,16 @@ def deploy(config: StackConfig, read_live: LiveReader = read_live_service) -> di
     # Every live read and every phase first, registrations after: a failed read stops the run with
     # nothing registered, and the reads don't queue behind registrations (that made each invoke ~15x
     # slower; see bench/program_bench.py).
-    plans = {
-        key: plan_service(
-            key, spec, config.release, read_live(spec, providers.for_project(spec.project)), matrices
-        )
-        for key, spec in sorted(config.services.items())
-    }
+    try:
+        plans = {
+            key: plan_service(
+                key, spec, config.release, read_live(spec, providers.for_project(spec.project)), matrices
+            )
+            for key, spec in sorted(config.services.items())
+        }
+    except LiveStateError as error:
+        # The CLI's one paragraph, not a traceback: malformed live state is an expected failure.
+        raise pulumi.RunError(f"live state: {error}") from None
     for key, plan in plans.items():
         spec = config.services[key]
         provider = providers.for_project(spec.project)

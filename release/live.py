@@ -11,6 +11,7 @@ service as new would plan a create over a service that is running real orders.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,15 +20,27 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from components.platforms import COMMIT_LABEL, QPK_TAG_ANNOTATION, RUNTIME_TARGET_JSON, STRATEGY_PROFILE, UES_TAG_ANNOTATION
-from release.config import SecretRef, ServiceSpec
+from release.config import SECRET_VERSION_PATTERN, SERVICE_NAME_PATTERN, SecretRef, ServiceSpec
 
 # Knative v1 puts the region in this label; a describe of the right name in the wrong region is a mismatch.
 LOCATION_LABEL = "cloud.googleapis.com/location"
 V2_LATEST_TRAFFIC = "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST"
 V2_CONDITION_SUCCEEDED = "CONDITION_SUCCEEDED"
+V2_CONDITION_STATES = (
+    "STATE_UNSPECIFIED", "CONDITION_PENDING", "CONDITION_RECONCILING", "CONDITION_FAILED", V2_CONDITION_SUCCEEDED,
+)  # fmt: skip
 # What gcloud prints when the service does not exist; any other failure is an error, not "new".
 GCLOUD_NOT_FOUND_MARKERS = ("could not be found", "NOT_FOUND")
 GCLOUD_TIMEOUT_SECONDS = 120
+# Words that make a "not found" invoke error something other than a missing service.
+NOT_MISSING_WORDS = ("permission", "denied", "forbidden", "403", "project '", "unauthenticated")
+# What a field name in a live document may look like to be named in a message; anything else is "an entry".
+SAFE_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
+# Env names as Cloud Run accepts them; a name outside this is malformed input, not something to print.
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,255}")
+# A live secret ref: a secret id, or (another project's secret) its full resource name.
+LIVE_SECRET_PATTERN = re.compile(r"(?:projects/[a-z0-9-]{1,63}/secrets/)?[A-Za-z0-9_-]{1,255}")
+_JSON_TYPE_NAMES = {bool: "a boolean", int: "an integer", str: "a string", list: "a list"}
 
 
 class LiveStateError(ValueError):
@@ -150,7 +163,44 @@ def _mapping(value: Any, where: str, field: str) -> Mapping[str, Any]:
 
 
 def _str_map(value: Any, where: str, field: str) -> dict[str, str]:
-    return {str(k): str(v) for k, v in _mapping(value, where, field).items()}
+    mapping = _mapping(value, where, field)
+    for key, item in mapping.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            # The key is named only when it is a string; the value never is (labels can hold anything).
+            name = key if isinstance(key, str) and SAFE_NAME.fullmatch(key) else "an entry"
+            raise LiveStateError(f"{field}: {name} is not a string", where, "pass the JSON unchanged")
+    return dict(mapping)
+
+
+def _typed(value: Any, kind: type, where: str, field: str, default: Any = None) -> Any:
+    """A live field of an exact JSON type (absent -> default). A boolean is a boolean: the string "false"
+    is not, and `bool("false")` is True, which once made an unready service look live."""
+    if value is None:
+        return default
+    # bool is a subclass of int: a percent of `true` is as malformed as a latestRevision of "false".
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise LiveStateError(f"{field} is not {_JSON_TYPE_NAMES[kind]}", where, "pass the JSON unchanged")
+    return value
+
+
+def pydantic_summary(error: ValidationError) -> str:
+    """A validation error as field paths and messages; pydantic's own text quotes `input_value=`, which
+    would print whatever the input held (a credential, a terminal escape)."""
+    parts = [
+        f"{'.'.join(str(part) for part in item['loc']) or '(top level)'}: {item['msg']}" for item in error.errors()[:3]
+    ]
+    more = error.error_count() - len(parts)
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def _ready(statuses: list[Any], where: str, field: str, ready_value: str, known: tuple[str, ...]) -> bool:
+    """Ready only when every Ready condition says so; two Ready conditions that disagree are malformed."""
+    for status in statuses:
+        if status not in known:
+            raise LiveStateError(f"{field}: a Ready condition has an unknown status", where, "pass the JSON unchanged")
+    if len(set(statuses)) > 1:
+        raise LiveStateError(f"{field} holds contradictory Ready conditions", where, "describe the service again")
+    return bool(statuses) and statuses[0] == ready_value
 
 
 def _knative_env(entries: Any, where: str) -> tuple[dict[str, str], dict[str, SecretRef]]:
@@ -160,23 +210,34 @@ def _knative_env(entries: Any, where: str) -> tuple[dict[str, str], dict[str, Se
         raise LiveStateError("spec.template.spec.containers[0].env is not a list", where, "pass gcloud's JSON unchanged")
     plain: dict[str, str] = {}
     secrets: dict[str, SecretRef] = {}
-    for entry in entries:
-        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
-            raise LiveStateError(f"env entry {entry!r} has no name", where, "pass gcloud's JSON unchanged")
+    for index, entry in enumerate(entries):
+        # Never echo the entry: it may hold a plain credential.
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str) or not ENV_NAME.fullmatch(entry["name"]):
+            raise LiveStateError(f"env entry [{index}] has no valid name", where, "pass gcloud's JSON unchanged")
         name = entry["name"]
         if name in plain or name in secrets:
             raise LiveStateError(f"env {name} appears twice", where, "fix the service so each name is set once")
         value_from = entry.get("valueFrom")
         if value_from is None:
-            plain[name] = str(entry.get("value", ""))
+            plain[name] = _typed(entry.get("value"), str, where, f"env {name}.value", "")
             continue
         ref = _mapping(value_from, where, f"env {name}.valueFrom").get("secretKeyRef")
         if not isinstance(ref, Mapping) or not ref.get("name"):
             raise LiveStateError(
                 f"env {name} reads something other than a Secret Manager secret", where, "use secretKeyRef{name,key}"
             )
-        secrets[name] = SecretRef(secret=str(ref["name"]), version=str(ref.get("key") or "latest"))
+        secrets[name] = _live_secret_ref(ref.get("name"), ref.get("key"), where, f"env {name}.valueFrom.secretKeyRef")
     return plain, secrets
+
+
+def _live_secret_ref(secret: Any, version: Any, where: str, field: str) -> SecretRef:
+    """A live secret reference, checked like a configured one; its parts are never echoed (a credential
+    pasted where a secret name belongs must not reach a log)."""
+    secret = _typed(secret, str, where, f"{field} secret name")
+    version = _typed(version, str, where, f"{field} version", "") or "latest"
+    if not LIVE_SECRET_PATTERN.fullmatch(secret) or not SECRET_VERSION_PATTERN.fullmatch(version):
+        raise LiveStateError(f"{field} is not a Secret Manager secret name and version", where, "pass the JSON unchanged")
+    return SecretRef(secret=secret, version=version)
 
 
 def from_knative_json(data: Any, expected_name: Optional[str] = None, source: str = "live JSON") -> LiveService:
@@ -189,7 +250,8 @@ def from_knative_json(data: Any, expected_name: Optional[str] = None, source: st
     except LiveStateError:
         raise
     except (ValidationError, TypeError, ValueError) as error:
-        raise LiveStateError(f"is malformed ({error})", source, "pass gcloud's JSON unchanged") from None
+        detail = pydantic_summary(error) if isinstance(error, ValidationError) else type(error).__name__
+        raise LiveStateError(f"is malformed ({detail})", source, "pass gcloud's JSON unchanged") from None
 
 
 def _from_knative_json(data: Any, expected_name: Optional[str], source: str) -> LiveService:
@@ -197,11 +259,13 @@ def _from_knative_json(data: Any, expected_name: Optional[str], source: str) -> 
         raise LiveStateError("is not a JSON object", source, "pass the output of gcloud run services describe --format=json")
     kind = data.get("kind")
     if kind is not None and kind != "Service":
-        raise LiveStateError(f"kind is {kind!r}, not 'Service'", source, "describe the service, not a revision")
+        raise LiveStateError("kind is not 'Service'", source, "describe the service, not a revision")
     metadata = _mapping(data.get("metadata"), source, "metadata")
     name = metadata.get("name")
     if not isinstance(name, str) or not name:
         raise LiveStateError("has no metadata.name", source, "pass the output of gcloud run services describe --format=json")
+    if not SERVICE_NAME_PATTERN.fullmatch(name):
+        raise LiveStateError("metadata.name is not a Cloud Run service name", source, "pass gcloud's JSON unchanged")
     if expected_name is not None and name != expected_name:
         raise LiveStateError(f"describes {name}, not {expected_name}", source, f"describe {expected_name}")
     spec = _mapping(data.get("spec"), source, "spec")
@@ -219,20 +283,23 @@ def _from_knative_json(data: Any, expected_name: Optional[str], source: str) -> 
     conditions = status.get("conditions") or []
     if not isinstance(conditions, list):
         raise LiveStateError("status.conditions is not a list", source, "pass gcloud's JSON unchanged")
-    ready = any(
-        isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
-    )
+    ready_statuses = [
+        _mapping(c, source, "status.conditions[]").get("status")
+        for c in conditions
+        if _mapping(c, source, "status.conditions[]").get("type") == "Ready"
+    ]
+    ready = _ready(ready_statuses, source, "status.conditions", "True", ("True", "False", "Unknown"))
     traffic_raw = status.get("traffic") or []
     if not isinstance(traffic_raw, list):
         raise LiveStateError("status.traffic is not a list", source, "pass gcloud's JSON unchanged")
     traffic = []
-    for entry in traffic_raw:
-        entry = _mapping(entry, source, "status.traffic[]")
+    for index, entry in enumerate(traffic_raw):
+        entry = _mapping(entry, source, f"status.traffic[{index}]")
         traffic.append(
             TrafficTarget(
-                revision=entry.get("revisionName"),
-                latest=bool(entry.get("latestRevision", False)),
-                percent=int(entry.get("percent") or 0),
+                revision=_typed(entry.get("revisionName"), str, source, f"status.traffic[{index}].revisionName"),
+                latest=_typed(entry.get("latestRevision"), bool, source, f"status.traffic[{index}].latestRevision", False),
+                percent=_typed(entry.get("percent"), int, source, f"status.traffic[{index}].percent", 0),
             )
         )
     labels = _str_map(metadata.get("labels"), source, "metadata.labels")
@@ -241,8 +308,8 @@ def _from_knative_json(data: Any, expected_name: Optional[str], source: str) -> 
         region=labels.get(LOCATION_LABEL),
         image=image,
         commit=template_labels.get(COMMIT_LABEL),
-        latest_ready_revision=status.get("latestReadyRevisionName"),
-        latest_created_revision=status.get("latestCreatedRevisionName"),
+        latest_ready_revision=_typed(status.get("latestReadyRevisionName"), str, source, "status.latestReadyRevisionName"),
+        latest_created_revision=_typed(status.get("latestCreatedRevisionName"), str, source, "status.latestCreatedRevisionName"),
         ready=ready,
         traffic=tuple(traffic),
         env=plain,
@@ -391,14 +458,17 @@ def from_cloud_run_v2(result: Any, expected_name: Optional[str] = None, source: 
     except LiveStateError:
         raise
     except (ValidationError, TypeError, ValueError, AttributeError) as error:
-        raise LiveStateError(f"is malformed ({error})", source, "pass the invoke result unchanged") from None
+        detail = pydantic_summary(error) if isinstance(error, ValidationError) else type(error).__name__
+        raise LiveStateError(f"is malformed ({detail})", source, "pass the invoke result unchanged") from None
 
 
 def _from_cloud_run_v2(result: Any, expected_name: Optional[str], source: str) -> LiveService:
     raw_name = _field(result, "name")
     if not raw_name:
         raise LiveStateError("has no name", source, "pass the invoke result unchanged; use read_cloud_run_v2 for a missing service")
-    name = str(raw_name).rsplit("/", 1)[-1]
+    name = _typed(raw_name, str, source, "name").rsplit("/", 1)[-1]
+    if not SERVICE_NAME_PATTERN.fullmatch(name):
+        raise LiveStateError("name is not a Cloud Run service name", source, "pass the invoke result unchanged")
     if expected_name is not None and name != expected_name:
         raise LiveStateError(f"describes {name}, not {expected_name}", source, f"look up {expected_name}")
     template = _first(_field(result, "templates"))
@@ -408,50 +478,59 @@ def _from_cloud_run_v2(result: Any, expected_name: Optional[str], source: str) -
         raise LiveStateError("has no templates[0].containers[0].image", source, "pass the invoke result unchanged")
     plain: dict[str, str] = {}
     secrets: dict[str, SecretRef] = {}
-    for env in _field(container, "envs", []) or []:
+    for index, env in enumerate(_field(container, "envs", []) or []):
         env_name = _field(env, "name")
-        if not env_name:
-            raise LiveStateError("an env entry has no name", source, "pass the invoke result unchanged")
+        # Never echo the entry: it may hold a plain credential.
+        if not isinstance(env_name, str) or not ENV_NAME.fullmatch(env_name):
+            raise LiveStateError(f"env entry [{index}] has no valid name", source, "pass the invoke result unchanged")
         if env_name in plain or env_name in secrets:
             raise LiveStateError(f"env {env_name} appears twice", source, "fix the service so each name is set once")
         # The provider names the secret ref list `secret_key_reves` (its plural of secretKeyRef).
         ref = _first(_field(_first(_field(env, "value_sources", [])), "secret_key_reves", []))
         if ref is not None and _field(ref, "secret"):
-            secrets[env_name] = SecretRef(secret=str(_field(ref, "secret")), version=str(_field(ref, "version") or "latest"))
+            secrets[env_name] = _live_secret_ref(_field(ref, "secret"), _field(ref, "version"), source, f"env {env_name}.value_sources")
         else:
-            plain[env_name] = str(_field(env, "value", ""))
+            plain[env_name] = _typed(_field(env, "value"), str, source, f"env {env_name}.value", "")
     traffic = []
-    for status in _field(result, "traffic_statuses", []) or []:
+    for index, status in enumerate(_field(result, "traffic_statuses", []) or []):
+        where = f"traffic_statuses[{index}]"
         traffic.append(
             TrafficTarget(
-                revision=str(_field(status, "revision", "")).rsplit("/", 1)[-1] or None,
-                latest=_field(status, "type") == V2_LATEST_TRAFFIC,
-                percent=int(_field(status, "percent", 0)),
+                revision=_typed(_field(status, "revision"), str, source, f"{where}.revision", "").rsplit("/", 1)[-1] or None,
+                latest=_typed(_field(status, "type"), str, source, f"{where}.type", "") == V2_LATEST_TRAFFIC,
+                percent=_typed(_field(status, "percent"), int, source, f"{where}.percent", 0),
             )
         )
     terminal = [c for c in _field(result, "terminal_conditions", []) or [] if _field(c, "type") == "Ready"]
-    ready = bool(terminal) and all(_field(c, "state") == V2_CONDITION_SUCCEEDED for c in terminal)
-    ready = ready and not _field(result, "reconciling", False)
-    template_labels = {str(k): str(v) for k, v in (_field(template, "labels", {}) or {}).items()}
+    ready = _ready(
+        [_field(c, "state") for c in terminal], source, "terminal_conditions", V2_CONDITION_SUCCEEDED, V2_CONDITION_STATES
+    )
+    ready = ready and not _typed(_field(result, "reconciling"), bool, source, "reconciling", False)
+    template_labels = _str_map(_field(template, "labels"), source, "templates[0].labels")
     return LiveService(
         service_name=name,
-        project=_field(result, "project") or None,
-        region=_field(result, "location") or None,
+        project=_typed(_field(result, "project"), str, source, "project") or None,
+        region=_typed(_field(result, "location"), str, source, "location") or None,
         image=str(image),
         commit=template_labels.get(COMMIT_LABEL),
-        latest_ready_revision=str(_field(result, "latest_ready_revision", "")).rsplit("/", 1)[-1] or None,
-        latest_created_revision=str(_field(result, "latest_created_revision", "")).rsplit("/", 1)[-1] or None,
+        latest_ready_revision=_revision(_field(result, "latest_ready_revision"), source, "latest_ready_revision"),
+        latest_created_revision=_revision(_field(result, "latest_created_revision"), source, "latest_created_revision"),
         ready=ready,
         traffic=tuple(traffic),
         env=plain,
         secrets=secrets,
-        labels={str(k): str(v) for k, v in (_field(result, "labels", {}) or {}).items()},
+        labels=_str_map(_field(result, "labels"), source, "labels"),
         annotations={
-            **{str(k): str(v) for k, v in (_field(template, "annotations", {}) or {}).items()},
-            **{str(k): str(v) for k, v in (_field(result, "annotations", {}) or {}).items()},
+            **_str_map(_field(template, "annotations"), source, "templates[0].annotations"),
+            **_str_map(_field(result, "annotations"), source, "annotations"),
         },
         source=source,
     )
+
+
+def _revision(value: Any, source: str, field: str) -> Optional[str]:
+    """A v2 revision field (a full resource name) as its short name, None when unset."""
+    return _typed(value, str, source, field, "").rsplit("/", 1)[-1] or None
 
 
 def read_cloud_run_v2(fetch: Callable[[], Any], expected_name: str) -> Optional[LiveService]:
@@ -459,12 +538,15 @@ def read_cloud_run_v2(fetch: Callable[[], Any], expected_name: str) -> Optional[
     try:
         result = fetch()
     except Exception as error:  # the provider reports a missing service as an invoke error
-        if "not found" in str(error).lower() or "notfound" in str(error).lower():
+        text = str(error).lower()
+        # "Project 'x' not found or permission denied" is about access, not the service: reading it as
+        # "missing" would plan a create (image and env in one update) over a running service.
+        if ("not found" in text or "notfound" in text) and not any(word in text for word in NOT_MISSING_WORDS):
             return None
         raise LiveStateError(f"get_service failed: {error}", expected_name, "check provider credentials and region") from error
     if is_v2_not_found(result):
         return None
-    return from_cloud_run_v2(result, expected_name=expected_name)
+    return from_cloud_run_v2(result, expected_name=expected_name, source=f"getService {expected_name}")
 
 
 @dataclass(frozen=True)

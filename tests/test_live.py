@@ -15,6 +15,8 @@ from release.live import LiveStateError, from_cloud_run_v2, from_knative_json, r
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.live_json import knative_for_spec, knative_service, release_annotations, v2_service, write_json, write_live_dir
 
+V2_LATEST = "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST"
+
 SHA = "ca6cae89db0a62ae5a6e7508a47a80ffdcc0efe4"
 OLD = "1111111111111111111111111111111111111111"
 IMAGE = f"us-central1-docker.pkg.dev/p/r/img:{SHA}"
@@ -253,3 +255,92 @@ def test_v2_not_found_means_new_and_other_errors_raise():
 def test_v2_annotations_name_the_release():
     live = from_cloud_run_v2(v2_service("svc-a", IMAGE, SHA, annotations={QPK_TAG_ANNOTATION: "v0.7.10", UES_TAG_ANNOTATION: "v0.7.13"}))
     assert live.release_tags.ues == "v0.7.13"
+
+
+def _bent_knative(path: list, value):
+    """The healthy describe of svc-a with one value (found by path) replaced."""
+    doc = knative_service("svc-a", IMAGE, SHA, env={"NOTIFY_LANG": "zh"})
+    node = doc
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    return doc
+
+
+CREDENTIAL = "123456789:AAHsecretbotTOKENvalue"
+
+
+# Booleans are booleans, numbers numbers; two Ready conditions that disagree are a contradiction, not "ready".
+@pytest.mark.parametrize(
+    "path, value, field",
+    [
+        (["status", "traffic", 0, "latestRevision"], "false", "status.traffic[0].latestRevision is not a boolean"),
+        (["status", "traffic", 0, "latestRevision"], 1, "status.traffic[0].latestRevision is not a boolean"),
+        (["status", "traffic", 0, "percent"], "100", "status.traffic[0].percent is not an integer"),
+        (["status", "traffic", 0, "percent"], True, "status.traffic[0].percent is not an integer"),
+        (["status", "traffic", 0, "revisionName"], 7, "status.traffic[0].revisionName is not a string"),
+        (["status", "latestReadyRevisionName"], ["rev-00002"], "status.latestReadyRevisionName is not a string"),
+        (["status", "conditions"], [{"type": "Ready", "status": "False"}, {"type": "Ready", "status": "True"}], "contradictory Ready"),
+        (["status", "conditions"], [{"type": "Ready", "status": True}], "unknown status"),
+        (["metadata", "labels"], {"cloud.googleapis.com/location": {"nested": CREDENTIAL}}, "metadata.labels"),
+        (["spec", "template", "spec", "containers", 0, "env"], [{"value": CREDENTIAL}], "env entry [0] has no valid name"),
+        (["spec", "template", "spec", "containers", 0, "env"], [{"name": "X", "value": 5}], "env X.value is not a string"),
+        (["spec", "template", "spec", "containers", 0, "env"],
+         [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": CREDENTIAL, "key": "latest"}}}], "secretKeyRef is not a Secret"),
+        (["metadata", "name"], "svc\nPlan: can proceed", "metadata.name is not a Cloud Run service name"),
+    ],
+)
+def test_knative_values_of_the_wrong_type_are_malformed_and_never_echoed(path, value, field):
+    with pytest.raises(LiveStateError) as caught:
+        from_knative_json(_bent_knative(path, value), source="live.json")
+    message = str(caught.value)
+    assert field in message and message.startswith("live.json: ")
+    assert "AAHsecret" not in message and "input_value" not in message and "\n" not in message
+
+
+def _bent_v2(key: str, value):
+    result = v2_service("svc-a", IMAGE, SHA, env={"NOTIFY_LANG": "zh"})
+    result[key] = value
+    return result
+
+
+@pytest.mark.parametrize(
+    "key, value, field",
+    [
+        ("reconciling", "false", "reconciling is not a boolean"),
+        ("traffic_statuses", [{"type": V2_LATEST, "percent": "100"}], "traffic_statuses[0].percent is not an integer"),
+        ("traffic_statuses", [{"type": True, "percent": 100}], "traffic_statuses[0].type is not a string"),
+        ("terminal_conditions", [{"type": "Ready", "state": "CONDITION_SUCCEEDED"}, {"type": "Ready", "state": "CONDITION_FAILED"}],
+         "contradictory Ready"),
+        ("terminal_conditions", [{"type": "Ready", "state": "SUCCEEDED!"}], "unknown status"),
+        ("labels", {"a": 5}, "labels: a is not a string"),
+        ("latest_ready_revision", 3, "latest_ready_revision is not a string"),
+        ("name", "svc-a\x1b[2J", "name is not a Cloud Run service name"),
+    ],
+)
+def test_v2_values_of_the_wrong_type_are_malformed(key, value, field):
+    with pytest.raises(LiveStateError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        from_cloud_run_v2(_bent_v2(key, value))
+
+
+def test_v2_env_entry_without_a_name_is_not_echoed():
+    result = v2_service("svc-a", IMAGE, SHA)
+    result["templates"][0]["containers"][0]["envs"].append({"value": CREDENTIAL})
+    with pytest.raises(LiveStateError) as caught:
+        from_cloud_run_v2(result)
+    assert "env entry [0] has no valid name" in str(caught.value) and "AAHsecret" not in str(caught.value)
+
+
+def test_pydantic_errors_from_live_input_never_print_the_input_value():
+    doc = knative_service("svc-a", IMAGE, SHA, traffic=[{"latestRevision": True, "percent": 250}])
+    with pytest.raises(LiveStateError) as caught:
+        from_knative_json(doc)
+    assert "percent" in str(caught.value) and "input_value" not in str(caught.value) and "250" not in str(caught.value)
+
+
+def test_v2_project_not_found_or_permission_denied_is_an_error_not_a_new_service():
+    def no_project():
+        raise Exception("googleapi: Error 403: Project 'interactivebrokersquant' not found or permission denied.")
+
+    with pytest.raises(LiveStateError, match="permission denied"):
+        read_cloud_run_v2(no_project, "svc-a")

@@ -201,3 +201,31 @@ def test_exported_phase_matches_the_offline_plan(github_api):  # noqa: F811
     }
     offline = plan_service("ibkr", config.services["ibkr"], config.release, from_cloud_run_v2(snake), load_matrices())
     assert run.outputs["ibkr"]["phase"] == offline.phase == "deploy-image"
+
+
+def test_project_not_found_or_denied_is_not_a_missing_service(github_api):  # noqa: F811
+    # GCP's access error contains "not found"; reading it as "no such service" would plan a create.
+    class NoProject(CutoverMocks):
+        def call(self, args):
+            if args.token.endswith("getService"):
+                from tests.fixtures.pulumi_mocks import ProviderInvokeError
+
+                raise ProviderInvokeError("googleapi: Error 403: Project 'interactivebrokersquant' not found or permission denied.")
+            return super().call(args)
+
+    run = run_main(mocks=NoProject())
+    assert run.error is not None and "not found or permission denied" in str(run.error)
+    assert run.services() == {}
+
+
+def test_a_malformed_get_service_answer_is_a_run_error_not_a_traceback(github_api):  # noqa: F811
+    import pulumi
+
+    live = baseline_live()
+    # Well-typed for the SDK, malformed for the reader: an env entry with a value and no name.
+    live["templates"][0]["containers"][0]["envs"].append({"value": "123456789:AAHsecretbotTOKEN"})
+    run = run_main(mocks=CutoverMocks({ibkr_key(): live}))
+    assert isinstance(run.error, pulumi.RunError), repr(run.error)
+    assert "getService interactive-brokers-quant-service" in str(run.error)
+    assert "AAHsecretbotTOKEN" not in str(run.error)
+    assert run.services() == {}
