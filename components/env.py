@@ -22,6 +22,7 @@ from components.platforms import (
     Platform,
     is_dry_run,
     is_legacy_env,
+    is_unset_flag,
     looks_secret,
 )
 from components.profiles import PlatformRequirements, ProfileMatrix, all_profile_names
@@ -266,13 +267,25 @@ def stack_problems(services: Mapping[str, ServiceSpec], profile_names: Optional[
     return problems
 
 
+DRY_RUN_UNSET = (
+    "the live flag is unset and its meaning depends on the image (the seed-era images trade live); "
+    "set `dryRunOnly: true` or `false` explicitly"
+)
+
+
 def dry_run_value(spec: ServiceSpec, live_value: Optional[str], live_exists: bool) -> Optional[str]:
-    """The `{P}_DRY_RUN_ONLY` value to write; None leaves it unset. `keep` holds the live value exactly."""
+    """The `{P}_DRY_RUN_ONLY` value to write. `keep` holds the live value exactly; a new service starts dry.
+
+    None when `keep` meets an unset or empty live flag: there is no explicit value to hold (its meaning
+    depends on the image), so the caller blocks the service instead of guessing (DRY_RUN_UNSET).
+    """
     if spec.dry_run_only is True:
         return "true"
     if spec.dry_run_only is False:
         return "false"
-    return live_value if live_exists else "true"
+    if not live_exists:
+        return "true"
+    return None if is_unset_flag(live_value) else live_value
 
 
 def runtime_target_json(platform_id: str, profile: str, dry_run: bool, service_name: str) -> str:
@@ -286,16 +299,20 @@ def runtime_target_json(platform_id: str, profile: str, dry_run: bool, service_n
     return json.dumps(target, sort_keys=True, separators=(",", ":"))
 
 
-def desired_env(spec: ServiceSpec, requirements: PlatformRequirements, dry_run: Optional[str]) -> ServiceEnv:
-    """The env a service runs with once its strategy is switched; `spec` must already be validated."""
+def desired_env(spec: ServiceSpec, requirements: PlatformRequirements, dry_run: str) -> ServiceEnv:
+    """The env a service runs with once its strategy is switched; `spec` must already be validated.
+
+    `dry_run` is an explicit flag value: RUNTIME_TARGET_JSON is never derived from an unset one.
+    """
     platform = PLATFORMS[spec.platform]
+    if is_unset_flag(dry_run):
+        raise ValueError(f"{spec.service_name}: no explicit dry-run value; {DRY_RUN_UNSET}")
     plain: dict[str, str] = dict(spec.env)
     plain[STRATEGY_PROFILE] = spec.strategy_profile
     plain[RUNTIME_TARGET_JSON] = runtime_target_json(
         platform.id, spec.strategy_profile, is_dry_run(dry_run), spec.service_name
     )
-    if dry_run is not None:
-        plain[platform.dry_run_env] = dry_run
+    plain[platform.dry_run_env] = dry_run
     if requirements.requires_snapshot_artifacts and spec.snapshot is not None:
         paths = {
             platform.feature_snapshot_env: spec.snapshot.feature_snapshot_path,
@@ -324,7 +341,7 @@ def config_problems(services: Mapping[str, ServiceSpec], matrix: Optional[Profil
 
 
 def desired_revision(
-    spec: ServiceSpec, bundle: ReleaseBundle, requirements: PlatformRequirements, dry_run: Optional[str]
+    spec: ServiceSpec, bundle: ReleaseBundle, requirements: PlatformRequirements, dry_run: str
 ) -> ServiceRevision:
     """The end state of a cutover for one service: the bundle's image with the switched env."""
     return ServiceRevision(

@@ -122,10 +122,16 @@ def looks_secret(name: str) -> bool:
     return any(word in name for word in ("TOKEN", "SECRET", "KEY", "PASSWORD"))
 
 
-def is_dry_run(raw: Optional[str]) -> bool:
-    """How the platform runtimes read `{P}_DRY_RUN_ONLY`: unset or empty is the safe default (dry run)."""
-    if raw is None or not raw.strip():
-        return True
+def is_unset_flag(raw: Optional[str]) -> bool:
+    """An unset or empty `{P}_DRY_RUN_ONLY`: the seed-era images read it as live trading, later ones as dry
+    run, so it has no safe reading and is never interpreted."""
+    return raw is None or not raw.strip()
+
+
+def is_dry_run(raw: str) -> bool:
+    """How the platform runtimes read an explicit `{P}_DRY_RUN_ONLY` value (truthy: 1, true, yes, y, on)."""
+    if is_unset_flag(raw):
+        raise ValueError("an unset or empty dry-run flag has no safe reading; hold an explicit value instead")
     return raw.strip().lower() in TRUTHY
 
 # Recorded on every service this program deploys, so the next run knows which release the live image

@@ -18,7 +18,7 @@ from typing import Literal, Mapping, Optional
 
 from packaging.version import Version
 
-from components.env import ServiceEnv, ServiceRevision, desired_revision, dry_run_value
+from components.env import DRY_RUN_UNSET, ServiceEnv, ServiceRevision, desired_revision, dry_run_value
 from components.platforms import COMMIT_LABEL, OWNED_ENV_NAMES, PLATFORMS, STRATEGY_PROFILE, looks_secret
 from components.profiles import ProfileMatrix
 from release.config import ReleaseBundle, ServiceSpec, release_version
@@ -237,6 +237,13 @@ def plan_service(
     live_dry_run = None if live is None else live.env.get(platform.dry_run_env)
     dry_run = dry_run_value(spec, live_dry_run, live is not None)
 
+    if live is not None and dry_run is None:
+        # `keep` over an unset live flag: nothing about the service changes until the config says which.
+        held = live_revision(live)
+        return ServicePlan(
+            key, spec, "blocked", f"{platform.dry_run_env}: {DRY_RUN_UNSET}", held, held, live, EnvDiff(), EnvDiff()
+        )
+    assert dry_run is not None
     if requirements is None:
         # The stack loader refuses such a config; fail closed if one reaches here anyway.
         reason = f"{spec.strategy_profile} is not runtime-enabled on {spec.platform} at UES {desired_tag}"

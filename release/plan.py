@@ -6,10 +6,11 @@ matrices, and calls the same `plan_service` the Pulumi program calls. The render
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Protocol, Sequence
 
-from components.platforms import STRATEGY_PROFILE
+from components.platforms import PLATFORMS, STRATEGY_PROFILE
 from components.profiles import ProfileMatrix
 from release.config import StackConfig
 from release.live import LiveService
@@ -218,6 +219,21 @@ def _input_mode(service: ServicePlan, matrices: Optional[Mapping[str, ProfileMat
     return "snapshot_backed" if platform_snapshot else "direct_runtime"
 
 
+def dry_run_json(service: ServicePlan) -> dict[str, Any]:
+    """The dry-run flag as raw values: what live has, what the config says, what this cutover ends with."""
+    name = PLATFORMS[service.spec.platform].dry_run_env
+    return {
+        "env": name,
+        "config": service.spec.dry_run_only,
+        "live": None if service.live is None else service.live.env.get(name),
+        "desired": service.desired.env.plain.get(name),
+    }
+
+
+def _raw(value: Optional[str]) -> str:
+    return "(unset)" if value is None else json.dumps(value)
+
+
 def gate_json(plan: CutoverPlan) -> dict[str, Any]:
     gate = plan.gate
     if gate is None:
@@ -252,6 +268,7 @@ def to_json(plan: CutoverPlan) -> dict[str, Any]:
                 "image": s.spec.image,
                 "strategy_profile": s.spec.strategy_profile,
                 "input_mode": _input_mode(s),
+                "dry_run": dry_run_json(s),
                 "phase": s.phase,
                 "next_phase": s.next_phase,
                 "rollback": s.rollback,
@@ -326,6 +343,8 @@ def render_text(plan: CutoverPlan) -> str:
             f"  commit:  {service['commit']}",
             f"  image:   {service['image']}",
             f"  profile: {service['strategy_profile']} ({service['input_mode']})",
+            f"  dry run: {service['dry_run']['env']} live {_raw(service['dry_run']['live'])} -> "
+            f"{_raw(service['dry_run']['desired'])} (dryRunOnly: {str(service['dry_run']['config']).lower()})",
             f"  reason:  {service['reason']}",
         ]
         lines += [f"  warning: {warning}" for warning in service["warnings"]]

@@ -24,6 +24,7 @@ from release.config import (
     ServiceSpec,
     StackConfig,
 )
+from release.yaml_core import compose_core, load_core
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RELEASE_KEY = "release"
@@ -92,10 +93,10 @@ def load_stack_file(path: Path) -> StackConfig:
     except OSError as error:
         raise ConfigError([ConfigProblem(path=source, message=f"cannot read ({error.strerror}); check --stack/--config-file")], source)
     try:
-        duplicates = duplicate_key_problems(yaml.compose(text, Loader=yaml.SafeLoader))
+        duplicates = duplicate_key_problems(compose_core(text))
         if duplicates:
             raise ConfigError(duplicates, source)
-        document = yaml.safe_load(text)
+        document = load_core(text)
     except yaml.YAMLError as error:
         raise ConfigError([ConfigProblem(path=source, message=f"is not valid YAML: {error}")], source) from None
     config = document.get("config") if isinstance(document, dict) else None

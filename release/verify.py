@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Optional
 
-from components.env import ServiceEnv, desired_env, dry_run_value
+from components.env import DRY_RUN_UNSET, ServiceEnv, desired_env, dry_run_value
 from components.platforms import (
     OWNED_ENV_NAMES,
     PLATFORMS,
@@ -45,7 +45,8 @@ def expected_env(spec: ServiceSpec, live: LiveService, matrix: ProfileMatrix) ->
     if requirements is None:
         return None
     platform = PLATFORMS[spec.platform]
-    return desired_env(spec, requirements, dry_run_value(spec, live.env.get(platform.dry_run_env), True))
+    dry_run = dry_run_value(spec, live.env.get(platform.dry_run_env), True)
+    return None if dry_run is None else desired_env(spec, requirements, dry_run)
 
 
 def verify_service(
@@ -77,8 +78,13 @@ def verify_service(
             + ("" if profile == spec.strategy_profile else f"; expected {spec.strategy_profile}"),
         )
     )
+    live_flag = live.env.get(platform.dry_run_env)
+    if dry_run_value(spec, live_flag, True) is None:
+        checks.append(VerifyCheck("dry-run", False, f"{platform.dry_run_env}: {DRY_RUN_UNSET}"))
     if expected is None:
-        checks.append(VerifyCheck("runtime-target", False, f"{spec.strategy_profile} is not valid at UES {matrix.ues_tag}"))
+        checks.append(VerifyCheck("runtime-target", False, f"not checked: {spec.strategy_profile} is not valid at UES {matrix.ues_tag}"
+                                  if matrix.requirements(spec.strategy_profile, spec.platform) is None
+                                  else f"not checked: no explicit {platform.dry_run_env} to derive it from"))
     else:
         target = live.env.get(RUNTIME_TARGET_JSON)
         want = expected.plain[RUNTIME_TARGET_JSON]

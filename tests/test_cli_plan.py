@@ -60,7 +60,10 @@ def gate(monkeypatch):
 def old_live_dir(directory: Path) -> Path:
     documents = []
     for key, spec in CONFIG.services.items():
-        env = {"STRATEGY_PROFILE": "semiconductor_rotation_income" if spec.platform != "ibkr" else "global_etf_rotation"}
+        env = {
+            "STRATEGY_PROFILE": "semiconductor_rotation_income" if spec.platform != "ibkr" else "global_etf_rotation",
+            f"{spec.platform.upper()}_DRY_RUN_ONLY": "false",
+        }
         documents.append(
             knative_for_spec(
                 spec,

@@ -170,8 +170,9 @@ def test_runtime_target_json_is_compact_with_sorted_keys():
     [
         ("keep", "false", True, "false"),  # keep holds a live trading flag exactly
         ("keep", "1", True, "1"),
-        ("keep", None, True, None),  # unset stays unset (the runtime reads that as dry)
-        ("keep", "", True, ""),
+        ("keep", None, True, None),  # unset has no safe reading: no value (the plan blocks)
+        ("keep", "", True, None),
+        ("keep", "  ", True, None),
         ("keep", None, False, "true"),  # a new service starts dry
         (True, "false", True, "true"),
         (False, "true", True, "false"),
@@ -183,12 +184,20 @@ def test_dry_run_value(setting, live_value, live_exists, expected):
     assert dry_run_value(spec, live_value, live_exists) == expected
 
 
-@pytest.mark.parametrize("dry_run, runtime_dry", [(None, True), ("", True), ("true", True), ("on", True), ("false", False), ("0", False)])
+@pytest.mark.parametrize("dry_run, runtime_dry", [("true", True), ("on", True), ("Y", True), ("false", False), ("0", False)])
 def test_dry_run_flag_and_runtime_target_agree(dry_run, runtime_dry):
     env = env_of("schwab", dry_run)
     assert json.loads(env.plain["RUNTIME_TARGET_JSON"])["dry_run_only"] is runtime_dry
-    assert is_dry_run(env.plain.get("SCHWAB_DRY_RUN_ONLY")) is runtime_dry
-    assert ("SCHWAB_DRY_RUN_ONLY" in env.plain) is (dry_run is not None)
+    assert is_dry_run(env.plain["SCHWAB_DRY_RUN_ONLY"]) is runtime_dry
+    assert env.plain["SCHWAB_DRY_RUN_ONLY"] == dry_run
+
+
+@pytest.mark.parametrize("dry_run", [None, "", " "])
+def test_runtime_target_is_never_derived_from_an_unset_flag(dry_run):
+    with pytest.raises(ValueError, match="dryRunOnly: true"):
+        env_of("schwab", dry_run)
+    with pytest.raises(ValueError):
+        is_dry_run(dry_run)
 
 
 def test_desired_revision_carries_image_commit_and_release():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from components.env import ServiceEnv
@@ -128,7 +130,7 @@ def test_unknown_live_release_is_judged_by_the_desired_matrix():
 
 
 def test_alias_counts_as_its_canonical_profile():
-    env = {"STRATEGY_PROFILE": "semiconductor_rotation_income", "GLOBAL_TELEGRAM_CHAT_ID": "1"}
+    env = {"STRATEGY_PROFILE": "semiconductor_rotation_income", "GLOBAL_TELEGRAM_CHAT_ID": "1", "SCHWAB_DRY_RUN_ONLY": "true"}
     result = plan("schwab", live_of("schwab", env))
     assert result.phase == "deploy-image"
     assert result.applied.env.plain["STRATEGY_PROFILE"] == "semiconductor_rotation_income"
@@ -136,7 +138,10 @@ def test_alias_counts_as_its_canonical_profile():
 
 def test_rollback_to_an_older_bundle_switches_env_first():
     spec = CONFIG.services["schwab"]
-    new_env = {"STRATEGY_PROFILE": "tqqq_growth_income", "GLOBAL_TELEGRAM_CHAT_ID": "-1001234567890", "NOTIFY_LANG": "zh"}
+    new_env = {
+        "STRATEGY_PROFILE": "tqqq_growth_income", "GLOBAL_TELEGRAM_CHAT_ID": "-1001234567890", "NOTIFY_LANG": "zh",
+        "SCHWAB_DRY_RUN_ONLY": "false",
+    }
     live = live_of("schwab", new_env, commit=spec.commit, tags=("v0.7.10", "v0.7.13"))
     result = plan("schwab", live, bundle=OLD_BUNDLE, commit=OLD, image=old_image(spec), strategy_profile="hybrid_growth_income")
     assert result.phase == "switch-env" and result.next_phase == "deploy-image"
@@ -148,7 +153,7 @@ def test_rollback_to_an_older_bundle_switches_env_first():
 
 
 def test_neither_order_valid_is_blocked_with_what_to_change():
-    env = {"STRATEGY_PROFILE": "tech_pullback_cash_buffer", "IBKR_FEATURE_SNAPSHOT_PATH": SNAP}
+    env = {"STRATEGY_PROFILE": "tech_pullback_cash_buffer", "IBKR_FEATURE_SNAPSHOT_PATH": SNAP, "IBKR_DRY_RUN_ONLY": "true"}
     result = plan("ibkr", live_of("ibkr", env))
     assert result.phase == "blocked"
     assert "IBKR_FEATURE_SNAPSHOT_MANIFEST_PATH" in result.reason  # why image-first fails
@@ -218,3 +223,30 @@ def test_release_annotations_read_from_live():
     live = live_of("ibkr", {}, tags=("v0.7.8", "v0.7.11"))
     assert live.annotations[QPK_TAG_ANNOTATION] == "v0.7.8" and live.annotations[UES_TAG_ANNOTATION] == "v0.7.11"
     assert live_revision(live).ues_tag == "v0.7.11"
+
+
+@pytest.mark.parametrize("flag", [None, "", "  "])
+@pytest.mark.parametrize("commit", ["old", "same"])
+def test_keep_over_an_unset_live_flag_is_blocked_and_nothing_changes(flag, commit):
+    env = {name: value for name, value in IBKR_OLD_ENV.items() if name != "IBKR_DRY_RUN_ONLY"}
+    if flag is not None:
+        env["IBKR_DRY_RUN_ONLY"] = flag
+    spec = CONFIG.services["ibkr"]
+    extra = {} if commit == "old" else {"commit": spec.commit, "tags": ("v0.7.10", "v0.7.13")}
+    live = live_of("ibkr", env, **extra)
+    result = plan("ibkr", live)
+    assert result.phase == "blocked"
+    assert "IBKR_DRY_RUN_ONLY: the live flag is unset and its meaning depends on the image (the seed-era images " \
+        "trade live); set `dryRunOnly: true` or `false` explicitly" in result.reason
+    assert result.applied == live_revision(live) == result.desired
+    assert result.env_diff.empty and result.applied_env_diff.empty
+
+
+@pytest.mark.parametrize(("setting", "raw", "dry"), [(True, "true", True), (False, "false", False)])
+def test_an_explicit_setting_over_an_unset_live_flag_proceeds(setting, raw, dry):
+    env = {name: value for name, value in IBKR_OLD_ENV.items() if name != "IBKR_DRY_RUN_ONLY"}
+    result = plan("ibkr", live_of("ibkr", env), dry_run_only=setting)
+    assert result.phase == "deploy-image"
+    assert "IBKR_DRY_RUN_ONLY" not in result.applied.env.plain  # held as live while the image rolls out
+    assert result.desired.env.plain["IBKR_DRY_RUN_ONLY"] == raw
+    assert json.loads(result.desired.env.plain["RUNTIME_TARGET_JSON"])["dry_run_only"] is dry

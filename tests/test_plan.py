@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from components.platforms import PLATFORMS
 from components.profiles import load_matrices
 from release.live import from_knative_json
 from release.plan import build_plan, gate_stage, render_text, to_json
@@ -25,7 +26,7 @@ def old_live(key: str, profile: str, tags=("v0.7.8", "v0.7.11")):
     spec = CONFIG.services[key]
     document = knative_for_spec(
         spec,
-        {"STRATEGY_PROFILE": profile, "NOTIFY_LANG": "zh", "LEAKED_PASSWORD": "hunter2"},
+        {"STRATEGY_PROFILE": profile, "NOTIFY_LANG": "zh", "LEAKED_PASSWORD": "hunter2", PLATFORMS[spec.platform].dry_run_env: "false"},
         commit=OLD,
         image=spec.image.rsplit(":", 1)[0] + ":" + OLD,
         secrets={"TELEGRAM_TOKEN": "old-telegram-token:2"},
@@ -105,7 +106,10 @@ def test_blocked_service_blocks_the_plan_even_with_a_passing_gate():
 def test_rollback_is_labelled_and_env_first():
     spec = CONFIG.services["schwab"]
     live = from_knative_json(
-        knative_for_spec(spec, {"STRATEGY_PROFILE": "tqqq_growth_income"}, annotations=release_annotations("v0.7.10", "v0.7.13")),
+        knative_for_spec(
+            spec, {"STRATEGY_PROFILE": "tqqq_growth_income", "SCHWAB_DRY_RUN_ONLY": "true"},
+            annotations=release_annotations("v0.7.10", "v0.7.13"),
+        ),
         spec.service_name,
     )
     older = CONFIG.model_copy(
@@ -138,3 +142,18 @@ def test_gate_stage_orders_unknown_checks_first():
         "platform-pins",
         "verify-gate",
     ]
+
+
+def test_the_plan_shows_the_dry_run_flag_live_and_desired_raw_values():
+    spec = CONFIG.services["ibkr"]
+    unset = from_knative_json(knative_for_spec(spec, {"STRATEGY_PROFILE": "global_etf_rotation"}, commit=OLD), spec.service_name)
+    plan = build_plan(CONFIG, PASSED, {"ibkr": unset, "schwab": old_live("schwab", "tqqq_growth_income")}, MATRICES)
+    services = {s["key"]: s for s in to_json(plan)["services"]}
+    assert services["ibkr"]["dry_run"] == {"env": "IBKR_DRY_RUN_ONLY", "config": "keep", "live": None, "desired": None}
+    assert services["ibkr"]["phase"] == "blocked" and "set `dryRunOnly: true` or `false`" in services["ibkr"]["reason"]
+    assert services["schwab"]["dry_run"] == {"env": "SCHWAB_DRY_RUN_ONLY", "config": "keep", "live": "false", "desired": "false"}
+    assert services["longbridge-hk"]["dry_run"]["live"] is None and services["longbridge-hk"]["dry_run"]["desired"] == "true"
+    text = render_text(plan)
+    assert "dry run: IBKR_DRY_RUN_ONLY live (unset) -> (unset) (dryRunOnly: keep)" in text
+    assert 'dry run: SCHWAB_DRY_RUN_ONLY live "false" -> "false" (dryRunOnly: keep)' in text
+    assert 'dry run: LONGBRIDGE_DRY_RUN_ONLY live (unset) -> "true" (dryRunOnly: keep)' in text

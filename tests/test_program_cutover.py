@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 from components.platforms import COMMIT_LABEL, QPK_TAG_ANNOTATION, UES_TAG_ANNOTATION
 from tests.fixtures.pulumi_mocks import CutoverMocks, ProgramRun, run_main, service_env
+from tests.test_env import target
 from tests.test_program import SERVICES, expected_registered_env, github_api  # noqa: F401 - the fixture
 
 IBKR = SERVICES["ibkr"]
@@ -19,7 +20,7 @@ BASELINE_IMAGE = IBKR["image"].rsplit(":", 1)[0] + f":{BASELINE}"
 SNAPSHOT = "gs://qsl-runtime-logs-interactivebrokersquant/strategy-artifacts/us_equity/russell/snapshot.csv"
 
 # The IBKR service as the hand-run deploy scripts left it: older image, a snapshot-backed profile, no
-# release annotations (this program never deployed it), dry-run flag unset.
+# release annotations (this program never deployed it), trading live.
 BASELINE_ENV = {
     "ACCOUNT_GROUP": "default",
     "IB_ACCOUNT_GROUP_CONFIG_SECRET_NAME": "ibkr-account-groups",
@@ -27,6 +28,7 @@ BASELINE_ENV = {
     "NOTIFY_LANG": "zh",
     "STRATEGY_PROFILE": "russell_1000_multi_factor_defensive",
     "IBKR_FEATURE_SNAPSHOT_PATH": SNAPSHOT,
+    "IBKR_DRY_RUN_ONLY": "false",
 }
 
 
@@ -86,12 +88,12 @@ def ibkr_key() -> tuple[str, str, str]:
     return (IBKR["project"], IBKR["region"], IBKR["serviceName"])
 
 
-def baseline_live() -> dict[str, Any]:
+def baseline_live(env: Mapping[str, str] = BASELINE_ENV) -> dict[str, Any]:
     return get_service_result(
         ibkr_key(),
         BASELINE_IMAGE,
         BASELINE,
-        BASELINE_ENV,
+        env,
         {"TELEGRAM_TOKEN": ("interactive-brokers-telegram-token", "latest")},
         annotations={},
         revision="interactive-brokers-quant-service-00041-abc",
@@ -114,7 +116,7 @@ def test_forward_release_deploys_the_image_first_then_switches_env(github_api): 
     env = service_env(ibkr)
     assert env["STRATEGY_PROFILE"] == "russell_1000_multi_factor_defensive"
     assert env["IBKR_FEATURE_SNAPSHOT_PATH"] == SNAPSHOT
-    assert "RUNTIME_TARGET_JSON" not in env and "IBKR_DRY_RUN_ONLY" not in env
+    assert "RUNTIME_TARGET_JSON" not in env and env["IBKR_DRY_RUN_ONLY"] == "false"
     assert env["TELEGRAM_TOKEN"] == ("secret", "interactive-brokers-telegram-token", "latest")
     assert ibkr["annotations"] == {QPK_TAG_ANNOTATION: "v0.7.10", UES_TAG_ANNOTATION: "v0.7.13"}
     # The services with no live state are created whole in the same run.
@@ -130,8 +132,12 @@ def test_forward_release_deploys_the_image_first_then_switches_env(github_api): 
     assert second.outputs["ibkr"]["phase"] == "switch-env"
     assert ibkr["template"]["containers"][0]["image"] == IBKR["image"]
     env = service_env(ibkr)
-    # keep: the live dry-run flag was unset, so it stays unset, and RUNTIME_TARGET_JSON reads it as dry.
-    expected = {name: value for name, value in expected_registered_env("ibkr").items() if name != "IBKR_DRY_RUN_ONLY"}
+    # keep: the live flag "false" is held exactly, and RUNTIME_TARGET_JSON says live from that explicit value.
+    expected = {
+        **expected_registered_env("ibkr"),
+        "IBKR_DRY_RUN_ONLY": "false",
+        "RUNTIME_TARGET_JSON": target("ibkr", "soxl_soxx_trend_income", IBKR["serviceName"], dry=False),
+    }
     assert env == expected
     assert not any(name.startswith("IBKR_FEATURE_SNAPSHOT") for name in env)
 
@@ -139,6 +145,23 @@ def test_forward_release_deploys_the_image_first_then_switches_env(github_api): 
     third = run_with_live({ibkr_key(): live_after(second, "ibkr", "interactive-brokers-quant-service-00043-env")})
     assert third.outputs["ibkr"]["phase"] == "in-sync"
     assert third.services()["ibkr"].inputs == second.services()["ibkr"].inputs
+
+
+def test_keep_over_an_unset_live_flag_blocks_the_service_and_changes_nothing_about_it(github_api):  # noqa: F811
+    unset = baseline_live({name: value for name, value in BASELINE_ENV.items() if name != "IBKR_DRY_RUN_ONLY"})
+    run = run_with_live({ibkr_key(): unset})
+    assert run.outputs["ibkr"]["phase"] == "blocked"
+    ibkr = run.services()["ibkr"].inputs
+    assert ibkr["template"]["containers"][0]["image"] == BASELINE_IMAGE  # not even the image moves
+    env = service_env(ibkr)
+    assert "IBKR_DRY_RUN_ONLY" not in env and "RUNTIME_TARGET_JSON" not in env
+    assert env["STRATEGY_PROFILE"] == "russell_1000_multi_factor_defensive"
+    # The other services, all new, still start dry.
+    for key in ("schwab", "longbridge-hk", "longbridge-sg"):
+        assert run.outputs[key]["phase"] == "create"
+        created = service_env(run.services()[key].inputs)
+        assert created[f"{SERVICES[key]['platform'].upper()}_DRY_RUN_ONLY"] == "true"
+        assert '"dry_run_only":true' in created["RUNTIME_TARGET_JSON"]
 
 
 def test_new_image_not_yet_serving_holds_the_service_as_live(github_api):  # noqa: F811

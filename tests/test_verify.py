@@ -118,3 +118,9 @@ def test_operator_record_compares_with_the_previous_record():
     assert second["env_changed"] == ["STRATEGY_PROFILE"]
     assert second["time"] == "2026-04-20T14:30:00+00:00"
     assert "-1001234567890" not in json.dumps(second)  # values are fingerprinted, never written
+
+
+def test_keep_over_an_unset_live_flag_fails_verify_instead_of_reading_it_as_dry():
+    bad = failing("schwab", switched("schwab", env_remove=("SCHWAB_DRY_RUN_ONLY",)))
+    assert "SCHWAB_DRY_RUN_ONLY: the live flag is unset" in bad["dry-run"]
+    assert "no explicit SCHWAB_DRY_RUN_ONLY" in bad["runtime-target"]
