@@ -21,6 +21,7 @@ from components.platforms import STRATEGY_PROFILE
 from components.profiles import ProfileMatrix, load_matrices
 from components.strategy_service import StrategyService, StrategyServiceArgs
 from release.config import ConfigError, ServiceSpec, StackConfig
+from release.images import ImageLookupError, ImageMissingError, ResolvedImage, pin_digest, resolve_image_invoke
 from release.live import LiveService, LiveStateError, read_cloud_run_v2
 from release.ordering import ServicePlan, plan_service
 from release.stack import load_pulumi_config, stack_file
@@ -40,6 +41,36 @@ def read_live_service(spec: ServiceSpec, provider: gcp.Provider) -> Optional[Liv
         ),
         spec.service_name,
     )
+
+
+ImageResolver = Callable[[str, ServiceSpec, "gcp.Provider"], ResolvedImage]
+"""How the program proves an image exists: (key, spec, its project's provider) -> the resolved digest."""
+
+
+def resolve_image(key: str, spec: ServiceSpec, provider: gcp.Provider) -> ResolvedImage:
+    """The configured image through the `get_docker_image` invoke on the service's project provider."""
+    return resolve_image_invoke(
+        key,
+        spec,
+        lambda image: gcp.artifactregistry.get_docker_image(
+            location=image.location,
+            project=image.project,
+            repository_id=image.repository_id,
+            image_name=image.image_name,
+            opts=pulumi.InvokeOptions(provider=provider),
+        ),
+    )
+
+
+def resolve_images(config: StackConfig, providers: "Providers", resolver: ImageResolver) -> dict[str, ResolvedImage]:
+    """Every service's image, before anything is registered; a missing or unreadable one stops the run."""
+    resolved = {}
+    for key, spec in sorted(config.services.items()):
+        try:
+            resolved[key] = resolver(key, spec, providers.for_project(spec.project))
+        except (ImageMissingError, ImageLookupError) as error:
+            raise pulumi.RunError(str(error)) from None
+    return resolved
 
 
 def load_config() -> StackConfig:
@@ -93,7 +124,9 @@ def input_mode_of(revision: ServiceRevision, spec: ServiceSpec, matrices: Mappin
     return None if requirements is None else requirements.input_mode
 
 
-def deploy(config: StackConfig, read_live: LiveReader = read_live_service) -> dict[str, ServicePlan]:
+def deploy(
+    config: StackConfig, read_live: LiveReader = read_live_service, resolver: ImageResolver = resolve_image
+) -> dict[str, ServicePlan]:
     """Register every service of a validated, gated config at the phase the ordering rule allows.
 
     A service never changes image and strategy env in one update: `plan_service` (the same function
@@ -101,6 +134,7 @@ def deploy(config: StackConfig, read_live: LiveReader = read_live_service) -> di
     """
     providers = Providers()
     matrices = load_matrices()
+    images = resolve_images(config, providers, resolver)
     # Every live read and every phase first, registrations after: a failed read stops the run with
     # nothing registered, and the reads don't queue behind registrations (that made each invoke ~15x
     # slower; see bench/program_bench.py).
@@ -121,23 +155,27 @@ def deploy(config: StackConfig, read_live: LiveReader = read_live_service) -> di
             pulumi.log.warn(f"{key}: {warning}")
         if plan.phase == "blocked":
             pulumi.log.warn(f"{key}: blocked, held at its live state: {plan.reason}")
+        image = images[key]
         service = StrategyService(
             StrategyServiceArgs(
                 key=key,
                 spec=spec,
-                revision=plan.applied,
+                # By digest: a tag pushed again between the review and this update cannot change what runs.
+                revision=pin_digest(plan.applied, image),
                 provider=provider,
                 input_mode=input_mode_of(plan.applied, spec, matrices),
             )
         )
-        pulumi.export(key, {**service.outputs(), "phase": plan.phase})
+        pulumi.export(key, {**service.outputs(), "phase": plan.phase, "imageTag": image.tag})
     return plans
 
 
 def run_program(
-    environ: Optional[Mapping[str, str]] = None, read_live: LiveReader = read_live_service
+    environ: Optional[Mapping[str, str]] = None,
+    read_live: LiveReader = read_live_service,
+    resolver: ImageResolver = resolve_image,
 ) -> dict[str, ServicePlan]:
     """The whole program, as `pulumi preview/up` runs it."""
     config = load_config()
     check_release(config, environ)
-    return deploy(config, read_live)
+    return deploy(config, read_live, resolver)

@@ -94,6 +94,7 @@ def _plan(args: argparse.Namespace) -> int:
 
     from components.profiles import load_matrices
     from release.gate import gate_from_lock, run_gate
+    from release.images import ImageInputError, read_images
     from release.live import LiveStateError, read_live
     from release.lock import lock_path, read_lock
     from release.plan import build_plan, lock_note, render_text, to_json, unverified_note
@@ -103,6 +104,10 @@ def _plan(args: argparse.Namespace) -> int:
     try:
         live = read_live(args.live, config.services)
     except LiveStateError as error:
+        raise UsageError(str(error)) from None
+    try:
+        images = read_images(args.images, config.services)
+    except ImageInputError as error:
         raise UsageError(str(error)) from None
     lock_file = args.lock if args.lock is not None else lock_path(config_path(args))
     try:
@@ -130,7 +135,7 @@ def _plan(args: argparse.Namespace) -> int:
             note = unverified_note(unreachable_error)
     plan = build_plan(
         config, gate, live.services, load_matrices(), lock=lock, gate_note=note, live_source=live.source,
-        absent_from_live=live.absent,
+        absent_from_live=live.absent, images=images.checks, images_source=images.source,
     )  # fmt: skip
     if args.format == "json":
         print(json.dumps(to_json(plan), indent=2))
@@ -205,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     plan = command("plan", _plan, "the offline cutover plan: gate, per-service phase and env diff, next steps")
     plan.add_argument("--lock", type=Path, help="lock file (default: the stack's lock)")
     plan.add_argument("--live", help="live state: a gcloud JSON file, a directory of them, or 'gcloud'")
+    plan.add_argument(
+        "--images",
+        help="image check: `gcloud artifacts docker images describe --format=json` output (file or directory), or 'gcloud'",
+    )
     verify = command("verify", _verify, "after pulumi up: the runbook checks against live state")
     verify.add_argument("--lock", type=Path, help="lock file (default: the stack's lock)")
     verify.add_argument("--live", required=True, help="live state: a gcloud JSON file, a directory of them, or 'gcloud'")

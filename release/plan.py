@@ -13,6 +13,7 @@ from typing import Any, Mapping, Optional, Protocol, Sequence
 from components.platforms import PLATFORMS, STRATEGY_PROFILE
 from components.profiles import ProfileMatrix
 from release.config import StackConfig
+from release.images import NOT_GIVEN, ImageCheck, pruned_repository_warning
 from release.live import LiveService
 from release.ordering import EnvDiff, ServicePlan, env_diff, plan_service, short
 
@@ -60,6 +61,9 @@ class CutoverPlan:
     steps: tuple[Step, ...]
     live_source: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # The configured image of every service: present (with its digest), missing or unverified.
+    images: Mapping[str, ImageCheck] = field(default_factory=dict)
+    images_source: str = "none given"
 
     @property
     def gate_ok(self) -> bool:
@@ -70,9 +74,45 @@ class CutoverPlan:
         return tuple(service for service in self.services if service.phase == "blocked")
 
     @property
+    def image_blocked(self) -> tuple[ServicePlan, ...]:
+        """Services whose image changes in this or the next update and is not proved to exist."""
+        return tuple(
+            service
+            for service in self.services
+            if changes_image(service) and not (service.key in self.images and self.images[service.key].ok)
+        )
+
+    @property
     def ok(self) -> bool:
-        """The plan can proceed: the gate passed (verified) and no service is blocked."""
-        return self.gate_ok and not self.blocked
+        """The plan can proceed: the gate passed (verified), no service is blocked, every image to deploy exists."""
+        return self.gate_ok and not self.blocked and not self.image_blocked
+
+
+def changes_image(service: ServicePlan) -> bool:
+    """Does this update, or the one the plan already names after it, deploy the configured image?
+
+    A rollback that switches env first and then finds no image would leave the service half-way, so the
+    image is proved before the first of the two updates.
+    """
+    return service.phase in ("create", "deploy-image") or service.next_phase == "deploy-image"
+
+
+def image_steps(plan_services: Sequence[ServicePlan], images: Mapping[str, ImageCheck]) -> list[Step]:
+    steps = []
+    for service in plan_services:
+        check = images.get(service.key)
+        if not changes_image(service) or (check is not None and check.ok):
+            continue
+        message = check.message if check is not None else NOT_GIVEN
+        steps.append(
+            Step(
+                "resolve",
+                f"resolve {service.spec.service_name}: image {service.spec.image} {message}",
+                "nothing deployed yet; nothing to undo",
+                service.key,
+            )
+        )
+    return steps
 
 
 def _check_ok(check: Any) -> bool:
@@ -185,10 +225,20 @@ def build_plan(
     gate_note: str = "",
     live_source: str = "none (planned as if every service were new)",
     absent_from_live: Sequence[str] = (),
+    images: Optional[Mapping[str, ImageCheck]] = None,
+    images_source: str = "none given",
 ) -> CutoverPlan:
+    """The whole plan; `images` None means no image was checked (every image change is blocked)."""
     services = tuple(
         plan_service(key, spec, config.release, live_by_key.get(key), matrices) for key, spec in config.services.items()
     )
+    if images is None:
+        images = {
+            key: ImageCheck(key, spec.image, "unverified", NOT_GIVEN) for key, spec in config.services.items()
+        }
+    steps = build_steps(services, gate, config)
+    first_service = next((index for index, step in enumerate(steps) if step.service is not None), len(steps))
+    steps[first_service:first_service] = image_steps(services, images)
     notes = tuple(
         f"{config.services[key].service_name} is not in the live input: planned as new; if it exists, add its describe JSON"
         for key in absent_from_live
@@ -198,9 +248,11 @@ def build_plan(
         gate=gate,
         gate_note=gate_note,
         services=services,
-        steps=tuple(build_steps(services, gate, config)),
+        steps=tuple(steps),
         live_source=live_source,
         notes=notes,
+        images=dict(images),
+        images_source=images_source,
     )
 
 
@@ -252,6 +304,21 @@ def gate_json(plan: CutoverPlan) -> dict[str, Any]:
     }
 
 
+def image_json(plan: CutoverPlan, service: ServicePlan) -> dict[str, Any]:
+    check = plan.images.get(service.key)
+    resolved = None if check is None else check.resolved
+    warning = pruned_repository_warning(service.spec, plan.config.release)
+    return {
+        "status": "unverified" if check is None else check.status,
+        "message": NOT_GIVEN if check is None else check.message,
+        "digest": None if resolved is None else resolved.digest,
+        "deployed": None if resolved is None else resolved.deployed,
+        "tag": None if resolved is None else resolved.tag,
+        "needed": changes_image(service),
+        "warnings": [warning] if warning else [],
+    }
+
+
 def to_json(plan: CutoverPlan) -> dict[str, Any]:
     bundle = plan.config.release
     services = []
@@ -266,6 +333,7 @@ def to_json(plan: CutoverPlan) -> dict[str, Any]:
                 "platform": s.spec.platform,
                 "commit": s.spec.commit,
                 "image": s.spec.image,
+                "image_check": image_json(plan, s),
                 "strategy_profile": s.spec.strategy_profile,
                 "input_mode": _input_mode(s),
                 "dry_run": dry_run_json(s),
@@ -296,6 +364,7 @@ def to_json(plan: CutoverPlan) -> dict[str, Any]:
         },
         "gate": gate_json(plan),
         "live_source": plan.live_source,
+        "images_source": plan.images_source,
         "notes": list(plan.notes),
         "services": services,
         "steps": [
@@ -321,6 +390,13 @@ def _diff_text(diff: EnvDiff) -> list[str]:
     return lines
 
 
+def _image_text(check: dict[str, Any]) -> str:
+    if check["status"] == "present":
+        return f"{check['deployed']} (tag {check['tag']})" if check["tag"] else str(check["deployed"])
+    blocking = " (blocks this plan: the image changes)" if check["needed"] else ""
+    return f"{check['status'].upper()}{blocking}: {check['message']}"
+
+
 def render_text(plan: CutoverPlan) -> str:
     data = to_json(plan)
     gate = data["gate"]
@@ -332,7 +408,7 @@ def render_text(plan: CutoverPlan) -> str:
     ]
     for check in gate["checks"]:
         lines.append(f"  [{'ok' if check['ok'] else check['status']}] {check['id']}: {check['message']}")
-    lines += ["", f"Live state: {plan.live_source}"]
+    lines += ["", f"Live state: {plan.live_source}", f"Images: {plan.images_source}"]
     lines += [f"  note: {note}" for note in plan.notes]
     for service in data["services"]:
         tag = " (rollback)" if service["rollback"] else ""
@@ -342,12 +418,13 @@ def render_text(plan: CutoverPlan) -> str:
             f"  phase:   {service['phase']}{tag}" + (f", then {service['next_phase']}" if service["next_phase"] else ""),
             f"  commit:  {service['commit']}",
             f"  image:   {service['image']}",
+            f"  digest:  {_image_text(service['image_check'])}",
             f"  profile: {service['strategy_profile']} ({service['input_mode']})",
             f"  dry run: {service['dry_run']['env']} live {_raw(service['dry_run']['live'])} -> "
             f"{_raw(service['dry_run']['desired'])} (dryRunOnly: {str(service['dry_run']['config']).lower()})",
             f"  reason:  {service['reason']}",
         ]
-        lines += [f"  warning: {warning}" for warning in service["warnings"]]
+        lines += [f"  warning: {warning}" for warning in [*service["warnings"], *service["image_check"]["warnings"]]]
         lines.append("  env diff (live -> desired; secrets as refs):")
         match = next(s for s in plan.services if s.key == service["key"])
         lines += _diff_text(match.env_diff)

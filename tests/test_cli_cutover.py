@@ -12,7 +12,7 @@ from components.profiles import load_matrices
 from release.cli import main
 from release.stack import load_stack_file
 from tests.fixtures.git_repos import prod_stack_text, seed_repos  # noqa: F401 - the fixture
-from tests.fixtures.live_json import knative_for_spec, release_annotations, write_live_dir
+from tests.fixtures.live_json import knative_for_spec, release_annotations, write_images_dir, write_live_dir
 
 
 @pytest.fixture
@@ -31,8 +31,13 @@ def git_args(stack, seed_repos) -> list[str]:  # noqa: F811
     return ["--config-file", str(stack), "--source", "git", "--git-root", str(seed_repos.root)]
 
 
-def test_plan_with_a_passing_gate_and_no_live_state_can_proceed(capsys, stack, seed_repos):  # noqa: F811
-    code, out = run(capsys, "plan", *git_args(stack, seed_repos), "--format", "json")
+def images_args(stack, directory) -> list[str]:
+    images = [spec.image for spec in load_stack_file(stack).services.values()]
+    return ["--images", str(write_images_dir(directory, images))]
+
+
+def test_plan_with_a_passing_gate_and_no_live_state_can_proceed(capsys, stack, seed_repos, tmp_path):  # noqa: F811
+    code, out = run(capsys, "plan", *git_args(stack, seed_repos), *images_args(stack, tmp_path / "images"), "--format", "json")
     plan = json.loads(out)
     assert code == 0
     assert plan["gate"]["ok"] is True
@@ -47,7 +52,7 @@ def test_plan_offline_reads_the_lock_and_says_pulumi_up_re_verifies(capsys, stac
     assert code == 0 and stack.with_name("Pulumi.prod.lock.json").is_file()
     # Offline: the GitHub source points at a closed loopback port, so it cannot be reached.
     monkeypatch.setenv("GITHUB_API_URL", "http://127.0.0.1:9")
-    code, out = run(capsys, "plan", "--config-file", str(stack))
+    code, out = run(capsys, "plan", "--config-file", str(stack), *images_args(stack, stack.parent / "images"))
     assert code == 0, out
     assert "verified from lock at" in out and "pulumi up` re-verifies online" in out
 

@@ -18,7 +18,7 @@ import pytest
 from release.cli import main
 from release.live import from_knative_json
 from release.stack import load_stack_file, stack_file
-from tests.fixtures.live_json import knative_for_spec, release_annotations, write_json, write_live_dir
+from tests.fixtures.live_json import image_describe, knative_for_spec, release_annotations, write_images_dir, write_json, write_live_dir
 from tests.fixtures.gate_doubles import Check, Gate
 
 gate_module = pytest.importorskip("release.gate")
@@ -77,8 +77,12 @@ def old_live_dir(directory: Path) -> Path:
     return write_live_dir(directory, documents)
 
 
+def images_dir(directory: Path) -> Path:
+    return write_images_dir(directory, [spec.image for spec in CONFIG.services.values()])
+
+
 def test_forward_release_plan_text(gate, tmp_path, capsys):
-    code = main(["plan", "--live", str(old_live_dir(tmp_path / "live"))])
+    code = main(["plan", "--live", str(old_live_dir(tmp_path / "live")), "--images", str(images_dir(tmp_path / "images"))])
     out = capsys.readouterr().out
     assert code == 0, out
     for spec in CONFIG.services.values():
@@ -89,7 +93,9 @@ def test_forward_release_plan_text(gate, tmp_path, capsys):
 
 
 def test_json_output_keys(gate, tmp_path, capsys):
-    code = main(["plan", "--format", "json", "--live", str(old_live_dir(tmp_path / "live"))])
+    code = main(
+        ["plan", "--format", "json", "--live", str(old_live_dir(tmp_path / "live")), "--images", str(images_dir(tmp_path / "images"))]
+    )
     data = json.loads(capsys.readouterr().out)
     assert code == 0
     assert data["gate"]["ok"] is True and data["gate"]["checks"][0]["id"] == "qpk-tag"
@@ -100,9 +106,9 @@ def test_json_output_keys(gate, tmp_path, capsys):
     assert data["steps"] and all({"action", "rollback"} <= set(step) for step in data["steps"])
 
 
-def test_offline_with_a_lock_says_so(gate, capsys):
+def test_offline_with_a_lock_says_so(gate, capsys, tmp_path):
     gate.online, gate.lock = UNREACHABLE, FakeLock()
-    code = main(["plan"])
+    code = main(["plan", "--images", str(images_dir(tmp_path / "images"))])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "verified from lock at 2026-04-20T09:00:00+00:00; `pulumi up` re-verifies online" in out
@@ -170,3 +176,38 @@ def test_make_plan_offline_renders_every_service_without_a_traceback(tmp_path):
         assert spec.service_name in done.stdout
     if not lock_module.lock_path(stack_file("prod")).exists():
         assert done.returncode == 1 and "UNVERIFIED" in done.stdout
+
+
+def test_plan_with_an_image_missing_from_the_images_dir_exits_1(gate, tmp_path, capsys):
+    ibkr = CONFIG.services["ibkr"]
+    directory = write_images_dir(tmp_path / "images", [ibkr.image])
+    code = main(["plan", "--format", "json", "--images", str(directory)])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 1
+    status = {s["key"]: s["image_check"]["status"] for s in data["services"]}
+    assert status == {"ibkr": "present", "schwab": "missing", "longbridge-hk": "missing", "longbridge-sg": "missing"}
+    assert data["images_source"] == str(directory)
+
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        ("not json", "not valid JSON"),
+        (json.dumps({"image_summary": {}}), "fully_qualified_digest"),
+        (json.dumps(image_describe("us-central1-docker.pkg.dev/interactivebrokersquant/other/cloud-run:x")), "no service's image"),
+    ],
+)
+def test_malformed_images_input_exits_2(gate, tmp_path, capsys, document, message):
+    path = tmp_path / "image.json"
+    path.write_text(document, encoding="utf-8")
+    assert main(["plan", "--images", str(path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_malformed_image_reference_in_the_stack_exits_2_naming_service_and_field(gate, tmp_path, capsys):
+    text = (PROJECT_ROOT / "Pulumi.prod.yaml").read_text(encoding="utf-8")
+    bad = text.replace(CONFIG.services["schwab"].image, CONFIG.services["schwab"].image.rsplit(":", 1)[0] + "@sha256:abc", 1)
+    path = tmp_path / "Pulumi.bad.yaml"
+    path.write_text(bad, encoding="utf-8")
+    assert main(["plan", "--config-file", str(path)]) == 2
+    assert "services.schwab.image" in capsys.readouterr().err

@@ -9,12 +9,13 @@ from components.profiles import load_matrices
 from release.live import from_knative_json
 from release.plan import build_plan, gate_stage, render_text, to_json
 from release.stack import load_stack_file, stack_file
-from tests.fixtures.live_json import knative_for_spec, release_annotations
+from tests.fixtures.live_json import knative_for_spec, present_images, release_annotations
 from tests.fixtures.gate_doubles import Check, Gate
 
 CONFIG = load_stack_file(stack_file("prod"))
 MATRICES = load_matrices()
 OLD = "1111111111111111111111111111111111111111"
+IMAGES = present_images(CONFIG.services)
 
 
 
@@ -36,7 +37,7 @@ def old_live(key: str, profile: str, tags=("v0.7.8", "v0.7.11")):
 
 
 def test_without_live_every_service_is_created_and_the_plan_proceeds():
-    plan = build_plan(CONFIG, PASSED, {}, MATRICES)
+    plan = build_plan(CONFIG, PASSED, {}, MATRICES, images=IMAGES)
     assert [s.phase for s in plan.services] == ["create"] * len(CONFIG.services)
     assert plan.ok
     data = to_json(plan)
@@ -46,7 +47,7 @@ def test_without_live_every_service_is_created_and_the_plan_proceeds():
 
 def test_forward_release_steps_deploy_first_then_switch():
     live = {"ibkr": old_live("ibkr", "global_etf_rotation")}
-    data = to_json(build_plan(CONFIG, PASSED, live, MATRICES))
+    data = to_json(build_plan(CONFIG, PASSED, live, MATRICES, images=IMAGES))
     ibkr_steps = [step for step in data["steps"] if step["service"] == "ibkr"]
     assert ibkr_steps[0]["action"].startswith("pulumi up: deploy image ca6cae8 to interactive-brokers-quant-service")
     assert ibkr_steps[1]["action"].startswith("pulumi up again")
@@ -60,7 +61,7 @@ def test_forward_release_steps_deploy_first_then_switch():
 
 def test_json_has_the_documented_keys_and_never_secret_values():
     live = {"ibkr": old_live("ibkr", "global_etf_rotation")}
-    data = to_json(build_plan(CONFIG, PASSED, live, MATRICES))
+    data = to_json(build_plan(CONFIG, PASSED, live, MATRICES, images=IMAGES))
     assert set(data) >= {"bundle", "gate", "services", "steps"}
     assert data["gate"]["ok"] is True and {"id", "ok", "message"} <= set(data["gate"]["checks"][0])
     ibkr = data["services"][0]
@@ -68,7 +69,7 @@ def test_json_has_the_documented_keys_and_never_secret_values():
     assert "TELEGRAM_TOKEN" in ibkr["env_diff"]["changed"] and "LEAKED_PASSWORD" in ibkr["env_diff"]["removed"]
     details = {d["name"]: d for d in ibkr["env_diff"]["details"]}
     assert details["TELEGRAM_TOKEN"]["after"] == "secret:interactive-brokers-telegram-token:latest"
-    text = json.dumps(data) + render_text(build_plan(CONFIG, PASSED, live, MATRICES))
+    text = json.dumps(data) + render_text(build_plan(CONFIG, PASSED, live, MATRICES, images=IMAGES))
     assert "hunter2" not in text
 
 
@@ -98,7 +99,7 @@ def test_unverified_gate_names_what_would_verify_it():
 
 def test_blocked_service_blocks_the_plan_even_with_a_passing_gate():
     live = {"ibkr": old_live("ibkr", "tech_pullback_cash_buffer")}
-    plan = build_plan(CONFIG, PASSED, live, MATRICES)
+    plan = build_plan(CONFIG, PASSED, live, MATRICES, images=IMAGES)
     assert not plan.ok and [s.key for s in plan.blocked] == ["ibkr"]
     assert plan.steps[0].stage == "resolve" and plan.steps[0].service == "ibkr"
 
@@ -122,12 +123,12 @@ def test_rollback_is_labelled_and_env_first():
             },
         }
     )
-    data = to_json(build_plan(older, PASSED, {"schwab": live}, MATRICES))
+    data = to_json(build_plan(older, PASSED, {"schwab": live}, MATRICES, images=present_images(older.services)))
     service = data["services"][0]
     assert service["rollback"] is True and service["phase"] == "switch-env" and service["next_phase"] == "deploy-image"
     assert "rollback, env first" in data["steps"][0]["action"]
     assert data["steps"][1]["action"].startswith("pulumi up again") and "deploy image 1111111" in data["steps"][1]["action"]
-    assert "(rollback)" in render_text(build_plan(older, PASSED, {"schwab": live}, MATRICES))
+    assert "(rollback)" in render_text(build_plan(older, PASSED, {"schwab": live}, MATRICES, images=present_images(older.services)))
 
 
 def test_services_absent_from_live_input_are_noted():
@@ -157,3 +158,47 @@ def test_the_plan_shows_the_dry_run_flag_live_and_desired_raw_values():
     assert "dry run: IBKR_DRY_RUN_ONLY live (unset) -> (unset) (dryRunOnly: keep)" in text
     assert 'dry run: SCHWAB_DRY_RUN_ONLY live "false" -> "false" (dryRunOnly: keep)' in text
     assert 'dry run: LONGBRIDGE_DRY_RUN_ONLY live (unset) -> "true" (dryRunOnly: keep)' in text
+
+
+def test_without_images_a_plan_that_changes_an_image_is_blocked_and_says_how_to_verify():
+    plan = build_plan(CONFIG, PASSED, {}, MATRICES)
+    assert not plan.ok and {s.key for s in plan.image_blocked} == set(CONFIG.services)
+    data = to_json(plan)
+    assert {s["image_check"]["status"] for s in data["services"]} == {"unverified"}
+    resolve = [step for step in data["steps"] if step["stage"] == "resolve"]
+    assert len(resolve) == len(CONFIG.services) and "--images" in resolve[0]["action"]
+    assert "UNVERIFIED (blocks this plan: the image changes)" in render_text(plan)
+
+
+def test_an_in_sync_service_needs_no_image_check():
+    from components.env import desired_env
+
+    spec = CONFIG.services["schwab"]
+    env = desired_env(spec, MATRICES[CONFIG.release.us_equity_strategies].requirements(spec.strategy_profile, spec.platform), "true")
+    tags = release_annotations(CONFIG.release.quant_platform_kit, CONFIG.release.us_equity_strategies)
+    live = from_knative_json(knative_for_spec(spec, env, annotations=tags), spec.service_name)
+    config = CONFIG.model_copy(update={"services": {"schwab": spec.model_copy(update={"dry_run_only": True})}})
+    plan = build_plan(config, PASSED, {"schwab": live}, MATRICES)
+    assert plan.services[0].phase == "in-sync" and plan.ok
+
+
+def test_a_missing_image_blocks_and_names_image_and_commit():
+    images = dict(IMAGES)
+    schwab = CONFIG.services["schwab"]
+    from release.images import missing
+
+    images["schwab"] = missing("schwab", schwab, "no describe document")
+    plan = build_plan(CONFIG, PASSED, {}, MATRICES, images=images)
+    assert not plan.ok and [s.key for s in plan.image_blocked] == ["schwab"]
+    step = plan.steps[0]
+    assert step.stage == "resolve" and schwab.image in step.action and schwab.commit in step.action
+
+
+def test_present_image_shows_digest_beside_tag_and_pruning_warning():
+    plan = build_plan(CONFIG, PASSED, {}, MATRICES, images=IMAGES)
+    ibkr = to_json(plan)["services"][0]
+    assert ibkr["image_check"]["deployed"] == IMAGES["ibkr"].resolved.deployed
+    assert ibkr["image_check"]["tag"] == CONFIG.services["ibkr"].commit
+    text = render_text(plan)
+    assert f"digest:  {IMAGES['ibkr'].resolved.deployed} (tag {CONFIG.services['ibkr'].commit})" in text
+    assert "prunes after every deploy" in text

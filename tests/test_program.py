@@ -17,6 +17,7 @@ from tests.fixtures.pulumi_mocks import (
     PROD_STACK_FILE,
     program_config,
     run_main,
+    deployed_image,
     service_env,
     stack_file_config,
 )
@@ -60,7 +61,7 @@ def test_prod_stack_registers_exactly_the_four_contract_services(github_api):
         spec = SERVICES[key]
         assert service_env(service.inputs) == expected_registered_env(key)
         assert service.inputs["name"] == spec["serviceName"]
-        assert service.inputs["template"]["containers"][0]["image"] == spec["image"]
+        assert service.inputs["template"]["containers"][0]["image"] == deployed_image(spec["image"])
         assert service.inputs["template"]["labels"] == {"commit-sha": spec["commit"]}
     assert len(run.providers()) == 3
     assert set(run.outputs) == set(SERVICES)

@@ -12,6 +12,9 @@ from typing import Any, Mapping
 from components.platforms import COMMIT_LABEL, QPK_TAG_ANNOTATION, UES_TAG_ANNOTATION
 from tests.fixtures.pulumi_mocks import CutoverMocks, ProgramRun, run_main, service_env
 from tests.test_env import target
+
+
+from tests.fixtures.pulumi_mocks import CutoverMocks, ProgramRun, deployed_image, run_main, service_env
 from tests.test_program import SERVICES, expected_registered_env, github_api  # noqa: F401 - the fixture
 
 IBKR = SERVICES["ibkr"]
@@ -111,7 +114,7 @@ def test_forward_release_deploys_the_image_first_then_switches_env(github_api): 
     first = run_with_live({ibkr_key(): baseline_live()})
     ibkr = first.services()["ibkr"].inputs
     assert first.outputs["ibkr"]["phase"] == "deploy-image"
-    assert ibkr["template"]["containers"][0]["image"] == IBKR["image"]
+    assert ibkr["template"]["containers"][0]["image"] == deployed_image(IBKR["image"])
     assert ibkr["template"]["labels"] == {COMMIT_LABEL: IBKR["commit"]}
     env = service_env(ibkr)
     assert env["STRATEGY_PROFILE"] == "russell_1000_multi_factor_defensive"
@@ -130,7 +133,7 @@ def test_forward_release_deploys_the_image_first_then_switches_env(github_api): 
     second = run_with_live({ibkr_key(): live_after(first, "ibkr", "interactive-brokers-quant-service-00042-new")})
     ibkr = second.services()["ibkr"].inputs
     assert second.outputs["ibkr"]["phase"] == "switch-env"
-    assert ibkr["template"]["containers"][0]["image"] == IBKR["image"]
+    assert ibkr["template"]["containers"][0]["image"] == deployed_image(IBKR["image"])
     env = service_env(ibkr)
     # keep: the live flag "false" is held exactly, and RUNTIME_TARGET_JSON says live from that explicit value.
     expected = {
@@ -252,3 +255,39 @@ def test_a_malformed_get_service_answer_is_a_run_error_not_a_traceback(github_ap
     assert "getService interactive-brokers-quant-service" in str(run.error)
     assert "AAHsecretbotTOKEN" not in str(run.error)
     assert run.services() == {}
+
+
+def test_a_missing_image_stops_the_run_before_anything_is_registered(github_api):  # noqa: F811
+    schwab = SERVICES["schwab"]
+    run = run_main(mocks=CutoverMocks(live={ibkr_key(): baseline_live()}, missing_images=frozenset({schwab["image"]})))
+    assert run.error is not None
+    message = str(run.error)
+    assert schwab["image"] in message and schwab["commit"] in message and "services.schwab.image" in message
+    # Only the providers the lookups ran on exist; no service of any key was registered.
+    assert {resource.type for resource in run.resources} == {"pulumi:providers:gcp"}
+
+
+def test_any_other_image_lookup_error_stops_the_run_too(github_api):  # noqa: F811
+    class Denied(CutoverMocks):
+        def call(self, args):
+            if args.token.endswith("getDockerImage"):
+                from tests.fixtures.pulumi_mocks import ProviderInvokeError
+
+                self.calls.append(args)
+                raise ProviderInvokeError("googleapi: Error 403: artifactregistry.dockerimages.get denied")
+            return super().call(args)
+
+    run = run_main(mocks=Denied())
+    assert run.error is not None and "403" in str(run.error)
+    assert run.services() == {}
+
+
+def test_a_present_image_is_deployed_by_digest_with_its_tag_beside_it(github_api):  # noqa: F811
+    run = run_with_live({ibkr_key(): baseline_live()})
+    lookups = [call.args for call in run.calls if call.token.endswith("getDockerImage")]
+    assert {args["imageName"] for args in lookups} >= {f"interactivebrokersplatform/cloud-run:{IBKR['commit']}"}
+    ibkr_lookup = next(args for args in lookups if args["project"] == IBKR["project"])
+    assert (ibkr_lookup["location"], ibkr_lookup["repositoryId"]) == ("us-central1", "cloud-run-source-deploy")
+    image = run.services()["ibkr"].inputs["template"]["containers"][0]["image"]
+    assert image == deployed_image(IBKR["image"]) and "@sha256:" in image
+    assert run.outputs["ibkr"]["image"] == image and run.outputs["ibkr"]["imageTag"] == IBKR["commit"]

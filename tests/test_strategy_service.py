@@ -15,7 +15,7 @@ from components.program import Providers, deploy
 from components.strategy_service import COMPONENT_TYPE, StrategyService, StrategyServiceArgs
 from release.config import SecretRef
 from release.stack import load_stack_file, stack_file
-from tests.fixtures.pulumi_mocks import PROVIDER_TYPE, SERVICE_TYPE, run_under_mocks, service_env
+from tests.fixtures.pulumi_mocks import PROVIDER_TYPE, SERVICE_TYPE, deployed_image, run_under_mocks, service_env
 
 CONFIG = load_stack_file(stack_file("prod"))
 
@@ -94,7 +94,7 @@ def test_cloud_run_settings_labels_and_annotations(prod_run, key):
     assert template["timeout"] == "300s"
     assert template["serviceAccount"] == f"{spec.platform}-platform-runtime@{spec.project}.iam.gserviceaccount.com"
     assert template["containers"][0]["resources"]["limits"] == {"cpu": "1", "memory": "512Mi"}
-    assert template["containers"][0]["image"] == spec.image
+    assert template["containers"][0]["image"] == deployed_image(spec.image)
     # Only IBKR serves one request at a time.
     assert template.get("maxInstanceRequestConcurrency") == (1 if key == "ibkr" else None)
 
@@ -133,7 +133,9 @@ def test_outputs_per_service_key(prod_run):
         "project": spec.project,
         "region": spec.region,
         "uri": prod_run.services()["longbridge-hk"].state["uri"],
-        "image": spec.image,
+        # Deployed by digest, the configured tag beside it.
+        "image": deployed_image(spec.image),
+        "imageTag": spec.commit,
         "commit": spec.commit,
         "strategyProfile": "qqq_tech_enhancement",
         "inputMode": "snapshot_backed",

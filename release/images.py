@@ -1,0 +1,344 @@
+"""The image a service is about to run: does it exist, and which digest does its tag name right now?
+
+Two sources answer, like live state: `gcloud artifacts docker images describe <image> --format=json` for
+the CLI (`plan --images FILE|DIR|gcloud`), and the `gcp.artifactregistry.get_docker_image` invoke for the
+Pulumi program. Both become a `ResolvedImage`; the program deploys `<repository>@<digest>`, so a tag
+pushed again between `plan` and `pulumi up` cannot change what runs.
+
+A document that describes another image is bad input (exit 2), never "close enough"; an image that was
+not checked is "unverified", never "probably there".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, Optional
+
+from components.env import ServiceRevision
+from release.config import IMAGE_DIGEST_PATTERN, ReleaseBundle, ServiceSpec, split_image
+
+# <location>-docker.pkg.dev/<project>/<repository>/<image path>: the only registry the invoke can read.
+ARTIFACT_REGISTRY_HOST = re.compile(r"(?P<location>[a-z]+-[a-z]+[0-9]+|[a-z]+)-docker\.pkg\.dev")
+# The repository `gcloud run deploy --source` and the platforms' deploy workflows push to; the workflow
+# deletes every image of its package but the newest after each deploy (CONTRACT.md section 2).
+WORKFLOW_REPOSITORY = "cloud-run-source-deploy"
+GCLOUD_TIMEOUT_SECONDS = 120
+MAX_DOCUMENT_BYTES = 1_000_000
+# gcloud's answer for an image that does not exist; anything else is a failure, not "missing".
+GCLOUD_NOT_FOUND_MARKERS = ("NOT_FOUND", "not found", "Not found")
+
+ImageStatus = Literal["present", "missing", "unverified"]
+
+
+class ImageInputError(ValueError):
+    """An --images document or answer that cannot be trusted: bad input, exit 2."""
+
+
+@dataclass(frozen=True)
+class ArtifactImage:
+    """An Artifact Registry image reference split the way the `get_docker_image` invoke takes it."""
+
+    location: str
+    project: str
+    repository_id: str
+    image_name: str
+    """The package path inside the repository with its tag or digest (``pkg/cloud-run:<sha>``)."""
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """`<repository>:<tag>` or `<repository>@sha256:<digest>`; the config loader has checked the format."""
+
+    repository: str
+    tag: Optional[str]
+    digest: Optional[str]
+
+    @property
+    def text(self) -> str:
+        return f"{self.repository}@{self.digest}" if self.digest else f"{self.repository}:{self.tag}"
+
+    def artifact(self) -> Optional[ArtifactImage]:
+        """The invoke's arguments; None for a registry the invoke cannot read (it can't be verified)."""
+        host, _, path = self.repository.partition("/")
+        match = ARTIFACT_REGISTRY_HOST.fullmatch(host)
+        parts = path.split("/")
+        if match is None or len(parts) < 3:
+            return None
+        reference = f"@{self.digest}" if self.digest else f":{self.tag}"
+        return ArtifactImage(match["location"], parts[0], parts[1], "/".join(parts[2:]) + reference)
+
+
+def parse_image(text: str) -> ImageRef:
+    """An image reference as repository plus tag or digest; ValueError for anything else."""
+    repository, reference = split_image(text)
+    if reference is None:
+        raise ValueError(f"{text!r} has no tag or digest; write <repository>:<tag> or <repository>@sha256:<digest>")
+    if reference.startswith("sha256:"):
+        if not IMAGE_DIGEST_PATTERN.fullmatch(reference):
+            raise ValueError(f"{text!r} has a malformed digest; write sha256: and 64 lowercase hex digits")
+        return ImageRef(repository, None, reference)
+    return ImageRef(repository, reference, None)
+
+
+@dataclass(frozen=True)
+class ResolvedImage:
+    """An image that exists: the configured reference and the digest it resolved to."""
+
+    image: str
+    repository: str
+    tag: Optional[str]
+    digest: str
+    source: str
+
+    @property
+    def deployed(self) -> str:
+        """What the program gives Cloud Run: the digest, so a re-pushed tag cannot change what runs."""
+        return f"{self.repository}@{self.digest}"
+
+
+@dataclass(frozen=True)
+class ImageCheck:
+    """The answer for one service's configured image."""
+
+    key: str
+    image: str
+    status: ImageStatus
+    message: str
+    resolved: Optional[ResolvedImage] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "present"
+
+
+def unverified(key: str, spec: ServiceSpec, why: str) -> ImageCheck:
+    return ImageCheck(key, spec.image, "unverified", why)
+
+
+def missing(key: str, spec: ServiceSpec, where: str) -> ImageCheck:
+    return ImageCheck(
+        key,
+        spec.image,
+        "missing",
+        f"{spec.image} does not exist ({where}); build and push it from commit {spec.commit} "
+        "(or restore it), then plan again",
+    )
+
+
+def resolved_from(spec: ServiceSpec, repository: str, digest: str, source: str, field: str) -> ResolvedImage:
+    """Check that an answer is about the configured image, and turn it into a ResolvedImage."""
+    ref = parse_image(spec.image)
+    if repository != ref.repository:
+        raise ImageInputError(
+            f"{source}: describes {repository}, not {ref.repository} ({field}); describe the image the stack "
+            "config names"
+        )
+    if not IMAGE_DIGEST_PATTERN.fullmatch(digest):
+        raise ImageInputError(f"{source}: digest {digest[:80]!r} is not sha256:<64 hex>; pass gcloud's JSON unchanged")
+    if ref.digest is not None and ref.digest != digest:
+        raise ImageInputError(f"{source}: describes {repository}@{digest}, not {ref.text} ({field}); describe {ref.text}")
+    return ResolvedImage(image=spec.image, repository=repository, tag=ref.tag, digest=digest, source=source)
+
+
+def from_describe_json(document: Any, source: str) -> tuple[str, str]:
+    """(repository, digest) from `gcloud artifacts docker images describe --format=json` output."""
+    summary = document.get("image_summary") if isinstance(document, Mapping) else None
+    qualified = summary.get("fully_qualified_digest") if isinstance(summary, Mapping) else None
+    if not isinstance(qualified, str) or "@" not in qualified:
+        raise ImageInputError(
+            f"{source}: has no image_summary.fully_qualified_digest; write it with "
+            "gcloud artifacts docker images describe <image> --format=json"
+        )
+    repository, _, digest = qualified.partition("@")
+    stated = summary.get("digest")
+    if stated is not None and stated != digest:
+        raise ImageInputError(f"{source}: image_summary.digest and fully_qualified_digest disagree; pass gcloud's JSON unchanged")
+    return repository, digest
+
+
+def _load(path: Path) -> Any:
+    try:
+        if path.stat().st_size > MAX_DOCUMENT_BYTES:
+            raise ImageInputError(f"{path}: larger than {MAX_DOCUMENT_BYTES} bytes; pass one describe output per file")
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ImageInputError(f"{path}: cannot be read ({error.strerror}); check the --images path") from None
+    except ValueError as error:
+        raise ImageInputError(f"{path}: is not valid JSON ({error}); write it with gcloud artifacts docker images describe") from None
+
+
+def read_images_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[str, ImageCheck]:
+    """Image answers from a describe JSON file or a directory of them, matched to services by repository.
+
+    A configured image that no document describes is reported missing: the operator described every
+    image there is, so one without a document was not found.
+    """
+    if path.is_dir():
+        files = sorted(path.glob("*.json"))
+        if not files:
+            raise ImageInputError(f"{path}: holds no *.json files; write one image describe JSON per image into it")
+    elif path.exists():
+        files = [path]
+    else:
+        raise ImageInputError(f"{path}: does not exist; pass a describe JSON file, a directory of them, or 'gcloud'")
+    by_repository: dict[str, list[str]] = {}
+    for key, spec in services.items():
+        by_repository.setdefault(split_image(spec.image)[0], []).append(key)
+    found: dict[str, ImageCheck] = {}
+    for file in files:
+        document = _load(file)
+        items = document if isinstance(document, list) else [document]
+        for index, item in enumerate(items):
+            where = f"{file}[{index}]" if isinstance(document, list) else str(file)
+            repository, digest = from_describe_json(item, where)
+            keys = by_repository.get(repository)
+            if keys is None:
+                configured = ", ".join(f"services.{k}.image" for k in sorted(services))
+                raise ImageInputError(f"{where}: describes {repository}, which no service's image names ({configured}); remove it or check --stack")
+            for key in keys:
+                spec = services[key]
+                resolved = resolved_from(spec, repository, digest, where, f"services.{key}.image")
+                earlier = found.get(key)
+                if earlier is not None and earlier.resolved is not None and earlier.resolved.digest != digest:
+                    raise ImageInputError(
+                        f"{where}: services.{key}.image resolves to {digest}, but {earlier.resolved.source} says "
+                        f"{earlier.resolved.digest}; keep one describe output per image"
+                    )
+                found[key] = ImageCheck(key, spec.image, "present", f"{resolved.deployed} (from {where})", resolved)
+    return {key: found.get(key) or missing(key, spec, f"no describe document for it in {path}") for key, spec in services.items()}
+
+
+Runner = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+def gcloud_describe_command(spec: ServiceSpec) -> list[str]:
+    return ["gcloud", "artifacts", "docker", "images", "describe", spec.image, "--format=json"]
+
+
+def read_images_gcloud(services: Mapping[str, ServiceSpec], runner: Runner = subprocess.run) -> dict[str, ImageCheck]:
+    """Describe every configured image through gcloud; "not found" means missing, any other failure is an error."""
+    checks: dict[str, ImageCheck] = {}
+    for key, spec in services.items():
+        command = gcloud_describe_command(spec)
+        where = " ".join(command)
+        try:
+            done = runner(command, capture_output=True, text=True, timeout=GCLOUD_TIMEOUT_SECONDS, check=False)
+        except FileNotFoundError:
+            raise ImageInputError(f"{where}: gcloud is not installed; install the Google Cloud SDK or pass --images DIR") from None
+        except subprocess.TimeoutExpired:
+            raise ImageInputError(f"{where}: timed out after {GCLOUD_TIMEOUT_SECONDS}s; check gcloud auth and network") from None
+        if done.returncode != 0:
+            stderr = (done.stderr or "").strip()
+            if any(marker in stderr for marker in GCLOUD_NOT_FOUND_MARKERS):
+                checks[key] = missing(key, spec, "gcloud: not found")
+                continue
+            last = stderr.splitlines()[-1][:300] if stderr else "no output"
+            raise ImageInputError(f"{where}: failed (exit {done.returncode}): {last}; check gcloud auth login and the image path")
+        if len(done.stdout or "") > MAX_DOCUMENT_BYTES:
+            raise ImageInputError(f"{where}: printed more than {MAX_DOCUMENT_BYTES} bytes; run it by hand")
+        try:
+            document = json.loads(done.stdout)
+        except ValueError as error:
+            raise ImageInputError(f"{where}: printed invalid JSON ({error}); run it by hand to see what gcloud prints") from None
+        repository, digest = from_describe_json(document, where)
+        resolved = resolved_from(spec, repository, digest, where, f"services.{key}.image")
+        checks[key] = ImageCheck(key, spec.image, "present", f"{resolved.deployed} (gcloud)", resolved)
+    return checks
+
+
+GCLOUD = "gcloud"
+NOT_GIVEN = "not verified: no --images given; pass --images gcloud, or a file/directory of `gcloud artifacts docker images describe <image> --format=json` output"
+
+
+@dataclass(frozen=True)
+class ImagesInput:
+    checks: Mapping[str, ImageCheck]
+    source: str
+
+
+def read_images(arg: Optional[str], services: Mapping[str, ServiceSpec], runner: Runner = subprocess.run) -> ImagesInput:
+    """`--images`: None (every image unverified), 'gcloud', or a describe JSON file / directory."""
+    if arg is None:
+        return ImagesInput({key: unverified(key, spec, NOT_GIVEN) for key, spec in services.items()}, "none given")
+    if arg == GCLOUD:
+        return ImagesInput(read_images_gcloud(services, runner), "gcloud artifacts docker images describe")
+    return ImagesInput(read_images_path(Path(arg), services), arg)
+
+
+# --- the Pulumi program's invoke ----------------------------------------------------------------
+
+
+class ImageMissingError(Exception):
+    """The image does not exist: the run stops, naming the image and the commit to build it from."""
+
+
+class ImageLookupError(Exception):
+    """The image could not be looked up (permission, network, an answer about something else)."""
+
+
+def _field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+
+
+def is_invoke_not_found(error: BaseException) -> bool:
+    text = str(error)
+    return "not found" in text.lower() or "Error 404" in text
+
+
+def resolve_image_invoke(key: str, spec: ServiceSpec, fetch: Callable[[ArtifactImage], Any]) -> ResolvedImage:
+    """Resolve the configured image through the `get_docker_image` invoke; every doubt stops the run."""
+    ref = parse_image(spec.image)
+    artifact = ref.artifact()
+    where = f"services.{key}.image"
+    if artifact is None:
+        raise ImageLookupError(
+            f"{where}: {spec.image} is not an Artifact Registry image (<location>-docker.pkg.dev/<project>/"
+            "<repository>/<image>), so its existence cannot be checked; push it to Artifact Registry"
+        )
+    try:
+        result = fetch(artifact)
+    except Exception as error:  # the provider reports every failure, "not found" included, as an invoke error
+        if is_invoke_not_found(error):
+            raise ImageMissingError(
+                f"{where}: image {spec.image} does not exist; build and push it from commit {spec.commit} "
+                "(or restore it), then run again. Nothing was changed."
+            ) from None
+        raise ImageLookupError(
+            f"{where}: image {spec.image} could not be looked up ({str(error)[:300]}); check the provider's "
+            "credentials (artifactregistry.dockerimages.get) and the image path. Nothing was changed."
+        ) from None
+    self_link = _field(result, "self_link") or _field(result, "selfLink")
+    if not isinstance(self_link, str) or "@" not in self_link:
+        raise ImageLookupError(f"{where}: get_docker_image answered without a self_link for {spec.image}; nothing was changed")
+    repository, _, digest = self_link.partition("@")
+    try:
+        return resolved_from(spec, repository, digest, "gcp.artifactregistry.get_docker_image", where)
+    except ImageInputError as error:
+        raise ImageLookupError(f"{error}. Nothing was changed.") from None
+
+
+def pin_digest(revision: ServiceRevision, resolved: ResolvedImage) -> ServiceRevision:
+    """The revision with the configured image replaced by its digest; a held live image is left alone."""
+    if revision.image != resolved.image:
+        return revision
+    return replace(revision, image=resolved.deployed)
+
+
+def pruned_repository_warning(spec: ServiceSpec, bundle: ReleaseBundle) -> Optional[str]:
+    """A warning when the image sits where the platform's deploy workflow deletes all but the newest image."""
+    artifact = parse_image(spec.image).artifact()
+    if artifact is None or artifact.repository_id != WORKFLOW_REPOSITORY:
+        return None
+    package = artifact.image_name.split("/", 1)[0].split(":", 1)[0].split("@", 1)[0]
+    if package != bundle.repositories.for_platform(spec.platform).lower():
+        return None
+    return (
+        f"{spec.image} is in {WORKFLOW_REPOSITORY}/{package}, which the {spec.platform} deploy workflow prunes after "
+        "every deploy (all but the newest image are deleted): a rollback to this image may find nothing. Keep "
+        "release images with an Artifact Registry cleanup policy that keeps tagged releases, or copy them to a "
+        "separate repository (README: Keeping release images)"
+    )
