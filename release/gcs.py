@@ -75,6 +75,13 @@ class ObjectInfo:
     generation: Optional[int]
 
 
+def shown(value: Any, limit: int = 80) -> str:
+    """A value read from GCS, for a message: one short line (an object is data, never printed whole)."""
+    text = value if isinstance(value, str) else repr(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _describe(error: BaseException, uri: str, seconds: float) -> GcsFault:
     """A library or transport error as a fault. The server's own message is not echoed: only its status."""
     from google.api_core import exceptions as api

@@ -14,6 +14,7 @@ import json
 import re
 import subprocess
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -91,6 +92,9 @@ class LiveService(LiveModel):
     latest_ready_revision: Optional[str] = None
     latest_created_revision: Optional[str] = None
     ready: bool = False
+    # When the service last became Ready (the Ready condition's lastTransitionTime): the cutover time a
+    # post-deploy check matches reports against.
+    ready_since: Optional[datetime] = None
     traffic: tuple[TrafficTarget, ...] = ()
     env: dict[str, str] = Field(default_factory=dict)
     secrets: dict[str, SecretRef] = Field(default_factory=dict)
@@ -289,6 +293,14 @@ def _from_knative_json(data: Any, expected_name: Optional[str], source: str) -> 
         if _mapping(c, source, "status.conditions[]").get("type") == "Ready"
     ]
     ready = _ready(ready_statuses, source, "status.conditions", "True", ("True", "False", "Unknown"))
+    ready_since = next(
+        (
+            _transition_time(c.get("lastTransitionTime"))
+            for c in conditions
+            if isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True"
+        ),
+        None,
+    )
     traffic_raw = status.get("traffic") or []
     if not isinstance(traffic_raw, list):
         raise LiveStateError("status.traffic is not a list", source, "pass gcloud's JSON unchanged")
@@ -311,6 +323,7 @@ def _from_knative_json(data: Any, expected_name: Optional[str], source: str) -> 
         latest_ready_revision=_typed(status.get("latestReadyRevisionName"), str, source, "status.latestReadyRevisionName"),
         latest_created_revision=_typed(status.get("latestCreatedRevisionName"), str, source, "status.latestCreatedRevisionName"),
         ready=ready,
+        ready_since=ready_since,
         traffic=tuple(traffic),
         env=plain,
         secrets=secrets,
@@ -322,6 +335,17 @@ def _from_knative_json(data: Any, expected_name: Optional[str], source: str) -> 
         },
         source=source,
     )
+
+
+def _transition_time(value: Any) -> Optional[datetime]:
+    """A condition's RFC 3339 time as aware UTC; anything else is None (unknown, never guessed)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.astimezone(timezone.utc) if parsed.tzinfo else None
 
 
 def _check_place(live: LiveService, spec: ServiceSpec, where: str) -> LiveService:

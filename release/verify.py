@@ -33,6 +33,8 @@ class VerifyCheck:
     id: str
     ok: bool
     message: str
+    # The object the check read (a gs:// URI), when it read one.
+    object: Optional[str] = None
 
 
 def _names(names: Iterable[str]) -> str:
@@ -257,7 +259,10 @@ def verify_json(results: Iterable[ServiceVerification]) -> dict[str, Any]:
                 "key": result.key,
                 "service": result.service,
                 "ok": result.ok,
-                "checks": [{"id": c.id, "ok": c.ok, "message": c.message} for c in result.checks],
+                "checks": [
+                    {"id": c.id, "ok": c.ok, "message": c.message, **({"object": c.object} if c.object else {})}
+                    for c in result.checks
+                ],
             }
             for result in results
         ],
@@ -269,7 +274,10 @@ def render_verify_text(results: Iterable[ServiceVerification]) -> str:
     lines = []
     for result in results:
         lines.append(f"{result.key}: {result.service}")
-        lines += [f"  {'PASS' if c.ok else 'FAIL'} {c.id}: {c.message}" for c in result.checks]
+        lines += [
+            f"  {'PASS' if c.ok else 'FAIL'} {c.id}: {c.message}" + (f" [{c.object}]" if c.object else "")
+            for c in result.checks
+        ]
     passed = bool(results) and all(result.ok for result in results)
     failed = sum(1 for result in results for c in result.checks if not c.ok)
     lines.append("verify: all checks pass" if passed else f"verify: {failed} check(s) failed")

@@ -1,0 +1,262 @@
+"""The first execution report after a cutover (CONTRACT.md section 6): find it in GCS, then check it.
+
+Every run writes a `runtime_report.v1` JSON to
+`$EXECUTION_REPORT_GCS_URI/<platform>/<profile>[/<account scope>]/<YYYY-MM>/<run id>.json`. No commit or
+revision is in a report, so the cutover is matched by time: the first report whose `started_at` is after
+it. A `skipped` run (market closed) proves nothing about the new strategy: the search goes on past it.
+
+`find_first_run` reads (through `GcsReader`); `report_checks` is pure.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping, Optional
+
+from components.platforms import PLATFORMS, TRUTHY
+from release.config import PlatformId, ServiceSpec
+from release.gcs import GcsFault, GcsReader, GcsUri, parse_gs_uri, shown
+from release.live import LiveService
+from release.run_facts import RunFacts
+from release.verify import VerifyCheck
+
+REPORT_SCHEMA = "runtime_report.v1"
+REPORTS_URI_ENV = "EXECUTION_REPORT_GCS_URI"
+REPORT_PLATFORM_DIR: Mapping[PlatformId, str] = {
+    "ibkr": "interactive_brokers",
+    "schwab": "charles_schwab",
+    "longbridge": "longbridge",
+}
+RUN_ID_FILE = re.compile(r"^(\d{8}T\d{6}Z)\.json$")
+# Caps: months searched back from now, and report objects read per search.
+MAX_MONTHS = 13
+MAX_REPORT_READS = 60
+
+
+@dataclass(frozen=True)
+class RunSearch:
+    """The outcome of one search: the first run after the cutover, or why there is none (yet)."""
+
+    prefix: str
+    since: datetime
+    report: Optional[Mapping[str, Any]] = None
+    uri: Optional[str] = None
+    skipped: tuple[str, ...] = ()  # objects of skipped runs passed over
+    fault: Optional[GcsFault] = None
+    problem: Optional[str] = None  # bad input: no prefix, no scope
+
+    @property
+    def found(self) -> bool:
+        return self.report is not None
+
+
+def account_scope(spec: ServiceSpec, live: Optional[LiveService]) -> tuple[Optional[str], Optional[str]]:
+    """(scope segment, problem): ACCOUNT_GROUP for IBKR, the region HK/SG for LongBridge, none for Schwab."""
+    env = {**spec.env, **(live.env if live is not None else {})}
+    if spec.platform == "schwab":
+        return None, None
+    if spec.platform == "ibkr":
+        group = env.get("ACCOUNT_GROUP", "").strip()
+        return (group, None) if group else (None, "IBKR reports are filed under ACCOUNT_GROUP, which the service does not set")
+    region = (env.get("ACCOUNT_REGION") or spec.account_region or "").strip()
+    return (region, None) if region else (None, "LongBridge reports are filed under ACCOUNT_REGION, which the service does not set")
+
+
+def reports_base(spec: ServiceSpec, live: Optional[LiveService], override: Optional[str]) -> tuple[Optional[GcsUri], str]:
+    """The reports prefix (`--reports-uri`, else the live service's own env) and where it came from."""
+    raw = override if override is not None else (live.env.get(REPORTS_URI_ENV) if live is not None else None)
+    origin = "--reports-uri" if override is not None else f"{spec.service_name} env {REPORTS_URI_ENV}"
+    if not raw:
+        return None, f"{origin} is unset; pass --reports-uri gs://<bucket>/<prefix>"
+    try:
+        return parse_gs_uri(raw.strip(), allow_bucket_only=True), origin
+    except ValueError as error:
+        return None, f"{origin}: {error}; it must be gs://<bucket>/<prefix>"
+
+
+def month_segments(since: datetime, now: datetime) -> list[str]:
+    """`YYYY-MM` from since's month to now's, at most MAX_MONTHS (the newest ones)."""
+    months = []
+    year, month = since.year, since.month
+    while (year, month) <= (now.year, now.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months[-MAX_MONTHS:]
+
+
+def parse_time(value: Any) -> Optional[datetime]:
+    """An ISO-8601 time as aware UTC; naive times are taken as UTC (the platforms write UTC)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+
+
+def find_first_run(
+    reader: GcsReader,
+    spec: ServiceSpec,
+    live: Optional[LiveService],
+    profile: str,
+    since: datetime,
+    now: datetime,
+    reports_uri: Optional[str] = None,
+) -> RunSearch:
+    """The first non-skipped report whose `started_at` is after `since`, oldest first."""
+    base, origin = reports_base(spec, live, reports_uri)
+    if base is None:
+        return RunSearch(prefix="(none)", since=since, problem=origin)
+    scope, problem = account_scope(spec, live)
+    parts = [REPORT_PLATFORM_DIR[spec.platform], profile] + ([scope] if scope else [])
+    prefix = base.child(*parts)
+    where = f"gs://{prefix.bucket}/{prefix.name}/"
+    if problem is not None:
+        return RunSearch(prefix=where, since=since, problem=problem)
+    floor = since.replace(microsecond=0)
+    candidates: list[tuple[str, str]] = []
+    try:
+        for month in month_segments(since, now):
+            month_prefix = prefix.child(month)
+            for name in reader.list_names(GcsUri(prefix.bucket, month_prefix.name + "/")):
+                match = RUN_ID_FILE.match(name.rsplit("/", 1)[-1])
+                if match is None:
+                    continue
+                run_time = datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+                if run_time >= floor:
+                    candidates.append((match.group(1), name))
+    except GcsFault as fault:
+        return RunSearch(prefix=where, since=since, fault=fault)
+    skipped: list[str] = []
+    for _, name in sorted(candidates)[:MAX_REPORT_READS]:
+        uri = GcsUri(prefix.bucket, name)
+        try:
+            report = reader.read_json(uri)
+        except GcsFault as fault:
+            return RunSearch(prefix=where, since=since, fault=fault, skipped=tuple(skipped))
+        if not isinstance(report, Mapping):
+            return RunSearch(prefix=where, since=since, skipped=tuple(skipped),
+                             fault=GcsFault(str(uri), "is not a JSON object", "the writer produced a broken report: check its logs"))  # fmt: skip
+        started = parse_time(report.get("started_at"))
+        if started is not None and started <= since:
+            continue
+        if report.get("status") == "skipped":
+            skipped.append(str(uri))
+            continue
+        return RunSearch(prefix=where, since=since, report=report, uri=str(uri), skipped=tuple(skipped))
+    return RunSearch(prefix=where, since=since, skipped=tuple(skipped))
+
+
+def effective_dry_run(spec: ServiceSpec, live: Optional[LiveService]) -> tuple[Optional[bool], str]:
+    """The live `{P}_DRY_RUN_ONLY` as the runtime reads it; None when unset (its meaning depends on the image)."""
+    name = PLATFORMS[spec.platform].dry_run_env
+    raw = live.env.get(name) if live is not None else None
+    if raw is None or not raw.strip():
+        return None, f"{name} is unset, and unset means live trading on seed-era images but dry run on later ones"
+    return raw.strip().lower() in TRUTHY, f"{name}={raw}"
+
+
+def found_check(search: RunSearch) -> VerifyCheck:
+    since = search.since.isoformat()
+    if search.problem is not None:
+        return VerifyCheck("report-found", False, search.problem)
+    if search.fault is not None:
+        return VerifyCheck("report-found", False, f"{search.fault.what}; {search.fault.fix}", object=search.fault.uri)
+    if search.report is None:
+        skipped = f" ({len(search.skipped)} skipped run(s) only, e.g. market closed)" if search.skipped else ""
+        return VerifyCheck(
+            "report-found",
+            False,
+            f"no run yet: no report started after {since} under {search.prefix}{skipped}; "
+            "wait for the next scheduled run (or use --wait SECONDS)",
+            object=search.prefix,
+        )
+    report = search.report
+    return VerifyCheck(
+        "report-found",
+        True,
+        f"first run after {since}: run {shown(report.get('run_id'))} started {shown(report.get('started_at'))}"
+        + (f" (after {len(search.skipped)} skipped run(s))" if search.skipped else ""),
+        object=search.uri,
+    )
+
+
+def report_checks(report: Mapping[str, Any], uri: str, spec: ServiceSpec, live: Optional[LiveService], facts: RunFacts) -> list[VerifyCheck]:
+    """Every check of one report against the configured service and the profile facts of its release."""
+    checks: list[VerifyCheck] = []
+
+    def add(check_id: str, ok: bool, message: str) -> None:
+        checks.append(VerifyCheck(check_id, ok, message, object=uri))
+
+    schema = report.get("schema_version")
+    add("report-schema", schema == REPORT_SCHEMA, f"schema_version {shown(schema)}" + ("" if schema == REPORT_SCHEMA else f"; expected {REPORT_SCHEMA}"))
+
+    profile = report.get("strategy_profile")
+    add("report-profile", profile == facts.profile, f"strategy_profile {shown(profile)}" + ("" if profile == facts.profile else f"; expected {facts.profile}: the run used another strategy"))
+
+    service = report.get("service_name")
+    add("report-service", service == spec.service_name, f"service_name {shown(service)}" + ("" if service == spec.service_name else f"; expected {spec.service_name}"))
+
+    status, errors = report.get("status"), report.get("errors")
+    status_ok = status == "ok" and errors == []
+    add(
+        "report-status",
+        status_ok,
+        "status ok, no errors"
+        if status_ok
+        else f"status {shown(status)}" + (f", {len(errors)} error(s)" if isinstance(errors, list) and errors else "")
+        + ("" if isinstance(errors, list) else ", errors is not a list")
+        + "; read the report and the service logs",
+    )
+
+    want_dry, flag = effective_dry_run(spec, live)
+    dry = report.get("dry_run")
+    if want_dry is None:
+        add("report-dry-run", False, f"{flag}: set it explicitly (true or false); the report says dry_run={shown(dry)}")
+    else:
+        add("report-dry-run", dry is want_dry, f"dry_run {shown(dry)}, service {flag}" + ("" if dry is want_dry else "; the run did not use the service's flag"))
+
+    summary = report.get("summary") if isinstance(report.get("summary"), Mapping) else {}
+    artifacts = report.get("artifacts") if isinstance(report.get("artifacts"), Mapping) else {}
+    name = summary.get("strategy_display_name")
+    add(
+        "report-display-name",
+        name == facts.display_name,
+        f"summary.strategy_display_name {shown(name) if name is not None else '(absent)'}"
+        + ("" if name == facts.display_name else f"; expected {facts.display_name!r}"),
+    )
+
+    if spec.platform == "ibkr":
+        want_source = "feature_snapshot" if facts.snapshot_backed else "market_data"
+        source = summary.get("signal_source")
+        listed = sorted(k for k in ("feature_snapshot_path", "feature_snapshot_manifest_path") if artifacts.get(k))
+        want_listed = ["feature_snapshot_path"] + (["feature_snapshot_manifest_path"] if facts.manifest_required else [])
+        problems = []
+        if source != want_source:
+            problems.append(f"summary.signal_source {shown(source) if source is not None else '(absent)'}, expected {want_source}")
+        if facts.snapshot_backed and not set(want_listed) <= set(listed):
+            problems.append(f"artifacts lack {', '.join(sorted(set(want_listed) - set(listed)))}")
+        if not facts.snapshot_backed and listed:
+            problems.append(f"a direct-runtime run still lists artifacts {', '.join(listed)} (stale snapshot env?)")
+        mode = "snapshot-backed" if facts.snapshot_backed else "direct-runtime"
+        add("report-input-mode", not problems, f"{mode}: " + ("; ".join(problems) if problems else f"signal_source {want_source}, artifacts as expected"))
+    else:
+        label = "Schwab" if spec.platform == "schwab" else "LongBridge"
+        add("report-input-mode", True, f"{label} reports carry no input mode; the input-mode env check covers it")
+    return checks
+
+
+def run_record(search: Optional[RunSearch]) -> Optional[dict[str, Any]]:
+    """What the operator record keeps of the first run: its id, object and status."""
+    if search is None or search.report is None:
+        return None
+    report = search.report
+    return {
+        "run_id": report.get("run_id") if isinstance(report.get("run_id"), str) else None,
+        "object": search.uri,
+        "status": report.get("status") if isinstance(report.get("status"), str) else None,
+        "started_at": report.get("started_at") if isinstance(report.get("started_at"), str) else None,
+    }

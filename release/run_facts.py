@@ -1,0 +1,45 @@
+"""What a service's first run after a cutover must show, from the profile facts of the deployed UES release.
+
+The one place the report and manifest checks learn profile facts (display name, input mode, manifest
+contract, the names that mean a profile): switching where those facts come from changes only this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from components.profiles import ProfileMatrix
+from release.config import PlatformId
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    profile: str  # canonical, as every report names it
+    display_name: str
+    snapshot_backed: bool
+    manifest_required: bool
+    manifest_contract: Optional[str]
+    # The canonical name and every alias the release still maps to it (manifests may carry an alias).
+    names: frozenset[str]
+
+    def means_this_profile(self, name: object) -> bool:
+        return isinstance(name, str) and name in self.names
+
+
+def run_facts(matrix: ProfileMatrix, profile: str, platform: PlatformId) -> Optional[RunFacts]:
+    """Facts of a runtime-enabled profile on a platform at the matrix's UES release; None when it can't run there."""
+    requirements = matrix.requirements(profile, platform)
+    canonical = matrix.canonical(profile)
+    entry = matrix.profiles.get(canonical)
+    if requirements is None or entry is None:
+        return None
+    aliases = {alias for alias, target in matrix.aliases.items() if target == canonical}
+    return RunFacts(
+        profile=canonical,
+        display_name=entry.display_name,
+        snapshot_backed=requirements.requires_snapshot_artifacts,
+        manifest_required=requirements.requires_snapshot_manifest_path,
+        manifest_contract=requirements.manifest_contract,
+        names=frozenset({canonical, *aliases}),
+    )
