@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from release.config import ConfigError, StackConfig
 from release.stack import load_stack_file, stack_file
@@ -174,6 +174,11 @@ def _verify(args: argparse.Namespace) -> int:
         )
         for key, spec in config.services.items()
     ]
+    first_runs = _first_runs(args, config, live.services, matrix)
+    results = [
+        ServiceVerification(r.key, r.service, r.checks + first_runs[r.key].checks) if r.key in first_runs else r
+        for r in results
+    ]
     if args.format == "json":
         print(json.dumps(verify_json(results), indent=2))
     else:
@@ -189,10 +194,42 @@ def _verify(args: argparse.Namespace) -> int:
                         result.key, spec, config.release, live.services.get(result.key), list(result.checks),
                         previous.get(spec.service_name), now,
                     )  # fmt: skip
+                    if result.key in first_runs:
+                        record.update(first_runs[result.key].record)
                     record_file.write(json.dumps(record, sort_keys=True) + "\n")
         except OSError as error:
             raise UsageError(f"{args.record}: cannot append the operator record ({error.strerror})") from None
     return EXIT_OK if all(result.ok for result in results) else EXIT_NO
+
+
+def _first_runs(args: argparse.Namespace, config: StackConfig, live: Mapping[str, Any], matrix: Any) -> dict[str, Any]:
+    """`verify --reports`: each service's first run after the cutover and its snapshot, read from GCS."""
+    import time
+
+    from release.first_run import FirstRunOptions, first_run_checks, parse_since, parse_wait
+    from release.gcs import GcsReader, parse_gs_uri
+    from release.run_facts import run_facts
+
+    if not args.reports:
+        given = [flag for flag, value in (("--reports-uri", args.reports_uri), ("--since", args.since), ("--wait", args.wait)) if value is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply with --reports; add --reports")
+        return {}
+    try:
+        if args.reports_uri is not None:
+            parse_gs_uri(args.reports_uri, allow_bucket_only=True)
+        since = parse_since(args.since) if args.since is not None else None
+        wait = parse_wait(args.wait) if args.wait is not None else 0.0
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    reader = GcsReader()
+    deadline = time.monotonic() + wait  # one wait shared by every service, not one each
+    results = {}
+    for key, spec in config.services.items():
+        options = FirstRunOptions(reports_uri=args.reports_uri, since=since, wait_seconds=max(0.0, deadline - time.monotonic()))
+        facts = run_facts(matrix, spec.strategy_profile, spec.platform)
+        results[key] = first_run_checks(spec, live.get(key), facts, reader, options, progress=sys.stderr)
+    return results
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -218,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--lock", type=Path, help="lock file (default: the stack's lock)")
     verify.add_argument("--live", required=True, help="live state: a gcloud JSON file, a directory of them, or 'gcloud'")
     verify.add_argument("--record", type=Path, help="append the operator record (JSON lines) to this file")
+    verify.add_argument("--reports", action="store_true", help="also check the first run's execution report and snapshot manifest in GCS")
+    verify.add_argument("--reports-uri", help="with --reports: gs:// reports prefix (default: the service's EXECUTION_REPORT_GCS_URI)")
+    verify.add_argument("--since", help="with --reports: the cutover time, ISO-8601 with zone (default: when the service became Ready)")
+    verify.add_argument("--wait", help="with --reports: poll up to SECONDS for the first run to report")
     return parser
 
 

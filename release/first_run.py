@@ -31,7 +31,7 @@ class FirstRunOptions:
     reports_uri: Optional[str] = None
     since: Optional[datetime] = None
     wait_seconds: float = 0.0
-    poll_seconds: float = POLL_SECONDS
+    poll_seconds: Optional[float] = None  # None: POLL_SECONDS
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def first_run_checks(
         search = poll_first_run(
             lambda: find_first_run(reader, spec, live, facts.profile, since, now(), options.reports_uri),
             options.wait_seconds,
-            options.poll_seconds,
+            options.poll_seconds if options.poll_seconds is not None else POLL_SECONDS,
             spec.service_name,
             progress,
             clock=clock,
