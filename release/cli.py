@@ -22,12 +22,12 @@ class UsageError(Exception):
     """Bad arguments or input files: reported on stderr with exit 2."""
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, formats: tuple[str, ...] = ("text", "json")) -> None:
     parser.add_argument("--stack", default="prod", help="stack name; reads Pulumi.<stack>.yaml (default: prod)")
     parser.add_argument("--config-file", type=Path, help="a stack file to read instead of Pulumi.<stack>.yaml")
     parser.add_argument("--source", choices=("github", "git"), default="github", help="where tags and pins are verified")
     parser.add_argument("--git-root", type=Path, help="with --source git: a directory holding one clone per repo")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--format", choices=formats, default="text")
 
 
 def config_path(args: argparse.Namespace) -> Path:
@@ -98,6 +98,7 @@ def _plan(args: argparse.Namespace) -> int:
     from release.live import LiveStateError, read_live
     from release.lock import lock_path, read_lock
     from release.plan import build_plan, lock_note, render_text, to_json, unverified_note
+    from release.plan_comment import render_comment
     from release.sources import SourceError, SourceSelectionError, make_source
 
     config = load_config(args)
@@ -139,6 +140,9 @@ def _plan(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if args.format == "json":
         print(json.dumps(to_json(plan), indent=2))
+    elif args.format == "markdown":
+        # The pull-request comment: the verdict and a row per service, the text plan collapsed below.
+        print(render_comment(plan, render_text(plan), args.stack), end="")
     else:
         print(render_text(plan), end="")
     return EXIT_OK if plan.ok else EXIT_NO
@@ -236,15 +240,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m release", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+    def command(
+        name: str, handler: Callable[[argparse.Namespace], int], help_text: str, formats: tuple[str, ...] = ("text", "json")
+    ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
-        _common(sub)
+        _common(sub, formats)
         sub.set_defaults(handler=handler)
         return sub
 
     command("check", _check, "run the release gate and print its report")
     command("lock", _lock, "run the gate and, when it passes, write the stack's lock file")
-    plan = command("plan", _plan, "the offline cutover plan: gate, per-service phase and env diff, next steps")
+    plan = command(
+        "plan", _plan, "the offline cutover plan: gate, per-service phase and env diff, next steps", ("text", "json", "markdown")
+    )
     plan.add_argument("--lock", type=Path, help="lock file (default: the stack's lock)")
     plan.add_argument("--live", help="live state: a gcloud JSON file, a directory of them, or 'gcloud'")
     plan.add_argument(

@@ -1,0 +1,122 @@
+"""release/plan_comment.py: the PR comment a reviewer reads, on a blocked and on a passing plan of the four prod services."""
+
+from __future__ import annotations
+
+from components.profiles import load_matrices
+from release.cli import main
+from release.live import LiveService, from_knative_json
+from release.plan import CutoverPlan, build_plan, render_text
+from release.plan_comment import MARKER, MAX_COMMENT_CHARS, render_comment
+from release.stack import load_stack_file, stack_file
+from tests.fixtures.gate_doubles import Check, Gate
+from tests.fixtures.live_json import knative_for_spec, release_annotations
+
+CONFIG = load_stack_file(stack_file("prod"))
+MATRICES = load_matrices()
+OLD = "1111111111111111111111111111111111111111"
+PASSED = Gate(ok=True, checks=(Check("qpk-tag", True, "v0.7.10 -> abc"),))
+# One screen of a pull request page: what the reviewer sees without scrolling or expanding.
+SCREEN_LINES = 30
+SCREEN_WIDTH = 220
+
+
+def previous_release(key: str, profile: str, **bend: object) -> LiveService:
+    """The service live on an older image and profile: the forward release is image first, then env."""
+    spec = CONFIG.services[key]
+    document = knative_for_spec(
+        spec,
+        {"STRATEGY_PROFILE": profile, "NOTIFY_LANG": "zh"},
+        commit=OLD,
+        image=spec.image.rsplit(":", 1)[0] + ":" + OLD,
+        annotations=release_annotations("v0.7.8", "v0.7.11"),
+        **bend,
+    )
+    return from_knative_json(document, spec.service_name)
+
+
+def visible(comment: str) -> list[str]:
+    """The lines shown before the collapsed full plan."""
+    return comment.split("<details>", 1)[0].rstrip("\n").splitlines()
+
+
+def passing_plan() -> CutoverPlan:
+    live = {"ibkr": previous_release("ibkr", "global_etf_rotation"), "schwab": previous_release("schwab", "semiconductor_rotation_income")}
+    return build_plan(CONFIG, PASSED, live, MATRICES, live_source="gcloud")
+
+
+def blocked_plan() -> CutoverPlan:
+    gate = Gate(
+        ok=False,
+        checks=(
+            Check("qpk-tag", True, "ok"),
+            Check("platform-pins-ibkr", False, "requirements.txt pins UES v0.7.7 | @octocat <b>", "failed"),
+        ),
+    )
+    # Same commit as configured but not ready: held as live, nothing changes on it.
+    spec = CONFIG.services["schwab"]
+    unready = from_knative_json(knative_for_spec(spec, {"STRATEGY_PROFILE": spec.strategy_profile}, ready=False), spec.service_name)
+    live = {"ibkr": previous_release("ibkr", "global_etf_rotation"), "schwab": unready}
+    return build_plan(CONFIG, gate, live, MATRICES, live_source="gcloud")
+
+
+def test_passing_plan_verdict_first_then_a_row_per_service_with_phase_and_changes():
+    plan = passing_plan()
+    assert plan.ok and len(plan.services) == 4
+    comment = render_comment(plan, render_text(plan))
+    lines = visible(comment)
+    assert lines[0] == MARKER and "✅ can proceed" in lines[1] and "BLOCKED" not in comment.split("<details>")[0]
+    rows = {line.split(" ")[1]: line for line in lines if line.startswith("| ") and "(" in line.split("|")[1]}
+    assert set(rows) == {"ibkr", "schwab", "longbridge-hk", "longbridge-sg"}
+    assert "deploy-image, then switch-env" in rows["ibkr"] and "image 1111111 → ca6cae8; strategy env held" in rows["ibkr"]
+    assert "| create |" in rows["longbridge-hk"] and "new service" in rows["longbridge-hk"]
+    assert "A second `pulumi up` follows for ibkr, schwab" in comment
+    assert len(lines) <= SCREEN_LINES and max(map(len, lines)) <= SCREEN_WIDTH
+    # The full text plan is all there, collapsed below the summary.
+    assert render_text(plan).rstrip() in comment and comment.rstrip().endswith("</details>")
+
+
+def test_blocked_plan_says_why_before_the_table_and_holds_the_blocked_service():
+    plan = blocked_plan()
+    assert not plan.ok
+    lines = visible(render_comment(plan, render_text(plan)))
+    assert "❌ BLOCKED" in lines[1]
+    table = lines.index("| service | phase | this `pulumi up` changes |")
+    why = lines[2:table]
+    assert any("gate failed: platform-pins-ibkr" in line for line in why)
+    assert any(line.startswith("- schwab blocked:") for line in why)
+    schwab = next(line for line in lines[table:] if line.startswith("| schwab "))
+    assert "| blocked |" in schwab and "nothing: held as live" in schwab
+    assert len(lines) <= SCREEN_LINES and max(map(len, lines)) <= SCREEN_WIDTH
+
+
+def test_untrusted_text_cannot_break_the_table_or_mention_anyone():
+    comment = render_comment(blocked_plan())
+    reason = next(line for line in comment.splitlines() if "platform-pins-ibkr" in line)
+    assert "\\|" in reason and "@\u200boctocat" in reason and "&lt;b&gt;" in reason and "<b>" not in reason
+
+
+def test_a_huge_full_plan_is_cut_below_githubs_limit_and_the_fence_holds():
+    hostile = "```\n</details>\n" + "x" * 200_000
+    comment = render_comment(passing_plan(), hostile)
+    assert len(comment) <= MAX_COMMENT_CHARS and "(cut; run `python -m release plan`" in comment
+    fence = comment.split("<details><summary>Full plan</summary>\n\n", 1)[1].split("text\n", 1)[0]
+    assert len(fence) >= 4 and comment.rstrip().endswith(f"{fence}\n\n</details>")
+
+
+def test_cli_markdown_format_prints_the_comment_and_exits_with_the_verdict(capsys, monkeypatch):
+    import release.gate
+    import release.lock
+    import release.sources
+
+    verdicts = iter([PASSED, Gate(ok=False, checks=(Check("qpk-tag", False, "unreachable", "error"),), unverified=True, unreachable=True)])
+    monkeypatch.setattr(release.sources, "make_source", lambda kind, bundle, git_root, environ: object())
+    monkeypatch.setattr(release.gate, "run_gate", lambda config, source, lock=None: next(verdicts))
+    monkeypatch.setattr(release.lock, "read_lock", lambda path: None)
+    assert main(["plan", "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(MARKER) and "✅ can proceed" in out.splitlines()[1] and "<details>" in out
+    assert main(["plan", "--format", "markdown"]) == 1
+    out = capsys.readouterr().out
+    assert "❌ BLOCKED" in out.splitlines()[1] and "gate unverified" in out
+    # Markdown is the plan's format only.
+    assert main(["check", "--format", "markdown"]) == 2
