@@ -79,6 +79,10 @@ def _reasons(plan: CutoverPlan) -> list[str]:
         reasons.append("gate failed without a failing check; run `python -m release check` for the report")
     for service in plan.blocked:
         reasons.append(f"{service.key} blocked: {service.reason}")
+    for service in plan.image_blocked:
+        check = plan.images.get(service.key)
+        why = f"{check.status}: {check.message}" if check is not None else "not checked"
+        reasons.append(f"{service.key} image {why}")
     return reasons
 
 

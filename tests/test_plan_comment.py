@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from components.platforms import PLATFORMS
 from components.profiles import load_matrices
 from release.cli import main
+from release.images import ImageCheck
 from release.live import LiveService, from_knative_json
 from release.plan import CutoverPlan, build_plan, render_text
 from release.plan_comment import MARKER, MAX_COMMENT_CHARS, render_comment
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.gate_doubles import Check, Gate
-from tests.fixtures.live_json import knative_for_spec, release_annotations
+from tests.fixtures.live_json import knative_for_spec, present_images, release_annotations, write_images_dir
 
 CONFIG = load_stack_file(stack_file("prod"))
 MATRICES = load_matrices()
 OLD = "1111111111111111111111111111111111111111"
 PASSED = Gate(ok=True, checks=(Check("qpk-tag", True, "v0.7.10 -> abc"),))
+IMAGES = present_images(CONFIG.services)
 # One screen of a pull request page: what the reviewer sees without scrolling or expanding.
 SCREEN_LINES = 30
 SCREEN_WIDTH = 220
@@ -25,7 +28,7 @@ def previous_release(key: str, profile: str, **bend: object) -> LiveService:
     spec = CONFIG.services[key]
     document = knative_for_spec(
         spec,
-        {"STRATEGY_PROFILE": profile, "NOTIFY_LANG": "zh"},
+        {"STRATEGY_PROFILE": profile, "NOTIFY_LANG": "zh", PLATFORMS[spec.platform].dry_run_env: "false"},
         commit=OLD,
         image=spec.image.rsplit(":", 1)[0] + ":" + OLD,
         annotations=release_annotations("v0.7.8", "v0.7.11"),
@@ -41,7 +44,7 @@ def visible(comment: str) -> list[str]:
 
 def passing_plan() -> CutoverPlan:
     live = {"ibkr": previous_release("ibkr", "global_etf_rotation"), "schwab": previous_release("schwab", "semiconductor_rotation_income")}
-    return build_plan(CONFIG, PASSED, live, MATRICES, live_source="gcloud")
+    return build_plan(CONFIG, PASSED, live, MATRICES, live_source="gcloud", images=IMAGES)
 
 
 def blocked_plan() -> CutoverPlan:
@@ -56,7 +59,9 @@ def blocked_plan() -> CutoverPlan:
     spec = CONFIG.services["schwab"]
     unready = from_knative_json(knative_for_spec(spec, {"STRATEGY_PROFILE": spec.strategy_profile}, ready=False), spec.service_name)
     live = {"ibkr": previous_release("ibkr", "global_etf_rotation"), "schwab": unready}
-    return build_plan(CONFIG, gate, live, MATRICES, live_source="gcloud")
+    # The longbridge-sg image was not proved to exist: creating it is blocked too.
+    images = {**IMAGES, "longbridge-sg": ImageCheck("longbridge-sg", CONFIG.services["longbridge-sg"].image, "missing", "not in the registry")}
+    return build_plan(CONFIG, gate, live, MATRICES, live_source="gcloud", images=images)
 
 
 def test_passing_plan_verdict_first_then_a_row_per_service_with_phase_and_changes():
@@ -84,6 +89,7 @@ def test_blocked_plan_says_why_before_the_table_and_holds_the_blocked_service():
     why = lines[2:table]
     assert any("gate failed: platform-pins-ibkr" in line for line in why)
     assert any(line.startswith("- schwab blocked:") for line in why)
+    assert "- longbridge-sg image missing: not in the registry" in why
     schwab = next(line for line in lines[table:] if line.startswith("| schwab "))
     assert "| blocked |" in schwab and "nothing: held as live" in schwab
     assert len(lines) <= SCREEN_LINES and max(map(len, lines)) <= SCREEN_WIDTH
@@ -103,7 +109,7 @@ def test_a_huge_full_plan_is_cut_below_githubs_limit_and_the_fence_holds():
     assert len(fence) >= 4 and comment.rstrip().endswith(f"{fence}\n\n</details>")
 
 
-def test_cli_markdown_format_prints_the_comment_and_exits_with_the_verdict(capsys, monkeypatch):
+def test_cli_markdown_format_prints_the_comment_and_exits_with_the_verdict(capsys, monkeypatch, tmp_path):
     import release.gate
     import release.lock
     import release.sources
@@ -112,10 +118,11 @@ def test_cli_markdown_format_prints_the_comment_and_exits_with_the_verdict(capsy
     monkeypatch.setattr(release.sources, "make_source", lambda kind, bundle, git_root, environ: object())
     monkeypatch.setattr(release.gate, "run_gate", lambda config, source, lock=None: next(verdicts))
     monkeypatch.setattr(release.lock, "read_lock", lambda path: None)
-    assert main(["plan", "--format", "markdown"]) == 0
+    images = str(write_images_dir(tmp_path / "images", [spec.image for spec in CONFIG.services.values()]))
+    assert main(["plan", "--format", "markdown", "--images", images]) == 0
     out = capsys.readouterr().out
     assert out.startswith(MARKER) and "✅ can proceed" in out.splitlines()[1] and "<details>" in out
-    assert main(["plan", "--format", "markdown"]) == 1
+    assert main(["plan", "--format", "markdown", "--images", images]) == 1
     out = capsys.readouterr().out
     assert "❌ BLOCKED" in out.splitlines()[1] and "gate unverified" in out
     # Markdown is the plan's format only.
