@@ -141,7 +141,11 @@ def find_first_run(
             return RunSearch(prefix=where, since=since, skipped=tuple(skipped),
                              fault=GcsFault(str(uri), "is not a JSON object", "the writer produced a broken report: check its logs"))  # fmt: skip
         started = parse_time(report.get("started_at"))
-        if started is not None and started <= since:
+        if started is None:
+            # Without a start time the run cannot be placed before or after the cutover.
+            return RunSearch(prefix=where, since=since, skipped=tuple(skipped),
+                             fault=GcsFault(str(uri), "has no valid started_at", "the writer produced a broken report: check its logs"))  # fmt: skip
+        if started <= since:
             continue
         if report.get("status") == "skipped":
             skipped.append(str(uri))

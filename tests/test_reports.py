@@ -184,6 +184,13 @@ def test_malformed_report_is_a_failed_check_naming_it(gcs, reader):
     assert checks["report-found"].object == uri and "not valid JSON" in checks["report-found"].message
 
 
+def test_report_without_a_start_time_cannot_be_placed(gcs, reader):
+    spec = CONFIG.services["schwab"]
+    gcs.put(report_uri(spec, None, RUN), {**runtime_report(spec, "TQQQ Growth Income", RUN), "started_at": "yesterday"})
+    _, checks = first_run(reader, "schwab")
+    assert failed(checks) == ["report-found"] and "no valid started_at" in checks["report-found"].message
+
+
 def test_403_on_the_reports_bucket_is_a_failed_check(gcs, monkeypatch):
     gcs.wipe()
     put_report(gcs, "schwab")
