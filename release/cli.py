@@ -154,6 +154,7 @@ def _verify(args: argparse.Namespace) -> int:
 
     from components.profiles import UnknownMatrixError, matrix_for
     from release.live import LiveStateError, read_live
+    from release.local_files import RECORD_MAX_BYTES, InputFileError, append_text, read_text
     from release.verify import (
         ServiceVerification,
         last_records,
@@ -188,21 +189,26 @@ def _verify(args: argparse.Namespace) -> int:
     else:
         print(render_verify_text(results), end="")
     if args.record is not None:
+        fix = "pass --record a regular JSON-lines file (or a new path)"
         try:
-            previous = last_records(args.record.read_text(encoding="utf-8").splitlines()) if args.record.exists() else {}
+            try:
+                previous = last_records(read_text(args.record, RECORD_MAX_BYTES, fix).splitlines())
+            except FileNotFoundError:
+                previous = {}
             now = datetime.now(timezone.utc)
-            with args.record.open("a", encoding="utf-8") as record_file:
-                for result in results:
-                    spec = config.services[result.key]
-                    record = operator_record(
-                        result.key, spec, config.release, live.services.get(result.key), list(result.checks),
-                        previous.get(spec.service_name), now,
-                    )  # fmt: skip
-                    if result.key in first_runs:
-                        record.update(first_runs[result.key].record)
-                    record_file.write(json.dumps(record, sort_keys=True) + "\n")
-        except OSError as error:
-            raise UsageError(f"{args.record}: cannot append the operator record ({error.strerror})") from None
+            lines = []
+            for result in results:
+                spec = config.services[result.key]
+                record = operator_record(
+                    result.key, spec, config.release, live.services.get(result.key), list(result.checks),
+                    previous.get(spec.service_name), now,
+                )  # fmt: skip
+                if result.key in first_runs:
+                    record.update(first_runs[result.key].record)
+                lines.append(json.dumps(record, sort_keys=True) + "\n")
+            append_text(args.record, "".join(lines), fix)
+        except InputFileError as error:
+            raise UsageError(str(error)) from None
     return EXIT_OK if all(result.ok for result in results) else EXIT_NO
 
 

@@ -11,6 +11,7 @@ service as new would plan a create over a service that is running real orders.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from components.platforms import COMMIT_LABEL, QPK_TAG_ANNOTATION, RUNTIME_TARGET_JSON, STRATEGY_PROFILE, UES_TAG_ANNOTATION
 from release.config import SECRET_VERSION_PATTERN, SERVICE_NAME_PATTERN, SecretRef, ServiceSpec
+from release.local_files import LIVE_FILE_MAX_BYTES, MAX_LIVE_FILES, InputFileError, load_json, read_text
 
 # Knative v1 puts the region in this label; a describe of the right name in the wrong region is a mismatch.
 LOCATION_LABEL = "cloud.googleapis.com/location"
@@ -109,7 +111,7 @@ class LiveService(LiveModel):
             return self.env[STRATEGY_PROFILE]
         try:
             target = json.loads(self.env.get(RUNTIME_TARGET_JSON, ""))
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting is as unreadable as bad JSON
             return None
         profile = target.get("strategy_profile") if isinstance(target, dict) else None
         return profile if isinstance(profile, str) and profile else None
@@ -364,14 +366,27 @@ def _check_place(live: LiveService, spec: ServiceSpec, where: str) -> LiveServic
 
 
 def _load_json(path: Path) -> Any:
+    fix = "write it with gcloud run services describe NAME --format=json"
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
+        return load_json(read_text(path, LIVE_FILE_MAX_BYTES, fix), str(path), fix)
+    except FileNotFoundError as error:
         raise LiveStateError(f"cannot be read ({error.strerror})", str(path), "check the --live path") from None
-    try:
-        return json.loads(text)
-    except ValueError as error:
-        raise LiveStateError(f"is not valid JSON ({error})", str(path), "write it with gcloud run services describe NAME --format=json") from None
+    except InputFileError as error:
+        raise LiveStateError(error.what, error.where, error.fix) from None
+
+
+def _live_files(directory: Path) -> list[Path]:
+    """The *.json files of a --live directory, at most MAX_LIVE_FILES of them (each is read whole)."""
+    files = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.name.endswith(".json"):
+                files.append(directory / entry.name)
+                if len(files) > MAX_LIVE_FILES:
+                    raise LiveStateError(
+                        f"holds more than {MAX_LIVE_FILES} *.json files", str(directory), "keep one describe JSON per configured service"
+                    )
+    return sorted(files)
 
 
 def read_live_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[str, Optional[LiveService]]:
@@ -381,7 +396,7 @@ def read_live_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[str,
     with no document is reported as None, i.e. not live: planned as new (the plan warns about it).
     """
     if path.is_dir():
-        files = sorted(path.glob("*.json"))
+        files = _live_files(path)
         if not files:
             raise LiveStateError("holds no *.json files", str(path), "write one gcloud describe JSON per service into it")
     elif path.exists():
@@ -445,9 +460,11 @@ def read_live_gcloud(services: Mapping[str, ServiceSpec], runner: Runner = subpr
                 "check gcloud auth login and the project/region in the stack",
             )
         try:
-            document = json.loads(done.stdout)
-        except ValueError as error:
-            raise LiveStateError(f"printed invalid JSON ({error})", where, "run it by hand to see what gcloud prints") from None
+            if len(done.stdout) > LIVE_FILE_MAX_BYTES:
+                raise InputFileError(f"printed more than {LIVE_FILE_MAX_BYTES} characters", where, "run it by hand to see what gcloud prints")
+            document = load_json(done.stdout, where, "run it by hand to see what gcloud prints")
+        except InputFileError as error:
+            raise LiveStateError(error.what.replace("is not valid JSON", "printed invalid JSON"), where, error.fix) from None
         result[key] = _check_place(from_knative_json(document, expected_name=spec.service_name, source=where), spec, where)
     return result
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from release.config import COMMIT_PATTERN, release_version
+from release.local_files import LOCK_MAX_BYTES, InputFileError, read_text
 from release.pins import Pin
 
 if TYPE_CHECKING:
@@ -95,11 +96,11 @@ def lock_path(stack_file: Path) -> Path:
 def read_lock(path: Path) -> Optional[Lock]:
     """The lock at `path`, None when there is none; LockError for anything unreadable."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, LOCK_MAX_BYTES, "delete it and run `python -m release lock`")
     except FileNotFoundError:
         return None
-    except OSError as error:
-        raise LockError(f"{path}: cannot read ({error.strerror}); fix its permissions or delete it and run `python -m release lock`") from None
+    except InputFileError as error:
+        raise LockError(str(error)) from None
     try:
         return Lock.model_validate_json(text)
     except ValidationError as error:

@@ -6,7 +6,6 @@ the service key, the field and the fix) and raises before anything is registered
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -24,6 +23,7 @@ from release.config import (
     ServiceSpec,
     StackConfig,
 )
+from release.local_files import STACK_FILE_MAX_BYTES, InputFileError, check_yaml_shape, load_json, read_text
 from release.yaml_core import compose_core, load_core
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -88,10 +88,14 @@ class _DuplicateJsonKeys(ValueError):
 def load_stack_file(path: Path) -> StackConfig:
     """Read and validate a stack file; ConfigError for anything wrong, including a missing file."""
     source = str(path)
+    fix = "check --stack/--config-file"
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError([ConfigProblem(path=source, message=f"cannot read ({error.strerror}); check --stack/--config-file")], source)
+        text = read_text(path, STACK_FILE_MAX_BYTES, fix)
+        check_yaml_shape(text, source, fix)
+    except FileNotFoundError as error:
+        raise ConfigError([ConfigProblem(path=source, message=f"cannot read ({error.strerror}); {fix}")], source) from None
+    except InputFileError as error:
+        raise ConfigError([ConfigProblem(path=source, message=f"{error.what}; {error.fix}")], source) from None
     try:
         duplicates = duplicate_key_problems(compose_core(text))
         if duplicates:
@@ -125,11 +129,14 @@ def load_pulumi_config() -> StackConfig:
         if text is None:
             continue
         try:
-            raw[key] = json.loads(text, object_pairs_hook=_unique_json_object)
+            if len(text) > STACK_FILE_MAX_BYTES:
+                raise InputFileError(f"is longer than the bound of {STACK_FILE_MAX_BYTES} characters", key, "shorten it")
+            raw[key] = load_json(text, key, f"set {PROJECT_NAME}:{key} as a YAML/JSON object", _unique_json_object)
         except _DuplicateJsonKeys as error:
             problems += [ConfigProblem(path=f"{key}.{name}", message="duplicate key; keep one") for name in error.keys]
-        except json.JSONDecodeError:
-            problems.append(ConfigProblem(path=key, message=f"is not a map; set {PROJECT_NAME}:{key} as YAML/JSON object"))
+        except InputFileError as error:
+            message = f"is not a map; set {PROJECT_NAME}:{key} as YAML/JSON object" if "valid JSON" in error.what else f"{error.what}; {error.fix}"
+            problems.append(ConfigProblem(path=key, message=message))
     if problems:
         raise ConfigError(problems, source)
     return parse_stack(raw.get(RELEASE_KEY), raw.get(SERVICES_KEY), source=source)

@@ -161,6 +161,21 @@ def test_duplicate_keys_in_program_config_are_refused():
     assert run.resources == []
 
 
+@pytest.mark.parametrize(
+    "services_text, message",
+    [
+        ('{"ibkr": ' + "[" * 100000 + "]" * 100000 + "}", "services: nests deeper than 64 levels"),
+        ('{"ibkr": ' + "[" * 65 + "]" * 65 + "}", "services: nests deeper than 64 levels"),
+        ('{"ibkr": "' + "x" * (1024 * 1024) + '"}', "services: is longer than the bound"),
+    ],
+)
+def test_deep_or_huge_program_config_is_a_run_error_not_a_recursion_error(services_text, message):
+    run = run_main({**stack_file_config(), f"{PROJECT_NAME}:services": services_text})
+    assert isinstance(run.error, pulumi.RunError), repr(run.error)
+    assert message in str(run.error)
+    assert run.resources == []
+
+
 def test_missing_config_is_a_problem_not_a_crash():
     run = run_main({})
     assert isinstance(run.error, pulumi.RunError)

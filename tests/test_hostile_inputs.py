@@ -1,0 +1,227 @@
+"""Hostile and careless input against the CLI, one table row per case (issue 9).
+
+Each row builds its input under a temporary directory, runs `python -m release ...` as a subprocess and
+states: the exit code, what the output must say, what it must never say (a traceback, a credential,
+pydantic's `input_value=`, a forged report line), and a time bound enforced by the subprocess timeout,
+so a hang fails the row instead of the suite. The rows run a few at a time (each is a fresh interpreter,
+~0.3 s) before the tests assert on them.
+
+No row reaches the network: the gate's GitHub URL points at a closed port on 127.0.0.1, and every row
+that is bad input fails before the gate runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import yaml
+
+from release.config import PROJECT_NAME
+from release.stack import load_stack_file, stack_file
+from tests.fixtures.live_json import knative_for_spec, write_json
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROD_TEXT = stack_file("prod").read_text(encoding="utf-8")
+PROD = yaml.safe_load(PROD_TEXT)
+CONFIG = load_stack_file(stack_file("prod"))
+SERVICES_KEY = f"{PROJECT_NAME}:services"
+CREDENTIAL = "123456789:AAHsecretBotTokenValue"
+ALWAYS_FORBIDDEN = ("Traceback", "input_value")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One hostile input: `build(tmp)` writes it and returns the CLI arguments."""
+
+    name: str
+    build: Callable[[Path], list[str]]
+    exit_code: int
+    must: tuple[str, ...] = ()
+    must_not: tuple[str, ...] = ()
+    seconds: float = 15.0
+
+
+# --- builders ----------------------------------------------------------------------------------------
+
+
+def stack_text(tmp: Path, text: str | bytes, name: str = "Pulumi.hostile.yaml") -> Path:
+    path = tmp / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    return path
+
+
+def stack_with(tmp: Path, change: Callable[[dict[str, Any]], None]) -> Path:
+    """Pulumi.prod.yaml with one change to its services map."""
+    document = copy.deepcopy(PROD)
+    change(document["config"][SERVICES_KEY])
+    return stack_text(tmp, yaml.safe_dump(document, sort_keys=False))
+
+
+def plan_of(text: str | bytes) -> Callable[[Path], list[str]]:
+    return lambda tmp: ["plan", "--config-file", str(stack_text(tmp, text))]
+
+
+def plan_with(change: Callable[[dict[str, Any]], None]) -> Callable[[Path], list[str]]:
+    return lambda tmp: ["plan", "--config-file", str(stack_with(tmp, change))]
+
+
+def fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def healthy_live(tmp: Path, **bend: Any) -> Path:
+    """A --live directory describing the ibkr service, with `bend(document)` applied."""
+    document = knative_for_spec(CONFIG.services["ibkr"], {"NOTIFY_LANG": "zh"})
+    for change in bend.values():
+        change(document)
+    return write_json(tmp / "live" / "ibkr.json", document).parent
+
+
+def verify_live(**bend: Callable[[dict[str, Any]], None]) -> Callable[[Path], list[str]]:
+    return lambda tmp: ["verify", "--live", str(healthy_live(tmp, **bend))]
+
+
+def check_with_fifo_lock(tmp: Path) -> list[str]:
+    """`check` on a stack whose lock (beside the stack file) is a FIFO."""
+    fifo(tmp / "Pulumi.f.lock.json")
+    return ["check", "--config-file", str(stack_text(tmp, PROD_TEXT, "Pulumi.f.yaml"))]
+
+
+def nested_json(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def set_env_entry(entry: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    return lambda document: document["spec"]["template"]["spec"]["containers"][0]["env"].append(entry)
+
+
+def set_traffic(**fields: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda document: document["status"]["traffic"][0].update(fields)
+
+
+ALIAS_BOMB = PROD_TEXT + "\n".join(
+    ["bomb:", "  a: &a [x, x, x, x, x, x, x, x, x]"]
+    + [f"  {chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]" for i in range(12)]
+) + "\n"
+SELF_ALIAS = PROD_TEXT + "loop: &loop [*loop]\n"
+DEEP_YAML = PROD_TEXT.replace("      dryRunOnly: keep\n", "      dryRunOnly: keep\n      deep: " + nested_json(5000) + "\n", 1)
+
+
+# --- the table ---------------------------------------------------------------------------------------
+
+CASES = [
+    # 7. aliases: a bomb anywhere in the file, a self-reference
+    Case("alias bomb outside our keys", plan_of(ALIAS_BOMB), 2, ("YAML alias", "line"), seconds=10),
+    Case("self-referencing alias", plan_of(SELF_ALIAS), 2, ("YAML alias (*loop)",), ("RecursionError",)),
+    # 8. nesting bounds
+    Case("deeply nested stack file", plan_of(DEEP_YAML), 2, ("nests deeper than 64 levels", "Pulumi.hostile.yaml"), ("RecursionError",)),
+    Case(
+        "deeply nested --live file",
+        lambda tmp: ["verify", "--live", str(stack_text(tmp, nested_json(100000), "deep.json"))],
+        2, ("deep.json", "nests deeper than 64 levels"), ("RecursionError",),
+    ),  # fmt: skip
+    # 9. not a regular file, sizes
+    Case("FIFO as --config-file", lambda tmp: ["plan", "--config-file", str(fifo(tmp / "Pulumi.fifo.yaml"))], 2,
+         ("Pulumi.fifo.yaml", "is a FIFO, not a regular file"), seconds=10),  # fmt: skip
+    Case("directory as --config-file", lambda tmp: ["plan", "--config-file", str(tmp)], 2, ("is a directory, not a regular file",)),
+    Case(
+        "FIFO inside a --live directory",
+        lambda tmp: ["verify", "--live", str(fifo(healthy_live(tmp) / "zz.json").parent)],
+        2, ("zz.json", "is a FIFO"), seconds=10,
+    ),  # fmt: skip
+    Case("/dev/zero as --live", lambda tmp: ["verify", "--live", "/dev/zero"], 2, ("/dev/zero", "is a device"), seconds=10),
+    Case(
+        "FIFO as --lock",
+        lambda tmp: ["plan", "--lock", str(fifo(tmp / "x.lock.json"))],
+        2, ("x.lock.json", "is a FIFO"), seconds=10,
+    ),  # fmt: skip
+    Case("FIFO as the stack's lock", check_with_fifo_lock, 2, ("Pulumi.f.lock.json", "is a FIFO"), seconds=10),
+    Case(
+        "FIFO as --record",
+        lambda tmp: ["verify", "--live", str(healthy_live(tmp)), "--record", str(fifo(tmp / "ops.jsonl"))],
+        2, ("ops.jsonl", "is a FIFO"), seconds=10,
+    ),  # fmt: skip
+    Case("stack file over the size bound", plan_of(PROD_TEXT + "#" * (1024 * 1024) + "\n"), 2, ("larger than 1 MiB",)),
+    Case(
+        "--live file over the size bound",
+        lambda tmp: ["verify", "--live", str(stack_text(tmp, " " * (4 * 1024 * 1024 + 1), "big.json"))],
+        2, ("big.json", "larger than 4 MiB"),
+    ),  # fmt: skip
+    # 11. not UTF-8
+    Case("non-UTF-8 stack file", plan_of(PROD_TEXT.encode() + b"# \xff\xfe\n"), 2, ("Pulumi.hostile.yaml", "not UTF-8")),
+    Case(
+        "non-UTF-8 --live file",
+        lambda tmp: ["verify", "--live", str(stack_text(tmp, b'{"kind": "Service\xc3"}', "bad.json"))],
+        2, ("bad.json", "not UTF-8"),
+    ),  # fmt: skip
+    Case(
+        "non-UTF-8 lock",
+        lambda tmp: ["plan", "--lock", str(stack_text(tmp, b"{\xff}", "x.lock.json"))],
+        2, ("x.lock.json", "not UTF-8"),
+    ),  # fmt: skip
+    Case(
+        "non-UTF-8 --record",
+        lambda tmp: ["verify", "--live", str(healthy_live(tmp)), "--record", str(stack_text(tmp, b"\xff\n", "ops.jsonl"))],
+        2, ("ops.jsonl", "not UTF-8"),
+    ),  # fmt: skip
+    # 5. and 16. live input: booleans are booleans; errors name the field, never the value
+    Case("latestRevision is the string false", verify_live(t=set_traffic(latestRevision="false")), 2,
+         ("status.traffic[0].latestRevision is not a boolean",)),  # fmt: skip
+    Case(
+        "contradictory Ready conditions",
+        verify_live(c=lambda d: d["status"]["conditions"].append({"type": "Ready", "status": "False"})),
+        2, ("contradictory Ready conditions",),
+    ),  # fmt: skip
+    Case("live env entry with a credential and no name", verify_live(e=set_env_entry({"value": CREDENTIAL})), 2,
+         ("env entry [1] has no valid name",), (CREDENTIAL, "AAHsecret")),  # fmt: skip
+    Case("live traffic percent out of range", verify_live(t=set_traffic(percent=250)), 2, ("percent",), ("250",)),
+]
+
+
+def _run(case: Case, tmp: Path) -> tuple[Any, str, float]:
+    argv = case.build(tmp)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CUTOVER_"))}
+    env["GITHUB_API_URL"] = "http://127.0.0.1:9"  # discard port: refused at once, never the network
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "release", *argv], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+            timeout=case.seconds, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {case.seconds}s", case.seconds
+    return done.returncode, done.stdout + done.stderr, time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory) -> dict[str, tuple[Any, str, float]]:
+    def one(case: Case) -> tuple[str, tuple[Any, str, float]]:
+        return case.name, _run(case, tmp_path_factory.mktemp("hostile"))
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        return dict(pool.map(one, CASES))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_hostile_input(case: Case, outcomes) -> None:
+    code, output, _ = outcomes[case.name]
+    assert code == case.exit_code, output
+    for text in case.must:
+        assert text in output, output
+    for text in (*ALWAYS_FORBIDDEN, *case.must_not):
+        assert text not in output, output
+
+
+def test_case_names_are_unique() -> None:
+    assert len({case.name for case in CASES}) == len(CASES)
