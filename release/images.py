@@ -11,7 +11,6 @@ not checked is "unverified", never "probably there".
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 from dataclasses import dataclass, replace
@@ -20,6 +19,7 @@ from typing import Any, Callable, Literal, Mapping, Optional
 
 from components.env import ServiceRevision
 from release.config import IMAGE_DIGEST_PATTERN, ReleaseBundle, ServiceSpec, split_image
+from release.local_files import InputFileError, load_json, read_text
 
 # <location>-docker.pkg.dev/<project>/<repository>/<image path>: the only registry the invoke can read.
 ARTIFACT_REGISTRY_HOST = re.compile(r"(?P<location>[a-z]+-[a-z]+[0-9]+|[a-z]+)-docker\.pkg\.dev")
@@ -161,14 +161,15 @@ def from_describe_json(document: Any, source: str) -> tuple[str, str]:
 
 
 def _load(path: Path) -> Any:
+    # The shared operator-file reader: a FIFO or /dev/zero is refused, not read; non-UTF-8 and deep nesting
+    # are bad input naming the file, not a traceback.
+    fix = "write it with gcloud artifacts docker images describe <image> --format=json"
     try:
-        if path.stat().st_size > MAX_DOCUMENT_BYTES:
-            raise ImageInputError(f"{path}: larger than {MAX_DOCUMENT_BYTES} bytes; pass one describe output per file")
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
+        return load_json(read_text(path, MAX_DOCUMENT_BYTES, fix), str(path), fix)
+    except FileNotFoundError as error:
         raise ImageInputError(f"{path}: cannot be read ({error.strerror}); check the --images path") from None
-    except ValueError as error:
-        raise ImageInputError(f"{path}: is not valid JSON ({error}); write it with gcloud artifacts docker images describe") from None
+    except InputFileError as error:
+        raise ImageInputError(str(error)) from None
 
 
 def read_images_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[str, ImageCheck]:
@@ -241,9 +242,9 @@ def read_images_gcloud(services: Mapping[str, ServiceSpec], runner: Runner = sub
         if len(done.stdout or "") > MAX_DOCUMENT_BYTES:
             raise ImageInputError(f"{where}: printed more than {MAX_DOCUMENT_BYTES} bytes; run it by hand")
         try:
-            document = json.loads(done.stdout)
-        except ValueError as error:
-            raise ImageInputError(f"{where}: printed invalid JSON ({error}); run it by hand to see what gcloud prints") from None
+            document = load_json(done.stdout, where, "run it by hand to see what gcloud prints")
+        except InputFileError as error:
+            raise ImageInputError(str(error).replace("is not valid JSON", "printed invalid JSON")) from None
         repository, digest = from_describe_json(document, where)
         resolved = resolved_from(spec, repository, digest, where, f"services.{key}.image")
         checks[key] = ImageCheck(key, spec.image, "present", f"{resolved.deployed} (gcloud)", resolved)

@@ -152,6 +152,13 @@ CASES = [
         lambda tmp: ["verify", "--live", str(healthy_live(tmp)), "--record", str(fifo(tmp / "ops.jsonl"))],
         2, ("ops.jsonl", "is a FIFO"), seconds=10,
     ),  # fmt: skip
+    Case("FIFO as --images", lambda tmp: ["plan", "--images", str(fifo(tmp / "img.json"))], 2, ("img.json", "is a FIFO"), seconds=10),
+    Case("/dev/zero as --images", lambda tmp: ["plan", "--images", "/dev/zero"], 2, ("/dev/zero", "is a device"), seconds=10),
+    Case(
+        "deeply nested --images file",
+        lambda tmp: ["plan", "--images", str(stack_text(tmp, nested_json(100000), "img.json"))],
+        2, ("img.json", "nests deeper than 64 levels"), ("RecursionError",),
+    ),  # fmt: skip
     Case("stack file over the size bound", plan_of(PROD_TEXT + "#" * (1024 * 1024) + "\n"), 2, ("larger than 1 MiB",)),
     Case(
         "--live file over the size bound",
