@@ -77,7 +77,10 @@ class ObjectInfo:
 
 def shown(value: Any, limit: int = 80) -> str:
     """A value read from GCS, for a message: one short line (an object is data, never printed whole)."""
-    text = value if isinstance(value, str) else repr(value)
+    try:
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -87,13 +90,10 @@ def _describe(error: BaseException, uri: str, seconds: float) -> GcsFault:
     from google.api_core import exceptions as api
     from google.auth import exceptions as auth
 
-    try:
-        import requests
+    import requests
 
-        timeout_types: tuple[type[BaseException], ...] = (requests.Timeout, TimeoutError)
-        connection_types: tuple[type[BaseException], ...] = (requests.ConnectionError, ConnectionError)
-    except ImportError:  # pragma: no cover - requests comes with google-cloud-storage
-        timeout_types, connection_types = (TimeoutError,), (ConnectionError,)
+    timeout_types = (requests.Timeout, TimeoutError)
+    connection_types = (requests.ConnectionError, ConnectionError)
 
     if isinstance(error, (api.Forbidden, api.Unauthorized)):
         return GcsFault(

@@ -218,7 +218,7 @@ def manifest_checks(
             uri = parse_gs_uri(snapshot_text)
             report = (lambda done, total: progress(str(uri), done, total)) if progress else None
             scan = scan_csv(str(uri), reader.iter_chunks(uri, max_bytes=CSV_MAX_BYTES, progress=report))
-            checks.append(VerifyCheck("manifest-snapshot", True, f"{scan.rows} rows, {scan.size} bytes, newest {scan.column} {scan.newest}", object=snapshot_text))
+            checks.append(VerifyCheck("manifest-snapshot", True, f"{scan.rows} row(s), {scan.size} bytes, newest {scan.column} {scan.newest}", object=snapshot_text))
         except ValueError as error:
             checks.append(VerifyCheck("manifest-snapshot", False, f"{platform.feature_snapshot_env}: {error}", object=snapshot_text))
         except GcsFault as fault:

@@ -129,3 +129,11 @@ def test_no_credentials_is_a_fault(monkeypatch):
 
     with pytest.raises(GcsFault, match="no Application Default Credentials"):
         GcsReader(client_factory=no_adc).read_json(parse_gs_uri("gs://reports-z/a.json"))
+
+
+def test_values_from_storage_are_shown_short_and_on_one_line():
+    from release.gcs import shown
+
+    assert shown(False) == "false" and shown(None) == "null" and shown(["a"]) == '["a"]'
+    long = shown("token=" + "x" * 500 + "\nsecond line")
+    assert len(long) == 80 and long.endswith("...") and "\n" not in long
