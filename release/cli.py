@@ -22,11 +22,12 @@ class UsageError(Exception):
     """Bad arguments or input files: reported on stderr with exit 2."""
 
 
-def _common(parser: argparse.ArgumentParser, formats: tuple[str, ...] = ("text", "json")) -> None:
+def _common(parser: argparse.ArgumentParser, formats: tuple[str, ...] = ("text", "json"), sources: bool = True) -> None:
     parser.add_argument("--stack", default="prod", help="stack name; reads Pulumi.<stack>.yaml (default: prod)")
     parser.add_argument("--config-file", type=Path, help="a stack file to read instead of Pulumi.<stack>.yaml")
-    parser.add_argument("--source", choices=("github", "git"), default="github", help="where tags and pins are verified")
-    parser.add_argument("--git-root", type=Path, help="with --source git: a directory holding one clone per repo")
+    if sources:  # only commands that run the gate take a source: an option that is ignored would mislead
+        parser.add_argument("--source", choices=("github", "git"), default="github", help="where tags and pins are verified")
+        parser.add_argument("--git-root", type=Path, help="with --source git: a directory holding one clone per repo")
     parser.add_argument("--format", choices=formats, default="text")
 
 
@@ -247,10 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(
-        name: str, handler: Callable[[argparse.Namespace], int], help_text: str, formats: tuple[str, ...] = ("text", "json")
+        name: str, handler: Callable[[argparse.Namespace], int], help_text: str, formats: tuple[str, ...] = ("text", "json"),
+        sources: bool = True,
     ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
-        _common(sub, formats)
+        _common(sub, formats, sources)
         sub.set_defaults(handler=handler)
         return sub
 
@@ -265,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--images",
         help="image check: `gcloud artifacts docker images describe --format=json` output (file or directory), or 'gcloud'",
     )
-    verify = command("verify", _verify, "after pulumi up: the runbook checks against live state")
+    verify = command("verify", _verify, "after pulumi up: the runbook checks against live state", sources=False)
     verify.add_argument("--lock", type=Path, help="lock file (default: the stack's lock)")
     verify.add_argument("--live", required=True, help="live state: a gcloud JSON file, a directory of them, or 'gcloud'")
     verify.add_argument("--record", type=Path, help="append the operator record (JSON lines) to this file")
@@ -282,7 +284,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return EXIT_BAD_INPUT if exit_.code not in (0, None) else EXIT_OK
-    if args.git_root is not None and args.source != "git":
+    if getattr(args, "git_root", None) is not None and args.source != "git":
         print("error: --git-root needs --source git", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:

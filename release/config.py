@@ -33,6 +33,22 @@ SECRET_VERSION_PATTERN = re.compile(r"latest|[1-9][0-9]*")
 IMAGE_REPOSITORY_PATTERN = re.compile(r"[a-z0-9.-]+(?::[0-9]+)?(?:/[a-z0-9._-]+)+")
 IMAGE_TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 IMAGE_DIGEST_PATTERN = re.compile(r"sha256:[0-9a-f]{64}")
+# GitHub's own name rules. They matter beyond tidiness: the owner and repository names become API path
+# segments and directory names under --git-root, so `../`, `?` or `#` must never get that far.
+GITHUB_OWNER_PATTERN = re.compile(r"[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}")
+GITHUB_REPO_PATTERN = re.compile(r"(?!\.\.?$)[A-Za-z0-9._-]{1,100}")
+
+
+def github_owner_problem(value: str) -> Optional[str]:
+    if GITHUB_OWNER_PATTERN.fullmatch(value):
+        return None
+    return "is not a GitHub owner name: 1-39 letters, digits and single inner hyphens"
+
+
+def github_repo_problem(value: str) -> Optional[str]:
+    if GITHUB_REPO_PATTERN.fullmatch(value):
+        return None
+    return "is not a GitHub repository name: 1-100 letters, digits, '.', '-' or '_', and not '.' or '..'"
 
 
 class ConfigModel(BaseModel):
@@ -65,6 +81,14 @@ class RepositoryNames(ConfigModel):
     schwab: str = "CharlesSchwabPlatform"
     longbridge: str = "LongBridgePlatform"
 
+    @field_validator("quant_platform_kit", "us_equity_strategies", "ibkr", "schwab", "longbridge")
+    @classmethod
+    def _repository_name(cls, value: str) -> str:
+        problem = github_repo_problem(value)
+        if problem:
+            raise ValueError(f"{problem}; write the repository's name as GitHub shows it")
+        return value
+
     def for_platform(self, platform: PlatformId) -> str:
         return getattr(self, platform)
 
@@ -76,6 +100,14 @@ class ReleaseBundle(ConfigModel):
     us_equity_strategies: str = Field(description="UES release tag, e.g. v0.7.13; must pin quantPlatformKit")
     github_owner: str = Field(DEFAULT_GITHUB_OWNER, description="owner of every repository below")
     repositories: RepositoryNames = Field(default_factory=RepositoryNames)
+
+    @field_validator("github_owner")
+    @classmethod
+    def _owner(cls, value: str) -> str:
+        problem = github_owner_problem(value)
+        if problem:
+            raise ValueError(f"{problem}; write the owner as GitHub shows it, e.g. {DEFAULT_GITHUB_OWNER}")
+        return value
 
     @field_validator("quant_platform_kit", "us_equity_strategies")
     @classmethod

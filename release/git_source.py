@@ -1,8 +1,9 @@
 """`GitSource`: the gate's facts from plain git, over a directory holding one clone per repository.
 
-`<root>/<repo>` or `<root>/<repo>.git`, bare or not (sibling checkouts, mirrors, clones of any URL). Only
-local git commands run: no token, no network. CI status is not visible to git, so `ci_status` is None and
-the gate reports the CI check as skipped.
+`<root>/<repo>` or `<root>/<repo>.git`, bare or not (sibling checkouts, mirrors). A clone only answers for
+`<owner>/<repo>` when its `origin` remote names that repository, so a copy of UES placed as QPK is refused
+instead of answering with UES's commits. Only local git commands run: no token, no network. CI status is
+not visible to git, so `ci_status` is None and the gate reports the CI check as skipped.
 """
 
 from __future__ import annotations
@@ -12,18 +13,34 @@ import subprocess
 from pathlib import Path
 from typing import Optional
 
-from release.config import COMMIT_PATTERN
-from release.sources import CiStatus, MalformedResponse, NotFound, SourceError, TagNotFound, TreeSource, Unreachable
+from release.config import COMMIT_PATTERN, DEFAULT_GITHUB_OWNER, github_repo_problem
+from release.sources import CiStatus, MalformedResponse, NotFound, SourceError, TagNotFound, TreeSource, Unreachable, shown_url
 
 # Keep git from reading the operator's config or prompting: the answers must depend on the clones only.
-GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "LC_ALL": "C"}
+# Replace objects are off for every command: git honours refs/replace/* by default (and `clone --mirror`
+# copies them), so one replace ref would make a commit id answer with another commit's tree: the gate
+# would read pins that commit never had. GIT_NO_REPLACE_OBJECTS and --no-replace-objects both say so.
+GIT_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_NO_REPLACE_OBJECTS": "1",
+    "LC_ALL": "C",
+}
+
+
+def git_environment() -> dict[str, str]:
+    """The environment for git: the operator's, minus every GIT_* variable (GIT_OBJECT_DIRECTORY,
+    GIT_CONFIG_PARAMETERS, GIT_NAMESPACE... would answer from somewhere other than the clone), plus GIT_ENV."""
+    return {**{name: value for name, value in os.environ.items() if not name.startswith("GIT_")}, **GIT_ENV}
 
 
 class GitSource(TreeSource):
     kind = "git"
 
-    def __init__(self, root: Path, *, timeout: float = 30.0) -> None:
+    def __init__(self, root: Path, owner: str = DEFAULT_GITHUB_OWNER, *, timeout: float = 30.0) -> None:
         self.root = Path(root)
+        self.owner = owner
         self._timeout = timeout
         self._dirs: dict[str, Path] = {}
         self._tags: dict[tuple[str, str], str] = {}
@@ -106,6 +123,10 @@ class GitSource(TreeSource):
 
     def _dir(self, repo: str) -> Path:
         if repo not in self._dirs:
+            problem = github_repo_problem(repo)
+            if problem:
+                # The name becomes a path under the root: never let `../x` read a clone outside it.
+                raise SourceError(f"open clone of {repo!r} under {self.root}", f"the name {problem}", "fix release.repositories")
             candidates = [self.root / repo, self.root / f"{repo}.git"]
             found = next((path for path in candidates if path.is_dir()), None)
             if found is None:
@@ -114,17 +135,30 @@ class GitSource(TreeSource):
                     f"no directory {repo} or {repo}.git",
                     f"clone it there (git clone --mirror <url> {self.root / (repo + '.git')}) or fix --git-root / CUTOVER_GIT_ROOT",
                 )
+            self._check_identity(repo, found)
             self._dirs[repo] = found
         return self._dirs[repo]
+
+    def _check_identity(self, repo: str, directory: Path) -> None:
+        """The clone must say it is `<owner>/<repo>`: its origin remote's last two path parts, any host."""
+        call = f"git config --get remote.origin.url in {directory}"
+        result = self._git(directory, call, "config", "--get", "remote.origin.url")
+        url = result.stdout.strip()
+        expected = f"{self.owner}/{repo}"
+        fix = f"put a clone of {expected} there, or set its origin: git -C {directory} remote set-url origin https://github.com/{expected}.git"
+        if result.returncode != 0 or not url:
+            raise SourceError(call, f"the clone {directory} has no origin remote, so nothing shows it is {expected}", fix.replace("set-url", "add"))
+        if origin_repository(url) != (self.owner.lower(), repo.lower()):
+            raise SourceError(call, f"the clone {directory} is a clone of {shown_url(url)}, not of {expected}", fix)
 
     def _git(self, directory: Path, call: str, *args: str) -> subprocess.CompletedProcess[str]:
         try:
             result = subprocess.run(
-                ["git", "--git-dir", str(_git_dir(directory)), *args],
+                ["git", "--no-replace-objects", "--git-dir", str(_git_dir(directory)), *args],
                 capture_output=True,
                 text=True,
                 timeout=self._timeout,
-                env={**os.environ, **GIT_ENV},
+                env=git_environment(),
                 check=False,
             )
         except FileNotFoundError:
@@ -138,6 +172,14 @@ class GitSource(TreeSource):
         if result.returncode == 128 and "not a git repository" in result.stderr:
             raise Unreachable(call, f"{directory} is not a git repository", "clone the repository there")
         return result
+
+
+def origin_repository(url: str) -> tuple[str, str]:
+    """(owner, repo), lower-cased, from a remote URL: https://host/o/r.git, git@host:o/r, /srv/o/r.git."""
+    path = url.strip().rstrip("/")
+    path = path.removesuffix(".git")
+    parts = [part for part in path.replace(":", "/").split("/") if part]
+    return (parts[-2].lower(), parts[-1].lower()) if len(parts) >= 2 else ("", "")
 
 
 def _git_dir(directory: Path) -> Path:

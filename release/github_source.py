@@ -1,43 +1,67 @@
-"""`GitHubSource`: the gate's facts from the GitHub REST API, through PyGithub.
+"""`GitHubSource`: the gate's facts from the GitHub REST API, over a small bounded HTTP client.
 
-Round trips per question (each answer cached for the source's lifetime):
+Round trips per question (each answer cached for the source's lifetime, per (repo, object)):
   resolve_tag   GET git/ref/tags/<tag> (+ GET git/tags/<sha> per annotated level)
   list_files    GET git/trees/<commit>   - proves the commit exists and lists its top-level files at once
   read_file     GET git/blobs/<blob sha> - only for files the tree listed; identical files are fetched once
-  ci_status     GET commits/<sha>/status + GET commits/<sha>/check-runs
+  ci_status     GET commits/<sha>/status + GET commits/<sha>/check-runs (pages followed, capped)
 
-Bounded time: PyGithub's default retry sleeps until a rate limit resets (up to an hour), so it is replaced
-by a urllib3 Retry that only retries 5xx a few times with a short, capped backoff; every request has a
-timeout; and a total budget stops the source from starting calls once it is spent. After the first call
-that finds GitHub unreachable, later calls fail at once with that cause instead of waiting again.
+Every answer is checked against the question: the ref GitHub names is the tag asked for, a tag object
+or blob has the id asked for (a blob's content must hash to its id), statuses and check runs are for the
+commit asked about. Anything else is a malformed answer, never a fact.
+
+Bounded time, whatever the server does (the client is ours, not PyGithub's, because these bounds need
+the socket): each request attempt ends by a wall-clock deadline (`timeout`, and never later than the
+run's `total_timeout`) enforced by a watchdog that shuts the socket down, so a body or headers sent a
+byte at a time cannot stretch it; 5xx and 202 are retried `retries` times with a short capped backoff;
+redirects are followed only to the same scheme, host and port (so the token never leaves it), at most
+MAX_REDIRECTS; `Link: rel=next` pages likewise, at most MAX_PAGES; a body is at most MAX_BODY_BYTES.
+Every fault names the endpoint. Rate limits and a rejected token are not waited out: they fail closed
+at once, and questions not yet asked are not asked.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import http.client
+import json
+import socket
+import ssl
+import threading
 import time
-from typing import Any, Callable, Optional, TypeVar
-
-import requests
-import urllib3
-from github import Auth, Github, GithubException
-from github.GithubException import (
-    BadAttributeException,
-    BadCredentialsException,
-    RateLimitExceededException,
-    UnknownObjectException,
-)
+import urllib.parse
+import urllib.request
+from typing import Any, Callable, Optional
 
 from release.config import COMMIT_PATTERN
-from release.sources import CiStatus, MalformedResponse, NotFound, SourceError, TagNotFound, TreeSource, Unreachable
+from release.sources import (
+    Answers,
+    CiStatus,
+    MalformedResponse,
+    NotFound,
+    SourceError,
+    TagNotFound,
+    TreeSource,
+    Unreachable,
+    server_text,
+    shown_url,
+    validate_api_url,
+    validate_token,
+)
 
 PUBLIC_API_URL = "https://api.github.com"
-RETRY_STATUSES = (500, 502, 503, 504)
-GREEN_CONCLUSIONS = frozenset({"success", "neutral", "skipped"})
+RETRY_STATUSES = frozenset({202, 500, 502, 503, 504})  # 202: GitHub is still preparing the answer
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+SUCCESS_CONCLUSIONS = frozenset({"success"})
+NEUTRAL_CONCLUSIONS = frozenset({"neutral", "skipped"})  # ran or chose not to: neither green nor red
 MAX_TAG_DEPTH = 5  # annotated tags can point at tags; a deeper chain is treated as malformed
-
-T = TypeVar("T")
+MAX_REDIRECTS = 3
+MAX_PAGES = 10  # 100 items a page: 1000 statuses or check runs on one commit is not a real CI
+MAX_BODY_BYTES = 8 << 20
+BACKOFF_MAX = 2.0
+USER_AGENT = "us-equity-cutover-release-gate"
 
 
 class GitHubSource(TreeSource):
@@ -49,86 +73,54 @@ class GitHubSource(TreeSource):
         token: Optional[str] = None,
         base_url: Optional[str] = None,
         *,
-        timeout: int = 10,
+        timeout: float = 10.0,
         retries: int = 2,
         backoff: float = 0.25,
         total_timeout: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        max_pages: int = MAX_PAGES,
+        max_redirects: int = MAX_REDIRECTS,
     ) -> None:
         self.owner = owner
-        self.base_url = (base_url or PUBLIC_API_URL).rstrip("/")
-        self._has_token = bool(token)
-        self._total_timeout = total_timeout
-        self._clock = clock
-        self._deadline: Optional[float] = None
-        self._down: Optional[SourceError] = None
-        retry = urllib3.util.Retry(
-            total=retries,
-            connect=retries,
-            read=0,  # a server that hung once will hang again; do not double the wait
-            status=retries,
-            other=0,
-            status_forcelist=RETRY_STATUSES,
-            allowed_methods=frozenset({"GET"}),
-            backoff_factor=backoff,
-            backoff_max=2.0,
-            respect_retry_after_header=False,  # a Retry-After of an hour must not hold the gate
-            raise_on_status=False,  # hand the last 5xx to PyGithub so it becomes a GithubException
-        )
-        self._github = Github(
-            auth=Auth.Token(token) if token else None,
-            base_url=self.base_url,
-            timeout=timeout,
-            retry=retry,
-            per_page=100,
-            seconds_between_requests=None,
-            seconds_between_writes=None,
-            lazy=True,
-        )
-        self._repos: dict[str, Any] = {}
-        self._tags: dict[tuple[str, str], str] = {}
-        self._trees: dict[tuple[str, str], dict[str, str]] = {}
-        self._missing_commits: set[tuple[str, str]] = set()
-        self._blobs: dict[str, str] = {}
-        self._ci: dict[tuple[str, str], CiStatus] = {}
+        self.base_url = validate_api_url(base_url or PUBLIC_API_URL)
+        self._token = validate_token(token)
+        self._http = BoundedHTTP(
+            self.base_url, self._token, timeout=timeout, retries=retries, backoff=backoff,
+            total_timeout=total_timeout, clock=clock, max_pages=max_pages, max_redirects=max_redirects,
+        )  # fmt: skip
+        self.answers = Answers()
 
     def describe(self) -> str:
-        return f"github ({self.base_url}, {'token from GITHUB_TOKEN' if self._has_token else 'no token'})"
+        return f"github ({shown_url(self.base_url)}, {'token from GITHUB_TOKEN' if self._token else 'no token'})"
 
     def close(self) -> None:
-        self._github.close()
+        self._http.close()
 
     # -- the protocol -------------------------------------------------------------------------------
 
     def resolve_tag(self, repo: str, tag: str) -> str:
-        key = (repo, tag)
-        if key in self._tags:
-            return self._tags[key]
-        call = f"GET /repos/{self.owner}/{repo}/git/ref/tags/{tag}"
+        call = f"GET {self._path(repo, 'git', 'ref', 'tags', tag)}"
         try:
-            kind, sha = self._call(call, lambda: self._object_of(self._repo(repo).get_git_ref(f"tags/{tag}")))
+            kind, sha = self._ask(("ref", repo, tag), call, lambda: self._tag_ref(repo, tag, call))
         except NotFound as error:
             raise TagNotFound(
                 call,
-                f"tag {tag} not found in {self.owner}/{repo}" + ("" if self._has_token else " (no GITHUB_TOKEN: a private repo looks missing)"),
+                f"tag {tag} not found in {self.owner}/{repo}" + ("" if self._token else " (no GITHUB_TOKEN: a private repo looks missing)"),
                 f"push the tag {tag} to {self.owner}/{repo} or fix the bundle",
             ) from error
         for _ in range(MAX_TAG_DEPTH):
             if kind == "commit":
-                self._tags[key] = sha
                 return sha
             if kind != "tag":
                 raise MalformedResponse(call, f"tag {tag} points at a {kind}, not a commit", "tag a commit")
-            call = f"GET /repos/{self.owner}/{repo}/git/tags/{sha}"
-            kind, sha = self._call(call, lambda sha=sha: self._object_of(self._repo(repo).get_git_tag(sha)))
+            call = f"GET {self._path(repo, 'git', 'tags', sha)}"
+            kind, sha = self._ask(("tag", repo, sha), call, lambda sha=sha, call=call: self._tag_object(repo, sha, call))
         raise MalformedResponse(call, f"tag {tag} is nested more than {MAX_TAG_DEPTH} levels deep", "tag the commit directly")
 
     def _read_blob(self, repo: str, blob: str, path: str, ref: str) -> str:
         # Blob ids are content hashes: the same requirements.txt in three platform repos is fetched once.
-        if blob not in self._blobs:
-            call = f"GET /repos/{self.owner}/{repo}/git/blobs/{blob} ({path} at {ref})"
-            self._blobs[blob] = self._call(call, lambda: _blob_text(self._repo(repo).get_git_blob(blob)))
-        return self._blobs[blob]
+        call = f"GET {self._path(repo, 'git', 'blobs', blob)} ({path} at {ref})"
+        return self._ask(("blob", blob), call, lambda: self._blob(repo, blob, call))
 
     def commit_exists(self, repo: str, sha: str) -> bool:
         if not COMMIT_PATTERN.fullmatch(sha):
@@ -140,156 +132,434 @@ class GitHubSource(TreeSource):
         return True
 
     def ci_status(self, repo: str, sha: str) -> Optional[CiStatus]:
-        key = (repo, sha)
-        if key not in self._ci:
-            commit = self._repo(repo).get_commit(sha)
-            status_call = f"GET /repos/{self.owner}/{repo}/commits/{sha}/status"
-            statuses = self._call(status_call, lambda: _statuses(commit.get_combined_status()))
-            runs_call = f"GET /repos/{self.owner}/{repo}/commits/{sha}/check-runs"
-            runs = self._call(runs_call, lambda: [(run.name, run.status, run.conclusion) for run in commit.get_check_runs()])
-            self._ci[key] = ci_verdict(statuses, runs)
-        return self._ci[key]
+        status_call = f"GET {self._path(repo, 'commits', sha, 'status')}"
+        runs_call = f"GET {self._path(repo, 'commits', sha, 'check-runs')}"
+        statuses = self._ask(("status", repo, sha), status_call, lambda: self._statuses(repo, sha, status_call))
+        runs = self._ask(("check-runs", repo, sha), runs_call, lambda: self._check_runs(repo, sha, runs_call))
+        return ci_verdict(statuses, runs)
 
-    # -- plumbing -----------------------------------------------------------------------------------
+    # -- one question each ----------------------------------------------------------------------------
 
-    def _repo(self, repo: str) -> Any:
-        if repo not in self._repos:
-            # lazy: no request until something is read from the repository
-            self._repos[repo] = self._github.get_repo(f"{self.owner}/{repo}")
-        return self._repos[repo]
+    def _ask(self, key: tuple[str, ...], call: str, fetch: Callable[[], Any]) -> Any:
+        def checked() -> Any:
+            try:
+                return fetch()
+            except (ValueError, KeyError, TypeError, AttributeError) as error:
+                raise MalformedResponse(call, f"malformed response ({server_text(error, self._http.secrets, 120)})", "check GITHUB_API_URL points at a GitHub API") from None
+
+        return self.answers.ask(key, call, checked)
+
+    def _path(self, repo: str, *parts: str) -> str:
+        # Every segment quoted: a name or ref can never add a path segment, a query or a fragment.
+        return "/" + "/".join(urllib.parse.quote(part, safe="") for part in ("repos", self.owner, repo, *parts))
 
     def _commit_of(self, repo: str, ref: str) -> str:
         return ref if COMMIT_PATTERN.fullmatch(ref) else self.resolve_tag(repo, ref)
 
     def _tree(self, repo: str, sha: str) -> dict[str, str]:
-        key = (repo, sha)
-        if key in self._trees:
-            return self._trees[key]
-        call = f"GET /repos/{self.owner}/{repo}/git/trees/{sha}"
-        if key in self._missing_commits:
-            raise NotFound(call, f"commit {sha} not found in {self.owner}/{repo}", "push it or fix the commit")
+        call = f"GET {self._path(repo, 'git', 'trees', sha)}"
+        return self._ask(("tree", repo, sha), call, lambda: self._tree_entries(repo, sha, call))
+
+    def _tag_ref(self, repo: str, tag: str, call: str) -> tuple[str, str]:
+        data = self._http.get_json(call, self._path(repo, "git", "ref", "tags", tag))
+        wanted = f"refs/tags/{tag}"
+        if isinstance(data, list):
+            # The old refs API matches by prefix (v0.7.1 answers with v0.7.10, v0.7.11...): only an exact name counts.
+            exact = [item for item in data if isinstance(item, dict) and item.get("ref") == wanted]
+            if not exact:
+                raise NotFound(call, f"no ref named exactly {wanted}", "push the tag")
+            data = exact[0]
+        ref = _field(data, "ref", str)
+        if ref != wanted:
+            raise MalformedResponse(call, f"asked for {wanted}, GitHub answered for {server_text(ref, limit=80)}", "check GITHUB_API_URL points at a GitHub API")
+        return _object_of(_field(data, "object", dict))
+
+    def _tag_object(self, repo: str, sha: str, call: str) -> tuple[str, str]:
+        data = self._http.get_json(call, self._path(repo, "git", "tags", sha))
+        if _field(data, "sha", str) != sha:
+            raise MalformedResponse(call, f"asked for tag object {sha}, got another object", "check GITHUB_API_URL points at a GitHub API")
+        return _object_of(_field(data, "object", dict))
+
+    def _tree_entries(self, repo: str, sha: str, call: str) -> dict[str, str]:
         try:
-            tree_sha, entries = self._call(call, lambda: _tree_entries(self._repo(repo).get_git_tree(sha)))
+            data = self._http.get_json(call, self._path(repo, "git", "trees", sha))
         except NotFound as error:
-            self._missing_commits.add(key)
             raise NotFound(call, f"commit {sha} not found in {self.owner}/{repo}", "push it or fix the commit") from error
-        if tree_sha == sha:
+        if _field(data, "sha", str) == sha:
             # The trees API also accepts a tree's own id; a commit's tree always has a different id.
-            self._missing_commits.add(key)
             raise NotFound(call, f"{sha} is a tree in {self.owner}/{repo}, not a commit", "use the commit sha")
-        self._trees[key] = entries
+        if data.get("truncated") is True:
+            raise MalformedResponse(call, "GitHub truncated the tree listing", "check the repository's top level")
+        entries = {}
+        for element in _field(data, "tree", list):
+            if not isinstance(element, dict) or not isinstance(element.get("path"), str) or not isinstance(element.get("sha"), str):
+                raise MalformedResponse(call, "malformed response (tree entry without path or sha)", "check GITHUB_API_URL points at a GitHub API")
+            if element.get("type") == "blob":
+                entries[element["path"]] = element["sha"]
         return entries
 
-    @staticmethod
-    def _object_of(ref_or_tag: Any) -> tuple[str, str]:
-        obj = ref_or_tag.object
-        kind, sha = obj.type, obj.sha
-        if not isinstance(kind, str) or not isinstance(sha, str) or not COMMIT_PATTERN.fullmatch(sha):
-            raise ValueError(f"object is {kind!r} {sha!r}, not a type and a 40-hex sha")
-        return kind, sha
-
-    def _call(self, call: str, fn: Callable[[], T]) -> T:
-        """Run one API call under the budget, mapping every fault to a SourceError."""
-        if self._down is not None:
-            raise Unreachable(call, f"not attempted: {self._down.call} already failed ({self._down.reason})", self._down.fix)
-        now = self._clock()
-        if self._deadline is None:
-            self._deadline = now + self._total_timeout
-        elif now >= self._deadline:
-            self._down = Unreachable(
-                call, f"the gate's {self._total_timeout:g}s budget for GitHub is spent", "retry when GitHub responds faster"
-            )
-            raise self._down
+    def _blob(self, repo: str, blob: str, call: str) -> str:
+        data = self._http.get_json(call, self._path(repo, "git", "blobs", blob))
+        if data.get("encoding") != "base64" or not isinstance(data.get("content"), str):
+            raise MalformedResponse(call, f"malformed response (blob encoding {server_text(data.get('encoding'), limit=40)})", "check GITHUB_API_URL points at a GitHub API")
         try:
-            return fn()
-        except SourceError:
-            raise
-        except RateLimitExceededException as error:
-            reset = (error.headers or {}).get("x-ratelimit-reset") or (error.headers or {}).get("X-RateLimit-Reset")
-            fix = "set GITHUB_TOKEN for a higher limit, or wait" + (f" until {_utc(reset)}" if reset else "")
-            raise self._unreachable(call, "GitHub rate limit exhausted (403)", fix) from None
-        except BadCredentialsException:
-            raise self._unreachable(call, "GitHub rejected GITHUB_TOKEN (401 bad credentials)", "set a valid GITHUB_TOKEN") from None
-        except UnknownObjectException:
-            raise NotFound(call, "not found (404)", "check the owner, repository and ref") from None
-        except BadAttributeException as error:
-            raise MalformedResponse(call, f"malformed response ({_short(error)})", "check GITHUB_API_URL points at a GitHub API") from None
-        except GithubException as error:
-            status = error.status
-            if status == 404:
-                raise NotFound(call, "not found (404)", "check the owner, repository and ref") from None
-            if status in (403, 429) or (isinstance(status, int) and status >= 500):
-                raise self._unreachable(call, f"GitHub answered {status}{_message(error)}", "retry later; the gate fails closed meanwhile") from None
-            raise MalformedResponse(call, f"GitHub answered {status}{_message(error)}", "check GITHUB_API_URL and the request") from None
-        except requests.exceptions.Timeout:
-            raise self._unreachable(call, "timed out", "check connectivity to GitHub (GITHUB_API_URL) and retry") from None
-        except requests.exceptions.RetryError:
-            raise self._unreachable(call, "server errors persisted after retries", "retry later; the gate fails closed meanwhile") from None
-        except requests.exceptions.ConnectionError as error:
-            # requests reports a read timeout whose retries are spent as a ConnectionError wrapping it.
-            reason = getattr(error.args[0], "reason", None) if error.args else None
-            if isinstance(reason, urllib3.exceptions.ReadTimeoutError):
-                raise self._unreachable(call, "timed out", "check connectivity to GitHub (GITHUB_API_URL) and retry") from None
-            raise self._unreachable(call, f"cannot connect ({type(error).__name__})", "check connectivity to GitHub (GITHUB_API_URL)") from None
-        except requests.exceptions.RequestException as error:
-            raise self._unreachable(call, f"request failed ({type(error).__name__})", "check GITHUB_API_URL") from None
-        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error, UnicodeDecodeError) as error:
-            raise MalformedResponse(call, f"malformed response ({type(error).__name__}: {_short(error)})", "check GITHUB_API_URL points at a GitHub API") from None
+            content = base64.b64decode(data["content"])
+        except (binascii.Error, ValueError):
+            raise MalformedResponse(call, "malformed response (blob content is not base64)", "check GITHUB_API_URL points at a GitHub API") from None
+        # A blob id is the hash of its content: an answer whose content hashes to another id is not this file.
+        if hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest() != blob:
+            raise MalformedResponse(call, f"the content GitHub sent does not hash to blob {blob}", "check GITHUB_API_URL points at a GitHub API")
+        try:
+            return content.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedResponse(call, "the file is not UTF-8 text", "save it as UTF-8") from None
 
-    def _unreachable(self, call: str, reason: str, fix: str) -> Unreachable:
-        self._down = Unreachable(call, reason, fix)
-        return self._down
+    def _statuses(self, repo: str, sha: str, call: str) -> list[tuple[str, str]]:
+        result = []
+        for page in self._http.get_pages(call, self._path(repo, "commits", sha, "status")):
+            if page.get("sha") not in (None, sha):
+                raise MalformedResponse(call, f"statuses are for another commit than {sha}", "check GITHUB_API_URL points at a GitHub API")
+            for status in _field(page, "statuses", list):
+                context, state = (status.get("context"), status.get("state")) if isinstance(status, dict) else (None, None)
+                if not isinstance(context, str) or state not in ("success", "pending", "failure", "error"):
+                    raise MalformedResponse(call, f"malformed response (commit status {server_text(context, limit=60)!r} has state {server_text(state, limit=20)!r})", "check GITHUB_API_URL points at a GitHub API")
+                result.append((server_text(context, limit=80), state))
+        return result
+
+    def _check_runs(self, repo: str, sha: str, call: str) -> list[tuple[str, Optional[str], Optional[str]]]:
+        runs, total = [], None
+        for page in self._http.get_pages(call, self._path(repo, "commits", sha, "check-runs")):
+            total = page.get("total_count", total)
+            for run in _field(page, "check_runs", list):
+                if not isinstance(run, dict) or not isinstance(run.get("name"), str) or not isinstance(run.get("status"), str):
+                    raise MalformedResponse(call, "malformed response (check run without name or status)", "check GITHUB_API_URL points at a GitHub API")
+                if run.get("head_sha") not in (None, sha):
+                    raise MalformedResponse(call, f"check run {server_text(run['name'], limit=60)} is for another commit than {sha}", "check GITHUB_API_URL points at a GitHub API")
+                conclusion = run.get("conclusion")
+                runs.append((server_text(run["name"], limit=80), run["status"], conclusion if isinstance(conclusion, str) else None))
+        if isinstance(total, int) and total != len(runs):
+            # A list that says it is longer than what was sent would hide a failing run.
+            raise MalformedResponse(call, f"GitHub counted {total} check runs but listed {len(runs)}", "retry; the gate fails closed meanwhile")
+        return runs
 
 
 def ci_verdict(statuses: list[tuple[str, str]], runs: list[tuple[str, Optional[str], Optional[str]]]) -> CiStatus:
-    """Green only when every commit status succeeded and every check run completed green."""
+    """Green only when at least one status or check run succeeded and none failed or is still running.
+
+    `neutral` and `skipped` runs neither fail nor count: a commit whose only run was skipped ran nothing.
+    """
     failing = [f"status {context}={state}" for context, state in statuses if state in ("failure", "error")]
-    failing += [f"check {name}={conclusion}" for name, status, conclusion in runs if status == "completed" and conclusion not in GREEN_CONCLUSIONS]
+    failing += [
+        f"check {name}={conclusion}" for name, status, conclusion in runs
+        if status == "completed" and conclusion not in SUCCESS_CONCLUSIONS | NEUTRAL_CONCLUSIONS
+    ]  # fmt: skip
     pending = [f"status {context}=pending" for context, state in statuses if state == "pending"]
     pending += [f"check {name}={status}" for name, status, _ in runs if status != "completed"]
+    succeeded = sum(1 for _, state in statuses if state == "success")
+    succeeded += sum(1 for _, status, conclusion in runs if status == "completed" and conclusion in SUCCESS_CONCLUSIONS)
     if failing:
         return CiStatus("failure", ", ".join(sorted(failing)))
     if pending:
         return CiStatus("pending", ", ".join(sorted(pending)))
-    if not statuses and not runs:
-        return CiStatus("none", "no commit status or check run reported")
-    return CiStatus("success", f"{len(statuses)} status(es), {len(runs)} check run(s) green")
+    if not succeeded:
+        if not statuses and not runs:
+            return CiStatus("none", "no commit status or check run reported")
+        return CiStatus("none", f"nothing succeeded: {len(runs)} check run(s) all neutral or skipped, {len(statuses)} status(es)")
+    return CiStatus("success", f"{len(statuses)} status(es), {len(runs)} check run(s), {succeeded} succeeded, none failed")
 
 
-def _statuses(combined: Any) -> list[tuple[str, str]]:
-    result = []
-    for status in combined.statuses:
-        if not isinstance(status.context, str) or status.state not in ("success", "pending", "failure", "error"):
-            raise ValueError(f"commit status {status.context!r} has state {status.state!r}")
-        result.append((status.context, status.state))
-    return result
+def _object_of(obj: dict) -> tuple[str, str]:
+    kind, sha = obj.get("type"), obj.get("sha")
+    if not isinstance(kind, str) or not isinstance(sha, str) or not COMMIT_PATTERN.fullmatch(sha):
+        raise ValueError("the object is not a type and a 40-hex sha")
+    return kind, sha
 
 
-def _tree_entries(tree: Any) -> tuple[str, dict[str, str]]:
-    entries = {}
-    for element in tree.tree:
-        if not isinstance(element.path, str) or not isinstance(element.sha, str):
-            raise ValueError("tree entry without path or sha")
-        if element.type == "blob":
-            entries[element.path] = element.sha
-    return tree.sha, entries
+def _field(data: object, name: str, kind: type) -> Any:
+    if not isinstance(data, dict) or not isinstance(data.get(name), kind):
+        raise ValueError(f"no {name} ({kind.__name__}) in the answer")
+    return data[name]
 
 
-def _blob_text(blob: Any) -> str:
-    if blob.encoding != "base64" or not isinstance(blob.content, str):
-        raise ValueError(f"blob encoding {blob.encoding!r}")
-    return base64.b64decode(blob.content).decode("utf-8")
+# -- the bounded HTTP client ------------------------------------------------------------------------------
 
 
-def _message(error: GithubException) -> str:
-    data = error.data if isinstance(error.data, dict) else {}
-    message = data.get("message")
-    return f" ({_short(message)})" if isinstance(message, str) and message else ""
+class BoundedHTTP:
+    """GETs to one origin (scheme, host, port) with a total deadline per attempt and per run.
+
+    One keep-alive connection per thread (the gate's pool threads each reuse theirs). A watchdog shuts
+    an attempt's socket down at its deadline, which is the only way to bound a server that sends its
+    headers or body a byte at a time: a socket timeout only bounds each read.
+    """
+
+    def __init__(
+        self, base_url: str, token: Optional[str], *, timeout: float, retries: int, backoff: float, total_timeout: float,
+        clock: Callable[[], float], max_pages: int, max_redirects: int,
+    ) -> None:  # fmt: skip
+        self.base_url = base_url
+        parts = urllib.parse.urlsplit(base_url)
+        self._scheme, self._host, self._port = parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+        self._base_path = parts.path.rstrip("/")
+        self._token = token
+        self._timeout, self._retries, self._backoff = timeout, retries, backoff
+        self._total_timeout, self._clock = total_timeout, clock
+        self._max_pages, self._max_redirects = max_pages, max_redirects
+        self._deadline: Optional[float] = None
+        self._deadline_lock = threading.Lock()
+        self._local = threading.local()
+        self._connections: list[http.client.HTTPConnection] = []
+        self._connections_lock = threading.Lock()
+        self.secrets = tuple(filter(None, (token, parts.password, parts.username)))
+
+    # -- budget ---------------------------------------------------------------------------------------
+
+    def run_deadline(self) -> float:
+        """The run's deadline, started by its first request."""
+        with self._deadline_lock:
+            if self._deadline is None:
+                self._deadline = self._clock() + self._total_timeout
+            return self._deadline
+
+    def spent(self, call: str) -> Unreachable:
+        return Unreachable(call, f"the gate's {self._total_timeout:g}s budget for GitHub was spent before an answer", "retry when GitHub responds faster")
+
+    # -- requests -------------------------------------------------------------------------------------
+
+    def get_json(self, call: str, path: str) -> Any:
+        data, _ = self._get(call, self._base_path + path)
+        return data
+
+    def get_pages(self, call: str, path: str) -> list[dict]:
+        """Every page of a list endpoint (`?per_page=100`, then `Link: rel=next`), at most max_pages."""
+        pages: list[dict] = []
+        target: Optional[str] = self._base_path + path + "?per_page=100"
+        while target is not None:
+            if len(pages) >= self._max_pages:
+                raise MalformedResponse(call, f"more than {self._max_pages} pages of results", "this is not a real CI; check GITHUB_API_URL")
+            data, headers = self._get(call, target)
+            if not isinstance(data, dict):
+                raise MalformedResponse(call, "malformed response (a page is not an object)", "check GITHUB_API_URL points at a GitHub API")
+            pages.append(data)
+            target = self._next_link(call, headers.get("link"))
+        return pages
+
+    def _next_link(self, call: str, header: Optional[str]) -> Optional[str]:
+        if not header:
+            return None
+        for part in header.split(","):
+            url, _, params = part.partition(";")
+            if 'rel="next"' in params.replace(" ", "") or "rel=next" in params.replace(" ", ""):
+                return self._same_origin(call, url.strip().strip("<>"), "a next-page link")
+        return None
+
+    def _same_origin(self, call: str, url: str, what: str) -> str:
+        """The path and query of `url` (absolute or relative) when it is on the API's own origin."""
+        target = urllib.parse.urlsplit(urllib.parse.urljoin(f"{self._scheme}://{self._host}:{self._port}/", url))
+        port = target.port or (443 if target.scheme == "https" else 80)
+        if (target.scheme, (target.hostname or "").lower(), port) != (self._scheme, self._host.lower(), self._port):
+            shown = server_text(shown_url(f"{target.scheme}://{target.hostname}:{port}"), self.secrets, 80)
+            raise SourceError(
+                call, f"refused {what} to another origin ({shown}); the token is only ever sent to {shown_url(self.base_url)}",
+                "check GITHUB_API_URL points at the GitHub API itself",
+            )
+        return target.path + (f"?{target.query}" if target.query else "")
+
+    def _get(self, call: str, target: str) -> tuple[Any, dict[str, str]]:
+        """One logical GET: retries for 5xx/202/connection faults, redirects on the same origin only."""
+        run_deadline = self.run_deadline()
+        redirects = 0
+        attempt = 0
+        while True:
+            if self._clock() >= run_deadline:
+                raise self.spent(call)
+            try:
+                status, headers, body = self._attempt(call, target, run_deadline)
+            except _ConnectFailed as failed:
+                if attempt < self._retries and self._clock() < run_deadline:
+                    attempt += 1
+                    time.sleep(min(self._backoff * 2 ** (attempt - 1), BACKOFF_MAX, max(0.0, run_deadline - self._clock())))
+                    continue
+                raise Unreachable(
+                    call, f"cannot connect ({type(failed.error).__name__}) after {attempt + 1} tries",
+                    "check connectivity to GitHub (GITHUB_API_URL)", source_wide=True,
+                ) from None
+            if status in REDIRECT_STATUSES:
+                redirects += 1
+                if redirects > self._max_redirects:
+                    raise SourceError(call, f"more than {self._max_redirects} redirects", "check GITHUB_API_URL")
+                target = self._same_origin(call, headers.get("location", ""), "a redirect")
+                continue
+            if status in RETRY_STATUSES:
+                if attempt < self._retries:
+                    attempt += 1
+                    pause = min(self._backoff * 2 ** (attempt - 1), BACKOFF_MAX, max(0.0, run_deadline - self._clock()))
+                    time.sleep(pause)
+                    continue
+                if status == 202:
+                    raise Unreachable(call, f"GitHub kept answering 202 Accepted (still preparing) after {attempt + 1} tries", "retry later; the gate fails closed meanwhile")
+                raise Unreachable(call, f"GitHub answered {status}{self._message(body)} after {attempt + 1} tries", "retry later; the gate fails closed meanwhile")
+            return self._answer(call, status, headers, body), headers
+
+    def _answer(self, call: str, status: int, headers: dict[str, str], body: bytes) -> Any:
+        if status == 200:
+            try:
+                return json.loads(body.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                raise MalformedResponse(call, "malformed response (not JSON)", "check GITHUB_API_URL points at a GitHub API") from None
+        message = self._message(body)
+        if status == 404:
+            raise NotFound(call, "not found (404)", "check the owner, repository and ref")
+        if status == 401:
+            raise Unreachable(call, f"GitHub rejected GITHUB_TOKEN (401 bad credentials){message}", "set a valid GITHUB_TOKEN", source_wide=True)
+        if status in (403, 429) and (headers.get("x-ratelimit-remaining") == "0" or "rate limit" in message.lower()):
+            reset = headers.get("x-ratelimit-reset")
+            fix = "set GITHUB_TOKEN for a higher limit, or wait" + (f" until {_utc(reset)}" if reset else "")
+            raise Unreachable(call, f"GitHub rate limit exhausted ({status})", fix, source_wide=True)
+        if status in (403, 429) or status >= 500:
+            raise Unreachable(call, f"GitHub answered {status}{message}", "retry later; the gate fails closed meanwhile")
+        raise MalformedResponse(call, f"GitHub answered {status}{message}", "check GITHUB_API_URL and the request")
+
+    def _message(self, body: bytes) -> str:
+        try:
+            message = json.loads(body.decode("utf-8")).get("message")
+        except (UnicodeDecodeError, ValueError, AttributeError):
+            return ""
+        return f" ({server_text(message, self.secrets, 160)})" if isinstance(message, str) and message else ""
+
+    def _attempt(self, call: str, target: str, run_deadline: float) -> tuple[int, dict[str, str], bytes]:
+        """One request, finished (headers and body) by min(now + timeout, run deadline), or failed."""
+        deadline = min(self._clock() + self._timeout, run_deadline)
+        headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28", "User-Agent": USER_AGENT}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        for _ in range(2):  # a kept-alive connection the server closed meanwhile gets one fresh retry
+            connection = self._connection()
+            reused = connection.sock is not None
+            remaining = max(0.05, deadline - self._clock())
+            if not reused:
+                connection.timeout = remaining
+                try:
+                    connection.connect()
+                except OSError as error:
+                    self._drop(connection)
+                    raise _ConnectFailed(error) from None
+            assert connection.sock is not None
+            connection.sock.settimeout(remaining)
+            watchdog = _Watchdog(connection, remaining)
+            try:
+                try:
+                    connection.request("GET", target, headers=headers)
+                    response = connection.getresponse()
+                except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                    if reused and not watchdog.fired:
+                        self._drop(connection)
+                        continue
+                    raise
+                length = response.getheader("content-length")
+                if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+                    raise _TooLarge()
+                body = bytearray()
+                while chunk := response.read1(65536):
+                    body += chunk
+                    if len(body) > MAX_BODY_BYTES:
+                        raise _TooLarge()
+                    if self._clock() >= deadline:
+                        raise TimeoutError()
+                if watchdog.fired:
+                    raise TimeoutError()  # the socket was shut at the deadline: what came is not the answer
+                if response.length:
+                    raise http.client.IncompleteRead(bytes(body), response.length)
+                response.close()  # the body is read whole: the connection can carry the next request
+                if response.will_close:
+                    self._drop(connection)
+                return response.status, {name.lower(): value for name, value in response.getheaders()}, bytes(body)
+            except _TooLarge:
+                self._drop(connection)
+                raise MalformedResponse(call, f"the answer is larger than {MAX_BODY_BYTES >> 20} MiB", "check GITHUB_API_URL points at a GitHub API") from None
+            except (OSError, http.client.HTTPException, ValueError) as error:
+                self._drop(connection)
+                if watchdog.fired or isinstance(error, TimeoutError) or self._clock() >= deadline:
+                    raise Unreachable(call, f"timed out: no complete answer within {remaining:.3g}s", "check connectivity to GitHub (GITHUB_API_URL) and retry") from None
+                raise Unreachable(call, f"the connection failed ({type(error).__name__})", "check connectivity to GitHub (GITHUB_API_URL) and retry") from None
+            finally:
+                watchdog.cancel()
+        raise Unreachable(call, "the server closed the connection twice", "check connectivity to GitHub (GITHUB_API_URL) and retry")
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection = getattr(self._local, "connection", None)
+        self._local.fresh = connection is None
+        if connection is None:
+            connection = self._new_connection()
+            self._local.connection = connection
+            with self._connections_lock:
+                self._connections.append(connection)
+        return connection
+
+    def _new_connection(self) -> http.client.HTTPConnection:
+        proxy = _proxy_for(self._scheme, self._host)
+        if self._scheme == "https":
+            if proxy is not None:
+                connection = http.client.HTTPSConnection(proxy[0], proxy[1], timeout=self._timeout, context=ssl.create_default_context())
+                connection.set_tunnel(self._host, self._port)
+                return connection
+            return http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout, context=ssl.create_default_context())
+        return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+
+    def _drop(self, connection: http.client.HTTPConnection) -> None:
+        connection.close()
+        if getattr(self._local, "connection", None) is connection:
+            self._local.connection = None
+
+    def close(self) -> None:
+        with self._connections_lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
 
 
-def _short(value: object, limit: int = 160) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+class _TooLarge(Exception):
+    pass
+
+
+class _ConnectFailed(Exception):
+    def __init__(self, error: OSError) -> None:
+        super().__init__(type(error).__name__)
+        self.error = error
+
+
+class _Watchdog:
+    """Shuts a connection's socket down after `seconds`: a blocked read returns at once."""
+
+    def __init__(self, connection: http.client.HTTPConnection, seconds: float) -> None:
+        self.fired = False
+        self.started = time.monotonic()
+        self._connection = connection
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        sock = self._connection.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _proxy_for(scheme: str, host: str) -> Optional[tuple[str, int]]:
+    """An https proxy from HTTPS_PROXY (honouring NO_PROXY); plain http is loopback only and never proxied."""
+    if scheme != "https" or urllib.request.proxy_bypass(host):
+        return None
+    proxy = urllib.request.getproxies().get("https")
+    if not proxy:
+        return None
+    parts = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    return (parts.hostname, parts.port or 8080) if parts.hostname else None
 
 
 def _utc(reset: str) -> str:

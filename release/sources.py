@@ -8,11 +8,17 @@ check instead of a traceback, so a fault always fails closed.
 
 from __future__ import annotations
 
+import ipaddress
+import re
+import threading
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Mapping, Optional, Protocol, runtime_checkable
+from typing import Callable, Hashable, Literal, Mapping, Optional, Protocol, TypeVar, runtime_checkable
 
 from release.config import ReleaseBundle
+
+T = TypeVar("T")
 
 SourceKind = Literal["github", "git"]
 SOURCE_KINDS: tuple[str, ...] = ("github", "git")
@@ -32,11 +38,14 @@ class SourceError(Exception):
     definite answer that is not a fact the gate can use (malformed data) or a definite "no" (NotFound).
     """
 
-    def __init__(self, call: str, reason: str, fix: str, unreachable: bool = False) -> None:
+    def __init__(self, call: str, reason: str, fix: str, unreachable: bool = False, source_wide: bool = False) -> None:
         self.call = call
         self.reason = reason
         self.fix = fix
         self.unreachable = unreachable
+        # True when every further question would meet the same fault (cannot connect, rate limit, bad
+        # token): later questions are then not asked at all.
+        self.source_wide = source_wide
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -52,8 +61,16 @@ class TagNotFound(NotFound):
 
 
 class Unreachable(SourceError):
-    def __init__(self, call: str, reason: str, fix: str) -> None:
-        super().__init__(call, reason, fix, unreachable=True)
+    def __init__(self, call: str, reason: str, fix: str, source_wide: bool = False) -> None:
+        super().__init__(call, reason, fix, unreachable=True, source_wide=source_wide)
+
+
+class Pending(SourceError):
+    """Only while the gate explores its questions concurrently: the answer is being fetched. The
+    exploring passes' reports are thrown away, so this never reaches a report."""
+
+    def __init__(self, call: str) -> None:
+        super().__init__(call, "answer pending", "wait", unreachable=True)
 
 
 class MalformedResponse(SourceError):
@@ -132,6 +149,148 @@ class TreeSource:
         return None if blob is None else self._read_blob(repo, blob, path, ref)
 
 
+# -- what may be shown --------------------------------------------------------------------------------
+
+REDACTED = "[redacted]"
+# Token shapes GitHub issues (classic and fine-grained), and any credential after an auth scheme word.
+TOKEN_SHAPES = re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{16,})")
+CREDENTIAL_AFTER_SCHEME = re.compile(r"(?i)\b(bearer|token|basic)(\s+)[A-Za-z0-9._~+/=-]{8,}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shown_url(url: str) -> str:
+    """A URL fit to print: without its userinfo (`user:password@`), which is often a credential."""
+    if "://" not in url:
+        # scp-like git remotes (git@host:owner/repo): drop what is before the @ of the host part
+        host, sep, rest = url.partition(":")
+        return (host.rpartition("@")[2] + sep + rest) if sep else url
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<a URL that cannot be parsed>"
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def server_text(text: object, secrets: tuple[str, ...] = (), limit: int = 200) -> str:
+    """Text a server sent, fit for a report line: secrets and token-shaped strings redacted, control
+    characters escaped (a newline must not forge a report line), and cut to `limit` characters."""
+    shown = str(text)
+    for secret in secrets:
+        if secret:
+            shown = shown.replace(secret, REDACTED)
+    shown = TOKEN_SHAPES.sub(REDACTED, shown)
+    shown = CREDENTIAL_AFTER_SCHEME.sub(lambda match: match.group(1) + match.group(2) + REDACTED, shown)
+    shown = _CONTROL.sub(lambda match: f"\\x{ord(match.group(0)):02x}", shown)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+def validate_api_url(url: str) -> str:
+    """GITHUB_API_URL, checked: https, or http only to a loopback host (a local fake); no query or
+    fragment (they would rewrite every API path). Returns it without a trailing slash."""
+    fix = f"set {ENV_API_URL} to https://<host>[/api/v3] (http:// only for 127.0.0.1 or localhost), or unset it"
+    if _CONTROL.search(url) or " " in url:
+        raise SourceSelectionError(f"{ENV_API_URL} contains spaces or control characters; {fix}")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+    except ValueError:
+        raise SourceSelectionError(f"{ENV_API_URL} ({shown_url(url)}) is not a URL; {fix}") from None
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise SourceSelectionError(f"{ENV_API_URL} ({shown_url(url)}) needs an https:// scheme and a host; {fix}")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise SourceSelectionError(
+            f"{ENV_API_URL} ({shown_url(url)}) is plain http to a host that is not loopback, which would send "
+            f"GITHUB_TOKEN in the clear; {fix}"
+        )
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise SourceSelectionError(f"{ENV_API_URL} ({shown_url(url)}) has a query or fragment; {fix}")
+    return url.rstrip("/")
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_token(token: Optional[str]) -> Optional[str]:
+    """GITHUB_TOKEN as an HTTP header value: printable ASCII without spaces (never echoed)."""
+    if not token:
+        return None
+    if not all(33 <= ord(char) <= 126 for char in token):
+        raise SourceSelectionError(f"{ENV_TOKEN} contains spaces, control or non-ASCII characters; paste the token alone")
+    return token
+
+
+# -- answers for one run ---------------------------------------------------------------------------------
+
+
+class Answers:
+    """Every question's outcome (a value or a SourceError) for the source's lifetime, keyed by
+    (kind, repo, object), so a commit shared by services is asked once.
+
+    The gate's logic runs in passes over these answers. A pass asks its questions in a fixed order;
+    after a source-wide fault, questions not yet asked in that pass fail at once ("not attempted"), so
+    the outcome of each question depends only on the logic's order, never on which request finished
+    first: a report built from answers fetched concurrently equals the one built sequentially.
+    While exploring (`speculate`), an unknown answer is recorded as pending instead of fetched.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._outcomes: dict[Hashable, tuple[bool, object]] = {}
+        self._asked: set[Hashable] = set()
+        self._latch: Optional[SourceError] = None
+        self.speculating = False
+        self.pending: dict[Hashable, tuple[str, Callable[[], object]]] = {}
+
+    def begin_pass(self, speculate: bool) -> None:
+        self._asked, self._latch, self.speculating, self.pending = set(), None, speculate, {}
+
+    def known(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._outcomes
+
+    def settle(self, key: Hashable, fetch: Callable[[], object]) -> None:
+        """Fetch one answer and keep its outcome (called from the exploring pool too)."""
+        try:
+            outcome = (True, fetch())
+        except SourceError as error:
+            outcome = (False, error)
+        with self._lock:
+            self._outcomes.setdefault(key, outcome)
+
+    def record(self, key: Hashable, error: SourceError) -> None:
+        with self._lock:
+            self._outcomes.setdefault(key, (False, error))
+
+    def ask(self, key: Hashable, call: str, fetch: Callable[[], T]) -> T:
+        first_time = key not in self._asked
+        self._asked.add(key)
+        if self._latch is not None and first_time:
+            down = self._latch
+            raise Unreachable(call, f"not attempted: {down.call} already failed ({down.reason})", down.fix, source_wide=True)
+        with self._lock:
+            outcome = self._outcomes.get(key)
+        if outcome is None:
+            if self.speculating:
+                self.pending.setdefault(key, (call, fetch))
+                raise Pending(call)
+            self.settle(key, fetch)
+            with self._lock:
+                outcome = self._outcomes[key]
+        ok, value = outcome
+        if ok:
+            return value  # type: ignore[return-value]
+        assert isinstance(value, SourceError)
+        if value.source_wide and self._latch is None:
+            self._latch = value
+        raise value
+
+
 def make_source(
     kind: str, bundle: ReleaseBundle, git_root: Optional[Path], environ: Mapping[str, str]
 ) -> ReleaseSource:
@@ -141,10 +300,11 @@ def make_source(
             raise SourceSelectionError(f"a git root ({git_root}) only applies to the git source; drop it or use git")
         from release.github_source import GitHubSource
 
+        api_url = environ.get(ENV_API_URL) or None
         return GitHubSource(
             owner=bundle.github_owner,
-            token=environ.get(ENV_TOKEN) or None,
-            base_url=environ.get(ENV_API_URL) or None,
+            token=validate_token(environ.get(ENV_TOKEN) or None),
+            base_url=None if api_url is None else validate_api_url(api_url),
         )
     if kind == "git":
         if git_root is None:
@@ -153,7 +313,7 @@ def make_source(
             )
         from release.git_source import GitSource
 
-        return GitSource(git_root)
+        return GitSource(git_root, bundle.github_owner)
     raise SourceSelectionError(f"unknown source {kind!r}; use one of: {', '.join(SOURCE_KINDS)}")
 
 

@@ -78,7 +78,7 @@ def test_verify_passes_on_the_switched_services_and_records_the_switch(capsys, s
         documents.append(knative_for_spec(spec, env, annotations=tags))
     live = write_live_dir(tmp_path / "live", documents)
     record = tmp_path / "ops.jsonl"
-    code, out = run(capsys, "verify", *git_args(stack, seed_repos), "--live", str(live), "--record", str(record))
+    code, out = run(capsys, "verify", "--config-file", str(stack), "--live", str(live), "--record", str(record))
     assert code == 0, out
     lines = [json.loads(line) for line in record.read_text().splitlines()]
     assert sorted(line["service"] for line in lines) == sorted(spec.service_name for spec in config.services.values())
@@ -90,6 +90,6 @@ def test_verify_passes_on_the_switched_services_and_records_the_switch(capsys, s
         {"name": "IBKR_FEATURE_SNAPSHOT_PATH", "value": "gs://old/snapshot.csv"}
     )
     live = write_live_dir(tmp_path / "live-stale", documents)
-    code, out = run(capsys, "verify", *git_args(stack, seed_repos), "--live", str(live))
+    code, out = run(capsys, "verify", "--config-file", str(stack), "--live", str(live))
     assert code == 1
     assert "IBKR_FEATURE_SNAPSHOT_PATH" in out

@@ -1,5 +1,6 @@
 import json
 import socket
+import time
 
 import pytest
 
@@ -57,8 +58,9 @@ def test_persistent_server_error_is_bounded_and_unreachable(seed_fake):
     report = run_gate(prod_config(), source_for(seed_fake, retries=2))
     assert not report.ok and report.unverified and report.unreachable
     assert seed_fake.count("/git/ref/tags/v0.7.10") == 3  # 1 try + 2 retries
-    assert len(seed_fake.requests) == 3  # the gate stops asking once GitHub is unreachable
     assert "500" in next(c for c in report.checks if c.id == "qpk-tag").message
+    # a fault of one question is that question's: the others are still answered
+    assert next(c for c in report.checks if c.id == "ues-tag").status == "passed"
 
 
 def test_rate_limit_fails_closed_at_once_without_waiting_for_the_reset(seed_fake):
@@ -76,15 +78,18 @@ def test_hanging_response_times_out_once_and_names_the_call(seed_fake):
     report = run_gate(prod_config(), source_for(seed_fake, timeout=1))
     ues = next(c for c in report.checks if c.id == "ues-tag")
     assert ues.status == "error" and "timed out" in ues.message and "/UsEquityStrategies/git/ref/tags/v0.7.13" in ues.message
-    assert seed_fake.count("UsEquityStrategies/git/ref") == 1 and len(seed_fake.requests) == 2
+    assert seed_fake.count("UsEquityStrategies/git/ref") == 1
+    assert next(c for c in report.checks if c.id == "qpk-tag").status == "passed"
 
 
 def test_total_budget_stops_new_calls(seed_fake):
-    ticks = iter(range(0, 10_000, 40))
-    report = run_gate(prod_config(), source_for(seed_fake, total_timeout=60, clock=lambda: next(ticks)))
+    seed_fake.latency = 0.15
+    started = time.monotonic()
+    report = run_gate(prod_config(), source_for(seed_fake, total_timeout=0.4, timeout=5))
+    assert time.monotonic() - started < 0.4 + 0.3  # the budget, not 5 s per request, bounds the run
     assert not report.ok and report.unreachable
     assert any("budget" in c.message for c in report.checks)
-    assert len(seed_fake.requests) == 2  # two calls fit the 60 s budget on a clock that moves 40 s per call
+    assert len(seed_fake.requests) <= 3  # 0.4 s holds at most three 0.15 s answers
 
 
 def test_malformed_response_is_an_error_but_not_unreachable(seed_fake):
