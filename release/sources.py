@@ -1,7 +1,7 @@
 """Where the gate's facts come from: the source protocol, its errors, and choosing a source.
 
-Two implementations answer the same questions: `release/github_source.py` (the GitHub API through
-PyGithub) and `release/git_source.py` (plain git over a directory of clones). Every fault is a
+Two implementations answer the same questions: `release/github_source.py` (the GitHub REST API
+over a bounded HTTP client) and `release/git_source.py` (plain git over a directory of clones). Every fault is a
 `SourceError` that names the call, the reason and the fix; the gate turns it into a failed or "error"
 check instead of a traceback, so a fault always fails closed.
 """
