@@ -243,6 +243,11 @@ def report_checks(report: Mapping[str, Any], uri: str, spec: ServiceSpec, live: 
             problems.append(f"summary.signal_source {shown(source) if source is not None else '(absent)'}, expected {want_source}")
         if facts.snapshot_backed and not set(want_listed) <= set(listed):
             problems.append(f"artifacts lack {', '.join(sorted(set(want_listed) - set(listed)))}")
+        platform = PLATFORMS[spec.platform]
+        env = live.env if live is not None else {}
+        for artifact, env_name in (("feature_snapshot_path", platform.feature_snapshot_env), ("feature_snapshot_manifest_path", platform.manifest_env)):
+            if facts.snapshot_backed and artifacts.get(artifact) and env.get(env_name) and artifacts.get(artifact) != env.get(env_name):
+                problems.append(f"artifacts.{artifact} {shown(artifacts.get(artifact))} is not the service's {env_name}")
         if not facts.snapshot_backed and listed:
             problems.append(f"a direct-runtime run still lists artifacts {', '.join(listed)} (stale snapshot env?)")
         mode = "snapshot-backed" if facts.snapshot_backed else "direct-runtime"

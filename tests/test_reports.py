@@ -14,7 +14,7 @@ from release.run_facts import run_facts
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.gcs_emulator import EMULATOR_ENV, denying_gate, running_emulator
 from tests.fixtures.live_json import knative_for_spec
-from tests.fixtures.run_reports import REPORTS_URI, SCOPES, report_uri, runtime_report
+from tests.fixtures.run_reports import ARTIFACTS, REPORTS_URI, SCOPES, report_uri, runtime_report
 
 CONFIG = load_stack_file(stack_file("prod"))
 MATRIX = matrix_for(CONFIG.release.us_equity_strategies, load_matrices())
@@ -165,9 +165,19 @@ def test_ibkr_direct_profile_whose_report_lists_snapshot_artifacts_fails(gcs, re
 def test_ibkr_snapshot_profile_needs_feature_snapshot_signal_and_artifacts(gcs, reader):
     spec = CONFIG.services["ibkr"].model_copy(update={"strategy_profile": "qqq_tech_enhancement"})
     put_report(gcs, "ibkr", spec=spec)
-    _, checks = first_run(reader, "ibkr", spec=spec, live=live_for("ibkr", spec))
+    same = live_for(
+        "ibkr", spec,
+        IBKR_FEATURE_SNAPSHOT_PATH=f"{ARTIFACTS}/qqq_tech_enhancement_feature_snapshot_latest.csv",
+        IBKR_FEATURE_SNAPSHOT_MANIFEST_PATH=f"{ARTIFACTS}/qqq_tech_enhancement_feature_snapshot_latest.csv.manifest.json",
+    )  # fmt: skip
+    _, checks = first_run(reader, "ibkr", spec=spec, live=same)
     assert failed(checks) == []
     assert checks["report-input-mode"].message.startswith("snapshot-backed")
+
+    other = live_for("ibkr", spec, IBKR_FEATURE_SNAPSHOT_PATH="gs://qsl-runtime-logs-shared/other.csv")
+    _, checks = first_run(reader, "ibkr", spec=spec, live=other)
+    assert failed(checks) == ["report-input-mode"]
+    assert "is not the service's IBKR_FEATURE_SNAPSHOT_PATH" in checks["report-input-mode"].message
 
     gcs.wipe()
     put_report(gcs, "ibkr", spec=spec, snapshot_backed=False)  # ran on market data
