@@ -156,6 +156,7 @@ def _verify(args: argparse.Namespace) -> int:
     from components.profiles import UnknownMatrixError, matrix_for
     from release.live import LiveStateError, read_live
     from release.local_files import RECORD_MAX_BYTES, InputFileError, append_text, read_text
+    from release.scheduling import SchedulingInputError, read_iam, read_jobs, scheduler_checks
     from release.verify import (
         ServiceVerification,
         last_records,
@@ -171,12 +172,20 @@ def _verify(args: argparse.Namespace) -> int:
     except LiveStateError as error:
         raise UsageError(str(error)) from None
     try:
+        jobs = read_jobs(args.scheduler, config.services)
+        policies = read_iam(args.iam, config.services)
+    except SchedulingInputError as error:
+        raise UsageError(str(error)) from None
+    try:
         matrix = matrix_for(config.release.us_equity_strategies)
     except UnknownMatrixError as error:
         raise UsageError(str(error)) from None
     results = [
         ServiceVerification(
-            key, spec.service_name, tuple(verify_service(key, spec, config.release, live.services.get(key), matrix))
+            key,
+            spec.service_name,
+            tuple(verify_service(key, spec, config.release, live.services.get(key), matrix))
+            + tuple(scheduler_checks(spec, live.services.get(key), jobs, policies, key)),
         )
         for key, spec in config.services.items()
     ]
@@ -275,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--reports-uri", help="with --reports: gs:// reports prefix (default: the service's EXECUTION_REPORT_GCS_URI)")
     verify.add_argument("--since", help="with --reports: the cutover time, ISO-8601 with zone (default: when the service became Ready)")
     verify.add_argument("--wait", help="with --reports: poll up to SECONDS for the first run to report")
+    verify.add_argument(
+        "--scheduler", help="scheduler jobs: gcloud scheduler jobs describe JSON (file or directory), or 'gcloud'"
+    )
+    verify.add_argument(
+        "--iam", help="invoker bindings: gcloud run services get-iam-policy JSON as <service name>.json (file or directory), or 'gcloud'"
+    )
     return parser
 
 

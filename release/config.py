@@ -167,6 +167,18 @@ class SecretRef(ConfigModel):
         return f"{self.secret}:{self.version}"
 
 
+class SchedulerSpec(ConfigModel):
+    """The service's Cloud Scheduler job; a field left out is held at the live job's value (defaults for a
+    new job: CONTRACT.md section 2). Rules that need the service (account vs project) live in
+    `release/scheduling.py`."""
+
+    schedule: Optional[str] = Field(None, description="unix-cron, e.g. 45 15 * * 1-5")
+    time_zone: Optional[str] = Field(None, description="IANA time zone, e.g. America/New_York")
+    paused: Optional[StrictBool] = Field(None, description="true pauses the job; default false for a new job")
+    attempt_deadline: Optional[str] = Field(None, description="e.g. 330s (15s to 1800s)")
+    service_account: Optional[str] = Field(None, description="OIDC identity; default {platform}-platform-scheduler@<project>")
+
+
 class ServiceSpec(ConfigModel):
     """One Cloud Run strategy service as the operator declares it; the key is the stack config map key."""
 
@@ -186,6 +198,7 @@ class ServiceSpec(ConfigModel):
     longport_secret_name: Optional[str] = Field(None, description="LongBridge only: the region's token secret")
     service_account: Optional[str] = Field(None, description="runtime service account; derived when absent")
     snapshot: Optional[SnapshotPaths] = Field(None, description="input-mode paths of a snapshot-backed profile")
+    scheduler: Optional[SchedulerSpec] = Field(None, description="the scheduler job that calls <service url>/run")
 
     @field_validator("dry_run_only", mode="before")
     @classmethod

@@ -102,6 +102,8 @@ class LiveService(LiveModel):
     secrets: dict[str, SecretRef] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
+    # The URL the service answers on (v1 `status.url`, v2 `uri`): what its scheduler job must target.
+    url: Optional[str] = None
     source: str = Field("", description="where this state was read from, for messages")
 
     @property
@@ -335,6 +337,7 @@ def _from_knative_json(data: Any, expected_name: Optional[str], source: str) -> 
             **_str_map(_mapping(template.get("metadata"), source, "spec.template.metadata").get("annotations"), source, "annotations"),
             **_str_map(metadata.get("annotations"), source, "metadata.annotations"),
         },
+        url=_typed(status.get("url"), str, source, "status.url") or None,
         source=source,
     )
 
@@ -550,6 +553,7 @@ def _from_cloud_run_v2(result: Any, expected_name: Optional[str], source: str) -
     template_labels = _str_map(_field(template, "labels"), source, "templates[0].labels")
     return LiveService(
         service_name=name,
+        url=_typed(_field(result, "uri"), str, source, "uri") or None,
         project=_typed(_field(result, "project"), str, source, "project") or None,
         region=_typed(_field(result, "location"), str, source, "location") or None,
         image=str(image),

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from components.env import config_problems
 from components.profiles import UnknownMatrixError, matrix_for
+from release.scheduling import scheduler_problems
 from release.config import (
     PROJECT_NAME,
     SERVICE_KEY_PATTERN,
@@ -203,6 +204,8 @@ def parse_stack(
     # Cross-field rules still run when the release is invalid (without the profile rules), so one
     # preview lists every fix. A service whose fields fail their formats is left out until they are fixed.
     problems += config_problems(services, matrix)
+    for key, spec in services.items():
+        problems += scheduler_problems(key, spec)
     if problems:
         raise ConfigError(problems, source)
     assert bundle is not None

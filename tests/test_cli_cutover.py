@@ -12,7 +12,7 @@ from components.profiles import load_matrices
 from release.cli import main
 from release.stack import load_stack_file
 from tests.fixtures.git_repos import prod_stack_text, seed_repos  # noqa: F401 - the fixture
-from tests.fixtures.live_json import knative_for_spec, release_annotations, write_images_dir, write_live_dir
+from tests.fixtures.live_json import knative_for_spec, release_annotations, write_images_dir, write_live_dir, write_scheduling
 
 
 @pytest.fixture
@@ -78,7 +78,9 @@ def test_verify_passes_on_the_switched_services_and_records_the_switch(capsys, s
         documents.append(knative_for_spec(spec, env, annotations=tags))
     live = write_live_dir(tmp_path / "live", documents)
     record = tmp_path / "ops.jsonl"
-    code, out = run(capsys, "verify", "--config-file", str(stack), "--live", str(live), "--record", str(record))
+    jobs, iam = write_scheduling(tmp_path / "scheduling", config.services)
+    scheduling = ["--scheduler", str(jobs), "--iam", str(iam)]
+    code, out = run(capsys, "verify", "--config-file", str(stack), "--live", str(live), "--record", str(record), *scheduling)
     assert code == 0, out
     lines = [json.loads(line) for line in record.read_text().splitlines()]
     assert sorted(line["service"] for line in lines) == sorted(spec.service_name for spec in config.services.values())
@@ -90,6 +92,6 @@ def test_verify_passes_on_the_switched_services_and_records_the_switch(capsys, s
         {"name": "IBKR_FEATURE_SNAPSHOT_PATH", "value": "gs://old/snapshot.csv"}
     )
     live = write_live_dir(tmp_path / "live-stale", documents)
-    code, out = run(capsys, "verify", "--config-file", str(stack), "--live", str(live))
+    code, out = run(capsys, "verify", "--config-file", str(stack), "--live", str(live), *scheduling)
     assert code == 1
     assert "IBKR_FEATURE_SNAPSHOT_PATH" in out

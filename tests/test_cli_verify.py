@@ -15,7 +15,16 @@ from release.cli import main
 from release.live import from_knative_json
 from release.stack import load_stack_file, stack_file
 from release.verify import expected_env
-from tests.fixtures.live_json import knative_for_spec, release_annotations, write_live_dir
+from tests.fixtures.live_json import (
+    invoker_policy,
+    knative_for_spec,
+    release_annotations,
+    scheduler_job,
+    service_url,
+    write_json,
+    write_live_dir,
+    write_scheduling,
+)
 
 CONFIG = load_stack_file(stack_file("prod"))
 MATRIX = matrix_for(CONFIG.release.us_equity_strategies, load_matrices())
@@ -33,8 +42,13 @@ def all_switched(directory: Path, **overrides) -> Path:
     return write_live_dir(directory, [overrides.get(key) or switched_document(key) for key in CONFIG.services])
 
 
+def scheduling_args(directory: Path, **overrides) -> list[str]:
+    jobs, iam = write_scheduling(directory, CONFIG.services, **overrides)
+    return ["--scheduler", str(jobs), "--iam", str(iam)]
+
+
 def test_all_switched_passes(tmp_path, capsys):
-    code = main(["verify", "--live", str(all_switched(tmp_path / "live"))])
+    code = main(["verify", "--live", str(all_switched(tmp_path / "live")), *scheduling_args(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "FAIL" not in out and out.count("PASS commit-live") == len(CONFIG.services)
@@ -49,7 +63,7 @@ def test_one_stale_var_fails_with_exit_1(tmp_path, capsys):
 
 
 def test_json_format(tmp_path, capsys):
-    code = main(["verify", "--format", "json", "--live", str(all_switched(tmp_path / "live"))])
+    code = main(["verify", "--format", "json", "--live", str(all_switched(tmp_path / "live")), *scheduling_args(tmp_path)])
     data = json.loads(capsys.readouterr().out)
     assert code == 0 and data["ok"] is True
     assert [s["key"] for s in data["services"]] == list(CONFIG.services)
@@ -74,8 +88,9 @@ def test_live_is_required(capsys):
 def test_record_appends_one_line_per_service(tmp_path, capsys):
     live = all_switched(tmp_path / "live")
     record = tmp_path / "ops.jsonl"
-    assert main(["verify", "--live", str(live), "--record", str(record)]) == 0
-    assert main(["verify", "--live", str(live), "--record", str(record)]) == 0
+    scheduling = scheduling_args(tmp_path)
+    assert main(["verify", "--live", str(live), "--record", str(record), *scheduling]) == 0
+    assert main(["verify", "--live", str(live), "--record", str(record), *scheduling]) == 0
     lines = [json.loads(line) for line in record.read_text().splitlines()]
     assert len(lines) == 2 * len(CONFIG.services)
     second_ibkr = [line for line in lines if line["key"] == "ibkr"][1]
@@ -93,7 +108,8 @@ def fake_gcloud(tmp_path, monkeypatch):
     script.write_text(
         f"#!{sys.executable}\n"
         "import pathlib, sys\n"
-        f"answer = pathlib.Path({str(answers)!r}) / (sys.argv[4] + '.json')\n"
+        f"answers = pathlib.Path({str(answers)!r})\n"
+        "answer = (answers / 'iam' if sys.argv[3] == 'get-iam-policy' else answers) / (sys.argv[4] + '.json')\n"
         "if not answer.exists():\n"
         "    sys.stderr.write(f'ERROR: (gcloud.run.services.describe) Cannot find service [{sys.argv[4]}]; it could not be found.\\n')\n"
         "    sys.exit(1)\n"
@@ -105,9 +121,88 @@ def fake_gcloud(tmp_path, monkeypatch):
     return answers
 
 
+def gcloud_answers(answers: Path) -> None:
+    """Service, job and IAM answers for every configured service, as the fake gcloud serves them."""
+    all_switched(answers)
+    for spec in CONFIG.services.values():
+        from release.scheduling import job_name
+
+        write_json(answers / f"{job_name(spec)}.json", scheduler_job(spec))
+        write_json(answers / "iam" / f"{spec.service_name}.json", invoker_policy(spec))
+
+
+GCLOUD_ALL = ["verify", "--live", "gcloud", "--scheduler", "gcloud", "--iam", "gcloud"]
+
+
 def test_live_from_gcloud(fake_gcloud, capsys):
-    all_switched(fake_gcloud)
-    assert main(["verify", "--live", "gcloud"]) == 0, capsys.readouterr().out
+    gcloud_answers(fake_gcloud)
+    assert main(GCLOUD_ALL) == 0, capsys.readouterr().out
     write_live_dir(fake_gcloud, [switched_document("schwab", STRATEGY_PROFILE="hybrid_growth_income")])
-    assert main(["verify", "--live", "gcloud"]) == 1
+    assert main(GCLOUD_ALL) == 1
     assert "FAIL strategy-profile: STRATEGY_PROFILE=hybrid_growth_income; expected tqqq_growth_income" in capsys.readouterr().out
+
+
+def verify_out(tmp_path, capsys, **overrides) -> tuple[int, str]:
+    code = main(["verify", "--live", str(all_switched(tmp_path / "live")), *scheduling_args(tmp_path, **overrides)])
+    return code, capsys.readouterr().out
+
+
+def test_a_paused_job_fails_and_says_how_to_resume(tmp_path, capsys):
+    code, out = verify_out(tmp_path, capsys, jobs={"schwab": scheduler_job(CONFIG.services["schwab"], state="PAUSED")})
+    assert code == 1
+    assert "FAIL scheduler-job: charles-schwab-quant-scheduler is PAUSED, not ENABLED" in out
+    assert "gcloud scheduler jobs resume charles-schwab-quant-scheduler --location us-central1" in out
+    assert out.count("FAIL") == 1
+
+
+def test_a_job_targeting_an_old_url_fails(tmp_path, capsys):
+    old = scheduler_job(CONFIG.services["ibkr"], url="https://interactive-brokers-quant-service-old.a.run.app")
+    code, out = verify_out(tmp_path, capsys, jobs={"ibkr": old})
+    assert code == 1
+    ibkr_url = service_url(CONFIG.services["ibkr"])
+    assert f"FAIL scheduler-target: interactive-brokers-quant-scheduler targets https://interactive-brokers-quant-service-old.a.run.app/run, not {ibkr_url}/run" in out
+    assert "OIDC audience" in out
+
+
+def test_a_job_with_the_wrong_identity_fails(tmp_path, capsys):
+    spec = CONFIG.services["longbridge-hk"]
+    wrong = scheduler_job(spec, account=f"someone@{spec.project}.iam.gserviceaccount.com")
+    code, out = verify_out(tmp_path, capsys, jobs={"longbridge-hk": wrong})
+    assert code == 1 and "sends OIDC for someone@longbridgequant.iam.gserviceaccount.com, not longbridge-platform-scheduler@" in out
+
+
+def test_a_missing_job_or_binding_fails(tmp_path, capsys):
+    spec = CONFIG.services["longbridge-sg"]
+    from tests.fixtures.live_json import iam_policy
+
+    runtime_only = iam_policy({"roles/run.invoker": [f"serviceAccount:longbridge-platform-runtime@{spec.project}.iam.gserviceaccount.com"]})
+    code, out = verify_out(tmp_path, capsys, jobs={"longbridge-sg": None}, policies={"longbridge-sg": runtime_only})
+    assert code == 1
+    assert "FAIL scheduler-job: longbridge-quant-sg-scheduler does not exist in longbridgequant/asia-southeast1" in out
+    assert "FAIL invoker-binding: serviceAccount:longbridge-platform-scheduler@longbridgequant.iam.gserviceaccount.com lacks roles/run.invoker" in out
+
+
+def test_without_scheduler_and_iam_input_the_checks_fail_as_not_verified(tmp_path, capsys):
+    code = main(["verify", "--format", "json", "--live", str(all_switched(tmp_path / "live"))])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 1
+    failed = {check["id"] for service in data["services"] for check in service["checks"] if not check["ok"]}
+    assert failed == {"scheduler-job", "invoker-binding"}
+    assert "--scheduler" in data["services"][0]["checks"][-2]["message"]
+
+
+@pytest.mark.parametrize(
+    "which, document, message",
+    [
+        ("jobs", {"name": "projects/p/locations/us-central1/jobs/interactive-brokers-quant-warmup-scheduler", "state": "ENABLED"}, "is no service's scheduler job"),
+        ("jobs", {"name": "not a job name"}, "projects/<project>/locations/<region>/jobs/<job>"),
+        ("iam", {"bindings": "everyone"}, "bindings is not a list"),
+    ],
+)
+def test_bad_scheduler_or_iam_input_is_exit_2(tmp_path, capsys, which, document, message):
+    jobs, iam = write_scheduling(tmp_path, CONFIG.services)
+    target = (jobs / "extra.json") if which == "jobs" else (iam / f"{CONFIG.services['ibkr'].service_name}.json")
+    write_json(target, document)
+    code = main(["verify", "--live", str(all_switched(tmp_path / "live")), "--scheduler", str(jobs), "--iam", str(iam)])
+    assert code == 2
+    assert message in capsys.readouterr().err

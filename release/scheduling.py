@@ -1,0 +1,589 @@
+"""What calls a strategy service: its Cloud Scheduler job and the invoker binding that lets the job call.
+
+A Cloud Run strategy service does nothing by itself: a job `<service name without -service>-scheduler`
+POSTs `<service url>/run` with an OIDC token of `{platform}-platform-scheduler@<project>` (audience = the
+service URL), and that account needs `roles/run.invoker` on the service (CONTRACT.md section 2).
+
+Pure: the config rules (cron, time zone, account, deadline), the job the program registers (each field
+from the stack config, else the live job, else the default), the live job and IAM policy models with their
+readers (gcloud JSON, a file/directory of it, or the REST answer, which has the same shape), and the
+checks `verify` runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import subprocess
+import zoneinfo
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from release.config import ConfigProblem, ServiceSpec
+
+DEFAULT_SCHEDULE = "45 15 * * 1-5"
+DEFAULT_TIME_ZONE = "America/New_York"
+# The platforms' own deploy scripts give IBKR's job a longer deadline (its run waits on the IB Gateway).
+DEFAULT_ATTEMPT_DEADLINES: Mapping[str, str] = {"ibkr": "330s"}
+RUN_PATH = "/run"
+HTTP_METHOD = "POST"
+INVOKER_ROLE = "roles/run.invoker"
+JOB_SUFFIX = "-scheduler"
+# Jobs the platforms run beside the main one; held, never managed here (plan lists them).
+COMPANION_SUFFIXES: Mapping[str, tuple[str, ...]] = {
+    "ibkr": ("-warmup-scheduler", "-precheck-scheduler"),
+    "schwab": ("-probe-scheduler", "-precheck-scheduler"),
+    "longbridge": ("-probe-scheduler", "-precheck-scheduler"),
+}
+EXTRA_COMPANIONS: Mapping[str, tuple[str, ...]] = {"schwab": ("schwab-monitor-dispatcher-scheduler",)}
+DEADLINE_PATTERN = re.compile(r"([1-9][0-9]{1,3})s")
+MIN_DEADLINE_SECONDS, MAX_DEADLINE_SECONDS = 15, 1800
+ACCOUNT_NAME_PATTERN = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
+GCLOUD_TIMEOUT_SECONDS = 120
+MAX_DOCUMENT_BYTES = 1_000_000
+
+# --- unix-cron, as Cloud Scheduler reads it ------------------------------------------------------
+
+_MONTHS = {name: number for number, name in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)}
+_DAYS = {name: number for number, name in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"))}
+_CRON_FIELDS = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    ("month", 1, 12, _MONTHS),
+    ("day of week", 0, 7, _DAYS),
+)
+_CRON_ITEM = re.compile(r"(?P<range>\*|[A-Za-z0-9]+(?:-[A-Za-z0-9]+)?)(?:/(?P<step>[0-9]+))?")
+
+
+def cron_problem(expression: str) -> Optional[str]:
+    """Why `expression` is not a five-field unix-cron schedule; None when it is one."""
+    fields = expression.split()
+    if len(fields) != 5 or len(expression) > 200:
+        return f"{expression[:80]!r} is not a cron schedule: write five fields (minute hour day-of-month month day-of-week), e.g. {DEFAULT_SCHEDULE}"
+    for text, (label, low, high, names) in zip(fields, _CRON_FIELDS):
+        for item in text.split(","):
+            match = _CRON_ITEM.fullmatch(item)
+            if match is None:
+                return f"{label} field {text!r} is not valid cron; use *, a number, a range a-b, a list a,b or a step */n"
+            if match["step"] is not None and not 1 <= int(match["step"]) <= high:
+                return f"{label} field {text!r} has step {match['step']}; use 1 to {high}"
+            if match["range"] == "*":
+                continue
+            bounds = []
+            for value in match["range"].split("-"):
+                number = names.get(value.upper()) if not value.isdigit() else int(value)
+                if number is None or not low <= number <= high:
+                    return f"{label} field {text!r}: {value!r} is outside {low}-{high}"
+                bounds.append(number)
+            if len(bounds) == 2 and bounds[0] > bounds[1]:
+                return f"{label} field {text!r} has a backwards range"
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _time_zones() -> frozenset[str]:
+    # Reading the zone database walks the filesystem; once per process is enough.
+    return frozenset(zoneinfo.available_timezones())
+
+
+def time_zone_problem(name: str) -> Optional[str]:
+    if name not in _time_zones():
+        return f"{name[:80]!r} is not an IANA time zone; write e.g. {DEFAULT_TIME_ZONE} or Asia/Hong_Kong"
+    return None
+
+
+def deadline_problem(value: str) -> Optional[str]:
+    match = DEADLINE_PATTERN.fullmatch(value)
+    if match is None or not MIN_DEADLINE_SECONDS <= int(match[1]) <= MAX_DEADLINE_SECONDS:
+        return f"{value[:40]!r} is not an attempt deadline; write whole seconds from {MIN_DEADLINE_SECONDS}s to {MAX_DEADLINE_SECONDS}s, e.g. 330s"
+    return None
+
+
+def default_account(spec: ServiceSpec) -> str:
+    return f"{spec.platform}-platform-scheduler@{spec.project}.iam.gserviceaccount.com"
+
+
+def account_problem(account: str, spec: ServiceSpec) -> Optional[str]:
+    """The job's OIDC account must be a service account of the service's own project."""
+    name, _, domain = account.partition("@")
+    if domain != f"{spec.project}.iam.gserviceaccount.com" or not ACCOUNT_NAME_PATTERN.fullmatch(name):
+        return f"{account[:120]!r} is not a service account of project {spec.project}; write <name>@{spec.project}.iam.gserviceaccount.com (default {default_account(spec)})"
+    return None
+
+
+def scheduler_problems(key: str, spec: ServiceSpec) -> list[ConfigProblem]:
+    """Every problem of a service's `scheduler` block, one per field."""
+    scheduler = spec.scheduler
+    if scheduler is None:
+        return []
+    where = f"services.{key}.scheduler"
+    checks = (
+        ("schedule", scheduler.schedule, cron_problem),
+        ("timeZone", scheduler.time_zone, time_zone_problem),
+        ("attemptDeadline", scheduler.attempt_deadline, deadline_problem),
+        ("serviceAccount", scheduler.service_account, lambda value: account_problem(value, spec)),
+    )
+    problems = []
+    for field_name, value, check in checks:
+        message = None if value is None else check(value)
+        if message is not None:
+            problems.append(ConfigProblem(path=f"{where}.{field_name}", message=message))
+    return problems
+
+
+# --- names ---------------------------------------------------------------------------------------
+
+
+def job_base(spec: ServiceSpec) -> str:
+    name = spec.service_name
+    return name[: -len("-service")] if name.endswith("-service") else name
+
+
+def job_name(spec: ServiceSpec) -> str:
+    """The real jobs' naming: `<service name without -service>-scheduler`."""
+    return job_base(spec) + JOB_SUFFIX
+
+
+def job_id(spec: ServiceSpec) -> str:
+    return f"projects/{spec.project}/locations/{spec.region}/jobs/{job_name(spec)}"
+
+
+def companion_jobs(spec: ServiceSpec) -> tuple[str, ...]:
+    """The platform's other jobs for this service: held as they are, listed by `plan`, never registered."""
+    base = job_base(spec)
+    return tuple(base + suffix for suffix in COMPANION_SUFFIXES[spec.platform]) + EXTRA_COMPANIONS.get(spec.platform, ())
+
+
+def scheduler_account(spec: ServiceSpec) -> str:
+    configured = None if spec.scheduler is None else spec.scheduler.service_account
+    return configured or default_account(spec)
+
+
+def run_uri(service_url: str) -> str:
+    return service_url.rstrip("/") + RUN_PATH
+
+
+# --- live state ----------------------------------------------------------------------------------
+
+
+class SchedulingInputError(ValueError):
+    """A scheduler job or IAM policy document that cannot be trusted: bad input, exit 2."""
+
+
+class LiveModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LiveSchedulerJob(LiveModel):
+    """A Cloud Scheduler job as it runs now (gcloud describe JSON and the REST answer share this shape)."""
+
+    name: str
+    project: str
+    region: str
+    state: str
+    schedule: Optional[str] = None
+    time_zone: Optional[str] = None
+    attempt_deadline: Optional[str] = None
+    uri: Optional[str] = None
+    http_method: Optional[str] = None
+    oidc_service_account: Optional[str] = None
+    audience: Optional[str] = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: Optional[str] = None
+    source: str = ""
+
+    @property
+    def paused(self) -> bool:
+        return self.state == "PAUSED"
+
+
+_JOB_NAME = re.compile(r"projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/jobs/(?P<job>[^/]+)")
+
+
+def _text(value: Any, where: str, field: str) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SchedulingInputError(f"{where}: {field} is not a string; pass gcloud's JSON unchanged")
+    return value
+
+
+def from_job_json(document: Any, source: str) -> LiveSchedulerJob:
+    """A `gcloud scheduler jobs describe --format=json` document (or the v1 REST Job) as a LiveSchedulerJob."""
+    if not isinstance(document, Mapping):
+        raise SchedulingInputError(f"{source}: is not a JSON object; write it with gcloud scheduler jobs describe JOB --format=json")
+    match = _JOB_NAME.fullmatch(_text(document.get("name"), source, "name") or "")
+    if match is None:
+        raise SchedulingInputError(f"{source}: name is not projects/<project>/locations/<region>/jobs/<job>; pass gcloud's JSON unchanged")
+    target = document.get("httpTarget")
+    if target is not None and not isinstance(target, Mapping):
+        raise SchedulingInputError(f"{source}: httpTarget is not an object; pass gcloud's JSON unchanged")
+    target = target or {}
+    oidc = target.get("oidcToken") or {}
+    headers = target.get("headers") or {}
+    if not isinstance(oidc, Mapping) or not isinstance(headers, Mapping):
+        raise SchedulingInputError(f"{source}: httpTarget.oidcToken/headers is not an object; pass gcloud's JSON unchanged")
+    try:
+        return LiveSchedulerJob(
+            name=match["job"],
+            project=match["project"],
+            region=match["region"],
+            state=_text(document.get("state"), source, "state") or "STATE_UNSPECIFIED",
+            schedule=_text(document.get("schedule"), source, "schedule"),
+            time_zone=_text(document.get("timeZone"), source, "timeZone"),
+            attempt_deadline=_text(document.get("attemptDeadline"), source, "attemptDeadline"),
+            uri=_text(target.get("uri"), source, "httpTarget.uri"),
+            http_method=_text(target.get("httpMethod"), source, "httpTarget.httpMethod"),
+            oidc_service_account=_text(oidc.get("serviceAccountEmail"), source, "httpTarget.oidcToken.serviceAccountEmail"),
+            audience=_text(oidc.get("audience"), source, "httpTarget.oidcToken.audience"),
+            headers={str(k): str(v) for k, v in headers.items()},
+            body=_text(target.get("body"), source, "httpTarget.body"),
+            source=source,
+        )
+    except ValidationError:
+        raise SchedulingInputError(f"{source}: is malformed; pass gcloud's JSON unchanged") from None
+
+
+class IamPolicy(LiveModel):
+    """A service's IAM policy: role -> members (conditional bindings are not unconditional access)."""
+
+    bindings: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    source: str = ""
+
+    def has(self, role: str, member: str) -> bool:
+        return member in self.bindings.get(role, ())
+
+
+def from_policy_json(document: Any, source: str) -> IamPolicy:
+    """`gcloud run services get-iam-policy --format=json` output (or the invoke's `policy_data`)."""
+    if not isinstance(document, Mapping):
+        raise SchedulingInputError(f"{source}: is not a JSON object; write it with gcloud run services get-iam-policy SERVICE --format=json")
+    raw = document.get("bindings") or []
+    if not isinstance(raw, list):
+        raise SchedulingInputError(f"{source}: bindings is not a list; pass gcloud's JSON unchanged")
+    bindings: dict[str, tuple[str, ...]] = {}
+    for index, binding in enumerate(raw):
+        if not isinstance(binding, Mapping) or not isinstance(binding.get("role"), str) or not isinstance(binding.get("members", []), list):
+            raise SchedulingInputError(f"{source}: bindings[{index}] has no role/members; pass gcloud's JSON unchanged")
+        if binding.get("condition"):
+            continue
+        members = tuple(str(member) for member in binding.get("members", []))
+        bindings[binding["role"]] = bindings.get(binding["role"], ()) + members
+    return IamPolicy(bindings=bindings, source=source)
+
+
+def _load(path: Path) -> Any:
+    try:
+        if path.stat().st_size > MAX_DOCUMENT_BYTES:
+            raise SchedulingInputError(f"{path}: larger than {MAX_DOCUMENT_BYTES} bytes; pass one describe output per file")
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise SchedulingInputError(f"{path}: cannot be read ({error.strerror}); check the path") from None
+    except ValueError as error:
+        raise SchedulingInputError(f"{path}: is not valid JSON ({error})") from None
+
+
+def _files(path: Path, option: str, what: str) -> list[Path]:
+    if path.is_dir():
+        files = sorted(path.glob("*.json"))
+        if not files:
+            raise SchedulingInputError(f"{path}: holds no *.json files; write one {what} per file into it")
+        return files
+    if path.exists():
+        return [path]
+    raise SchedulingInputError(f"{path}: does not exist; pass a {what} file, a directory of them, or 'gcloud' to {option}")
+
+
+def read_jobs_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[str, Optional[LiveSchedulerJob]]:
+    """Scheduler jobs from describe JSON (a file, a list, or a directory), matched to services by job id.
+
+    A document for a job no service owns is bad input (a companion job or another service's); a service
+    with no document has no job (verify fails it, the program would create one).
+    """
+    by_id = {job_id(spec): key for key, spec in services.items()}
+    found: dict[str, LiveSchedulerJob] = {}
+    for file in _files(path, "--scheduler", "gcloud scheduler jobs describe JSON"):
+        document = _load(file)
+        items = document if isinstance(document, list) else [document]
+        for index, item in enumerate(items):
+            where = f"{file}[{index}]" if isinstance(document, list) else str(file)
+            job = from_job_json(item, where)
+            ident = f"projects/{job.project}/locations/{job.region}/jobs/{job.name}"
+            key = by_id.get(ident)
+            if key is None:
+                expected = ", ".join(f"services.{k}: {job_id(services[k])}" for k in sorted(services))
+                raise SchedulingInputError(f"{where}: describes {ident}, which is no service's scheduler job ({expected}); remove it or check --stack")
+            if key in found:
+                raise SchedulingInputError(f"{where}: describes {ident} again (also in {found[key].source}); keep one per job")
+            found[key] = job
+    return {key: found.get(key) for key in services}
+
+
+def read_iam_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[str, Optional[IamPolicy]]:
+    """IAM policies from `<service name>.json` files: a policy does not name its service, so the file does."""
+    by_name = {spec.service_name: key for key, spec in services.items()}
+    found: dict[str, IamPolicy] = {}
+    for file in _files(path, "--iam", "gcloud run services get-iam-policy JSON named <service name>.json"):
+        key = by_name.get(file.stem)
+        if key is None:
+            names = ", ".join(sorted(by_name))
+            raise SchedulingInputError(f"{file}: name the file after the service whose policy it holds ({names}).json")
+        found[key] = from_policy_json(_load(file), str(file))
+    return {key: found.get(key) for key in services}
+
+
+Runner = Callable[..., "subprocess.CompletedProcess[str]"]
+_NOT_FOUND = ("NOT_FOUND", "not found", "could not be found")
+
+
+def _gcloud(command: list[str], runner: Runner) -> Optional[Any]:
+    where = " ".join(command)
+    try:
+        done = runner(command, capture_output=True, text=True, timeout=GCLOUD_TIMEOUT_SECONDS, check=False)
+    except FileNotFoundError:
+        raise SchedulingInputError(f"{where}: gcloud is not installed; install the Google Cloud SDK or pass a file/directory") from None
+    except subprocess.TimeoutExpired:
+        raise SchedulingInputError(f"{where}: timed out after {GCLOUD_TIMEOUT_SECONDS}s; check gcloud auth and network") from None
+    if done.returncode != 0:
+        stderr = (done.stderr or "").strip()
+        if any(marker in stderr for marker in _NOT_FOUND):
+            return None
+        last = stderr.splitlines()[-1][:300] if stderr else "no output"
+        raise SchedulingInputError(f"{where}: failed (exit {done.returncode}): {last}; check gcloud auth login and the project/region")
+    if len(done.stdout or "") > MAX_DOCUMENT_BYTES:
+        raise SchedulingInputError(f"{where}: printed more than {MAX_DOCUMENT_BYTES} bytes; run it by hand")
+    try:
+        return json.loads(done.stdout)
+    except ValueError as error:
+        raise SchedulingInputError(f"{where}: printed invalid JSON ({error}); run it by hand") from None
+
+
+def job_describe_command(spec: ServiceSpec) -> list[str]:
+    return [
+        "gcloud", "scheduler", "jobs", "describe", job_name(spec),
+        "--project", spec.project, "--location", spec.region, "--format=json",
+    ]  # fmt: skip
+
+
+def iam_policy_command(spec: ServiceSpec) -> list[str]:
+    return [
+        "gcloud", "run", "services", "get-iam-policy", spec.service_name,
+        "--project", spec.project, "--region", spec.region, "--format=json",
+    ]  # fmt: skip
+
+
+def read_jobs_gcloud(services: Mapping[str, ServiceSpec], runner: Runner = subprocess.run) -> dict[str, Optional[LiveSchedulerJob]]:
+    jobs: dict[str, Optional[LiveSchedulerJob]] = {}
+    for key, spec in services.items():
+        command = job_describe_command(spec)
+        document = _gcloud(command, runner)
+        job = None if document is None else from_job_json(document, " ".join(command))
+        if job is not None and job.name != job_name(spec):
+            raise SchedulingInputError(f"{' '.join(command)}: describes {job.name}, not {job_name(spec)}")
+        jobs[key] = job
+    return jobs
+
+
+def read_iam_gcloud(services: Mapping[str, ServiceSpec], runner: Runner = subprocess.run) -> dict[str, Optional[IamPolicy]]:
+    policies: dict[str, Optional[IamPolicy]] = {}
+    for key, spec in services.items():
+        command = iam_policy_command(spec)
+        document = _gcloud(command, runner)
+        policies[key] = None if document is None else from_policy_json(document, " ".join(command))
+    return policies
+
+
+GCLOUD = "gcloud"
+
+
+def read_jobs(arg: Optional[str], services: Mapping[str, ServiceSpec], runner: Runner = subprocess.run) -> Optional[dict[str, Optional[LiveSchedulerJob]]]:
+    """`--scheduler`: None when not given (the checks then fail as unverified), 'gcloud', or a file/directory."""
+    if arg is None:
+        return None
+    return read_jobs_gcloud(services, runner) if arg == GCLOUD else read_jobs_path(Path(arg), services)
+
+
+def read_iam(arg: Optional[str], services: Mapping[str, ServiceSpec], runner: Runner = subprocess.run) -> Optional[dict[str, Optional[IamPolicy]]]:
+    """`--iam`: None when not given, 'gcloud', or a `<service name>.json` file / directory of them."""
+    if arg is None:
+        return None
+    return read_iam_gcloud(services, runner) if arg == GCLOUD else read_iam_path(Path(arg), services)
+
+
+# --- the job the program registers ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobInputs:
+    """The `gcp.cloudscheduler.Job` inputs for one service, and where each configurable one came from.
+
+    `uri`/`audience` None mean "the service's URL" (known to the component only as an output); a held
+    job carries the live values instead.
+    """
+
+    name: str
+    project: str
+    region: str
+    schedule: str
+    time_zone: str
+    paused: bool
+    attempt_deadline: Optional[str]
+    service_account: str
+    http_method: str = HTTP_METHOD
+    uri: Optional[str] = None
+    audience: Optional[str] = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: Optional[str] = None
+    # Field -> "config" | "live" | "default": what plan shows beside each value.
+    origins: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def account_member(self) -> str:
+        return f"serviceAccount:{self.service_account}"
+
+
+def _pick(configured: Any, live: Any, default: Any) -> tuple[Any, str]:
+    if configured is not None:
+        return configured, "config"
+    if live is not None:
+        return live, "live"
+    return default, "default"
+
+
+def job_inputs(spec: ServiceSpec, live: Optional[LiveSchedulerJob]) -> JobInputs:
+    """The job this update registers: each setting from the stack config, else held from the live job,
+    else the default. The target (URL, method, OIDC identity) is always the service's own."""
+    config = spec.scheduler
+    schedule, schedule_from = _pick(config and config.schedule, live and live.schedule, DEFAULT_SCHEDULE)
+    time_zone, zone_from = _pick(config and config.time_zone, live and live.time_zone, DEFAULT_TIME_ZONE)
+    paused, paused_from = _pick(config and config.paused, None if live is None else live.paused, False)
+    deadline, deadline_from = _pick(
+        config and config.attempt_deadline, live and live.attempt_deadline, DEFAULT_ATTEMPT_DEADLINES.get(spec.platform)
+    )
+    return JobInputs(
+        name=job_name(spec),
+        project=spec.project,
+        region=spec.region,
+        schedule=schedule,
+        time_zone=time_zone,
+        paused=bool(paused),
+        attempt_deadline=deadline,
+        service_account=scheduler_account(spec),
+        headers={} if live is None else dict(live.headers),
+        body=None if live is None else live.body,
+        origins={"schedule": schedule_from, "timeZone": zone_from, "paused": paused_from, "attemptDeadline": deadline_from},
+    )
+
+
+def held_job_inputs(spec: ServiceSpec, live: LiveSchedulerJob) -> JobInputs:
+    """A blocked service's job exactly as live: nothing about what calls the service changes."""
+    return JobInputs(
+        name=live.name,
+        project=live.project,
+        region=live.region,
+        schedule=live.schedule or DEFAULT_SCHEDULE,
+        time_zone=live.time_zone or DEFAULT_TIME_ZONE,
+        paused=live.paused,
+        attempt_deadline=live.attempt_deadline,
+        service_account=live.oidc_service_account or scheduler_account(spec),
+        http_method=live.http_method or HTTP_METHOD,
+        uri=live.uri,
+        audience=live.audience,
+        headers=dict(live.headers),
+        body=live.body,
+        origins=dict.fromkeys(("schedule", "timeZone", "paused", "attemptDeadline"), "live"),
+    )
+
+
+# --- verify --------------------------------------------------------------------------------------
+
+URLS_ANNOTATION = "run.googleapis.com/urls"
+
+
+def service_urls(live: Any) -> tuple[str, ...]:
+    """Every URL the live service answers on: `status.url`, plus the `run.googleapis.com/urls` list
+    (a service has a hashed and a deterministic URL; a job may target either)."""
+    urls = [] if live is None or not live.url else [live.url]
+    try:
+        listed = json.loads((live.annotations if live is not None else {}).get(URLS_ANNOTATION, "[]"))
+    except ValueError:
+        listed = []
+    urls += [url for url in listed if isinstance(url, str)] if isinstance(listed, list) else []
+    return tuple(dict.fromkeys(url.rstrip("/") for url in urls))
+
+
+def scheduler_checks(
+    spec: ServiceSpec,
+    live: Any,
+    jobs: Optional[Mapping[str, Optional[LiveSchedulerJob]]],
+    policies: Optional[Mapping[str, Optional[IamPolicy]]],
+    key: str,
+) -> list[Any]:
+    """What must hold for the strategy to run at all: its job exists, is enabled, targets the service's
+    current URL `/run` with OIDC for the expected account, and that account may invoke the service.
+    Not given (`--scheduler`/`--iam` absent) is a failed check, not a pass."""
+    from release.verify import VerifyCheck
+
+    name, account = job_name(spec), scheduler_account(spec)
+    checks = []
+    job = None if jobs is None else jobs.get(key)
+    if jobs is None:
+        checks.append(VerifyCheck("scheduler-job", False, f"{name} not verified: pass --scheduler gcloud, or its gcloud scheduler jobs describe JSON"))
+    elif job is None:
+        checks.append(VerifyCheck("scheduler-job", False, f"{name} does not exist in {spec.project}/{spec.region}: nothing triggers the service; create it (pulumi up)"))
+    elif job.state != "ENABLED":
+        checks.append(
+            VerifyCheck(
+                "scheduler-job",
+                False,
+                f"{name} is {job.state}, not ENABLED: the strategy will not run; resume it with gcloud scheduler jobs resume "
+                f"{name} --location {spec.region} --project {spec.project} (or set scheduler.paused: false)",
+            )
+        )
+    else:
+        checks.append(VerifyCheck("scheduler-job", True, f"{name} is ENABLED ({job.schedule} {job.time_zone})"))
+
+    if job is not None:
+        urls = service_urls(live)
+        problems = []
+        if not urls:
+            problems.append("the service's URL is unknown (no live status.url)")
+        elif job.uri is None or job.uri.rstrip("/") not in {run_uri(url) for url in urls}:
+            problems.append(f"targets {job.uri or '(no HTTP target)'}, not {run_uri(urls[0])}")
+        if (job.http_method or "").upper() != HTTP_METHOD:
+            problems.append(f"uses {job.http_method or 'no method'}, not {HTTP_METHOD}")
+        if job.oidc_service_account != account:
+            problems.append(f"sends OIDC for {job.oidc_service_account or '(no OIDC token)'}, not {account}")
+        if urls and (job.audience or "").rstrip("/") not in urls:
+            problems.append(f"OIDC audience {job.audience or '(unset)'} is not the service URL {urls[0]}")
+        checks.append(
+            VerifyCheck(
+                "scheduler-target",
+                not problems,
+                f"{name} POSTs {job.uri} with OIDC for {account}" if not problems else f"{name} " + "; ".join(problems),
+            )
+        )
+
+    member = f"serviceAccount:{account}"
+    policy = None if policies is None else policies.get(key)
+    if policies is None:
+        checks.append(VerifyCheck("invoker-binding", False, f"not verified: pass --iam gcloud, or {spec.service_name}.json from gcloud run services get-iam-policy"))
+    elif policy is None:
+        checks.append(VerifyCheck("invoker-binding", False, f"no IAM policy for {spec.service_name}; describe it with gcloud run services get-iam-policy"))
+    else:
+        ok = policy.has(INVOKER_ROLE, member)
+        checks.append(
+            VerifyCheck(
+                "invoker-binding",
+                ok,
+                f"{member} holds {INVOKER_ROLE} on {spec.service_name}"
+                if ok
+                else f"{member} lacks {INVOKER_ROLE} on {spec.service_name}: the job's calls are refused (403); pulumi up adds it",
+            )
+        )
+    return checks

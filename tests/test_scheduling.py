@@ -1,0 +1,184 @@
+"""release/scheduling.py: scheduler config rules, job names, the job the program registers, live readers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from release.config import ConfigError, SchedulerSpec
+from release.scheduling import (
+    SchedulingInputError,
+    companion_jobs,
+    cron_problem,
+    from_job_json,
+    from_policy_json,
+    held_job_inputs,
+    job_inputs,
+    job_name,
+    read_iam_gcloud,
+    read_jobs_gcloud,
+    read_jobs_path,
+    scheduler_checks,
+    scheduler_problems,
+    service_urls,
+)
+from release.live import from_knative_json
+from release.stack import load_stack_file, parse_stack, stack_file
+from tests.fixtures.live_json import iam_policy, knative_for_spec, scheduler_job, service_url, write_json
+
+CONFIG = load_stack_file(stack_file("prod"))
+IBKR, SCHWAB, HK = CONFIG.services["ibkr"], CONFIG.services["schwab"], CONFIG.services["longbridge-hk"]
+
+
+@pytest.mark.parametrize("schedule", ["45 15 * * 1-5", "*/5 * * * *", "0 9,15 1-15 JAN-MAR mon-fri", "0 0 * * 7", "30 14 * * SUN"])
+def test_valid_cron(schedule):
+    assert cron_problem(schedule) is None
+
+
+@pytest.mark.parametrize(
+    "schedule, message",
+    [
+        ("45 15 * *", "five fields"),
+        ("60 15 * * 1-5", "outside 0-59"),
+        ("45 24 * * 1-5", "outside 0-23"),
+        ("45 15 * * 5-1", "backwards"),
+        ("45 15 * * FOO", "outside 0-7"),
+        ("45 15 * * */0", "step 0"),
+        ("@daily", "five fields"),
+        ("45 15 ? * 1-5", "not valid cron"),
+    ],
+)
+def test_invalid_cron(schedule, message):
+    assert message in (cron_problem(schedule) or "")
+
+
+def with_scheduler(spec, **fields):
+    return spec.model_copy(update={"scheduler": SchedulerSpec(**fields)})
+
+
+def test_scheduler_problems_name_the_field():
+    spec = with_scheduler(
+        IBKR,
+        schedule="45 15 * *",
+        time_zone="America/New_Yrok",
+        attempt_deadline="2h",
+        service_account="ibkr-platform-scheduler@otherproject.iam.gserviceaccount.com",
+    )
+    paths = {problem.path: problem.message for problem in scheduler_problems("ibkr", spec)}
+    assert set(paths) == {
+        "services.ibkr.scheduler.schedule",
+        "services.ibkr.scheduler.timeZone",
+        "services.ibkr.scheduler.attemptDeadline",
+        "services.ibkr.scheduler.serviceAccount",
+    }
+    assert "interactivebrokersquant" in paths["services.ibkr.scheduler.serviceAccount"]
+    ok = with_scheduler(HK, time_zone="Asia/Hong_Kong", schedule="35 9 * * 1-5", attempt_deadline="330s")
+    assert scheduler_problems("longbridge-hk", ok) == []
+
+
+def test_a_bad_scheduler_block_fails_the_stack_with_every_problem():
+    raw = {key: spec.model_dump(by_alias=True, exclude_none=True) for key, spec in CONFIG.services.items()}
+    raw["schwab"]["scheduler"] = {"schedule": "99 * * * *", "timeZone": "Mars/Olympus"}
+    raw["ibkr"]["scheduler"] = {"paused": "yes"}
+    with pytest.raises(ConfigError) as error:
+        parse_stack(CONFIG.release.model_dump(by_alias=True), raw)
+    paths = {problem.path for problem in error.value.problems}
+    assert {"services.schwab.scheduler.schedule", "services.schwab.scheduler.timeZone", "services.ibkr.scheduler.paused"} <= paths
+
+
+def test_job_names_follow_the_real_jobs():
+    assert job_name(IBKR) == "interactive-brokers-quant-scheduler"
+    assert job_name(HK) == "longbridge-quant-hk-scheduler"
+    assert companion_jobs(IBKR) == ("interactive-brokers-quant-warmup-scheduler", "interactive-brokers-quant-precheck-scheduler")
+    assert "schwab-monitor-dispatcher-scheduler" in companion_jobs(SCHWAB)
+
+
+def test_job_inputs_defaults_for_a_new_job():
+    inputs = job_inputs(IBKR, None)
+    assert (inputs.schedule, inputs.time_zone, inputs.paused, inputs.attempt_deadline) == (
+        "45 15 * * 1-5",
+        "America/New_York",
+        False,
+        "330s",
+    )
+    assert inputs.service_account == "ibkr-platform-scheduler@interactivebrokersquant.iam.gserviceaccount.com"
+    assert (inputs.uri, inputs.audience, inputs.http_method) == (None, None, "POST")
+    assert set(inputs.origins.values()) == {"default"}
+    assert job_inputs(SCHWAB, None).attempt_deadline is None
+
+
+def test_job_inputs_hold_live_where_config_is_silent_and_config_wins_where_set():
+    live = from_job_json(scheduler_job(HK, schedule="35 9 * * 1-5", time_zone="Asia/Hong_Kong", state="PAUSED"), "live")
+    held = job_inputs(HK, live)
+    assert (held.schedule, held.time_zone, held.paused, held.attempt_deadline) == ("35 9 * * 1-5", "Asia/Hong_Kong", True, "180s")
+    assert held.origins == {"schedule": "live", "timeZone": "live", "paused": "live", "attemptDeadline": "live"}
+    configured = job_inputs(with_scheduler(HK, paused=False, schedule="40 9 * * 1-5"), live)
+    assert (configured.schedule, configured.paused, configured.time_zone) == ("40 9 * * 1-5", False, "Asia/Hong_Kong")
+    assert configured.origins["paused"] == "config"
+    # The target is always the service's own, never an old URL carried over from live.
+    old = from_job_json(scheduler_job(HK, url="https://old.a.run.app"), "live")
+    assert job_inputs(HK, old).uri is None
+
+
+def test_a_blocked_job_is_held_exactly_as_live():
+    live = from_job_json(scheduler_job(IBKR, url="https://old.a.run.app", state="PAUSED", deadline="600s"), "live")
+    held = held_job_inputs(IBKR, live)
+    assert (held.uri, held.audience, held.paused, held.attempt_deadline) == ("https://old.a.run.app/run", "https://old.a.run.app", True, "600s")
+    assert held.headers == {"User-Agent": "Google-Cloud-Scheduler"}
+
+
+def test_policy_reader_ignores_conditional_bindings():
+    document = {
+        "bindings": [
+            {"role": "roles/run.invoker", "members": ["serviceAccount:a@p.iam.gserviceaccount.com"]},
+            {"role": "roles/run.invoker", "members": ["serviceAccount:b@p.iam.gserviceaccount.com"], "condition": {"expression": "false"}},
+        ]
+    }
+    policy = from_policy_json(document, "iam.json")
+    assert policy.has("roles/run.invoker", "serviceAccount:a@p.iam.gserviceaccount.com")
+    assert not policy.has("roles/run.invoker", "serviceAccount:b@p.iam.gserviceaccount.com")
+
+
+def test_jobs_dir_matches_jobs_to_services_and_leaves_missing_ones_none(tmp_path):
+    write_json(tmp_path / "jobs" / "ibkr.json", scheduler_job(IBKR))
+    jobs = read_jobs_path(tmp_path / "jobs", CONFIG.services)
+    assert jobs["ibkr"].name == "interactive-brokers-quant-scheduler" and jobs["schwab"] is None
+    write_json(tmp_path / "jobs" / "again.json", scheduler_job(IBKR))
+    with pytest.raises(SchedulingInputError, match="again"):
+        read_jobs_path(tmp_path / "jobs", CONFIG.services)
+
+
+def runner_for(answers):
+    def run(command, **kwargs):
+        assert kwargs["timeout"] > 0
+        answer = answers[command[4]]
+        if isinstance(answer, tuple):
+            return subprocess.CompletedProcess(command, answer[0], "", answer[1])
+        return subprocess.CompletedProcess(command, 0, json.dumps(answer), "")
+
+    return run
+
+
+def test_gcloud_readers_not_found_and_failure():
+    services = {"ibkr": IBKR}
+    assert read_jobs_gcloud(services, runner_for({job_name(IBKR): (1, "ERROR: NOT_FOUND: Job not found.")})) == {"ibkr": None}
+    assert read_jobs_gcloud(services, runner_for({job_name(IBKR): scheduler_job(IBKR)}))["ibkr"].state == "ENABLED"
+    with pytest.raises(SchedulingInputError, match="PERMISSION_DENIED"):
+        read_iam_gcloud(services, runner_for({IBKR.service_name: (1, "ERROR: PERMISSION_DENIED")}))
+
+
+def test_service_urls_include_the_annotated_deterministic_url():
+    document = knative_for_spec(IBKR, {}, annotations={"run.googleapis.com/urls": json.dumps(["https://x-123.us-central1.run.app"])})
+    urls = service_urls(from_knative_json(document, IBKR.service_name))
+    assert urls == (service_url(IBKR), "https://x-123.us-central1.run.app")
+
+
+def test_a_job_on_the_deterministic_url_passes():
+    url = "https://interactive-brokers-quant-service-123.us-central1.run.app"
+    live = from_knative_json(knative_for_spec(IBKR, {}, annotations={"run.googleapis.com/urls": json.dumps([url])}), IBKR.service_name)
+    job = from_job_json(scheduler_job(IBKR, url=url), "job")
+    policy = from_policy_json(iam_policy({"roles/run.invoker": ["serviceAccount:ibkr-platform-scheduler@interactivebrokersquant.iam.gserviceaccount.com"]}), "iam")
+    checks = scheduler_checks(IBKR, live, {"ibkr": job}, {"ibkr": policy}, "ibkr")
+    assert [(check.id, check.ok) for check in checks] == [("scheduler-job", True), ("scheduler-target", True), ("invoker-binding", True)]
