@@ -18,7 +18,7 @@ from release.run_facts import run_facts
 from release.stack import load_stack_file, stack_file
 from release.verify import expected_env
 from tests.fixtures.gcs_emulator import EMULATOR_ENV, running_emulator
-from tests.fixtures.live_json import knative_for_spec, release_annotations, write_live_dir
+from tests.fixtures.live_json import knative_for_spec, release_annotations, write_live_dir, write_scheduling
 from tests.fixtures.run_reports import REPORTS_URI, SCOPES, report_uri, runtime_report, sha256, snapshot_csv, snapshot_manifest
 
 CONFIG = load_stack_file(stack_file("prod"))
@@ -68,8 +68,9 @@ def publish_runs(gcs, skip=()):
 
 
 def verify(tmp_path, *extra):
+    jobs, iam = write_scheduling(tmp_path / "scheduling", CONFIG.services)
     return main(["verify", "--live", str(live_dir(tmp_path / "live")), "--reports", "--reports-uri", REPORTS_URI,
-                 "--since", SINCE.isoformat(), *extra])  # fmt: skip
+                 "--since", SINCE.isoformat(), "--scheduler", str(jobs), "--iam", str(iam), *extra])  # fmt: skip
 
 
 def test_first_runs_and_snapshot_pass_with_the_objects_read(emulated, tmp_path, capsys):
