@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from release.config import ConfigProblem, ServiceSpec
+from release.local_files import MAX_LIVE_FILES, InputFileError, load_json, read_text
 
 DEFAULT_SCHEDULE = "45 15 * * 1-5"
 DEFAULT_TIME_ZONE = "America/New_York"
@@ -277,15 +278,15 @@ def from_policy_json(document: Any, source: str) -> IamPolicy:
     return IamPolicy(bindings=bindings, source=source)
 
 
-def _load(path: Path) -> Any:
+def _load(path: Path, fix: str) -> Any:
+    # The shared operator-file reader: a FIFO or /dev/zero is refused, not read; non-UTF-8 and deep
+    # nesting are bad input naming the file.
     try:
-        if path.stat().st_size > MAX_DOCUMENT_BYTES:
-            raise SchedulingInputError(f"{path}: larger than {MAX_DOCUMENT_BYTES} bytes; pass one describe output per file")
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise SchedulingInputError(f"{path}: cannot be read ({error.strerror}); check the path") from None
-    except ValueError as error:
-        raise SchedulingInputError(f"{path}: is not valid JSON ({error})") from None
+        return load_json(read_text(path, MAX_DOCUMENT_BYTES, fix), str(path), fix)
+    except FileNotFoundError as error:
+        raise SchedulingInputError(f"{path}: cannot be read ({error.strerror}); {fix}") from None
+    except InputFileError as error:
+        raise SchedulingInputError(str(error)) from None
 
 
 def _files(path: Path, option: str, what: str) -> list[Path]:
@@ -293,6 +294,8 @@ def _files(path: Path, option: str, what: str) -> list[Path]:
         files = sorted(path.glob("*.json"))
         if not files:
             raise SchedulingInputError(f"{path}: holds no *.json files; write one {what} per file into it")
+        if len(files) > MAX_LIVE_FILES:
+            raise SchedulingInputError(f"{path}: holds {len(files)} files, more than {MAX_LIVE_FILES}; keep one per service")
         return files
     if path.exists():
         return [path]
@@ -308,7 +311,7 @@ def read_jobs_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[str,
     by_id = {job_id(spec): key for key, spec in services.items()}
     found: dict[str, LiveSchedulerJob] = {}
     for file in _files(path, "--scheduler", "gcloud scheduler jobs describe JSON"):
-        document = _load(file)
+        document = _load(file, "write it with gcloud scheduler jobs describe JOB --location REGION --format=json")
         items = document if isinstance(document, list) else [document]
         for index, item in enumerate(items):
             where = f"{file}[{index}]" if isinstance(document, list) else str(file)
@@ -333,7 +336,7 @@ def read_iam_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[str, 
         if key is None:
             names = ", ".join(sorted(by_name))
             raise SchedulingInputError(f"{file}: name the file after the service whose policy it holds ({names}).json")
-        found[key] = from_policy_json(_load(file), str(file))
+        found[key] = from_policy_json(_load(file, "write it with gcloud run services get-iam-policy SERVICE --format=json"), str(file))
     return {key: found.get(key) for key in services}
 
 
