@@ -12,6 +12,8 @@ Checks, in report order:
   tag-immutable              no tag resolves to another commit than the lock recorded
   order                      UES's QPK pin is not newer than the bundle's QPK; a move back is a rollback
   platform-ci:<key>          (GitHub only) the platform commit's statuses and check runs are green
+  profile-facts:<key>        UES's catalog/adapters at the tag and the platform's registry at its commit
+                             were read (release/gate_profiles.py) and the configured profile is enabled
 """
 
 from __future__ import annotations
@@ -21,13 +23,16 @@ from typing import Any, Literal, Optional
 
 from packaging.version import Version
 
+from components.profiles import ProfileFacts, platform_key
 from release.config import ReleaseBundle, StackConfig, release_version
+from release.gate_profiles import lock_profile_checks, profile_checks
 from release.lock import Lock
 from release.pins import PIN_FILES, PYPROJECT_TOML, QPK_PACKAGE, RELEASE_KINDS, UES_PACKAGE, Pin, PinFileError, pins_from_file
 from release.sources import NotFound, ReleaseSource, SourceError
 
 Status = Literal["passed", "failed", "error", "skipped"]
 LOCK_FIX = "run `python -m release lock` to verify and record the current config"
+LOCK_AGAIN = "run `python -m release lock` again"
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,8 @@ class GateFacts:
     tags: dict[tuple[str, str], str] = field(default_factory=dict)  # (repo, tag) -> commit
     ues_qpk_pin: Optional[Pin] = None
     services: dict[str, ServiceFacts] = field(default_factory=dict)
-    matrix_tag: str = ""
+    # Proved profile facts (None when they could not all be read), plus the history the lock kept.
+    profiles: Optional[ProfileFacts] = None
 
 
 @dataclass
@@ -101,7 +107,7 @@ class GateReport:
             "facts": {
                 "tags": {f"{repo}@{tag}": commit for (repo, tag), commit in sorted(self.facts.tags.items())},
                 "ues_qpk_pin": None if self.facts.ues_qpk_pin is None else self.facts.ues_qpk_pin.model_dump(),
-                "matrix_tag": self.facts.matrix_tag,
+                "profiles": None if self.facts.profiles is None else self.facts.profiles.model_dump(mode="json"),
                 "services": {
                     key: {
                         "platform": s.platform,
@@ -226,7 +232,7 @@ def run_gate(config: StackConfig, source: ReleaseSource, lock: Optional[Lock] = 
     bundle = config.release
     owner, repos = bundle.github_owner, bundle.repositories
     qpk_repo, ues_repo = repos.quant_platform_kit, repos.us_equity_strategies
-    facts = GateFacts(matrix_tag=bundle.us_equity_strategies)
+    facts = GateFacts()
     checks: list[CheckResult] = []
 
     # 1. tags
@@ -323,6 +329,13 @@ def run_gate(config: StackConfig, source: ReleaseSource, lock: Optional[Lock] = 
 
     # 7. CI on each platform commit (GitHub only)
     checks += _platform_ci(config, source, reads)
+
+    # 8. profile facts from UES at the tag and each platform at its commit
+    blocked = tag_blocked.get("ues-tag")
+    profile_results, proved = profile_checks(config, source, ues_commit, None if blocked is None else f"ues-tag {blocked.status}")
+    checks += [CheckResult(r.id, r.status, r.message, r.unreachable) for r in profile_results]  # type: ignore[arg-type]
+    if proved is not None:
+        facts.profiles = proved.with_history(None if lock is None else lock.profile_facts)
 
     return GateReport(
         bundle=bundle,
@@ -480,7 +493,7 @@ def gate_from_lock(config: StackConfig, lock: Lock) -> GateReport:
         if tags_match
         else CheckResult("ues-pins-qpk", "failed", f"not checked: the bundle differs from the lock at {lock.locked_at}; {LOCK_FIX}")
     )
-    facts = GateFacts(matrix_tag=lock.matrix_tag, ues_qpk_pin=pin)
+    facts = GateFacts(ues_qpk_pin=pin)
     facts.tags = {(lock.quant_platform_kit.repo, lock.quant_platform_kit.tag): lock.quant_platform_kit.commit,
                   (lock.us_equity_strategies.repo, lock.us_equity_strategies.tag): lock.us_equity_strategies.commit}
     for key in sorted(config.services):
@@ -499,10 +512,17 @@ def gate_from_lock(config: StackConfig, lock: Lock) -> GateReport:
         else:
             facts.services[key] = ServiceFacts(spec.platform, repo, spec.commit, tuple(locked_service.pins))
             checks.append(CheckResult(check_id, "passed", f"{repo}@{short(spec.commit)} pins {QPK_PACKAGE} and {UES_PACKAGE} to the bundle ({when})"))
-    if lock.matrix_tag != bundle.us_equity_strategies:
-        checks.append(CheckResult("matrix-tag", "failed", f"the lock at {lock.locked_at} used the profile matrix of UES {lock.matrix_tag}, the bundle is {bundle.us_equity_strategies}; {LOCK_FIX}"))
+    if lock.profile_facts is None:
+        checks.append(CheckResult("profile-facts", "failed", f"the lock at {lock.locked_at} was written before profile facts were recorded; {LOCK_AGAIN}"))
     else:
-        checks.append(CheckResult("matrix-tag", "passed", f"profile matrix of UES {lock.matrix_tag} ({when})"))
+        results = lock_profile_checks(config, lock.profile_facts, when) if tags_match else []
+        checks += [CheckResult(r.id, r.status, r.message) for r in results]  # type: ignore[arg-type]
+        if tags_match:
+            facts.profiles = lock.profile_facts.model_copy(update={"services": {
+                key: platform_key(repos.for_platform(spec.platform), spec.commit)
+                for key, spec in config.services.items()
+                if platform_key(repos.for_platform(spec.platform), spec.commit) in lock.profile_facts.platforms
+            }})  # fmt: skip
     if lock.source != "github":
         checks.append(CheckResult("platform-ci", "skipped", f"the lock at {lock.locked_at} was written from the {lock.source} source, which cannot see CI"))
     return GateReport(bundle=bundle, checks=checks, source_kind="lock", verified_from=f"lock at {lock.locked_at}", facts=facts)

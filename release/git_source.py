@@ -106,8 +106,8 @@ class GitSource(TreeSource):
         key = (repo, sha)
         if key not in self._trees:
             directory = self._dir(repo)
-            call = f"git ls-tree {sha} in {directory}"
-            result = self._git(directory, call, "ls-tree", "-z", sha)
+            call = f"git ls-tree -r {sha} in {directory}"
+            result = self._git(directory, call, "ls-tree", "-r", "-z", sha)
             if result.returncode != 0:
                 raise NotFound(call, f"commit {sha} not found in {repo}", "fetch it into the clone or fix the commit")
             entries = {}

@@ -2,7 +2,7 @@
 
 Round trips per question (each answer cached for the source's lifetime, per (repo, object)):
   resolve_tag   GET git/ref/tags/<tag> (+ GET git/tags/<sha> per annotated level)
-  list_files    GET git/trees/<commit>   - proves the commit exists and lists its top-level files at once
+  list_files    GET git/trees/<commit>?recursive=1 - proves the commit exists and lists all its files at once
   read_file     GET git/blobs/<blob sha> - only for files the tree listed; identical files are fetched once
   ci_status     GET commits/<sha>/status + GET commits/<sha>/check-runs (pages followed, capped)
 
@@ -157,7 +157,7 @@ class GitHubSource(TreeSource):
         return ref if COMMIT_PATTERN.fullmatch(ref) else self.resolve_tag(repo, ref)
 
     def _tree(self, repo: str, sha: str) -> dict[str, str]:
-        call = f"GET {self._path(repo, 'git', 'trees', sha)}"
+        call = f"GET {self._path(repo, 'git', 'trees', sha)}?recursive=1"
         return self._ask(("tree", repo, sha), call, lambda: self._tree_entries(repo, sha, call))
 
     def _tag_ref(self, repo: str, tag: str, call: str) -> tuple[str, str]:
@@ -182,14 +182,15 @@ class GitHubSource(TreeSource):
 
     def _tree_entries(self, repo: str, sha: str, call: str) -> dict[str, str]:
         try:
-            data = self._http.get_json(call, self._path(repo, "git", "trees", sha))
+            data = self._http.get_json(call, self._path(repo, "git", "trees", sha) + "?recursive=1")
         except NotFound as error:
             raise NotFound(call, f"commit {sha} not found in {self.owner}/{repo}", "push it or fix the commit") from error
         if _field(data, "sha", str) == sha:
             # The trees API also accepts a tree's own id; a commit's tree always has a different id.
             raise NotFound(call, f"{sha} is a tree in {self.owner}/{repo}, not a commit", "use the commit sha")
         if data.get("truncated") is True:
-            raise MalformedResponse(call, "GitHub truncated the tree listing", "check the repository's top level")
+            # A partial listing would make a present file look absent (a pin file, a bundled config).
+            raise MalformedResponse(call, "GitHub truncated the recursive tree listing", "check the repository's size")
         entries = {}
         for element in _field(data, "tree", list):
             if not isinstance(element, dict) or not isinstance(element.get("path"), str) or not isinstance(element.get("sha"), str):

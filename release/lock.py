@@ -5,11 +5,18 @@ reach, and the next gate run compares tags against it (a tag that moved fails `t
 tag a lock of this stack ever proved stays in `tags`, so moving the bundle forward keeps the record of
 the old tags for the immutability check of a later rollback.
 
+Since schema 2 the lock also carries the profile facts the gate proved (UES catalog and adapters at the
+tag, each platform's registry at its commit), each with its provenance (repository, ref, commit, path,
+blob id), and a sha256 digest of them. A lock whose facts do not match their digest or their provenance
+(the lock's own tag and service commits) is refused as tampered (bad input). A schema-1 lock has no
+facts: it still serves as the tag history of the next `lock`, but the offline plan refuses it.
+
 Deterministic: sorted keys, two-space indent, trailing newline; the only volatile field is `locked_at`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +24,7 @@ from typing import TYPE_CHECKING, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from components.profiles import ProfileFacts, platform_key
 from release.config import COMMIT_PATTERN, release_version
 from release.local_files import LOCK_MAX_BYTES, InputFileError, read_text
 from release.pins import Pin
@@ -24,7 +32,8 @@ from release.pins import Pin
 if TYPE_CHECKING:
     from release.gate import GateReport
 
-LOCK_SCHEMA = 1
+LOCK_SCHEMA = 2
+LOCK_AGAIN = "run `python -m release lock` again"
 
 
 class LockModel(BaseModel):
@@ -67,17 +76,19 @@ class LockedService(LockModel):
 
 
 class Lock(LockModel):
-    schema_version: Literal[1] = LOCK_SCHEMA
+    schema_version: Literal[1, 2] = LOCK_SCHEMA
     locked_at: str  # ISO 8601 UTC, e.g. 2026-04-20T09:30:00Z
     source: str  # the kind of source that proved it: github | git
     github_owner: str
     quant_platform_kit: LockedTag
     us_equity_strategies: LockedTag
     ues_qpk_pin: Pin
-    matrix_tag: str
     services: dict[str, LockedService]
     # "<owner>/<repo>" -> tag -> commit: every tag any lock of this stack proved (tags never move).
     tags: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # What the gate proved about profiles (None only in a schema-1 lock), and the sha256 of it.
+    profile_facts: Optional[ProfileFacts] = None
+    profile_facts_sha256: Optional[str] = None
 
     def recorded_commit(self, owner: str, repo: str, tag: str) -> Optional[str]:
         return self.tags.get(f"{owner}/{repo}", {}).get(tag)
@@ -93,8 +104,42 @@ def lock_path(stack_file: Path) -> Path:
     return stack_file.with_name(f"{stem}.lock.json")
 
 
-def read_lock(path: Path) -> Optional[Lock]:
-    """The lock at `path`, None when there is none; LockError for anything unreadable."""
+def facts_digest(facts: ProfileFacts) -> str:
+    canonical = json.dumps(facts.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def provenance_problems(lock: Lock) -> list[str]:
+    """Where the lock's profile facts contradict their digest or the lock's own tag and commits."""
+    facts = lock.profile_facts
+    if facts is None:
+        return []
+    problems = []
+    if lock.profile_facts_sha256 != facts_digest(facts):
+        problems.append("profile_facts do not match profile_facts_sha256")
+    ues = facts.ues.get(lock.us_equity_strategies.tag)
+    if facts.ues_tag != lock.us_equity_strategies.tag or ues is None:
+        problems.append(f"profile_facts are for UES {facts.ues_tag}, the lock proved {lock.us_equity_strategies.tag}")
+    elif (ues.repo, ues.commit) != (lock.us_equity_strategies.repo, lock.us_equity_strategies.commit):
+        problems.append(f"UES facts were read at {ues.repo}@{ues.commit[:7]}, the lock's tag is {lock.us_equity_strategies.repo}@{lock.us_equity_strategies.commit[:7]}")
+    for ues_facts in facts.ues.values():
+        if any((f.repo, f.ref, f.commit) != (ues_facts.repo, ues_facts.tag, ues_facts.commit) for f in ues_facts.files):
+            problems.append(f"a UES {ues_facts.tag} fact names another repository, ref or commit than its own")
+    for platform in facts.platforms.values():
+        if any((f.repo, f.commit) != (platform.repo, platform.commit) for f in platform.files):
+            problems.append(f"a fact of {platform.repo}@{platform.commit[:7]} names another repository or commit")
+    for key, label in facts.services.items():
+        service = lock.services.get(key)
+        if service is None or label != platform_key(service.repo, service.commit):
+            problems.append(f"profile facts of services.{key} are for {label}, the lock proved {'nothing' if service is None else platform_key(service.repo, service.commit)}")
+    return problems
+
+
+def read_lock(path: Path, need_facts: bool = False) -> Optional[Lock]:
+    """The lock at `path`, None when there is none; LockError for anything unreadable or tampered.
+
+    `need_facts`: the caller will plan from the lock's profile facts, so a lock without them is refused.
+    """
     try:
         text = read_text(path, LOCK_MAX_BYTES, "delete it and run `python -m release lock`")
     except FileNotFoundError:
@@ -102,7 +147,16 @@ def read_lock(path: Path) -> Optional[Lock]:
     except InputFileError as error:
         raise LockError(str(error)) from None
     try:
-        return Lock.model_validate_json(text)
+        raw = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise LockError(f"{path} is not valid JSON ({error.msg} at line {error.lineno}); do not edit it by hand: delete it and run `python -m release lock`") from None
+    if isinstance(raw, dict) and raw.get("schema_version") == 1:
+        # Written before profile facts: its matrix tag named a hand-written matrix that no longer exists.
+        if need_facts:
+            raise LockError(f"{path} was written before profile facts were recorded in locks; {LOCK_AGAIN}")
+        raw.pop("matrix_tag", None)
+    try:
+        lock = Lock.model_validate(raw)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "(top level)"
@@ -110,6 +164,14 @@ def read_lock(path: Path) -> Optional[Lock]:
             f"{path} is not a valid lock ({error.error_count()} problem(s), first at {where}: {first['msg']}); "
             "do not edit it by hand: delete it and run `python -m release lock`"
         ) from None
+    if lock.schema_version == LOCK_SCHEMA and lock.profile_facts is None:
+        raise LockError(f"{path} has no profile facts; do not edit it by hand: {LOCK_AGAIN}")
+    problems = provenance_problems(lock)
+    if problems:
+        raise LockError(f"{path}: its profile facts do not match their provenance ({'; '.join(problems)}); it was edited by hand: {LOCK_AGAIN}")
+    if need_facts and lock.profile_facts is None:
+        raise LockError(f"{path} was written before profile facts were recorded in locks; {LOCK_AGAIN}")
+    return lock
 
 
 def utc_timestamp(now: Optional[datetime] = None) -> str:
@@ -126,6 +188,7 @@ def lock_from_report(report: "GateReport", now: Optional[datetime] = None, previ
     qpk_commit = facts.tags[(repos.quant_platform_kit, bundle.quant_platform_kit)]
     ues_commit = facts.tags[(repos.us_equity_strategies, bundle.us_equity_strategies)]
     assert facts.ues_qpk_pin is not None, "a passing gate has read UES's QPK pin"
+    assert facts.profiles is not None, "a passing gate has read the profile facts"
     tags: dict[str, dict[str, str]] = {name: dict(recorded) for name, recorded in (previous.tags if previous else {}).items()}
     for (repo, tag), commit in facts.tags.items():
         tags.setdefault(f"{owner}/{repo}", {})[tag] = commit
@@ -136,7 +199,8 @@ def lock_from_report(report: "GateReport", now: Optional[datetime] = None, previ
         quant_platform_kit=LockedTag(repo=repos.quant_platform_kit, tag=bundle.quant_platform_kit, commit=qpk_commit),
         us_equity_strategies=LockedTag(repo=repos.us_equity_strategies, tag=bundle.us_equity_strategies, commit=ues_commit),
         ues_qpk_pin=facts.ues_qpk_pin,
-        matrix_tag=facts.matrix_tag,
+        profile_facts=facts.profiles,
+        profile_facts_sha256=facts_digest(facts.profiles),
         services={
             key: LockedService(
                 platform=service.platform,

@@ -113,7 +113,11 @@ class ReleaseSource(Protocol):
         ...
 
     def list_files(self, repo: str, ref: str, paths: tuple[str, ...]) -> frozenset[str]:
-        """Which of `paths` (top-level files) exist at `ref`; NotFound when `ref` does not exist."""
+        """Which of `paths` (repository-relative file paths) exist at `ref`; NotFound when `ref` does not exist."""
+        ...
+
+    def blob_id(self, repo: str, ref: str, path: str) -> Optional[str]:
+        """The git blob id of `path` at `ref` (provenance of a fact read from it); None when absent."""
         ...
 
     def ci_status(self, repo: str, sha: str) -> Optional[CiStatus]:
@@ -126,8 +130,9 @@ class ReleaseSource(Protocol):
 
 
 class TreeSource:
-    """What both sources share: a commit's top-level tree says which pin files exist, and a file is
-    read through its blob id (content-addressed, so identical files in several repos are read once)."""
+    """What both sources share: a commit's tree (every file, recursively, path -> blob id) says which
+    files exist, and a file is read through its blob id (content-addressed, so identical files in several
+    repos are read once). A path is only ever a key into that tree, never a filesystem path."""
 
     def _commit_of(self, repo: str, ref: str) -> str:
         raise NotImplementedError
@@ -143,10 +148,11 @@ class TreeSource:
         return frozenset(path for path in paths if path in tree)
 
     def read_file(self, repo: str, ref: str, path: str) -> Optional[str]:
-        if "/" in path:
-            raise ValueError(f"{path}: only top-level files are read")
-        blob = self._tree(repo, self._commit_of(repo, ref)).get(path)
+        blob = self.blob_id(repo, ref, path)
         return None if blob is None else self._read_blob(repo, blob, path, ref)
+
+    def blob_id(self, repo: str, ref: str, path: str) -> Optional[str]:
+        return self._tree(repo, self._commit_of(repo, ref)).get(path)
 
 
 # -- what may be shown --------------------------------------------------------------------------------

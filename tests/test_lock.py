@@ -30,7 +30,14 @@ def test_write_then_read_round_trips_and_is_deterministic(seed_repos, tmp_path):
     data = json.loads(text)
     assert list(data) == sorted(data) and data["locked_at"] == "2026-04-20T09:30:00Z"
     assert data["quant_platform_kit"] == {"repo": QPK, "tag": "v0.7.10", "commit": seed_repos.qpk_tags["v0.7.10"]}
-    assert data["ues_qpk_pin"]["ref"] == "v0.7.10" and data["matrix_tag"] == "v0.7.13"
+    assert data["ues_qpk_pin"]["ref"] == "v0.7.10" and data["schema_version"] == 2
+    facts = data["profile_facts"]
+    assert facts["ues_tag"] == "v0.7.13" and facts["ues"]["v0.7.13"]["commit"] == seed_repos.ues_tags["v0.7.13"]
+    assert facts["services"]["ibkr"] == f"{IBKR}@{seed_repos.target[IBKR]}"
+    assert {f["path"] for f in facts["platforms"][facts["services"]["ibkr"]]["files"]} == {
+        "strategy_registry.py", "research/configs/growth_pullback_tech_pullback_cash_buffer.json",
+    }  # fmt: skip
+    assert len(data["profile_facts_sha256"]) == 64
     assert data["services"]["ibkr"]["commit"] == seed_repos.target[IBKR]
     assert write_lock(path, passing(seed_repos), now=NOW) == lock and path.read_text() == text
 
@@ -64,3 +71,74 @@ def test_missing_lock_is_none_and_malformed_lock_is_a_clear_error(tmp_path, seed
     bad.write_text(json.dumps(data))
     with pytest.raises(LockError, match="surprise"):
         read_lock(bad)
+
+
+def _tamper(path: Path, edit) -> Path:
+    data = json.loads(path.read_text())
+    edit(data)
+    tampered = path.with_name("tampered.lock.json")
+    tampered.write_text(json.dumps(data))
+    return tampered
+
+
+def _add_allowlisted(data):
+    platform = data["profile_facts"]["platforms"][data["profile_facts"]["services"]["schwab"]]
+    platform["rollout_allowlist"].append("qqq_tech_enhancement")
+
+
+def _move_ues_commit(data):
+    data["profile_facts"]["ues"]["v0.7.13"]["commit"] = "0" * 40
+
+
+def _point_service_elsewhere(data):
+    facts = data["profile_facts"]
+    facts["services"]["schwab"] = facts["services"]["ibkr"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "words"),
+    [
+        (_add_allowlisted, "do not match profile_facts_sha256"),
+        (_move_ues_commit, "UES facts were read at"),
+        (_point_service_elsewhere, "profile facts of services.schwab are for"),
+    ],
+)
+def test_facts_that_do_not_match_their_provenance_are_refused(seed_repos, tmp_path, edit, words):
+    path = tmp_path / "Pulumi.prod.lock.json"
+    write_lock(path, passing(seed_repos), now=NOW)
+    with pytest.raises(LockError) as caught:
+        read_lock(_tamper(path, edit))
+    assert words in str(caught.value) and "run `python -m release lock` again" in str(caught.value)
+
+
+def test_a_consistent_edit_with_a_recomputed_digest_is_still_checked_against_the_lock(seed_repos, tmp_path):
+    from components.profiles import ProfileFacts
+    from release.lock import facts_digest
+
+    path = tmp_path / "Pulumi.prod.lock.json"
+    write_lock(path, passing(seed_repos), now=NOW)
+
+    def edit(data):
+        _move_ues_commit(data)
+        for source in data["profile_facts"]["ues"]["v0.7.13"]["files"]:
+            source["commit"] = "0" * 40
+        data["profile_facts_sha256"] = facts_digest(ProfileFacts.model_validate(data["profile_facts"]))
+
+    with pytest.raises(LockError, match="the lock's tag is"):
+        read_lock(_tamper(path, edit))
+
+
+def test_a_lock_from_before_profile_facts_serves_the_tag_history_but_not_the_plan(seed_repos, tmp_path):
+    path = tmp_path / "Pulumi.prod.lock.json"
+    write_lock(path, passing(seed_repos), now=NOW)
+    data = json.loads(path.read_text())
+    data.update(schema_version=1, matrix_tag="v0.7.13")
+    del data["profile_facts"], data["profile_facts_sha256"]
+    path.write_text(json.dumps(data))
+    old = read_lock(path)
+    assert old is not None and old.profile_facts is None and old.recorded_commit("QuantStrategyLab", QPK, "v0.7.10")
+    with pytest.raises(LockError, match="written before profile facts were recorded in locks; run `python -m release lock` again"):
+        read_lock(path, need_facts=True)
+    # Locking again replaces it with one that carries facts.
+    assert write_lock(path, passing(seed_repos), now=NOW).profile_facts is not None
+    assert read_lock(path, need_facts=True).schema_version == 2
