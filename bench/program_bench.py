@@ -117,7 +117,11 @@ def run_child(config: dict, env: dict[str, str]) -> tuple[float, dict]:
         started = time.perf_counter()
         result = subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), "--child", handle.name],
-            cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         wall = time.perf_counter() - started
     finally:
@@ -142,9 +146,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     prod = stack_file_config()
     big = dict(prod)
-    big[f"{PROJECT_NAME}:services"] = json.dumps(
-        generated_services(json.loads(prod[f"{PROJECT_NAME}:services"]), args.services)
-    )
+    big[f"{PROJECT_NAME}:services"] = json.dumps(generated_services(json.loads(prod[f"{PROJECT_NAME}:services"]), args.services))
     results = {}
     with github_fake_env() as env:
         for label, config in (("prod", prod), (f"generated-{args.services}", big)):

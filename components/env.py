@@ -98,9 +98,7 @@ def profile_problems(key: str, spec: ServiceSpec, matrix: ProfileMatrix) -> list
     return []
 
 
-def input_mode_problems(
-    key: str, spec: ServiceSpec, requirements: Optional[PlatformRequirements]
-) -> list[ConfigProblem]:
+def input_mode_problems(key: str, spec: ServiceSpec, requirements: Optional[PlatformRequirements]) -> list[ConfigProblem]:
     """Snapshot paths exactly where the profile needs them; reconciliation output only on IBKR."""
     snapshot = spec.snapshot
     problems: list[ConfigProblem] = []
@@ -199,9 +197,7 @@ def env_map_problems(key: str, spec: ServiceSpec, platform: Platform) -> list[Co
             problems.append(ConfigProblem(path=f"services.{key}.env", message=f"{platform.id} needs {name}; add it"))
     for name in platform.required_secrets:
         if name not in spec.secrets:
-            problems.append(
-                ConfigProblem(path=f"services.{key}.secrets", message=f"{platform.id} needs {name}; add {name}: <secret>")
-            )
+            problems.append(ConfigProblem(path=f"services.{key}.secrets", message=f"{platform.id} needs {name}; add {name}: <secret>"))
     return problems
 
 
@@ -309,9 +305,7 @@ def desired_env(spec: ServiceSpec, requirements: PlatformRequirements, dry_run: 
         raise ValueError(f"{spec.service_name}: no explicit dry-run value; {DRY_RUN_UNSET}")
     plain: dict[str, str] = dict(spec.env)
     plain[STRATEGY_PROFILE] = spec.strategy_profile
-    plain[RUNTIME_TARGET_JSON] = runtime_target_json(
-        platform.id, spec.strategy_profile, is_dry_run(dry_run), spec.service_name
-    )
+    plain[RUNTIME_TARGET_JSON] = runtime_target_json(platform.id, spec.strategy_profile, is_dry_run(dry_run), spec.service_name)
     plain[platform.dry_run_env] = dry_run
     if requirements.requires_snapshot_artifacts and spec.snapshot is not None:
         paths = {
@@ -340,9 +334,7 @@ def config_problems(services: Mapping[str, ServiceSpec], matrix: Optional[Profil
     return problems
 
 
-def desired_revision(
-    spec: ServiceSpec, bundle: ReleaseBundle, requirements: PlatformRequirements, dry_run: str
-) -> ServiceRevision:
+def desired_revision(spec: ServiceSpec, bundle: ReleaseBundle, requirements: PlatformRequirements, dry_run: str) -> ServiceRevision:
     """The end state of a cutover for one service: the bundle's image with the switched env."""
     return ServiceRevision(
         image=spec.image,

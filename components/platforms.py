@@ -134,6 +134,7 @@ def is_dry_run(raw: str) -> bool:
         raise ValueError("an unset or empty dry-run flag has no safe reading; hold an explicit value instead")
     return raw.strip().lower() in TRUTHY
 
+
 # Recorded on every service this program deploys, so the next run knows which release the live image
 # carries (a service without them was deployed by hand: its release is unknown).
 QPK_TAG_ANNOTATION = "us-equity-cutover/qpk-tag"

@@ -47,9 +47,7 @@ class PlatformRequirements(ConfigModel):
     @model_validator(mode="after")
     def _direct_needs_nothing(self) -> "PlatformRequirements":
         if not self.requires_snapshot_artifacts and (
-            self.requires_snapshot_manifest_path
-            or self.config_source_policy != "none"
-            or self.reconciliation_output_policy != "none"
+            self.requires_snapshot_manifest_path or self.config_source_policy != "none" or self.reconciliation_output_policy != "none"
         ):
             raise ValueError("a direct_runtime profile cannot require snapshot, config or reconciliation paths")
         return self
@@ -84,9 +82,7 @@ class ProfileMatrix(ConfigModel):
         return self.aliases.get(name, name)
 
     def enabled_on(self, platform: PlatformId) -> list[str]:
-        return sorted(
-            name for name, profile in self.profiles.items() if profile.runtime_enabled and platform in profile.platforms
-        )
+        return sorted(name for name, profile in self.profiles.items() if profile.runtime_enabled and platform in profile.platforms)
 
     def requirements(self, profile: str, platform: PlatformId) -> Optional[PlatformRequirements]:
         """Requirements of a runtime-enabled profile on a platform; None when it can't run there."""
@@ -281,7 +277,10 @@ def judge(profile: str, platform: PlatformFacts, ues: UesFacts) -> Judgement:
     missing_inputs = sorted(set(entry.required_inputs) - set(capability.supported_inputs))
     refusals = [
         (entry.status != RUNTIME_ENABLED, f"its UES status is {entry.status}"),
-        (platform.platform not in entry.compatible_platforms, f"UES lists it for {', '.join(entry.compatible_platforms) or 'no platform'} only"),
+        (
+            platform.platform not in entry.compatible_platforms,
+            f"UES lists it for {', '.join(entry.compatible_platforms) or 'no platform'} only",
+        ),
         (name not in allowlist, f"it is not in {platform.repo}'s rollout allowlist"),
         (bool(missing_inputs), f"the platform does not support its inputs {', '.join(missing_inputs)}"),
         (entry.target_mode not in capability.supported_target_modes, f"the platform does not support target mode {entry.target_mode}"),
@@ -329,9 +328,9 @@ class ProfileFacts(FactsModel):
         for tag, facts in self.ues.items():
             if facts.tag != tag:
                 raise ValueError(f"UES facts under {tag} were read at {facts.tag}")
-        for key, facts in self.platforms.items():
-            if key != facts.label:
-                raise ValueError(f"platform facts under {key} were read at {facts.label}")
+        for key, platform_facts in self.platforms.items():
+            if key != platform_facts.label:
+                raise ValueError(f"platform facts under {key} were read at {platform_facts.label}")
         for service, key in self.services.items():
             if key not in self.platforms:
                 raise ValueError(f"service {service} points at {key}, which has no facts")
@@ -388,6 +387,4 @@ class ProfileFacts(FactsModel):
         """These facts plus every UES release and platform commit `older` proved that these do not replace."""
         if older is None:
             return self
-        return self.model_copy(
-            update={"ues": {**older.ues, **self.ues}, "platforms": {**older.platforms, **self.platforms}}
-        )
+        return self.model_copy(update={"ues": {**older.ues, **self.ues}, "platforms": {**older.platforms, **self.platforms}})

@@ -9,7 +9,7 @@ the CLI's plan and this program can never disagree about what a service should r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import pulumi
 import pulumi_gcp as gcp
@@ -118,9 +118,7 @@ class StrategyService(pulumi.ComponentResource):
                     envs=env_args(revision.env),
                     # cpu_idle must be explicit once limits are set, or Cloud Run switches the service to
                     # always-allocated CPU (a cost and behaviour change nobody asked for).
-                    resources=gcp.cloudrunv2.ServiceTemplateContainerResourcesArgs(
-                        limits={"cpu": CPU, "memory": MEMORY}, cpu_idle=True
-                    ),
+                    resources=gcp.cloudrunv2.ServiceTemplateContainerResourcesArgs(limits={"cpu": CPU, "memory": MEMORY}, cpu_idle=True),
                 )
             ],
         )
@@ -135,9 +133,7 @@ class StrategyService(pulumi.ComponentResource):
             template=template,
             # "Confirmed live" means the latest ready revision serves all traffic; say so instead of relying
             # on whatever split a hand deploy left behind.
-            traffics=[
-                gcp.cloudrunv2.ServiceTrafficArgs(type="TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", percent=100)
-            ],
+            traffics=[gcp.cloudrunv2.ServiceTrafficArgs(type="TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", percent=100)],
             opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=args.provider,
@@ -160,7 +156,7 @@ class StrategyService(pulumi.ComponentResource):
         self.latest_ready_revision = service.latest_ready_revision
         self.register_outputs(self.outputs())
 
-    def outputs(self) -> dict[str, pulumi.Output]:
+    def outputs(self) -> dict[str, pulumi.Output[Any]]:
         """The per-service map the stack exports under the service key."""
         return {
             "name": self.name,

@@ -85,7 +85,9 @@ def _lock(args: argparse.Namespace) -> int:
         print(json.dumps({**report.to_json(), "lock": str(path) if written else None}, indent=2, sort_keys=True))
     else:
         print(report.render_text())
-        print(f"wrote {path} (locked at {written.locked_at})" if written else f"lock NOT written: the gate did not pass; {path} is unchanged")
+        print(
+            f"wrote {path} (locked at {written.locked_at})" if written else f"lock NOT written: the gate did not pass; {path} is unchanged"
+        )
     return EXIT_OK if written else EXIT_NO
 
 
@@ -122,12 +124,11 @@ def _plan(args: argparse.Namespace) -> int:
         source = make_source(args.source, config.release, args.git_root, os.environ)
     except SourceSelectionError as error:
         raise UsageError(str(error)) from None
+    unreachable_error: Optional[SourceError] = None
     try:
         gate = run_gate(config, source, lock=lock)
     except SourceError as error:
         gate, unreachable_error = None, error
-    else:
-        unreachable_error = None
     note = ""
     if gate is None or gate.unreachable:
         if lock is not None:
@@ -190,10 +191,7 @@ def _verify(args: argparse.Namespace) -> int:
         for key, spec in config.services.items()
     ]
     first_runs = _first_runs(args, config, live.services, matrix)
-    results = [
-        ServiceVerification(r.key, r.service, r.checks + first_runs[r.key].checks) if r.key in first_runs else r
-        for r in results
-    ]
+    results = [ServiceVerification(r.key, r.service, r.checks + first_runs[r.key].checks) if r.key in first_runs else r for r in results]
     if args.format == "json":
         print(json.dumps(verify_json(results), indent=2))
     else:
@@ -231,7 +229,11 @@ def _first_runs(args: argparse.Namespace, config: StackConfig, live: Mapping[str
     from release.run_facts import run_facts
 
     if not args.reports:
-        given = [flag for flag, value in (("--reports-uri", args.reports_uri), ("--since", args.since), ("--wait", args.wait)) if value is not None]
+        given = [
+            flag
+            for flag, value in (("--reports-uri", args.reports_uri), ("--since", args.since), ("--wait", args.wait))
+            if value is not None
+        ]
         if given:
             raise UsageError(f"{', '.join(given)} only apply with --reports; add --reports")
         return {}
@@ -257,7 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(
-        name: str, handler: Callable[[argparse.Namespace], int], help_text: str, formats: tuple[str, ...] = ("text", "json"),
+        name: str,
+        handler: Callable[[argparse.Namespace], int],
+        help_text: str,
+        formats: tuple[str, ...] = ("text", "json"),
         sources: bool = True,
     ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
@@ -284,9 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--reports-uri", help="with --reports: gs:// reports prefix (default: the service's EXECUTION_REPORT_GCS_URI)")
     verify.add_argument("--since", help="with --reports: the cutover time, ISO-8601 with zone (default: when the service became Ready)")
     verify.add_argument("--wait", help="with --reports: poll up to SECONDS for the first run to report")
-    verify.add_argument(
-        "--scheduler", help="scheduler jobs: gcloud scheduler jobs describe JSON (file or directory), or 'gcloud'"
-    )
+    verify.add_argument("--scheduler", help="scheduler jobs: gcloud scheduler jobs describe JSON (file or directory), or 'gcloud'")
     verify.add_argument(
         "--iam", help="invoker bindings: gcloud run services get-iam-policy JSON as <service name>.json (file or directory), or 'gcloud'"
     )
@@ -303,7 +306,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("error: --git-root needs --source git", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        return args.handler(args)
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        return handler(args)
     except ConfigError as error:
         print(error.report(), file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -54,9 +54,7 @@ def github_repo_problem(value: str) -> Optional[str]:
 class ConfigModel(BaseModel):
     """Base for every config model: unknown keys are errors, keys are camelCase, values are immutable."""
 
-    model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True, str_strip_whitespace=False
-    )
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True, str_strip_whitespace=False)
 
 
 def release_version(tag: str) -> Version:
@@ -90,7 +88,7 @@ class RepositoryNames(ConfigModel):
         return value
 
     def for_platform(self, platform: PlatformId) -> str:
-        return getattr(self, platform)
+        return str(getattr(self, platform))
 
 
 class ReleaseBundle(ConfigModel):

@@ -88,7 +88,9 @@ def first_run_checks(
 ) -> FirstRunResult:
     """The `report-*` and `manifest-*` checks of one service, and what the operator record keeps of them."""
     if live is None:
-        return FirstRunResult((VerifyCheck("report-found", False, f"{spec.service_name} has no live state to read its report prefix from"),), {})
+        return FirstRunResult(
+            (VerifyCheck("report-found", False, f"{spec.service_name} has no live state to read its report prefix from"),), {}
+        )
     if facts is None:
         return FirstRunResult(
             (VerifyCheck("report-found", False, f"{spec.strategy_profile} is not runtime-enabled on {spec.platform} at this release"),), {}

@@ -267,15 +267,35 @@ def run_gate(config: StackConfig, source: ReleaseSource, lock: Optional[Lock] = 
     if ues_blocked is not None:
         checks.append(ues_blocked.result("ues-pins-qpk"))
     elif not ues_qpk_pins:
-        checks.append(CheckResult("ues-pins-qpk", "failed", f"{ues_label} {PYPROJECT_TOML} does not pin {QPK_PACKAGE}; pin it to {bundle.quant_platform_kit} and tag a new UES"))
+        checks.append(
+            CheckResult(
+                "ues-pins-qpk",
+                "failed",
+                f"{ues_label} {PYPROJECT_TOML} does not pin {QPK_PACKAGE}; pin it to {bundle.quant_platform_kit} and tag a new UES",
+            )
+        )
     else:
-        problems = [f"{ues_label} {pin.file} {p}" for pin in ues_qpk_pins if (p := _pin_problem(pin, bundle.quant_platform_kit, qpk_commit))]
+        problems = [
+            f"{ues_label} {pin.file} {p}" for pin in ues_qpk_pins if (p := _pin_problem(pin, bundle.quant_platform_kit, qpk_commit))
+        ]
         problems += _non_canonical(ues_label, ues_qpk_pins, owner, qpk_repo)
         facts.ues_qpk_pin = ues_qpk_pins[0]
         if problems:
-            checks.append(CheckResult("ues-pins-qpk", "failed", "; ".join(problems) + f"; bump UES's pin to {bundle.quant_platform_kit} and tag a new UES (or move the bundle)"))
+            checks.append(
+                CheckResult(
+                    "ues-pins-qpk",
+                    "failed",
+                    "; ".join(problems) + f"; bump UES's pin to {bundle.quant_platform_kit} and tag a new UES (or move the bundle)",
+                )
+            )
         else:
-            checks.append(CheckResult("ues-pins-qpk", "passed", f"{ues_label} {PYPROJECT_TOML} pins {QPK_PACKAGE} @{ues_qpk_pins[0].ref} = bundle {bundle.quant_platform_kit}"))
+            checks.append(
+                CheckResult(
+                    "ues-pins-qpk",
+                    "passed",
+                    f"{ues_label} {PYPROJECT_TOML} pins {QPK_PACKAGE} @{ues_qpk_pins[0].ref} = bundle {bundle.quant_platform_kit}",
+                )
+            )
 
     # 3. platform pins, read once per (repository, commit) however many services share it
     reads: dict[tuple[str, str], _PinRead] = {}
@@ -291,11 +311,15 @@ def run_gate(config: StackConfig, source: ReleaseSource, lock: Optional[Lock] = 
         if read.blocked is not None:
             if first_read:
                 read_faults.append(read.blocked)
-            checks.append(CheckResult(check_id, read.blocked.status, f"{label} (services.{key}.commit): {read.blocked.reason}", read.blocked.unreachable))
+            checks.append(
+                CheckResult(
+                    check_id, read.blocked.status, f"{label} (services.{key}.commit): {read.blocked.reason}", read.blocked.unreachable
+                )
+            )
             continue
         if first_read:
             all_pins += [(label, pin) for pin in read.pins]
-        problems: list[str] = []
+        problems = []
         for package, bundle_tag, tag_commit, canonical in (
             (QPK_PACKAGE, bundle.quant_platform_kit, qpk_commit, qpk_repo),
             (UES_PACKAGE, bundle.us_equity_strategies, ues_commit, ues_repo),
@@ -313,9 +337,15 @@ def run_gate(config: StackConfig, source: ReleaseSource, lock: Optional[Lock] = 
             problems += _non_canonical(label, package_pins, owner, canonical)
         facts.services[key] = ServiceFacts(spec.platform, repo, spec.commit, read.pins)
         if problems:
-            checks.append(CheckResult(check_id, "failed", "; ".join(problems) + f"; bump the pins in {repo} and set services.{key}.commit to that commit"))
+            checks.append(
+                CheckResult(
+                    check_id, "failed", "; ".join(problems) + f"; bump the pins in {repo} and set services.{key}.commit to that commit"
+                )
+            )
         else:
-            checks.append(CheckResult(check_id, "passed", f"{label} pins {QPK_PACKAGE} and {UES_PACKAGE} to the bundle in {', '.join(read.files)}"))
+            checks.append(
+                CheckResult(check_id, "passed", f"{label} pins {QPK_PACKAGE} and {UES_PACKAGE} to the bundle in {', '.join(read.files)}")
+            )
 
     # 4. refs that a release must never carry
     checks.append(_pin_refs(all_pins, read_faults, owner, {QPK_PACKAGE: qpk_repo, UES_PACKAGE: ues_repo}, bundle))
@@ -363,10 +393,14 @@ def _pin_refs(
     for where, pin in pins:
         fix = f"pin the release tag {bundle_tags[pin.package]} or its full commit"
         if pin.kind not in RELEASE_KINDS:
-            what = {"short-sha": "a short sha", "branch": "a branch or unknown ref", "no-ref": "no ref"}.get(pin.kind, f"a {pin.kind} requirement")
+            what = {"short-sha": "a short sha", "branch": "a branch or unknown ref", "no-ref": "no ref"}.get(
+                pin.kind, f"a {pin.kind} requirement"
+            )
             refused.append(f"{where} {pin.file} pins {pin.describe()} ({what}): {fix}")
         elif not pin.is_canonical(owner, canonical[pin.package]):
-            refused.append(f"{where} {pin.file} pins {pin.package} from {pin.where}, not {owner}/{canonical[pin.package]}: point it at the canonical repository")
+            refused.append(
+                f"{where} {pin.file} pins {pin.package} from {pin.where}, not {owner}/{canonical[pin.package]}: point it at the canonical repository"
+            )
     if refused:
         return CheckResult("pin-refs", "failed", "; ".join(refused))
     errors = [fault for fault in faults if fault.status == "error"]
@@ -412,8 +446,13 @@ def _order(
                 rollback = True
                 moves.append(f"{name} {then} -> {now}")
     history = (
-        f"ROLLBACK from the lock at {lock.locked_at}: {', '.join(moves)}" if rollback
-        else (f"not older than the lock at {lock.locked_at}" if lock is not None else "no lock to compare, so a rollback cannot be told from a release")
+        f"ROLLBACK from the lock at {lock.locked_at}: {', '.join(moves)}"
+        if rollback and lock is not None
+        else (
+            f"not older than the lock at {lock.locked_at}"
+            if lock is not None
+            else "no lock to compare, so a rollback cannot be told from a release"
+        )
     )
     if ues_pin is None:
         if blocked is not None:
@@ -426,21 +465,31 @@ def _order(
         pinned = bundle.qpk_version
     if pinned is None:
         return CheckResult(
-            "order", "failed",
+            "order",
+            "failed",
             f"UES {bundle.us_equity_strategies} pins {ues_pin.describe()}, which names no QPK release to order; pin a QPK tag or its commit; {history}",
         ), rollback
     if pinned > bundle.qpk_version:
         return CheckResult(
-            "order", "failed",
+            "order",
+            "failed",
             f"{bundle.repositories.us_equity_strategies}@{bundle.us_equity_strategies} pins {QPK_PACKAGE} v{pinned}, newer than the bundle's "
             f"QPK {bundle.quant_platform_kit}: UES cannot be released before its QPK; release QPK v{pinned} and move the bundle to it; {history}",
         ), rollback
-    return CheckResult("order", "passed", f"UES {bundle.us_equity_strategies} needs QPK v{pinned} <= bundle {bundle.quant_platform_kit}; {history}"), rollback
+    return CheckResult(
+        "order", "passed", f"UES {bundle.us_equity_strategies} needs QPK v{pinned} <= bundle {bundle.quant_platform_kit}; {history}"
+    ), rollback
 
 
 def _platform_ci(config: StackConfig, source: ReleaseSource, reads: dict[tuple[str, str], _PinRead]) -> list[CheckResult]:
     if source.kind != "github":
-        return [CheckResult("platform-ci", "skipped", f"the {source.kind} source cannot see CI, so platform CI was not checked; run with --source github to check it")]
+        return [
+            CheckResult(
+                "platform-ci",
+                "skipped",
+                f"the {source.kind} source cannot see CI, so platform CI was not checked; run with --source github to check it",
+            )
+        ]
     results = []
     for key in sorted(config.services):
         spec = config.services[key]
@@ -465,7 +514,9 @@ def _platform_ci(config: StackConfig, source: ReleaseSource, reads: dict[tuple[s
         elif status.state == "none":
             results.append(CheckResult(check_id, "failed", f"{label} has no CI result ({status.detail}); run CI on that commit"))
         else:
-            results.append(CheckResult(check_id, "failed", f"{label} CI failed ({status.detail}); fix it and release a new platform commit"))
+            results.append(
+                CheckResult(check_id, "failed", f"{label} CI failed ({status.detail}); fix it and release a new platform commit")
+            )
     return results
 
 
@@ -483,7 +534,13 @@ def gate_from_lock(config: StackConfig, lock: Lock) -> GateReport:
         ("ues-tag", "release.usEquityStrategies", repos.us_equity_strategies, bundle.us_equity_strategies, lock.us_equity_strategies),
     ):
         if (owner, repo, tag) != (lock.github_owner, locked.repo, locked.tag):
-            checks.append(CheckResult(check_id, "failed", f"{field_name} is {owner}/{repo} {tag}, the lock at {lock.locked_at} proved {lock.github_owner}/{locked.repo} {locked.tag}; {LOCK_FIX}"))
+            checks.append(
+                CheckResult(
+                    check_id,
+                    "failed",
+                    f"{field_name} is {owner}/{repo} {tag}, the lock at {lock.locked_at} proved {lock.github_owner}/{locked.repo} {locked.tag}; {LOCK_FIX}",
+                )
+            )
         else:
             checks.append(CheckResult(check_id, "passed", f"{owner}/{repo} tag {tag} -> {locked.commit} ({when})"))
     tags_match = all(check.ok for check in checks)
@@ -494,8 +551,10 @@ def gate_from_lock(config: StackConfig, lock: Lock) -> GateReport:
         else CheckResult("ues-pins-qpk", "failed", f"not checked: the bundle differs from the lock at {lock.locked_at}; {LOCK_FIX}")
     )
     facts = GateFacts(ues_qpk_pin=pin)
-    facts.tags = {(lock.quant_platform_kit.repo, lock.quant_platform_kit.tag): lock.quant_platform_kit.commit,
-                  (lock.us_equity_strategies.repo, lock.us_equity_strategies.tag): lock.us_equity_strategies.commit}
+    facts.tags = {
+        (lock.quant_platform_kit.repo, lock.quant_platform_kit.tag): lock.quant_platform_kit.commit,
+        (lock.us_equity_strategies.repo, lock.us_equity_strategies.tag): lock.us_equity_strategies.commit,
+    }
     for key in sorted(config.services):
         spec = config.services[key]
         check_id = f"platform-pins:{key}"
@@ -504,16 +563,34 @@ def gate_from_lock(config: StackConfig, lock: Lock) -> GateReport:
         if locked_service is None:
             checks.append(CheckResult(check_id, "failed", f"services.{key} is not in the lock at {lock.locked_at}; {LOCK_FIX}"))
         elif (spec.platform, repo) != (locked_service.platform, locked_service.repo):
-            checks.append(CheckResult(check_id, "failed", f"services.{key}.platform is {spec.platform} ({repo}), the lock at {lock.locked_at} proved {locked_service.platform} ({locked_service.repo}); {LOCK_FIX}"))
+            checks.append(
+                CheckResult(
+                    check_id,
+                    "failed",
+                    f"services.{key}.platform is {spec.platform} ({repo}), the lock at {lock.locked_at} proved {locked_service.platform} ({locked_service.repo}); {LOCK_FIX}",
+                )
+            )
         elif spec.commit != locked_service.commit:
-            checks.append(CheckResult(check_id, "failed", f"services.{key}.commit is {short(spec.commit)}, the lock at {lock.locked_at} proved {repo}@{short(locked_service.commit)}; {LOCK_FIX}"))
+            checks.append(
+                CheckResult(
+                    check_id,
+                    "failed",
+                    f"services.{key}.commit is {short(spec.commit)}, the lock at {lock.locked_at} proved {repo}@{short(locked_service.commit)}; {LOCK_FIX}",
+                )
+            )
         elif not tags_match:
             checks.append(CheckResult(check_id, "failed", f"not checked: the bundle differs from the lock at {lock.locked_at}; {LOCK_FIX}"))
         else:
             facts.services[key] = ServiceFacts(spec.platform, repo, spec.commit, tuple(locked_service.pins))
-            checks.append(CheckResult(check_id, "passed", f"{repo}@{short(spec.commit)} pins {QPK_PACKAGE} and {UES_PACKAGE} to the bundle ({when})"))
+            checks.append(
+                CheckResult(check_id, "passed", f"{repo}@{short(spec.commit)} pins {QPK_PACKAGE} and {UES_PACKAGE} to the bundle ({when})")
+            )
     if lock.profile_facts is None:
-        checks.append(CheckResult("profile-facts", "failed", f"the lock at {lock.locked_at} was written before profile facts were recorded; {LOCK_AGAIN}"))
+        checks.append(
+            CheckResult(
+                "profile-facts", "failed", f"the lock at {lock.locked_at} was written before profile facts were recorded; {LOCK_AGAIN}"
+            )
+        )
     else:
         results = lock_profile_checks(config, lock.profile_facts, when) if tags_match else []
         checks += [CheckResult(r.id, r.status, r.message) for r in results]  # type: ignore[arg-type]
@@ -524,5 +601,9 @@ def gate_from_lock(config: StackConfig, lock: Lock) -> GateReport:
                 if platform_key(repos.for_platform(spec.platform), spec.commit) in lock.profile_facts.platforms
             }})  # fmt: skip
     if lock.source != "github":
-        checks.append(CheckResult("platform-ci", "skipped", f"the lock at {lock.locked_at} was written from the {lock.source} source, which cannot see CI"))
+        checks.append(
+            CheckResult(
+                "platform-ci", "skipped", f"the lock at {lock.locked_at} was written from the {lock.source} source, which cannot see CI"
+            )
+        )
     return GateReport(bundle=bundle, checks=checks, source_kind="lock", verified_from=f"lock at {lock.locked_at}", facts=facts)

@@ -87,7 +87,9 @@ def profile_checks(
         where = f"{repo}@{spec.commit[:7]} (services.{key}.commit)"
         if label not in platforms and label not in failures:
             try:
-                platforms[label] = read_platform_facts(_files(source, repo, spec.commit, spec.commit), spec.platform, bundled_config_paths(ues))
+                platforms[label] = read_platform_facts(
+                    _files(source, repo, spec.commit, spec.commit), spec.platform, bundled_config_paths(ues)
+                )
             except FactsReadError as error:
                 failures[label] = ProfileCheck(check_id, "failed", f"{where} {error}; {LITERAL_ONLY}")
             except SourceError as error:
@@ -111,7 +113,9 @@ def _judge_service(check_id: str, key: str, profile: str, platform: PlatformFact
     enabled = enabled_text(platform, ues)
     read_from = ", ".join(f.describe() for f in (*ues.files, *platform.files))
     if profile in ues.aliases:
-        return ProfileCheck(check_id, "failed", f"{field} {profile} is an old alias in {catalog} at UES {ues.tag}; write {ues.aliases[profile]}")
+        return ProfileCheck(
+            check_id, "failed", f"{field} {profile} is an old alias in {catalog} at UES {ues.tag}; write {ues.aliases[profile]}"
+        )
     if profile not in ues.profiles:
         return ProfileCheck(
             check_id, "failed",
@@ -120,10 +124,17 @@ def _judge_service(check_id: str, key: str, profile: str, platform: PlatformFact
         )  # fmt: skip
     judgement = judge(profile, platform, ues)
     if judgement.requirements is None:
-        return ProfileCheck(check_id, "failed", f"{field}: {judgement.why} (enabled there: {enabled}); pick an enabled profile or a platform commit that enables it")
+        return ProfileCheck(
+            check_id,
+            "failed",
+            f"{field}: {judgement.why} (enabled there: {enabled}); pick an enabled profile or a platform commit that enables it",
+        )
     needs = judgement.requirements
     mode = needs.input_mode + (f", manifest {needs.manifest_contract}" if needs.requires_snapshot_manifest_path else "")
-    config_note = {"bundled_or_env": f", bundled config {needs.bundled_config}", "env_or_module_defaults": ", no bundled config (module defaults unless a config path is set)"}.get(needs.strategy_config, "")
+    config_note = {
+        "bundled_or_env": f", bundled config {needs.bundled_config}",
+        "env_or_module_defaults": ", no bundled config (module defaults unless a config path is set)",
+    }.get(needs.strategy_config, "")
     return ProfileCheck(
         check_id, "passed",
         f"{profile} ({needs.display_name}; {mode}{config_note}) is runtime-enabled on {platform.platform} at "
@@ -140,7 +151,13 @@ def lock_profile_checks(config: StackConfig, facts: ProfileFacts, when: str) -> 
         repo = config.release.repositories.for_platform(spec.platform)
         platform = facts.platforms.get(platform_key(repo, spec.commit))
         if facts.ues_tag != config.release.us_equity_strategies or platform is None:
-            checks.append(ProfileCheck(check_id, "failed", f"the lock has no profile facts for UES {config.release.us_equity_strategies} and {repo}@{spec.commit[:7]}; run `python -m release lock` again"))
+            checks.append(
+                ProfileCheck(
+                    check_id,
+                    "failed",
+                    f"the lock has no profile facts for UES {config.release.us_equity_strategies} and {repo}@{spec.commit[:7]}; run `python -m release lock` again",
+                )
+            )
             continue
         result = _judge_service(check_id, key, spec.strategy_profile, platform, facts.bundle)
         checks.append(ProfileCheck(result.id, result.status, f"{result.message.split('; read from ')[0]} ({when})"))

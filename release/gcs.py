@@ -87,10 +87,9 @@ def shown(value: Any, limit: int = 80) -> str:
 
 def _describe(error: BaseException, uri: str, seconds: float) -> GcsFault:
     """A library or transport error as a fault. The server's own message is not echoed: only its status."""
+    import requests
     from google.api_core import exceptions as api
     from google.auth import exceptions as auth
-
-    import requests
 
     timeout_types = (requests.Timeout, TimeoutError)
     connection_types = (requests.ConnectionError, ConnectionError)
@@ -138,7 +137,8 @@ def _within(seconds: float, uri: str, call: Callable[[], T]) -> T:
         if isinstance(error, GcsFault):
             raise error
         raise _describe(error, uri, seconds) from None
-    return box["value"]
+    value: T = box["value"]
+    return value
 
 
 class GcsReader:
@@ -196,9 +196,10 @@ class GcsReader:
 
         def call() -> bytes:
             blob = self._bucket(uri).blob(uri.name)
-            return blob.download_as_bytes(
+            data: bytes = blob.download_as_bytes(
                 start=0, end=max_bytes, checksum=None, timeout=self._timeout(seconds), retry=self._retry(seconds)
             )
+            return data
 
         data = _within(seconds, str(uri), call)
         if len(data) > max_bytes:
@@ -236,21 +237,26 @@ class GcsReader:
         started = time.monotonic()
         info = self.info(uri)
         if info.size > max_bytes:
-            raise GcsFault(str(uri), f"is {info.size} bytes, over the {max_bytes}-byte bound", "check that the URI names the intended object")
+            raise GcsFault(
+                str(uri), f"is {info.size} bytes, over the {max_bytes}-byte bound", "check that the URI names the intended object"
+            )
         offset = 0
         for _ in range(info.size // chunk_bytes + 2):  # the cap: one more than the chunks the size needs
             if offset >= info.size:
                 return
             remaining = self.stream_deadline - (time.monotonic() - started)
             if remaining <= 0:
-                raise GcsFault(str(uri), f"timed out (deadline {self.stream_deadline:g}s)", "check network access to Cloud Storage and retry")
+                raise GcsFault(
+                    str(uri), f"timed out (deadline {self.stream_deadline:g}s)", "check network access to Cloud Storage and retry"
+                )
             end = min(offset + chunk_bytes, info.size) - 1
 
             def call(start: int = offset, stop: int = end, seconds: float = remaining) -> bytes:
                 blob = self._bucket(uri).blob(uri.name, generation=info.generation)
-                return blob.download_as_bytes(
+                data: bytes = blob.download_as_bytes(
                     start=start, end=stop, checksum=None, timeout=self._timeout(seconds), retry=self._retry(seconds)
                 )
+                return data
 
             chunk = _within(min(remaining, self.call_deadline), str(uri), call)
             if not chunk:

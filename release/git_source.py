@@ -63,7 +63,9 @@ class GitSource(TreeSource):
             result = self._git(directory, call, "rev-parse", "--verify", "--quiet", spec)
             sha = result.stdout.strip()
             if result.returncode != 0 or not sha:
-                raise TagNotFound(call, f"tag {tag} not found in {directory.name}", f"fetch tags into {directory} (git fetch --tags) or fix the bundle")
+                raise TagNotFound(
+                    call, f"tag {tag} not found in {directory.name}", f"fetch tags into {directory} (git fetch --tags) or fix the bundle"
+                )
             if not COMMIT_PATTERN.fullmatch(sha):
                 raise MalformedResponse(call, f"git printed {sha[:80]!r}, not a commit id", "check the clone")
             self._tags[key] = sha
@@ -98,7 +100,11 @@ class GitSource(TreeSource):
     def _commit_of(self, repo: str, ref: str) -> str:
         if COMMIT_PATTERN.fullmatch(ref):
             if not self.commit_exists(repo, ref):
-                raise NotFound(f"git cat-file -e {ref}^{{commit}} in {self._dir(repo)}", f"commit {ref} not found in {repo}", "fetch it into the clone or fix the commit")
+                raise NotFound(
+                    f"git cat-file -e {ref}^{{commit}} in {self._dir(repo)}",
+                    f"commit {ref} not found in {repo}",
+                    "fetch it into the clone or fix the commit",
+                )
             return ref
         return self.resolve_tag(repo, ref)
 
@@ -147,7 +153,9 @@ class GitSource(TreeSource):
         expected = f"{self.owner}/{repo}"
         fix = f"put a clone of {expected} there, or set its origin: git -C {directory} remote set-url origin https://github.com/{expected}.git"
         if result.returncode != 0 or not url:
-            raise SourceError(call, f"the clone {directory} has no origin remote, so nothing shows it is {expected}", fix.replace("set-url", "add"))
+            raise SourceError(
+                call, f"the clone {directory} has no origin remote, so nothing shows it is {expected}", fix.replace("set-url", "add")
+            )
         if origin_repository(url) != (self.owner.lower(), repo.lower()):
             raise SourceError(call, f"the clone {directory} is a clone of {shown_url(url)}, not of {expected}", fix)
 

@@ -33,7 +33,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 from release.config import COMMIT_PATTERN
 from release.sources import (
@@ -50,6 +50,8 @@ from release.sources import (
     validate_api_url,
     validate_token,
 )
+
+T = TypeVar("T")
 
 PUBLIC_API_URL = "https://api.github.com"
 RETRY_STATUSES = frozenset({202, 500, 502, 503, 504})  # 202: GitHub is still preparing the answer
@@ -114,7 +116,11 @@ class GitHubSource(TreeSource):
             if kind != "tag":
                 raise MalformedResponse(call, f"tag {tag} points at a {kind}, not a commit", "tag a commit")
             call = f"GET {self._path(repo, 'git', 'tags', sha)}"
-            kind, sha = self._ask(("tag", repo, sha), call, lambda sha=sha, call=call: self._tag_object(repo, sha, call))
+
+            def read_tag(sha: str = sha, call: str = call) -> tuple[str, str]:
+                return self._tag_object(repo, sha, call)
+
+            kind, sha = self._ask(("tag", repo, sha), call, read_tag)
         raise MalformedResponse(call, f"tag {tag} is nested more than {MAX_TAG_DEPTH} levels deep", "tag the commit directly")
 
     def _read_blob(self, repo: str, blob: str, path: str, ref: str) -> str:
@@ -140,12 +146,16 @@ class GitHubSource(TreeSource):
 
     # -- one question each ----------------------------------------------------------------------------
 
-    def _ask(self, key: tuple[str, ...], call: str, fetch: Callable[[], Any]) -> Any:
-        def checked() -> Any:
+    def _ask(self, key: tuple[str, ...], call: str, fetch: Callable[[], T]) -> T:
+        def checked() -> T:
             try:
                 return fetch()
             except (ValueError, KeyError, TypeError, AttributeError) as error:
-                raise MalformedResponse(call, f"malformed response ({server_text(error, self._http.secrets, 120)})", "check GITHUB_API_URL points at a GitHub API") from None
+                raise MalformedResponse(
+                    call,
+                    f"malformed response ({server_text(error, self._http.secrets, 120)})",
+                    "check GITHUB_API_URL points at a GitHub API",
+                ) from None
 
         return self.answers.ask(key, call, checked)
 
@@ -171,7 +181,9 @@ class GitHubSource(TreeSource):
             data = exact[0]
         ref = _field(data, "ref", str)
         if ref != wanted:
-            raise MalformedResponse(call, f"asked for {wanted}, GitHub answered for {server_text(ref, limit=80)}", "check GITHUB_API_URL points at a GitHub API")
+            raise MalformedResponse(
+                call, f"asked for {wanted}, GitHub answered for {server_text(ref, limit=80)}", "check GITHUB_API_URL points at a GitHub API"
+            )
         return _object_of(_field(data, "object", dict))
 
     def _tag_object(self, repo: str, sha: str, call: str) -> tuple[str, str]:
@@ -194,7 +206,9 @@ class GitHubSource(TreeSource):
         entries = {}
         for element in _field(data, "tree", list):
             if not isinstance(element, dict) or not isinstance(element.get("path"), str) or not isinstance(element.get("sha"), str):
-                raise MalformedResponse(call, "malformed response (tree entry without path or sha)", "check GITHUB_API_URL points at a GitHub API")
+                raise MalformedResponse(
+                    call, "malformed response (tree entry without path or sha)", "check GITHUB_API_URL points at a GitHub API"
+                )
             if element.get("type") == "blob":
                 entries[element["path"]] = element["sha"]
         return entries
@@ -202,14 +216,22 @@ class GitHubSource(TreeSource):
     def _blob(self, repo: str, blob: str, call: str) -> str:
         data = self._http.get_json(call, self._path(repo, "git", "blobs", blob))
         if data.get("encoding") != "base64" or not isinstance(data.get("content"), str):
-            raise MalformedResponse(call, f"malformed response (blob encoding {server_text(data.get('encoding'), limit=40)})", "check GITHUB_API_URL points at a GitHub API")
+            raise MalformedResponse(
+                call,
+                f"malformed response (blob encoding {server_text(data.get('encoding'), limit=40)})",
+                "check GITHUB_API_URL points at a GitHub API",
+            )
         try:
             content = base64.b64decode(data["content"])
         except (binascii.Error, ValueError):
-            raise MalformedResponse(call, "malformed response (blob content is not base64)", "check GITHUB_API_URL points at a GitHub API") from None
+            raise MalformedResponse(
+                call, "malformed response (blob content is not base64)", "check GITHUB_API_URL points at a GitHub API"
+            ) from None
         # A blob id is the hash of its content: an answer whose content hashes to another id is not this file.
         if hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest() != blob:
-            raise MalformedResponse(call, f"the content GitHub sent does not hash to blob {blob}", "check GITHUB_API_URL points at a GitHub API")
+            raise MalformedResponse(
+                call, f"the content GitHub sent does not hash to blob {blob}", "check GITHUB_API_URL points at a GitHub API"
+            )
         try:
             return content.decode("utf-8")
         except UnicodeDecodeError:
@@ -223,7 +245,11 @@ class GitHubSource(TreeSource):
             for status in _field(page, "statuses", list):
                 context, state = (status.get("context"), status.get("state")) if isinstance(status, dict) else (None, None)
                 if not isinstance(context, str) or state not in ("success", "pending", "failure", "error"):
-                    raise MalformedResponse(call, f"malformed response (commit status {server_text(context, limit=60)!r} has state {server_text(state, limit=20)!r})", "check GITHUB_API_URL points at a GitHub API")
+                    raise MalformedResponse(
+                        call,
+                        f"malformed response (commit status {server_text(context, limit=60)!r} has state {server_text(state, limit=20)!r})",
+                        "check GITHUB_API_URL points at a GitHub API",
+                    )
                 result.append((server_text(context, limit=80), state))
         return result
 
@@ -233,14 +259,22 @@ class GitHubSource(TreeSource):
             total = page.get("total_count", total)
             for run in _field(page, "check_runs", list):
                 if not isinstance(run, dict) or not isinstance(run.get("name"), str) or not isinstance(run.get("status"), str):
-                    raise MalformedResponse(call, "malformed response (check run without name or status)", "check GITHUB_API_URL points at a GitHub API")
+                    raise MalformedResponse(
+                        call, "malformed response (check run without name or status)", "check GITHUB_API_URL points at a GitHub API"
+                    )
                 if run.get("head_sha") not in (None, sha):
-                    raise MalformedResponse(call, f"check run {server_text(run['name'], limit=60)} is for another commit than {sha}", "check GITHUB_API_URL points at a GitHub API")
+                    raise MalformedResponse(
+                        call,
+                        f"check run {server_text(run['name'], limit=60)} is for another commit than {sha}",
+                        "check GITHUB_API_URL points at a GitHub API",
+                    )
                 conclusion = run.get("conclusion")
                 runs.append((server_text(run["name"], limit=80), run["status"], conclusion if isinstance(conclusion, str) else None))
         if isinstance(total, int) and total != len(runs):
             # A list that says it is longer than what was sent would hide a failing run.
-            raise MalformedResponse(call, f"GitHub counted {total} check runs but listed {len(runs)}", "retry; the gate fails closed meanwhile")
+            raise MalformedResponse(
+                call, f"GitHub counted {total} check runs but listed {len(runs)}", "retry; the gate fails closed meanwhile"
+            )
         return runs
 
 
@@ -269,7 +303,7 @@ def ci_verdict(statuses: list[tuple[str, str]], runs: list[tuple[str, Optional[s
     return CiStatus("success", f"{len(statuses)} status(es), {len(runs)} check run(s), {succeeded} succeeded, none failed")
 
 
-def _object_of(obj: dict) -> tuple[str, str]:
+def _object_of(obj: dict[str, Any]) -> tuple[str, str]:
     kind, sha = obj.get("type"), obj.get("sha")
     if not isinstance(kind, str) or not isinstance(sha, str) or not COMMIT_PATTERN.fullmatch(sha):
         raise ValueError("the object is not a type and a 40-hex sha")
@@ -322,7 +356,9 @@ class BoundedHTTP:
             return self._deadline
 
     def spent(self, call: str) -> Unreachable:
-        return Unreachable(call, f"the gate's {self._total_timeout:g}s budget for GitHub was spent before an answer", "retry when GitHub responds faster")
+        return Unreachable(
+            call, f"the gate's {self._total_timeout:g}s budget for GitHub was spent before an answer", "retry when GitHub responds faster"
+        )
 
     # -- requests -------------------------------------------------------------------------------------
 
@@ -330,13 +366,15 @@ class BoundedHTTP:
         data, _ = self._get(call, self._base_path + path)
         return data
 
-    def get_pages(self, call: str, path: str) -> list[dict]:
+    def get_pages(self, call: str, path: str) -> list[dict[str, Any]]:
         """Every page of a list endpoint (`?per_page=100`, then `Link: rel=next`), at most max_pages."""
-        pages: list[dict] = []
+        pages: list[dict[str, Any]] = []
         target: Optional[str] = self._base_path + path + "?per_page=100"
         while target is not None:
             if len(pages) >= self._max_pages:
-                raise MalformedResponse(call, f"more than {self._max_pages} pages of results", "this is not a real CI; check GITHUB_API_URL")
+                raise MalformedResponse(
+                    call, f"more than {self._max_pages} pages of results", "this is not a real CI; check GITHUB_API_URL"
+                )
             data, headers = self._get(call, target)
             if not isinstance(data, dict):
                 raise MalformedResponse(call, "malformed response (a page is not an object)", "check GITHUB_API_URL points at a GitHub API")
@@ -360,7 +398,8 @@ class BoundedHTTP:
         if (target.scheme, (target.hostname or "").lower(), port) != (self._scheme, self._host.lower(), self._port):
             shown = server_text(shown_url(f"{target.scheme}://{target.hostname}:{port}"), self.secrets, 80)
             raise SourceError(
-                call, f"refused {what} to another origin ({shown}); the token is only ever sent to {shown_url(self.base_url)}",
+                call,
+                f"refused {what} to another origin ({shown}); the token is only ever sent to {shown_url(self.base_url)}",
                 "check GITHUB_API_URL points at the GitHub API itself",
             )
         return target.path + (f"?{target.query}" if target.query else "")
@@ -381,8 +420,10 @@ class BoundedHTTP:
                     time.sleep(min(self._backoff * 2 ** (attempt - 1), BACKOFF_MAX, max(0.0, run_deadline - self._clock())))
                     continue
                 raise Unreachable(
-                    call, f"cannot connect ({type(failed.error).__name__}) after {attempt + 1} tries",
-                    "check connectivity to GitHub (GITHUB_API_URL)", source_wide=True,
+                    call,
+                    f"cannot connect ({type(failed.error).__name__}) after {attempt + 1} tries",
+                    "check connectivity to GitHub (GITHUB_API_URL)",
+                    source_wide=True,
                 ) from None
             if status in REDIRECT_STATUSES:
                 redirects += 1
@@ -397,8 +438,16 @@ class BoundedHTTP:
                     time.sleep(pause)
                     continue
                 if status == 202:
-                    raise Unreachable(call, f"GitHub kept answering 202 Accepted (still preparing) after {attempt + 1} tries", "retry later; the gate fails closed meanwhile")
-                raise Unreachable(call, f"GitHub answered {status}{self._message(body)} after {attempt + 1} tries", "retry later; the gate fails closed meanwhile")
+                    raise Unreachable(
+                        call,
+                        f"GitHub kept answering 202 Accepted (still preparing) after {attempt + 1} tries",
+                        "retry later; the gate fails closed meanwhile",
+                    )
+                raise Unreachable(
+                    call,
+                    f"GitHub answered {status}{self._message(body)} after {attempt + 1} tries",
+                    "retry later; the gate fails closed meanwhile",
+                )
             return self._answer(call, status, headers, body), headers
 
     def _answer(self, call: str, status: int, headers: dict[str, str], body: bytes) -> Any:
@@ -411,7 +460,9 @@ class BoundedHTTP:
         if status == 404:
             raise NotFound(call, "not found (404)", "check the owner, repository and ref")
         if status == 401:
-            raise Unreachable(call, f"GitHub rejected GITHUB_TOKEN (401 bad credentials){message}", "set a valid GITHUB_TOKEN", source_wide=True)
+            raise Unreachable(
+                call, f"GitHub rejected GITHUB_TOKEN (401 bad credentials){message}", "set a valid GITHUB_TOKEN", source_wide=True
+            )
         if status in (403, 429) and (headers.get("x-ratelimit-remaining") == "0" or "rate limit" in message.lower()):
             reset = headers.get("x-ratelimit-reset")
             fix = "set GITHUB_TOKEN for a higher limit, or wait" + (f" until {_utc(reset)}" if reset else "")
@@ -476,12 +527,20 @@ class BoundedHTTP:
                 return response.status, {name.lower(): value for name, value in response.getheaders()}, bytes(body)
             except _TooLarge:
                 self._drop(connection)
-                raise MalformedResponse(call, f"the answer is larger than {MAX_BODY_BYTES >> 20} MiB", "check GITHUB_API_URL points at a GitHub API") from None
+                raise MalformedResponse(
+                    call, f"the answer is larger than {MAX_BODY_BYTES >> 20} MiB", "check GITHUB_API_URL points at a GitHub API"
+                ) from None
             except (OSError, http.client.HTTPException, ValueError) as error:
                 self._drop(connection)
                 if watchdog.fired or isinstance(error, TimeoutError) or self._clock() >= deadline:
-                    raise Unreachable(call, f"timed out: no complete answer within {remaining:.3g}s", "check connectivity to GitHub (GITHUB_API_URL) and retry") from None
-                raise Unreachable(call, f"the connection failed ({type(error).__name__})", "check connectivity to GitHub (GITHUB_API_URL) and retry") from None
+                    raise Unreachable(
+                        call,
+                        f"timed out: no complete answer within {remaining:.3g}s",
+                        "check connectivity to GitHub (GITHUB_API_URL) and retry",
+                    ) from None
+                raise Unreachable(
+                    call, f"the connection failed ({type(error).__name__})", "check connectivity to GitHub (GITHUB_API_URL) and retry"
+                ) from None
             finally:
                 watchdog.cancel()
         raise Unreachable(call, "the server closed the connection twice", "check connectivity to GitHub (GITHUB_API_URL) and retry")

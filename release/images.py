@@ -124,8 +124,7 @@ def missing(key: str, spec: ServiceSpec, where: str) -> ImageCheck:
         key,
         spec.image,
         "missing",
-        f"{spec.image} does not exist ({where}); build and push it from commit {spec.commit} "
-        "(or restore it), then plan again",
+        f"{spec.image} does not exist ({where}); build and push it from commit {spec.commit} (or restore it), then plan again",
     )
 
 
@@ -134,8 +133,7 @@ def resolved_from(spec: ServiceSpec, repository: str, digest: str, source: str, 
     ref = parse_image(spec.image)
     if repository != ref.repository:
         raise ImageInputError(
-            f"{source}: describes {repository}, not {ref.repository} ({field}); describe the image the stack "
-            "config names"
+            f"{source}: describes {repository}, not {ref.repository} ({field}); describe the image the stack config names"
         )
     if not IMAGE_DIGEST_PATTERN.fullmatch(digest):
         raise ImageInputError(f"{source}: digest {digest[:80]!r} is not sha256:<64 hex>; pass gcloud's JSON unchanged")
@@ -154,7 +152,7 @@ def from_describe_json(document: Any, source: str) -> tuple[str, str]:
             "gcloud artifacts docker images describe <image> --format=json"
         )
     repository, _, digest = qualified.partition("@")
-    stated = summary.get("digest")
+    stated = summary.get("digest") if isinstance(summary, Mapping) else None
     if stated is not None and stated != digest:
         raise ImageInputError(f"{source}: image_summary.digest and fully_qualified_digest disagree; pass gcloud's JSON unchanged")
     return repository, digest
@@ -199,7 +197,9 @@ def read_images_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[st
             keys = by_repository.get(repository)
             if keys is None:
                 configured = ", ".join(f"services.{k}.image" for k in sorted(services))
-                raise ImageInputError(f"{where}: describes {repository}, which no service's image names ({configured}); remove it or check --stack")
+                raise ImageInputError(
+                    f"{where}: describes {repository}, which no service's image names ({configured}); remove it or check --stack"
+                )
             for key in keys:
                 spec = services[key]
                 resolved = resolved_from(spec, repository, digest, where, f"services.{key}.image")

@@ -131,27 +131,17 @@ class LiveService(LiveModel):
         if self.latest_created_revision and self.latest_created_revision != self.latest_ready_revision:
             return Confirmation(
                 None,
-                f"latest created revision {self.latest_created_revision} is not ready "
-                f"(latest ready is {self.latest_ready_revision})",
+                f"latest created revision {self.latest_created_revision} is not ready (latest ready is {self.latest_ready_revision})",
             )
         if not self.commit:
             return Confirmation(None, f"revision {self.latest_ready_revision} has no {COMMIT_LABEL} label")
-        serving = sum(
-            target.percent
-            for target in self.traffic
-            if target.latest or target.revision == self.latest_ready_revision
-        )
+        serving = sum(target.percent for target in self.traffic if target.latest or target.revision == self.latest_ready_revision)
         if serving != 100:
-            split = ", ".join(
-                f"{'latest' if t.latest else t.revision}={t.percent}%" for t in self.traffic
-            ) or "no traffic entries"
-            return Confirmation(
-                None, f"latest ready revision {self.latest_ready_revision} serves {serving}% of traffic ({split})"
-            )
+            split = ", ".join(f"{'latest' if t.latest else t.revision}={t.percent}%" for t in self.traffic) or "no traffic entries"
+            return Confirmation(None, f"latest ready revision {self.latest_ready_revision} serves {serving}% of traffic ({split})")
         return Confirmation(
             self.commit,
-            f"latest ready revision {self.latest_ready_revision} carries {COMMIT_LABEL}={self.commit} "
-            "and serves 100% of traffic",
+            f"latest ready revision {self.latest_ready_revision} carries {COMMIT_LABEL}={self.commit} and serves 100% of traffic",
         )
 
     @property
@@ -194,9 +184,7 @@ def _typed(value: Any, kind: type, where: str, field: str, default: Any = None) 
 def pydantic_summary(error: ValidationError) -> str:
     """A validation error as field paths and messages; pydantic's own text quotes `input_value=`, which
     would print whatever the input held (a credential, a terminal escape)."""
-    parts = [
-        f"{'.'.join(str(part) for part in item['loc']) or '(top level)'}: {item['msg']}" for item in error.errors()[:3]
-    ]
+    parts = [f"{'.'.join(str(part) for part in item['loc']) or '(top level)'}: {item['msg']}" for item in error.errors()[:3]]
     more = error.error_count() - len(parts)
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
@@ -231,9 +219,7 @@ def _knative_env(entries: Any, where: str) -> tuple[dict[str, str], dict[str, Se
             continue
         ref = _mapping(value_from, where, f"env {name}.valueFrom").get("secretKeyRef")
         if not isinstance(ref, Mapping) or not ref.get("name"):
-            raise LiveStateError(
-                f"env {name} reads something other than a Secret Manager secret", where, "use secretKeyRef{name,key}"
-            )
+            raise LiveStateError(f"env {name} reads something other than a Secret Manager secret", where, "use secretKeyRef{name,key}")
         secrets[name] = _live_secret_ref(ref.get("name"), ref.get("key"), where, f"env {name}.valueFrom.secretKeyRef")
     return plain, secrets
 
@@ -464,7 +450,9 @@ def read_live_gcloud(services: Mapping[str, ServiceSpec], runner: Runner = subpr
             )
         try:
             if len(done.stdout) > LIVE_FILE_MAX_BYTES:
-                raise InputFileError(f"printed more than {LIVE_FILE_MAX_BYTES} characters", where, "run it by hand to see what gcloud prints")
+                raise InputFileError(
+                    f"printed more than {LIVE_FILE_MAX_BYTES} characters", where, "run it by hand to see what gcloud prints"
+                )
             document = load_json(done.stdout, where, "run it by hand to see what gcloud prints")
         except InputFileError as error:
             raise LiveStateError(error.what.replace("is not valid JSON", "printed invalid JSON"), where, error.fix) from None
@@ -546,9 +534,7 @@ def _from_cloud_run_v2(result: Any, expected_name: Optional[str], source: str) -
             )
         )
     terminal = [c for c in _field(result, "terminal_conditions", []) or [] if _field(c, "type") == "Ready"]
-    ready = _ready(
-        [_field(c, "state") for c in terminal], source, "terminal_conditions", V2_CONDITION_SUCCEEDED, V2_CONDITION_STATES
-    )
+    ready = _ready([_field(c, "state") for c in terminal], source, "terminal_conditions", V2_CONDITION_SUCCEEDED, V2_CONDITION_STATES)
     ready = ready and not _typed(_field(result, "reconciling"), bool, source, "reconciling", False)
     template_labels = _str_map(_field(template, "labels"), source, "templates[0].labels")
     return LiveService(

@@ -20,7 +20,7 @@ import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Optional
+from typing import TYPE_CHECKING, Final, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -32,7 +32,7 @@ from release.pins import Pin
 if TYPE_CHECKING:
     from release.gate import GateReport
 
-LOCK_SCHEMA = 2
+LOCK_SCHEMA: Final = 2
 LOCK_AGAIN = "run `python -m release lock` again"
 
 
@@ -121,7 +121,9 @@ def provenance_problems(lock: Lock) -> list[str]:
     if facts.ues_tag != lock.us_equity_strategies.tag or ues is None:
         problems.append(f"profile_facts are for UES {facts.ues_tag}, the lock proved {lock.us_equity_strategies.tag}")
     elif (ues.repo, ues.commit) != (lock.us_equity_strategies.repo, lock.us_equity_strategies.commit):
-        problems.append(f"UES facts were read at {ues.repo}@{ues.commit[:7]}, the lock's tag is {lock.us_equity_strategies.repo}@{lock.us_equity_strategies.commit[:7]}")
+        problems.append(
+            f"UES facts were read at {ues.repo}@{ues.commit[:7]}, the lock's tag is {lock.us_equity_strategies.repo}@{lock.us_equity_strategies.commit[:7]}"
+        )
     for ues_facts in facts.ues.values():
         if any((f.repo, f.ref, f.commit) != (ues_facts.repo, ues_facts.tag, ues_facts.commit) for f in ues_facts.files):
             problems.append(f"a UES {ues_facts.tag} fact names another repository, ref or commit than its own")
@@ -131,7 +133,9 @@ def provenance_problems(lock: Lock) -> list[str]:
     for key, label in facts.services.items():
         service = lock.services.get(key)
         if service is None or label != platform_key(service.repo, service.commit):
-            problems.append(f"profile facts of services.{key} are for {label}, the lock proved {'nothing' if service is None else platform_key(service.repo, service.commit)}")
+            problems.append(
+                f"profile facts of services.{key} are for {label}, the lock proved {'nothing' if service is None else platform_key(service.repo, service.commit)}"
+            )
     return problems
 
 
@@ -149,7 +153,9 @@ def read_lock(path: Path, need_facts: bool = False) -> Optional[Lock]:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as error:
-        raise LockError(f"{path} is not valid JSON ({error.msg} at line {error.lineno}); do not edit it by hand: delete it and run `python -m release lock`") from None
+        raise LockError(
+            f"{path} is not valid JSON ({error.msg} at line {error.lineno}); do not edit it by hand: delete it and run `python -m release lock`"
+        ) from None
     if isinstance(raw, dict) and raw.get("schema_version") == 1:
         # Written before profile facts: its matrix tag named a hand-written matrix that no longer exists.
         if need_facts:
@@ -168,7 +174,9 @@ def read_lock(path: Path, need_facts: bool = False) -> Optional[Lock]:
         raise LockError(f"{path} has no profile facts; do not edit it by hand: {LOCK_AGAIN}")
     problems = provenance_problems(lock)
     if problems:
-        raise LockError(f"{path}: its profile facts do not match their provenance ({'; '.join(problems)}); it was edited by hand: {LOCK_AGAIN}")
+        raise LockError(
+            f"{path}: its profile facts do not match their provenance ({'; '.join(problems)}); it was edited by hand: {LOCK_AGAIN}"
+        )
     if need_facts and lock.profile_facts is None:
         raise LockError(f"{path} was written before profile facts were recorded in locks; {LOCK_AGAIN}")
     return lock

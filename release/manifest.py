@@ -158,7 +158,11 @@ def manifest_checks(
                 "manifest-fields",
                 not facts.manifest_required,
                 f"{platform.manifest_env} is unset"
-                + ("; the profile requires a manifest: set snapshot.manifestPath" if facts.manifest_required else "; the runtime loads the CSV without one"),
+                + (
+                    "; the profile requires a manifest: set snapshot.manifestPath"
+                    if facts.manifest_required
+                    else "; the runtime loads the CSV without one"
+                ),
             )
         )
     else:
@@ -212,13 +216,22 @@ def manifest_checks(
 
     scan: Optional[CsvScan] = None
     if not snapshot_text:
-        checks.append(VerifyCheck("manifest-snapshot", False, f"{platform.feature_snapshot_env} is unset; set snapshot.featureSnapshotPath"))
+        checks.append(
+            VerifyCheck("manifest-snapshot", False, f"{platform.feature_snapshot_env} is unset; set snapshot.featureSnapshotPath")
+        )
     else:
         try:
             uri = parse_gs_uri(snapshot_text)
             report = (lambda done, total: progress(str(uri), done, total)) if progress else None
             scan = scan_csv(str(uri), reader.iter_chunks(uri, max_bytes=CSV_MAX_BYTES, progress=report))
-            checks.append(VerifyCheck("manifest-snapshot", True, f"{scan.rows} row(s), {scan.size} bytes, newest {scan.column} {scan.newest}", object=snapshot_text))
+            checks.append(
+                VerifyCheck(
+                    "manifest-snapshot",
+                    True,
+                    f"{scan.rows} row(s), {scan.size} bytes, newest {scan.column} {scan.newest}",
+                    object=snapshot_text,
+                )
+            )
         except ValueError as error:
             checks.append(VerifyCheck("manifest-snapshot", False, f"{platform.feature_snapshot_env}: {error}", object=snapshot_text))
         except GcsFault as fault:

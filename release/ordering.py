@@ -76,8 +76,7 @@ def env_diff(before: ServiceEnv, after: ServiceEnv, showable: frozenset[str] = f
     removed = tuple(sorted(old - new))
     changed = tuple(sorted(name for name in old & new if entry(before, name) != entry(after, name)))
     details = tuple(
-        EnvChange(name, _shown(name, before, showable), _shown(name, after, showable))
-        for name in sorted((*added, *changed, *removed))
+        EnvChange(name, _shown(name, before, showable), _shown(name, after, showable)) for name in sorted((*added, *changed, *removed))
     )
     return EnvDiff(added=added, changed=changed, removed=removed, details=details)
 
@@ -207,7 +206,7 @@ def _showable(spec: ServiceSpec) -> frozenset[str]:
 def _strategy_summary(before: ServiceEnv, after: ServiceEnv, spec: ServiceSpec) -> str:
     diff = env_diff(before, after, _showable(spec))
     held = PLATFORMS[spec.platform].strategy_env
-    parts = []
+    parts: list[str] = []
     for change in diff.details:
         if change.name not in held:
             continue
@@ -240,9 +239,7 @@ def plan_service(
     if live is not None and dry_run is None:
         # `keep` over an unset live flag: nothing about the service changes until the config says which.
         held = live_revision(live)
-        return ServicePlan(
-            key, spec, "blocked", f"{platform.dry_run_env}: {DRY_RUN_UNSET}", held, held, live, EnvDiff(), EnvDiff()
-        )
+        return ServicePlan(key, spec, "blocked", f"{platform.dry_run_env}: {DRY_RUN_UNSET}", held, held, live, EnvDiff(), EnvDiff())
     assert dry_run is not None
     if requirements is None:
         # The stack loader refuses such a config; fail closed if one reaches here anyway.
@@ -292,11 +289,15 @@ def plan_service(
                 rollback=rollback,
             )
         if env_diff(held.env, desired.env).empty:
-            return result("in-sync", f"image {short(spec.commit)} is confirmed live ({confirmation.reason}) and env matches", desired, rollback=rollback)
+            return result(
+                "in-sync",
+                f"image {short(spec.commit)} is confirmed live ({confirmation.reason}) and env matches",
+                desired,
+                rollback=rollback,
+            )
         return result(
             "switch-env",
-            f"image {short(spec.commit)} is confirmed live ({confirmation.reason}); switch env"
-            + (f": {switch}" if switch else ""),
+            f"image {short(spec.commit)} is confirmed live ({confirmation.reason}); switch env" + (f": {switch}" if switch else ""),
             desired,
             rollback=rollback,
         )
@@ -317,7 +318,7 @@ def plan_service(
     )
 
     def deploy_image() -> ServicePlan:
-        warnings = ()
+        warnings: tuple[str, ...] = ()
         if env_pending:
             warnings = (
                 f"switch deferred until image {short(spec.commit)} is confirmed live; run pulumi up again after "
@@ -343,7 +344,9 @@ def plan_service(
             env_first,
             rollback=True,
             next_phase="deploy-image",
-            warnings=(f"image {short(live.commit)} -> {short(spec.commit)} follows once the env switch is confirmed live; run pulumi up again",),
+            warnings=(
+                f"image {short(live.commit)} -> {short(spec.commit)} follows once the env switch is confirmed live; run pulumi up again",
+            ),
         )
 
     # A rollback puts the env back first (the older image knows the older profile); a forward release
@@ -362,8 +365,7 @@ def plan_service(
     )
     return result(
         "blocked",
-        f"no valid intermediate state: image first fails ({live_on_desired.why}); env first fails "
-        f"({desired_on_live.why}); {fix}",
+        f"no valid intermediate state: image first fails ({live_on_desired.why}); env first fails ({desired_on_live.why}); {fix}",
         held,
         rollback=rollback,
     )

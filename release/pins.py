@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 import urllib.parse
-from typing import Iterable, Literal, Optional
+from typing import Any, Iterable, Literal, Optional
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -152,7 +152,7 @@ class PinFileError(ValueError):
     """A pin file that cannot be read as what its name says (bad TOML, wrong shapes)."""
 
 
-def _load_toml(text: str, file: str) -> dict:
+def _load_toml(text: str, file: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

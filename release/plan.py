@@ -209,7 +209,9 @@ def build_steps(plan_services: Sequence[ServicePlan], gate: Optional[Any], confi
             hint = hints.get(stage, STAGE_TITLES[stage])
             steps.append(Step(stage, f"{hint}: {check.id}: {check.message}", "nothing deployed yet; nothing to undo"))
     again = "pulumi up again (after `python -m release verify` confirms the first update live)"
-    first_round, second_round, resolve = [], [], []
+    first_round: list[Step] = []
+    second_round: list[Step] = []
+    resolve: list[Step] = []
     for service in plan_services:
         for index, step in enumerate(_service_steps(service, again)):
             (resolve if step.stage == "resolve" else first_round if index == 0 else second_round).append(step)
@@ -229,13 +231,9 @@ def build_plan(
     images_source: str = "none given",
 ) -> CutoverPlan:
     """The whole plan; `images` None means no image was checked (every image change is blocked)."""
-    services = tuple(
-        plan_service(key, spec, config.release, live_by_key.get(key), matrices) for key, spec in config.services.items()
-    )
+    services = tuple(plan_service(key, spec, config.release, live_by_key.get(key), matrices) for key, spec in config.services.items())
     if images is None:
-        images = {
-            key: ImageCheck(key, spec.image, "unverified", NOT_GIVEN) for key, spec in config.services.items()
-        }
+        images = {key: ImageCheck(key, spec.image, "unverified", NOT_GIVEN) for key, spec in config.services.items()}
     steps = build_steps(services, gate, config)
     first_service = next((index for index, step in enumerate(steps) if step.service is not None), len(steps))
     steps[first_service:first_service] = image_steps(services, images)
@@ -291,7 +289,12 @@ def gate_json(plan: CutoverPlan) -> dict[str, Any]:
     if gate is None:
         return {"ok": False, "unverified": True, "note": plan.gate_note, "checks": []}
     checks = [
-        {"id": str(c.id), "ok": _check_ok(c), "status": str(getattr(c, "status", "passed" if _check_ok(c) else "failed")), "message": str(c.message)}
+        {
+            "id": str(c.id),
+            "ok": _check_ok(c),
+            "status": str(getattr(c, "status", "passed" if _check_ok(c) else "failed")),
+            "message": str(c.message),
+        }
         for c in gate.checks
     ]
     return {

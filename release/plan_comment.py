@@ -120,8 +120,7 @@ def render_comment(plan: CutoverPlan, full_text: str = "", stack: str = "prod") 
     if second:
         lines += [
             "",
-            f"{SECOND_UP} {_inline(', '.join(second))}, once `python -m release verify "
-            "--live gcloud` confirms the first update live.",
+            f"{SECOND_UP} {_inline(', '.join(second))}, once `python -m release verify --live gcloud` confirms the first update live.",
         ]
     if full_text:
         head = "\n".join(lines) + "\n\n<details><summary>Full plan</summary>\n\n"

@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable, Optional
 
 from components.platforms import PLATFORMS
 from components.profiles import Capability, CatalogProfile, PlatformFacts, RuntimeAdapter, SourceFile, UesFacts
+from release.config import PlatformId
 
 UES_PACKAGE = "us_equity_strategies"
 # Where the package lives in the UES repository: the src layout of every release so far, then flat.
@@ -226,7 +227,7 @@ class SourceModule:
             return frozenset(self._hashable(item, node) for item in self._items(node.elts))
         elif isinstance(node, ast.Dict):
             result: dict[Any, Any] = {}
-            for key, value in zip(node.keys, node.values):
+            for key, value in zip(node.keys, node.values, strict=True):
                 if key is None:
                     break  # `**other`: falls through to the refusal below
                 result[self._hashable(self.evaluate(key), key)] = self.evaluate(value)
@@ -251,12 +252,18 @@ class SourceModule:
                 if _BUILTIN_CONTAINERS[func] is frozenset:
                     return frozenset(self._hashable(item, node) for item in items)
                 return tuple(items)
-            if func is not None and not any(isinstance(arg, ast.Starred) for arg in node.args) and all(
-                keyword.arg is not None for keyword in node.keywords
+            if (
+                func is not None
+                and not any(isinstance(arg, ast.Starred) for arg in node.args)
+                and all(keyword.arg is not None for keyword in node.keywords)
             ):
                 return CallRecord(func.rsplit(".", 1)[-1], node, self)
-        raise FactsReadError(self.path, node.lineno, f"cannot evaluate {type(node).__name__} `{_construct(node)}`",
-                             "a literal, a module-level constant or a constant imported from the same package")
+        raise FactsReadError(
+            self.path,
+            node.lineno,
+            f"cannot evaluate {type(node).__name__} `{_construct(node)}`",
+            "a literal, a module-level constant or a constant imported from the same package",
+        )
 
     def _items(self, elements: list[ast.expr]) -> Iterable[Any]:
         for element in elements:
@@ -355,7 +362,9 @@ def _constant(module: SourceModule, name: str, optional: bool = False) -> Any:
 
 def _str_map(module: SourceModule, name: str, value: Any, item: str) -> dict[str, Any]:
     if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
-        raise FactsReadError(module.path, module.line_of(name), f"{name} is a {type(value).__name__}", f"a dict keyed by profile name ({item})")
+        raise FactsReadError(
+            module.path, module.line_of(name), f"{name} is a {type(value).__name__}", f"a dict keyed by profile name ({item})"
+        )
     return value
 
 
@@ -386,7 +395,12 @@ def read_catalog(package: PackageSource) -> CatalogFacts:
     def entry(table: str, profile: str, check: Callable[[Any], bool], expected: str) -> Any:
         value = tables[table].get(profile, _MISSING)
         if value is _MISSING:
-            raise FactsReadError(module.path, module.line_of(table), f"{table} has no entry for profile {profile!r}", f"every profile of STRATEGY_METADATA in {table}")
+            raise FactsReadError(
+                module.path,
+                module.line_of(table),
+                f"{table} has no entry for profile {profile!r}",
+                f"every profile of STRATEGY_METADATA in {table}",
+            )
         if not check(value):
             raise FactsReadError(module.path, module.line_of(table), f"{table}[{profile!r}] is {value!r}", expected)
         return value
@@ -394,12 +408,15 @@ def read_catalog(package: PackageSource) -> CatalogFacts:
     profiles: dict[str, CatalogProfile] = {}
     for profile, record in tables["STRATEGY_METADATA"].items():
         if not isinstance(record, CallRecord) or record.func != "StrategyMetadata":
-            raise FactsReadError(module.path, module.line_of("STRATEGY_METADATA"), f"STRATEGY_METADATA[{profile!r}] is {record!r}", "StrategyMetadata(...)")
+            raise FactsReadError(
+                module.path, module.line_of("STRATEGY_METADATA"), f"STRATEGY_METADATA[{profile!r}] is {record!r}", "StrategyMetadata(...)"
+            )
         fields: dict[str, Any] = {}
-        for keyword, check, expected in (
+        checks: tuple[tuple[str, Callable[[Any], object], str], ...] = (
             ("display_name", lambda v: isinstance(v, str) and v.strip(), "a display name string"),
             ("status", lambda v: isinstance(v, str) and v, "a status string"),
-        ):
+        )
+        for keyword, check, expected in checks:
             fields[keyword] = record.keyword(keyword)
             if not check(fields[keyword]):
                 raise FactsReadError(module.path, record.line, f"{keyword}={fields[keyword]!r}", expected)
@@ -407,21 +424,45 @@ def read_catalog(package: PackageSource) -> CatalogFacts:
         if not isinstance(aliases, tuple) or not all(isinstance(alias, str) for alias in aliases):
             raise FactsReadError(module.path, record.line, f"aliases={aliases!r}", "a tuple of alias strings")
         if record.has("canonical_profile") and record.keyword("canonical_profile") != profile:
-            raise FactsReadError(module.path, record.line, f"canonical_profile={record.keyword('canonical_profile')!r} under key {profile!r}", "the same profile name")
-        platforms = _names(entry("STRATEGY_PLATFORM_COMPATIBILITY", profile, lambda v: _names(v) is not None, "a frozenset of platform ids"))
+            raise FactsReadError(
+                module.path,
+                record.line,
+                f"canonical_profile={record.keyword('canonical_profile')!r} under key {profile!r}",
+                "the same profile name",
+            )
+        platforms = _names(
+            entry("STRATEGY_PLATFORM_COMPATIBILITY", profile, lambda v: _names(v) is not None, "a frozenset of platform ids")
+        )
         inputs = _names(entry("STRATEGY_REQUIRED_INPUTS", profile, lambda v: _names(v) is not None, "a frozenset of input names"))
         mode = entry("STRATEGY_TARGET_MODES", profile, lambda v: isinstance(v, str), "a target mode string")
         bundled = tables["STRATEGY_BUNDLED_CONFIG_RELPATHS"].get(profile)
-        if bundled is not None and not (isinstance(bundled, str) and bundled and not bundled.startswith("/") and ".." not in bundled.split("/")):
-            raise FactsReadError(module.path, module.line_of("STRATEGY_BUNDLED_CONFIG_RELPATHS"), f"bundled config {bundled!r}", "a relative path inside the platform repository")
+        if bundled is not None and not (
+            isinstance(bundled, str) and bundled and not bundled.startswith("/") and ".." not in bundled.split("/")
+        ):
+            raise FactsReadError(
+                module.path,
+                module.line_of("STRATEGY_BUNDLED_CONFIG_RELPATHS"),
+                f"bundled config {bundled!r}",
+                "a relative path inside the platform repository",
+            )
         profiles[profile] = CatalogProfile(
             display_name=fields["display_name"], status=fields["status"], aliases=tuple(aliases),
             compatible_platforms=platforms or (), required_inputs=inputs or (), target_mode=mode, bundled_config=bundled,
         )  # fmt: skip
-    for table in ("STRATEGY_PLATFORM_COMPATIBILITY", "STRATEGY_REQUIRED_INPUTS", "STRATEGY_TARGET_MODES", "STRATEGY_BUNDLED_CONFIG_RELPATHS"):
+    for table in (
+        "STRATEGY_PLATFORM_COMPATIBILITY",
+        "STRATEGY_REQUIRED_INPUTS",
+        "STRATEGY_TARGET_MODES",
+        "STRATEGY_BUNDLED_CONFIG_RELPATHS",
+    ):
         unknown = sorted(set(tables[table]) - set(profiles))
         if unknown:
-            raise FactsReadError(module.path, module.line_of(table), f"{table} names {', '.join(unknown)}, which STRATEGY_METADATA does not", "profiles the catalog knows")
+            raise FactsReadError(
+                module.path,
+                module.line_of(table),
+                f"{table} names {', '.join(unknown)}, which STRATEGY_METADATA does not",
+                "profiles the catalog knows",
+            )
     domains = set()
     for call in module.calls_to("StrategyDefinition"):
         if call.has("domain"):
@@ -443,7 +484,12 @@ def read_adapters(package: PackageSource, aliases: dict[str, str], known: set[st
     name = "PLATFORM_RUNTIME_ADAPTERS"
     table = _constant(module, name)
     if not isinstance(table, dict):
-        raise FactsReadError(module.path, module.line_of(name), f"{name} is a {type(table).__name__}", "a dict of platform id -> {profile: StrategyRuntimeAdapter(...)}")
+        raise FactsReadError(
+            module.path,
+            module.line_of(name),
+            f"{name} is a {type(table).__name__}",
+            "a dict of platform id -> {profile: StrategyRuntimeAdapter(...)}",
+        )
     result: dict[str, dict[str, RuntimeAdapter]] = {}
     for platform, adapters in table.items():
         if not isinstance(platform, str) or not isinstance(adapters, dict):
@@ -451,10 +497,20 @@ def read_adapters(package: PackageSource, aliases: dict[str, str], known: set[st
         result[platform] = {}
         for profile, record in adapters.items():
             if not isinstance(profile, str) or not isinstance(record, CallRecord) or record.func != "StrategyRuntimeAdapter":
-                raise FactsReadError(module.path, getattr(record, "line", module.line_of(name)), f"{platform} adapter {profile!r}", "profile name -> StrategyRuntimeAdapter(...)")
+                raise FactsReadError(
+                    module.path,
+                    getattr(record, "line", module.line_of(name)),
+                    f"{platform} adapter {profile!r}",
+                    "profile name -> StrategyRuntimeAdapter(...)",
+                )
             canonical = aliases.get(profile, profile)
             if canonical not in known:
-                raise FactsReadError(module.path, record.line, f"{platform} adapter for {profile!r}, a profile the catalog does not know", "a catalog profile")
+                raise FactsReadError(
+                    module.path,
+                    record.line,
+                    f"{platform} adapter for {profile!r}, a profile the catalog does not know",
+                    "a catalog profile",
+                )
             manifest = record.keyword("require_snapshot_manifest") if record.has("require_snapshot_manifest") else False
             contract = record.keyword("snapshot_contract_version") if record.has("snapshot_contract_version") else None
             if not isinstance(manifest, bool):
@@ -495,7 +551,9 @@ def read_registry(platform: str, text: str, path: str = REGISTRY_PATH) -> Regist
     for keyword in ("supported_domains", "supported_target_modes", "supported_inputs"):
         names = _names(record.keyword(keyword))
         if names is None:
-            raise FactsReadError(path, record.line, f"PlatformCapabilityMatrix({keyword}=...) is not a set of names", f"{keyword}=frozenset({{...}})")
+            raise FactsReadError(
+                path, record.line, f"PlatformCapabilityMatrix({keyword}=...) is not a set of names", f"{keyword}=frozenset({{...}})"
+            )
         sets[keyword] = names
     return RegistryFacts(rollout_allowlist=allowlist, capability=Capability(**sets))
 
@@ -543,7 +601,9 @@ def read_ues_facts(files: RepoFiles) -> UesFacts:
     """UES at one tag: catalog profiles, aliases, domain and the runtime adapters' manifest facts."""
     directory = next((d for d in UES_PACKAGE_DIRS if files.present((f"{d}/catalog.py",))), None)
     if directory is None:
-        raise FactsReadError(f"{UES_PACKAGE_DIRS[0]}/catalog.py", 1, f"no catalog.py in {' or '.join(UES_PACKAGE_DIRS)}", f"UES's {CATALOG_MODULE}")
+        raise FactsReadError(
+            f"{UES_PACKAGE_DIRS[0]}/catalog.py", 1, f"no catalog.py in {' or '.join(UES_PACKAGE_DIRS)}", f"UES's {CATALOG_MODULE}"
+        )
     package = PackageSource(UES_PACKAGE, directory, files.read)
     catalog = read_catalog(package)
     aliases = {alias: name for name, profile in catalog.profiles.items() for alias in profile.aliases}
@@ -554,10 +614,12 @@ def read_ues_facts(files: RepoFiles) -> UesFacts:
             adapters=adapters, files=tuple(sorted(files.files, key=lambda f: f.path)),
         )  # fmt: skip
     except ValueError as error:  # pydantic: e.g. an alias that is also a profile
-        raise FactsReadError(catalog.files[0], 1, f"inconsistent catalog ({_first_error(error)})", "aliases that are old names only") from None
+        raise FactsReadError(
+            catalog.files[0], 1, f"inconsistent catalog ({_first_error(error)})", "aliases that are old names only"
+        ) from None
 
 
-def read_platform_facts(files: RepoFiles, platform: str, bundled_configs: Iterable[str]) -> PlatformFacts:
+def read_platform_facts(files: RepoFiles, platform: PlatformId, bundled_configs: Iterable[str]) -> PlatformFacts:
     """A platform at one commit: its rollout allowlist, capability matrix and which bundled configs it has."""
     text = files.read(REGISTRY_PATH)
     if text is None:

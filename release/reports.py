@@ -11,7 +11,7 @@ it. A `skipped` run (market closed) proves nothing about the new strategy: the s
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
 
@@ -188,7 +188,9 @@ def found_check(search: RunSearch) -> VerifyCheck:
     )
 
 
-def report_checks(report: Mapping[str, Any], uri: str, spec: ServiceSpec, live: Optional[LiveService], facts: RunFacts) -> list[VerifyCheck]:
+def report_checks(
+    report: Mapping[str, Any], uri: str, spec: ServiceSpec, live: Optional[LiveService], facts: RunFacts
+) -> list[VerifyCheck]:
     """Every check of one report against the configured service and the profile facts of its release."""
     checks: list[VerifyCheck] = []
 
@@ -196,13 +198,26 @@ def report_checks(report: Mapping[str, Any], uri: str, spec: ServiceSpec, live: 
         checks.append(VerifyCheck(check_id, ok, message, object=uri))
 
     schema = report.get("schema_version")
-    add("report-schema", schema == REPORT_SCHEMA, f"schema_version {shown(schema)}" + ("" if schema == REPORT_SCHEMA else f"; expected {REPORT_SCHEMA}"))
+    add(
+        "report-schema",
+        schema == REPORT_SCHEMA,
+        f"schema_version {shown(schema)}" + ("" if schema == REPORT_SCHEMA else f"; expected {REPORT_SCHEMA}"),
+    )
 
     profile = report.get("strategy_profile")
-    add("report-profile", profile == facts.profile, f"strategy_profile {shown(profile)}" + ("" if profile == facts.profile else f"; expected {facts.profile}: the run used another strategy"))
+    add(
+        "report-profile",
+        profile == facts.profile,
+        f"strategy_profile {shown(profile)}"
+        + ("" if profile == facts.profile else f"; expected {facts.profile}: the run used another strategy"),
+    )
 
     service = report.get("service_name")
-    add("report-service", service == spec.service_name, f"service_name {shown(service)}" + ("" if service == spec.service_name else f"; expected {spec.service_name}"))
+    add(
+        "report-service",
+        service == spec.service_name,
+        f"service_name {shown(service)}" + ("" if service == spec.service_name else f"; expected {spec.service_name}"),
+    )
 
     status, errors = report.get("status"), report.get("errors")
     status_ok = status == "ok" and errors == []
@@ -211,7 +226,8 @@ def report_checks(report: Mapping[str, Any], uri: str, spec: ServiceSpec, live: 
         status_ok,
         "status ok, no errors"
         if status_ok
-        else f"status {shown(status)}" + (f", {len(errors)} error(s)" if isinstance(errors, list) and errors else "")
+        else f"status {shown(status)}"
+        + (f", {len(errors)} error(s)" if isinstance(errors, list) and errors else "")
         + ("" if isinstance(errors, list) else ", errors is not a list")
         + "; read the report and the service logs",
     )
@@ -221,10 +237,15 @@ def report_checks(report: Mapping[str, Any], uri: str, spec: ServiceSpec, live: 
     if want_dry is None:
         add("report-dry-run", False, f"{flag}: set it explicitly (true or false); the report says dry_run={shown(dry)}")
     else:
-        add("report-dry-run", dry is want_dry, f"dry_run {shown(dry)}, service {flag}" + ("" if dry is want_dry else "; the run did not use the service's flag"))
+        add(
+            "report-dry-run",
+            dry is want_dry,
+            f"dry_run {shown(dry)}, service {flag}" + ("" if dry is want_dry else "; the run did not use the service's flag"),
+        )
 
-    summary = report.get("summary") if isinstance(report.get("summary"), Mapping) else {}
-    artifacts = report.get("artifacts") if isinstance(report.get("artifacts"), Mapping) else {}
+    raw_summary, raw_artifacts = report.get("summary"), report.get("artifacts")
+    summary: Mapping[str, Any] = raw_summary if isinstance(raw_summary, Mapping) else {}
+    artifacts: Mapping[str, Any] = raw_artifacts if isinstance(raw_artifacts, Mapping) else {}
     name = summary.get("strategy_display_name")
     add(
         "report-display-name",
@@ -245,13 +266,20 @@ def report_checks(report: Mapping[str, Any], uri: str, spec: ServiceSpec, live: 
             problems.append(f"artifacts lack {', '.join(sorted(set(want_listed) - set(listed)))}")
         platform = PLATFORMS[spec.platform]
         env = live.env if live is not None else {}
-        for artifact, env_name in (("feature_snapshot_path", platform.feature_snapshot_env), ("feature_snapshot_manifest_path", platform.manifest_env)):
+        for artifact, env_name in (
+            ("feature_snapshot_path", platform.feature_snapshot_env),
+            ("feature_snapshot_manifest_path", platform.manifest_env),
+        ):
             if facts.snapshot_backed and artifacts.get(artifact) and env.get(env_name) and artifacts.get(artifact) != env.get(env_name):
                 problems.append(f"artifacts.{artifact} {shown(artifacts.get(artifact))} is not the service's {env_name}")
         if not facts.snapshot_backed and listed:
             problems.append(f"a direct-runtime run still lists artifacts {', '.join(listed)} (stale snapshot env?)")
         mode = "snapshot-backed" if facts.snapshot_backed else "direct-runtime"
-        add("report-input-mode", not problems, f"{mode}: " + ("; ".join(problems) if problems else f"signal_source {want_source}, artifacts as expected"))
+        add(
+            "report-input-mode",
+            not problems,
+            f"{mode}: " + ("; ".join(problems) if problems else f"signal_source {want_source}, artifacts as expected"),
+        )
     else:
         label = "Schwab" if spec.platform == "schwab" else "LongBridge"
         add("report-input-mode", True, f"{label} reports carry no input mode; the input-mode env check covers it")

@@ -49,9 +49,11 @@ MAX_DOCUMENT_BYTES = 1_000_000
 
 # --- unix-cron, as Cloud Scheduler reads it ------------------------------------------------------
 
-_MONTHS = {name: number for number, name in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)}
+_MONTHS = {
+    name: number for number, name in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)
+}
 _DAYS = {name: number for number, name in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"))}
-_CRON_FIELDS = (
+_CRON_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
     ("minute", 0, 59, {}),
     ("hour", 0, 23, {}),
     ("day of month", 1, 31, {}),
@@ -66,7 +68,7 @@ def cron_problem(expression: str) -> Optional[str]:
     fields = expression.split()
     if len(fields) != 5 or len(expression) > 200:
         return f"{expression[:80]!r} is not a cron schedule: write five fields (minute hour day-of-month month day-of-week), e.g. {DEFAULT_SCHEDULE}"
-    for text, (label, low, high, names) in zip(fields, _CRON_FIELDS):
+    for text, (label, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
         for item in text.split(","):
             match = _CRON_ITEM.fullmatch(item)
             if match is None:
@@ -263,7 +265,9 @@ class IamPolicy(LiveModel):
 def from_policy_json(document: Any, source: str) -> IamPolicy:
     """`gcloud run services get-iam-policy --format=json` output (or the invoke's `policy_data`)."""
     if not isinstance(document, Mapping):
-        raise SchedulingInputError(f"{source}: is not a JSON object; write it with gcloud run services get-iam-policy SERVICE --format=json")
+        raise SchedulingInputError(
+            f"{source}: is not a JSON object; write it with gcloud run services get-iam-policy SERVICE --format=json"
+        )
     raw = document.get("bindings") or []
     if not isinstance(raw, list):
         raise SchedulingInputError(f"{source}: bindings is not a list; pass gcloud's JSON unchanged")
@@ -320,7 +324,9 @@ def read_jobs_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[str,
             key = by_id.get(ident)
             if key is None:
                 expected = ", ".join(f"services.{k}: {job_id(services[k])}" for k in sorted(services))
-                raise SchedulingInputError(f"{where}: describes {ident}, which is no service's scheduler job ({expected}); remove it or check --stack")
+                raise SchedulingInputError(
+                    f"{where}: describes {ident}, which is no service's scheduler job ({expected}); remove it or check --stack"
+                )
             if key in found:
                 raise SchedulingInputError(f"{where}: describes {ident} again (also in {found[key].source}); keep one per job")
             found[key] = job
@@ -404,14 +410,18 @@ def read_iam_gcloud(services: Mapping[str, ServiceSpec], runner: Runner = subpro
 GCLOUD = "gcloud"
 
 
-def read_jobs(arg: Optional[str], services: Mapping[str, ServiceSpec], runner: Runner = subprocess.run) -> Optional[dict[str, Optional[LiveSchedulerJob]]]:
+def read_jobs(
+    arg: Optional[str], services: Mapping[str, ServiceSpec], runner: Runner = subprocess.run
+) -> Optional[dict[str, Optional[LiveSchedulerJob]]]:
     """`--scheduler`: None when not given (the checks then fail as unverified), 'gcloud', or a file/directory."""
     if arg is None:
         return None
     return read_jobs_gcloud(services, runner) if arg == GCLOUD else read_jobs_path(Path(arg), services)
 
 
-def read_iam(arg: Optional[str], services: Mapping[str, ServiceSpec], runner: Runner = subprocess.run) -> Optional[dict[str, Optional[IamPolicy]]]:
+def read_iam(
+    arg: Optional[str], services: Mapping[str, ServiceSpec], runner: Runner = subprocess.run
+) -> Optional[dict[str, Optional[IamPolicy]]]:
     """`--iam`: None when not given, 'gcloud', or a `<service name>.json` file / directory of them."""
     if arg is None:
         return None
@@ -536,9 +546,17 @@ def scheduler_checks(
     checks = []
     job = None if jobs is None else jobs.get(key)
     if jobs is None:
-        checks.append(VerifyCheck("scheduler-job", False, f"{name} not verified: pass --scheduler gcloud, or its gcloud scheduler jobs describe JSON"))
+        checks.append(
+            VerifyCheck("scheduler-job", False, f"{name} not verified: pass --scheduler gcloud, or its gcloud scheduler jobs describe JSON")
+        )
     elif job is None:
-        checks.append(VerifyCheck("scheduler-job", False, f"{name} does not exist in {spec.project}/{spec.region}: nothing triggers the service; create it (pulumi up)"))
+        checks.append(
+            VerifyCheck(
+                "scheduler-job",
+                False,
+                f"{name} does not exist in {spec.project}/{spec.region}: nothing triggers the service; create it (pulumi up)",
+            )
+        )
     elif job.state != "ENABLED":
         checks.append(
             VerifyCheck(
@@ -575,9 +593,19 @@ def scheduler_checks(
     member = f"serviceAccount:{account}"
     policy = None if policies is None else policies.get(key)
     if policies is None:
-        checks.append(VerifyCheck("invoker-binding", False, f"not verified: pass --iam gcloud, or {spec.service_name}.json from gcloud run services get-iam-policy"))
+        checks.append(
+            VerifyCheck(
+                "invoker-binding",
+                False,
+                f"not verified: pass --iam gcloud, or {spec.service_name}.json from gcloud run services get-iam-policy",
+            )
+        )
     elif policy is None:
-        checks.append(VerifyCheck("invoker-binding", False, f"no IAM policy for {spec.service_name}; describe it with gcloud run services get-iam-policy"))
+        checks.append(
+            VerifyCheck(
+                "invoker-binding", False, f"no IAM policy for {spec.service_name}; describe it with gcloud run services get-iam-policy"
+            )
+        )
     else:
         ok = policy.has(INVOKER_ROLE, member)
         checks.append(

@@ -109,8 +109,7 @@ class ReleaseSource(Protocol):
         """
         ...
 
-    def commit_exists(self, repo: str, sha: str) -> bool:
-        ...
+    def commit_exists(self, repo: str, sha: str) -> bool: ...
 
     def list_files(self, repo: str, ref: str, paths: tuple[str, ...]) -> frozenset[str]:
         """Which of `paths` (repository-relative file paths) exist at `ref`; NotFound when `ref` does not exist."""
@@ -297,9 +296,7 @@ class Answers:
         raise value
 
 
-def make_source(
-    kind: str, bundle: ReleaseBundle, git_root: Optional[Path], environ: Mapping[str, str]
-) -> ReleaseSource:
+def make_source(kind: str, bundle: ReleaseBundle, git_root: Optional[Path], environ: Mapping[str, str]) -> ReleaseSource:
     """The source a command or the program asked for; SourceSelectionError for a bad choice."""
     if kind == "github":
         if git_root is not None:
@@ -314,9 +311,7 @@ def make_source(
         )
     if kind == "git":
         if git_root is None:
-            raise SourceSelectionError(
-                f"the git source needs a directory of clones: pass --git-root DIR or set {ENV_GIT_ROOT}"
-            )
+            raise SourceSelectionError(f"the git source needs a directory of clones: pass --git-root DIR or set {ENV_GIT_ROOT}")
         from release.git_source import GitSource
 
         return GitSource(git_root, bundle.github_owner)

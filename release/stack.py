@@ -14,7 +14,6 @@ from pydantic import ValidationError
 
 from components.env import config_problems
 from components.profiles import UnknownMatrixError, matrix_for
-from release.scheduling import scheduler_problems
 from release.config import (
     PROJECT_NAME,
     SERVICE_KEY_PATTERN,
@@ -25,6 +24,7 @@ from release.config import (
     StackConfig,
 )
 from release.local_files import STACK_FILE_MAX_BYTES, InputFileError, check_yaml_shape, load_json, read_text
+from release.scheduling import scheduler_problems
 from release.yaml_core import compose_core, load_core
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -58,8 +58,7 @@ def duplicate_key_problems(node: Optional[yaml.Node], parts: Optional[list[str]]
                 problems.append(
                     ConfigProblem(
                         path=_display_path([*parts, key]),
-                        message=f"duplicate key at line {key_node.start_mark.line + 1} "
-                        f"(first at line {first_line[key]}); keep one",
+                        message=f"duplicate key at line {key_node.start_mark.line + 1} (first at line {first_line[key]}); keep one",
                     )
                 )
             else:
@@ -136,7 +135,11 @@ def load_pulumi_config() -> StackConfig:
         except _DuplicateJsonKeys as error:
             problems += [ConfigProblem(path=f"{key}.{name}", message="duplicate key; keep one") for name in error.keys]
         except InputFileError as error:
-            message = f"is not a map; set {PROJECT_NAME}:{key} as YAML/JSON object" if "valid JSON" in error.what else f"{error.what}; {error.fix}"
+            message = (
+                f"is not a map; set {PROJECT_NAME}:{key} as YAML/JSON object"
+                if "valid JSON" in error.what
+                else f"{error.what}; {error.fix}"
+            )
             problems.append(ConfigProblem(path=key, message=message))
     if problems:
         raise ConfigError(problems, source)
@@ -182,7 +185,11 @@ def parse_stack(
 
     services: dict[str, ServiceSpec] = {}
     if not isinstance(services_raw, Mapping) or not services_raw:
-        problems.append(ConfigProblem(path=SERVICES_KEY, message=f"missing or empty; set {PROJECT_NAME}:{SERVICES_KEY} to a map of service key -> service"))
+        problems.append(
+            ConfigProblem(
+                path=SERVICES_KEY, message=f"missing or empty; set {PROJECT_NAME}:{SERVICES_KEY} to a map of service key -> service"
+            )
+        )
     else:
         for key, raw in services_raw.items():
             if not SERVICE_KEY_PATTERN.fullmatch(str(key)):

@@ -84,9 +84,15 @@ def verify_service(
     if dry_run_value(spec, live_flag, True) is None:
         checks.append(VerifyCheck("dry-run", False, f"{platform.dry_run_env}: {DRY_RUN_UNSET}"))
     if expected is None:
-        checks.append(VerifyCheck("runtime-target", False, f"not checked: {spec.strategy_profile} is not valid at UES {matrix.ues_tag}"
-                                  if matrix.requirements(spec.strategy_profile, spec.platform) is None
-                                  else f"not checked: no explicit {platform.dry_run_env} to derive it from"))
+        checks.append(
+            VerifyCheck(
+                "runtime-target",
+                False,
+                f"not checked: {spec.strategy_profile} is not valid at UES {matrix.ues_tag}"
+                if matrix.requirements(spec.strategy_profile, spec.platform) is None
+                else f"not checked: no explicit {platform.dry_run_env} to derive it from",
+            )
+        )
     else:
         target = live.env.get(RUNTIME_TARGET_JSON)
         want = expected.plain[RUNTIME_TARGET_JSON]
@@ -131,7 +137,14 @@ def verify_service(
             stale_ok,
             "no stale or legacy env"
             if stale_ok
-            else "; ".join(p for p in (f"legacy {_names(legacy)}" if legacy else "", f"not this platform's {_names(other_platform)}" if other_platform else "") if p),
+            else "; ".join(
+                p
+                for p in (
+                    f"legacy {_names(legacy)}" if legacy else "",
+                    f"not this platform's {_names(other_platform)}" if other_platform else "",
+                )
+                if p
+            ),
         )
     )
 
@@ -166,7 +179,14 @@ def verify_service(
             refs_ok,
             f"secrets are Secret Manager refs ({_names(live.secrets)})"
             if refs_ok
-            else "; ".join(p for p in (f"plain value for {_names(plain_secrets)}" if plain_secrets else "", f"wrong ref for {_names(wrong_refs)}" if wrong_refs else "") if p),
+            else "; ".join(
+                p
+                for p in (
+                    f"plain value for {_names(plain_secrets)}" if plain_secrets else "",
+                    f"wrong ref for {_names(wrong_refs)}" if wrong_refs else "",
+                )
+                if p
+            ),
         )
     )
 
@@ -260,8 +280,7 @@ def verify_json(results: Iterable[ServiceVerification]) -> dict[str, Any]:
                 "service": result.service,
                 "ok": result.ok,
                 "checks": [
-                    {"id": c.id, "ok": c.ok, "message": c.message, **({"object": c.object} if c.object else {})}
-                    for c in result.checks
+                    {"id": c.id, "ok": c.ok, "message": c.message, **({"object": c.object} if c.object else {})} for c in result.checks
                 ],
             }
             for result in results
@@ -274,10 +293,7 @@ def render_verify_text(results: Iterable[ServiceVerification]) -> str:
     lines = []
     for result in results:
         lines.append(f"{result.key}: {result.service}")
-        lines += [
-            f"  {'PASS' if c.ok else 'FAIL'} {c.id}: {c.message}" + (f" [{c.object}]" if c.object else "")
-            for c in result.checks
-        ]
+        lines += [f"  {'PASS' if c.ok else 'FAIL'} {c.id}: {c.message}" + (f" [{c.object}]" if c.object else "") for c in result.checks]
     passed = bool(results) and all(result.ok for result in results)
     failed = sum(1 for result in results for c in result.checks if not c.ok)
     lines.append("verify: all checks pass" if passed else f"verify: {failed} check(s) failed")

@@ -4,8 +4,8 @@ import pytest
 
 from release.cli import main
 from release.lock import read_lock
-from tests.fixtures.git_repos import prod_stack_text, seed_repos  # noqa: F401  (fixture)
-from tests.fixtures.github_fake import OWNER, running, prod_seed_repos
+from tests.fixtures.git_repos import prod_stack_text
+from tests.fixtures.github_fake import OWNER, prod_seed_repos, running
 
 TOKEN = "ghp_cli_token_never_printed_9876543210"
 
@@ -32,7 +32,9 @@ def test_check_passes_over_git_clones(capsys, stack, seed_repos):
 def test_check_fails_with_exit_1_and_json_names_the_stale_pins(capsys, tmp_path, seed_repos):
     path = tmp_path / "Pulumi.prod.yaml"
     path.write_text(prod_stack_text(seed_repos.baseline))
-    code, out, _ = run(capsys, "check", "--config-file", str(path), "--source", "git", "--git-root", str(seed_repos.root), "--format", "json")
+    code, out, _ = run(
+        capsys, "check", "--config-file", str(path), "--source", "git", "--git-root", str(seed_repos.root), "--format", "json"
+    )
     data = json.loads(out)
     assert code == 1 and data["ok"] is False
     failed = {c["id"] for c in data["checks"] if not c["ok"]}

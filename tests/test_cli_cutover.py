@@ -11,7 +11,7 @@ from components.env import desired_env
 from components.profiles import load_matrices
 from release.cli import main
 from release.stack import load_stack_file
-from tests.fixtures.git_repos import prod_stack_text, seed_repos  # noqa: F401 - the fixture
+from tests.fixtures.git_repos import prod_stack_text
 from tests.fixtures.live_json import knative_for_spec, release_annotations, write_images_dir, write_live_dir, write_scheduling
 
 
@@ -73,7 +73,7 @@ def test_verify_passes_on_the_switched_services_and_records_the_switch(capsys, s
     matrix = load_matrices()[config.release.us_equity_strategies]
     tags = release_annotations(config.release.quant_platform_kit, config.release.us_equity_strategies)
     documents = []
-    for key, spec in config.services.items():
+    for spec in config.services.values():
         env = desired_env(spec, matrix.requirements(spec.strategy_profile, spec.platform), "true")
         documents.append(knative_for_spec(spec, env, annotations=tags))
     live = write_live_dir(tmp_path / "live", documents)

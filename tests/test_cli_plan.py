@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 
 from release.cli import main
-from release.live import from_knative_json
 from release.stack import load_stack_file, stack_file
-from tests.fixtures.live_json import image_describe, knative_for_spec, release_annotations, write_images_dir, write_json, write_live_dir
 from tests.fixtures.gate_doubles import Check, Gate
+from tests.fixtures.live_json import image_describe, knative_for_spec, release_annotations, write_images_dir, write_json, write_live_dir
 
 gate_module = pytest.importorskip("release.gate")
 sources_module = pytest.importorskip("release.sources")
@@ -28,8 +27,6 @@ lock_module = pytest.importorskip("release.lock")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG = load_stack_file(stack_file("prod"))
 OLD = "1111111111111111111111111111111111111111"
-
-
 
 
 @dataclass(frozen=True)
@@ -59,7 +56,7 @@ def gate(monkeypatch):
 
 def old_live_dir(directory: Path) -> Path:
     documents = []
-    for key, spec in CONFIG.services.items():
+    for spec in CONFIG.services.values():
         env = {
             "STRATEGY_PROFILE": "semiconductor_rotation_income" if spec.platform != "ibkr" else "global_etf_rotation",
             f"{spec.platform.upper()}_DRY_RUN_ONLY": "false",
@@ -145,7 +142,16 @@ def test_blocked_service_exits_1(gate, tmp_path, capsys):
     "document, message",
     [
         ("{", "not valid JSON"),
-        (json.dumps({"kind": "Service", "metadata": {"name": "not-configured"}, "spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}}), "not a configured service"),
+        (
+            json.dumps(
+                {
+                    "kind": "Service",
+                    "metadata": {"name": "not-configured"},
+                    "spec": {"template": {"spec": {"containers": [{"image": "x"}]}}},
+                }
+            ),
+            "not a configured service",
+        ),
     ],
 )
 def test_bad_live_input_exits_2(gate, tmp_path, capsys, document, message):

@@ -160,7 +160,10 @@ def test_a_job_targeting_an_old_url_fails(tmp_path, capsys):
     code, out = verify_out(tmp_path, capsys, jobs={"ibkr": old})
     assert code == 1
     ibkr_url = service_url(CONFIG.services["ibkr"])
-    assert f"FAIL scheduler-target: interactive-brokers-quant-scheduler targets https://interactive-brokers-quant-service-old.a.run.app/run, not {ibkr_url}/run" in out
+    assert (
+        f"FAIL scheduler-target: interactive-brokers-quant-scheduler targets https://interactive-brokers-quant-service-old.a.run.app/run, not {ibkr_url}/run"
+        in out
+    )
     assert "OIDC audience" in out
 
 
@@ -179,7 +182,10 @@ def test_a_missing_job_or_binding_fails(tmp_path, capsys):
     code, out = verify_out(tmp_path, capsys, jobs={"longbridge-sg": None}, policies={"longbridge-sg": runtime_only})
     assert code == 1
     assert "FAIL scheduler-job: longbridge-quant-sg-scheduler does not exist in longbridgequant/asia-southeast1" in out
-    assert "FAIL invoker-binding: serviceAccount:longbridge-platform-scheduler@longbridgequant.iam.gserviceaccount.com lacks roles/run.invoker" in out
+    assert (
+        "FAIL invoker-binding: serviceAccount:longbridge-platform-scheduler@longbridgequant.iam.gserviceaccount.com lacks roles/run.invoker"
+        in out
+    )
 
 
 def test_without_scheduler_and_iam_input_the_checks_fail_as_not_verified(tmp_path, capsys):
@@ -194,7 +200,11 @@ def test_without_scheduler_and_iam_input_the_checks_fail_as_not_verified(tmp_pat
 @pytest.mark.parametrize(
     "which, document, message",
     [
-        ("jobs", {"name": "projects/p/locations/us-central1/jobs/interactive-brokers-quant-warmup-scheduler", "state": "ENABLED"}, "is no service's scheduler job"),
+        (
+            "jobs",
+            {"name": "projects/p/locations/us-central1/jobs/interactive-brokers-quant-warmup-scheduler", "state": "ENABLED"},
+            "is no service's scheduler job",
+        ),
         ("jobs", {"name": "not a job name"}, "projects/<project>/locations/<region>/jobs/<job>"),
         ("iam", {"bindings": "everyone"}, "bindings is not a list"),
     ],

@@ -81,7 +81,7 @@ def test_first_runs_and_snapshot_pass_with_the_objects_read(emulated, tmp_path, 
     assert "FAIL" not in out
     assert out.count("PASS report-display-name") == len(CONFIG.services)
     hk = CONFIG.services["longbridge-hk"]
-    assert f"PASS manifest-sha256: CSV sha256" in out and f"[{hk.snapshot.feature_snapshot_path}]" in out
+    assert "PASS manifest-sha256: CSV sha256" in out and f"[{hk.snapshot.feature_snapshot_path}]" in out
     assert f"[{report_uri(hk, 'HK', RUN)}]" in out
 
 
@@ -121,9 +121,7 @@ def test_wait_polls_until_the_report_arrives(emulated, tmp_path, capsys, monkeyp
     monkeypatch.setattr(release.first_run, "POLL_SECONDS", 0.2)
     publish_runs(emulated, skip=("schwab",))
     schwab = CONFIG.services["schwab"]
-    late = threading.Timer(
-        0.7, lambda: emulated.put(report_uri(schwab, None, RUN), runtime_report(schwab, "TQQQ Growth Income", RUN))
-    )
+    late = threading.Timer(0.7, lambda: emulated.put(report_uri(schwab, None, RUN), runtime_report(schwab, "TQQQ Growth Income", RUN)))
     late.start()
     try:
         code = verify(tmp_path, "--wait", "20")

@@ -223,8 +223,15 @@ def test_owned_names_cover_every_platforms_strategy_env():
 
 @pytest.mark.parametrize(
     "name, secret",
-    [("TELEGRAM_TOKEN", True), ("SCHWAB_APP_SECRET", True), ("LONGPORT_APP_KEY", True), ("DB_PASSWORD", True),
-     ("LONGPORT_SECRET_NAME", False), ("IB_ACCOUNT_GROUP_CONFIG_SECRET_NAME", False), ("NOTIFY_LANG", False)],
+    [
+        ("TELEGRAM_TOKEN", True),
+        ("SCHWAB_APP_SECRET", True),
+        ("LONGPORT_APP_KEY", True),
+        ("DB_PASSWORD", True),
+        ("LONGPORT_SECRET_NAME", False),
+        ("IB_ACCOUNT_GROUP_CONFIG_SECRET_NAME", False),
+        ("NOTIFY_LANG", False),
+    ],
 )
 def test_secret_looking_names(name, secret):
     assert looks_secret(name) is secret

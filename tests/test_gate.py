@@ -6,8 +6,17 @@ from release.gate import gate_from_lock, run_gate
 from release.git_source import GitSource
 from release.lock import lock_from_report
 from release.pins import PIN_FILES
-from tests.fixtures.git_repos import prod_config, seed_git_root, seed_repos  # noqa: F401  (fixture)
-from tests.fixtures.github_fake import IBKR, LONGBRIDGE, QPK, SCHWAB, SEED_BASELINE_PINS, UES, qpk_requirement, requirements_txt, ues_requirement
+from tests.fixtures.git_repos import prod_config, seed_git_root
+from tests.fixtures.github_fake import (
+    IBKR,
+    LONGBRIDGE,
+    QPK,
+    SCHWAB,
+    SEED_BASELINE_PINS,
+    UES,
+    qpk_requirement,
+    ues_requirement,
+)
 
 NOW = datetime(2026, 4, 20, 9, 30, tzinfo=timezone.utc)
 
@@ -32,7 +41,10 @@ def test_seed_with_baseline_commits_fails_naming_each_platforms_stale_pins(seed_
     for key, platform in (("ibkr", IBKR), ("schwab", SCHWAB), ("longbridge-hk", LONGBRIDGE), ("longbridge-sg", LONGBRIDGE)):
         message = check(report, f"platform-pins:{key}").message
         old_qpk, old_ues = SEED_BASELINE_PINS[platform]
-        assert f"{platform}@{seed_repos.baseline[platform][:7]} requirements.txt pins quant-platform-kit @{old_qpk}, bundle is v0.7.10" in message
+        assert (
+            f"{platform}@{seed_repos.baseline[platform][:7]} requirements.txt pins quant-platform-kit @{old_qpk}, bundle is v0.7.10"
+            in message
+        )
         assert f"us-equity-strategies @{old_ues}, bundle is v0.7.13" in message
     assert check(report, "qpk-tag").ok and check(report, "ues-pins-qpk").ok
 
@@ -79,7 +91,7 @@ def _pyproject(qpk_ref, ues_ref, override=None):
 
 def _uv_lock(qpk_sha, ues_sha):
     return (
-        'version = 1\n'
+        "version = 1\n"
         f'[[package]]\nname = "quant-platform-kit"\nversion = "0"\nsource = {{ git = "https://github.com/QuantStrategyLab/QuantPlatformKit.git?rev={qpk_sha}#{qpk_sha}" }}\n'
         f'[[package]]\nname = "us-equity-strategies"\nversion = "0"\nsource = {{ git = "https://github.com/QuantStrategyLab/UsEquityStrategies.git?rev={ues_sha}#{ues_sha}" }}\n'
     )
@@ -87,13 +99,17 @@ def _uv_lock(qpk_sha, ues_sha):
 
 def test_sha_pins_that_match_the_tags_pass_in_pyproject_overrides_and_uv_lock(seed_repos):
     qpk, ues = seed_repos.qpk_tags["v0.7.10"], seed_repos.ues_tags["v0.7.13"]
-    sha = with_ibkr_files(seed_repos, {"requirements.txt": None, "pyproject.toml": _pyproject(qpk, ues, override=qpk), "uv.lock": _uv_lock(qpk, ues)})
+    sha = with_ibkr_files(
+        seed_repos, {"requirements.txt": None, "pyproject.toml": _pyproject(qpk, ues, override=qpk), "uv.lock": _uv_lock(qpk, ues)}
+    )
     report = gate(seed_repos, {IBKR: sha})
     result = check(report, "platform-pins:ibkr")
     assert result.status == "passed", result.message
     assert "pyproject.toml, uv.lock" in result.message
     assert {pin.file for pin in report.facts.services["ibkr"].pins} == {
-        "pyproject.toml [project].dependencies", "pyproject.toml [tool.uv] override-dependencies", "uv.lock"
+        "pyproject.toml [project].dependencies",
+        "pyproject.toml [tool.uv] override-dependencies",
+        "uv.lock",
     }
 
 
@@ -107,7 +123,9 @@ def test_sha_pin_of_another_commit_fails_with_expected_and_found(seed_repos):
 
 def test_pyproject_and_uv_lock_disagreeing_fail(seed_repos):
     qpk_old, ues = seed_repos.qpk_tags["v0.7.9"], seed_repos.ues_tags["v0.7.13"]
-    sha = with_ibkr_files(seed_repos, {"requirements.txt": None, "pyproject.toml": _pyproject("v0.7.10", "v0.7.13"), "uv.lock": _uv_lock(qpk_old, ues)})
+    sha = with_ibkr_files(
+        seed_repos, {"requirements.txt": None, "pyproject.toml": _pyproject("v0.7.10", "v0.7.13"), "uv.lock": _uv_lock(qpk_old, ues)}
+    )
     message = check(gate(seed_repos, {IBKR: sha}), "platform-pins:ibkr").message
     assert "pin files disagree on quant-platform-kit" in message and f"uv.lock pins quant-platform-kit @{qpk_old[:7]}" in message
 

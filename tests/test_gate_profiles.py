@@ -8,7 +8,7 @@ from release.gate import gate_from_lock, run_gate
 from release.git_source import GitSource
 from release.github_source import GitHubSource
 from release.lock import lock_from_report
-from tests.fixtures.git_repos import prod_config, seed_repos  # noqa: F401  (fixture)
+from tests.fixtures.git_repos import prod_config
 from tests.fixtures.github_fake import LONGBRIDGE, OWNER, SCHWAB, SEED_TARGET_COMMITS, UES, prod_seed_repos, running
 from tests.fixtures.profile_sources import BUNDLED_CONFIG, PACKAGE_DIR, SEED_ALLOWLISTS, registry_py, runtime_adapters_py
 
@@ -63,7 +63,10 @@ def test_an_alias_or_unknown_name_in_the_config_fails_naming_the_catalog(seed_re
         "ibkr": config.services["ibkr"].model_copy(update={"strategy_profile": "mystery_rotation"}),
     }
     report = git_gate(seed_repos, config=config.model_copy(update={"services": services}))
-    assert "qqq_tqqq_growth_income is an old alias in src/us_equity_strategies/catalog.py at UES v0.7.13; write tqqq_growth_income" in check(report, "profile-facts:schwab").message
+    assert (
+        "qqq_tqqq_growth_income is an old alias in src/us_equity_strategies/catalog.py at UES v0.7.13; write tqqq_growth_income"
+        in check(report, "profile-facts:schwab").message
+    )
     unknown = check(report, "profile-facts:ibkr").message
     assert "mystery_rotation is not a profile of src/us_equity_strategies/catalog.py at UES v0.7.13" in unknown
 

@@ -1,11 +1,9 @@
-from pathlib import Path
-
 import pytest
 
 from release.git_source import GitSource
 from release.sources import NotFound, TagNotFound, Unreachable
-from tests.fixtures.git_repos import GitRepo, seed_repos  # noqa: F401  (fixture)
-from tests.fixtures.github_fake import QPK, UES, IBKR
+from tests.fixtures.git_repos import GitRepo
+from tests.fixtures.github_fake import IBKR, QPK, UES
 
 
 def test_lightweight_and_annotated_tags_resolve_to_their_commits(seed_repos):

@@ -8,7 +8,7 @@ from release.gate import run_gate
 from release.github_source import GitHubSource
 from release.sources import TagNotFound
 from tests.fixtures.git_repos import prod_config
-from tests.fixtures.github_fake import IBKR, OWNER, QPK, SEED_TARGET_COMMITS, fake_sha, prod_seed_repos, running, seed_fake  # noqa: F401
+from tests.fixtures.github_fake import IBKR, OWNER, QPK, SEED_TARGET_COMMITS, fake_sha, prod_seed_repos, running
 
 TOKEN = "ghp_test_token_never_printed_0123456789"
 

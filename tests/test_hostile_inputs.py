@@ -13,7 +13,6 @@ that is bad input fails before the gate runs.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import subprocess
 import sys
@@ -110,10 +109,14 @@ def set_traffic(**fields: Any) -> Callable[[dict[str, Any]], None]:
     return lambda document: document["status"]["traffic"][0].update(fields)
 
 
-ALIAS_BOMB = PROD_TEXT + "\n".join(
-    ["bomb:", "  a: &a [x, x, x, x, x, x, x, x, x]"]
-    + [f"  {chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]" for i in range(12)]
-) + "\n"
+ALIAS_BOMB = (
+    PROD_TEXT
+    + "\n".join(
+        ["bomb:", "  a: &a [x, x, x, x, x, x, x, x, x]"]
+        + [f"  {chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]" for i in range(12)]
+    )
+    + "\n"
+)
 SELF_ALIAS = PROD_TEXT + "loop: &loop [*loop]\n"
 DEEP_YAML = PROD_TEXT.replace("      dryRunOnly: keep\n", "      dryRunOnly: keep\n      deep: " + nested_json(5000) + "\n", 1)
 
@@ -129,69 +132,98 @@ CASES = [
     Case(
         "deeply nested --live file",
         lambda tmp: ["verify", "--live", str(stack_text(tmp, nested_json(100000), "deep.json"))],
-        2, ("deep.json", "nests deeper than 64 levels"), ("RecursionError",),
+        2,
+        ("deep.json", "nests deeper than 64 levels"),
+        ("RecursionError",),
     ),  # fmt: skip
     # 9. not a regular file, sizes
-    Case("FIFO as --config-file", lambda tmp: ["plan", "--config-file", str(fifo(tmp / "Pulumi.fifo.yaml"))], 2,
-         ("Pulumi.fifo.yaml", "is a FIFO, not a regular file"), seconds=10),  # fmt: skip
+    Case(
+        "FIFO as --config-file",
+        lambda tmp: ["plan", "--config-file", str(fifo(tmp / "Pulumi.fifo.yaml"))],
+        2,
+        ("Pulumi.fifo.yaml", "is a FIFO, not a regular file"),
+        seconds=10,
+    ),  # fmt: skip
     Case("directory as --config-file", lambda tmp: ["plan", "--config-file", str(tmp)], 2, ("is a directory, not a regular file",)),
     Case(
         "FIFO inside a --live directory",
         lambda tmp: ["verify", "--live", str(fifo(healthy_live(tmp) / "zz.json").parent)],
-        2, ("zz.json", "is a FIFO"), seconds=10,
+        2,
+        ("zz.json", "is a FIFO"),
+        seconds=10,
     ),  # fmt: skip
     Case("/dev/zero as --live", lambda tmp: ["verify", "--live", "/dev/zero"], 2, ("/dev/zero", "is a device"), seconds=10),
     Case(
         "FIFO as --lock",
         lambda tmp: ["plan", "--lock", str(fifo(tmp / "x.lock.json"))],
-        2, ("x.lock.json", "is a FIFO"), seconds=10,
+        2,
+        ("x.lock.json", "is a FIFO"),
+        seconds=10,
     ),  # fmt: skip
     Case("FIFO as the stack's lock", check_with_fifo_lock, 2, ("Pulumi.f.lock.json", "is a FIFO"), seconds=10),
     Case(
         "FIFO as --record",
         lambda tmp: ["verify", "--live", str(healthy_live(tmp)), "--record", str(fifo(tmp / "ops.jsonl"))],
-        2, ("ops.jsonl", "is a FIFO"), seconds=10,
+        2,
+        ("ops.jsonl", "is a FIFO"),
+        seconds=10,
     ),  # fmt: skip
     Case("FIFO as --images", lambda tmp: ["plan", "--images", str(fifo(tmp / "img.json"))], 2, ("img.json", "is a FIFO"), seconds=10),
     Case("/dev/zero as --images", lambda tmp: ["plan", "--images", "/dev/zero"], 2, ("/dev/zero", "is a device"), seconds=10),
     Case(
         "deeply nested --images file",
         lambda tmp: ["plan", "--images", str(stack_text(tmp, nested_json(100000), "img.json"))],
-        2, ("img.json", "nests deeper than 64 levels"), ("RecursionError",),
+        2,
+        ("img.json", "nests deeper than 64 levels"),
+        ("RecursionError",),
     ),  # fmt: skip
     Case("stack file over the size bound", plan_of(PROD_TEXT + "#" * (1024 * 1024) + "\n"), 2, ("larger than 1 MiB",)),
     Case(
         "--live file over the size bound",
         lambda tmp: ["verify", "--live", str(stack_text(tmp, " " * (4 * 1024 * 1024 + 1), "big.json"))],
-        2, ("big.json", "larger than 4 MiB"),
+        2,
+        ("big.json", "larger than 4 MiB"),
     ),  # fmt: skip
     # 11. not UTF-8
     Case("non-UTF-8 stack file", plan_of(PROD_TEXT.encode() + b"# \xff\xfe\n"), 2, ("Pulumi.hostile.yaml", "not UTF-8")),
     Case(
         "non-UTF-8 --live file",
         lambda tmp: ["verify", "--live", str(stack_text(tmp, b'{"kind": "Service\xc3"}', "bad.json"))],
-        2, ("bad.json", "not UTF-8"),
+        2,
+        ("bad.json", "not UTF-8"),
     ),  # fmt: skip
     Case(
         "non-UTF-8 lock",
         lambda tmp: ["plan", "--lock", str(stack_text(tmp, b"{\xff}", "x.lock.json"))],
-        2, ("x.lock.json", "not UTF-8"),
+        2,
+        ("x.lock.json", "not UTF-8"),
     ),  # fmt: skip
     Case(
         "non-UTF-8 --record",
         lambda tmp: ["verify", "--live", str(healthy_live(tmp)), "--record", str(stack_text(tmp, b"\xff\n", "ops.jsonl"))],
-        2, ("ops.jsonl", "not UTF-8"),
+        2,
+        ("ops.jsonl", "not UTF-8"),
     ),  # fmt: skip
     # 5. and 16. live input: booleans are booleans; errors name the field, never the value
-    Case("latestRevision is the string false", verify_live(t=set_traffic(latestRevision="false")), 2,
-         ("status.traffic[0].latestRevision is not a boolean",)),  # fmt: skip
+    Case(
+        "latestRevision is the string false",
+        verify_live(t=set_traffic(latestRevision="false")),
+        2,
+        ("status.traffic[0].latestRevision is not a boolean",),
+    ),  # fmt: skip
     Case(
         "contradictory Ready conditions",
         verify_live(c=lambda d: d["status"]["conditions"].append({"type": "Ready", "status": "False"})),
-        2, ("contradictory Ready conditions",),
+        2,
+        ("contradictory Ready conditions",),
     ),  # fmt: skip
-    Case("live env entry with a credential and no name", verify_live(e=set_env_entry({"value": CREDENTIAL})), 2,
-         ("env entry [1] has no valid name",), (CREDENTIAL, "AAHsecret")),  # fmt: skip
+    Case(
+        "live env entry with a credential and no name",
+        verify_live(e=set_env_entry({"value": CREDENTIAL})),
+        2,
+        ("env entry [1] has no valid name",),
+        (CREDENTIAL, "AAHsecret"),
+    ),  # fmt: skip
     Case("live traffic percent out of range", verify_live(t=set_traffic(percent=250)), 2, ("percent",), ("250",)),
 ]
 

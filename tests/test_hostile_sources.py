@@ -21,9 +21,9 @@ from release.gate import GateReport, run_gate
 from release.git_source import GitSource
 from release.github_source import GitHubSource, ci_verdict
 from release.sources import NotFound, SourceError, SourceSelectionError, make_source
-from tests.fixtures.git_repos import GitRepo, prod_config, seed_repos  # noqa: F401  (fixture)
-from tests.fixtures.github_fake import IBKR, OWNER, QPK, SEED_TARGET_COMMITS, UES, prod_seed_repos, running, seed_fake  # noqa: F401
 from release.stack import PROJECT_ROOT
+from tests.fixtures.git_repos import GitRepo, prod_config
+from tests.fixtures.github_fake import IBKR, OWNER, QPK, SEED_TARGET_COMMITS, UES, prod_seed_repos, running
 
 TOKEN = "ghp_hostileTokenNeverPrinted0123456789ab"
 
@@ -64,9 +64,33 @@ GITHUB_ROWS = [
     ("10 202 forever", IBKR_TREE, "202", "platform-pins:ibkr", "error", ["202 Accepted", f"/{IBKR_TREE}"], 3.0),
     ("10 endless pagination", IBKR_RUNS, "paginate", "platform-ci:ibkr", "error", ["more than 10 pages", f"/{IBKR_RUNS}"], 3.0),
     ("12 redirect loop", IBKR_TREE, "redirect-loop", "platform-pins:ibkr", "error", ["more than 3 redirects", f"/{IBKR_TREE}"], 3.0),
-    ("12 redirect to another host", IBKR_TREE, "redirect-away", "platform-pins:ibkr", "error", ["refused a redirect to another origin", "127.0.0.2"], 3.0),
-    ("12 next link to another host", IBKR_STATUS, "link-away", "platform-ci:ibkr", "error", ["refused a next-page link to another origin", f"/{IBKR_STATUS}"], 3.0),
-    ("3 answer for another tag", "QuantPlatformKit/git/ref/tags/v0.7.10", "wrong-ref", "qpk-tag", "error", ["asked for refs/tags/v0.7.10", "refs/tags/v0.7.100"], 3.0),
+    (
+        "12 redirect to another host",
+        IBKR_TREE,
+        "redirect-away",
+        "platform-pins:ibkr",
+        "error",
+        ["refused a redirect to another origin", "127.0.0.2"],
+        3.0,
+    ),
+    (
+        "12 next link to another host",
+        IBKR_STATUS,
+        "link-away",
+        "platform-ci:ibkr",
+        "error",
+        ["refused a next-page link to another origin", f"/{IBKR_STATUS}"],
+        3.0,
+    ),
+    (
+        "3 answer for another tag",
+        "QuantPlatformKit/git/ref/tags/v0.7.10",
+        "wrong-ref",
+        "qpk-tag",
+        "error",
+        ["asked for refs/tags/v0.7.10", "refs/tags/v0.7.100"],
+        3.0,
+    ),
     ("3 sibling: blob content of another file", "/git/blobs/", "wrong-blob", "platform-pins:ibkr", "error", ["does not hash to blob"], 3.0),
     ("size: a body beyond the bound", IBKR_TREE, "huge", "platform-pins:ibkr", "error", ["larger than 8 MiB"], 3.0),
     ("17 error body echoing the token", IBKR_TREE, "echo-auth", "platform-pins:ibkr", "error", ["400", "[redacted]"], 3.0),
@@ -167,10 +191,22 @@ def test_1_sibling_git_variables_of_the_operator_do_not_steer_the_answers(seed_r
 
 IDENTITY_ROWS = [
     # (what, directory name, clone of, origin URL or None for "remove it", words)
-    ("a copy of UES placed as QPK", QPK, UES, None, ["is a clone of https://github.com/QuantStrategyLab/UsEquityStrategies.git", f"not of {OWNER}/{QPK}"]),
+    (
+        "a copy of UES placed as QPK",
+        QPK,
+        UES,
+        None,
+        ["is a clone of https://github.com/QuantStrategyLab/UsEquityStrategies.git", f"not of {OWNER}/{QPK}"],
+    ),
     ("a clone without an origin", QPK, QPK, "", ["has no origin remote"]),
     ("another owner's fork", QPK, QPK, "git@github.com:someone/QuantPlatformKit.git", [f"not of {OWNER}/{QPK}"]),
-    ("userinfo in the origin is not shown", QPK, UES, "https://bot:hunter2secret@github.com/QuantStrategyLab/UsEquityStrategies.git", ["https://github.com/QuantStrategyLab/UsEquityStrategies.git"]),
+    (
+        "userinfo in the origin is not shown",
+        QPK,
+        UES,
+        "https://bot:hunter2secret@github.com/QuantStrategyLab/UsEquityStrategies.git",
+        ["https://github.com/QuantStrategyLab/UsEquityStrategies.git"],
+    ),
 ]
 
 
@@ -214,13 +250,69 @@ CLI_ROWS = [
     ("13 no scheme", ["check"], {"GITHUB_API_URL": "api.github.com"}, {}, 2, ["GITHUB_API_URL", "https://"], ["Traceback"]),
     ("13 another scheme", ["check"], {"GITHUB_API_URL": "ftp://127.0.0.1/"}, {}, 2, ["GITHUB_API_URL", "https://"], ["Traceback"]),
     ("13 plain http off loopback", ["check"], {"GITHUB_API_URL": "http://github.example.com"}, {}, 2, ["in the clear"], ["Traceback"]),
-    ("13 a query would rewrite paths", ["check"], {"GITHUB_API_URL": "https://ghe.example.com/api/v3?x=1"}, {}, 2, ["query or fragment"], ["Traceback"]),
-    ("13+17 userinfo is never shown", ["check"], {"GITHUB_API_URL": "ftp://bot:hunter2secret@127.0.0.1/"}, {}, 2, ["ftp://127.0.0.1/"], ["hunter2secret", "Traceback"]),
-    ("sibling: a token with a newline", ["check"], {"GITHUB_TOKEN": "ghp_abc\nX-Evil: 1"}, {}, 2, ["GITHUB_TOKEN contains"], ["X-Evil", "Traceback"]),
-    ("20 owner with ? and #", ["check"], {}, {"    usEquityStrategies: v0.7.13\n": "    usEquityStrategies: v0.7.13\n    githubOwner: 'evil?x=#'\n"}, 2, ["release.githubOwner", "not a GitHub owner name"], ["Traceback"]),
-    ("20 repository with ../", ["check", "--source", "git", "--git-root", "."], {}, {"    usEquityStrategies: v0.7.13\n": "    usEquityStrategies: v0.7.13\n    repositories:\n      quantPlatformKit: ../../etc\n"}, 2, ["release.repositories.quantPlatformKit", "not a GitHub repository name"], ["Traceback"]),
-    ("22 verify takes no --source", ["verify", "--live", "x.json", "--source", "git"], {}, {}, 2, ["unrecognized arguments: --source git"], ["Traceback"]),
-    ("22 verify takes no --git-root", ["verify", "--live", "x.json", "--git-root", "."], {}, {}, 2, ["unrecognized arguments: --git-root"], ["Traceback"]),
+    (
+        "13 a query would rewrite paths",
+        ["check"],
+        {"GITHUB_API_URL": "https://ghe.example.com/api/v3?x=1"},
+        {},
+        2,
+        ["query or fragment"],
+        ["Traceback"],
+    ),
+    (
+        "13+17 userinfo is never shown",
+        ["check"],
+        {"GITHUB_API_URL": "ftp://bot:hunter2secret@127.0.0.1/"},
+        {},
+        2,
+        ["ftp://127.0.0.1/"],
+        ["hunter2secret", "Traceback"],
+    ),
+    (
+        "sibling: a token with a newline",
+        ["check"],
+        {"GITHUB_TOKEN": "ghp_abc\nX-Evil: 1"},
+        {},
+        2,
+        ["GITHUB_TOKEN contains"],
+        ["X-Evil", "Traceback"],
+    ),
+    (
+        "20 owner with ? and #",
+        ["check"],
+        {},
+        {"    usEquityStrategies: v0.7.13\n": "    usEquityStrategies: v0.7.13\n    githubOwner: 'evil?x=#'\n"},
+        2,
+        ["release.githubOwner", "not a GitHub owner name"],
+        ["Traceback"],
+    ),
+    (
+        "20 repository with ../",
+        ["check", "--source", "git", "--git-root", "."],
+        {},
+        {"    usEquityStrategies: v0.7.13\n": "    usEquityStrategies: v0.7.13\n    repositories:\n      quantPlatformKit: ../../etc\n"},
+        2,
+        ["release.repositories.quantPlatformKit", "not a GitHub repository name"],
+        ["Traceback"],
+    ),
+    (
+        "22 verify takes no --source",
+        ["verify", "--live", "x.json", "--source", "git"],
+        {},
+        {},
+        2,
+        ["unrecognized arguments: --source git"],
+        ["Traceback"],
+    ),
+    (
+        "22 verify takes no --git-root",
+        ["verify", "--live", "x.json", "--git-root", "."],
+        {},
+        {},
+        2,
+        ["unrecognized arguments: --git-root"],
+        ["Traceback"],
+    ),
 ]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -285,8 +284,11 @@ CREDENTIAL = "123456789:AAHsecretbotTOKENvalue"
         (["metadata", "labels"], {"cloud.googleapis.com/location": {"nested": CREDENTIAL}}, "metadata.labels"),
         (["spec", "template", "spec", "containers", 0, "env"], [{"value": CREDENTIAL}], "env entry [0] has no valid name"),
         (["spec", "template", "spec", "containers", 0, "env"], [{"name": "X", "value": 5}], "env X.value is not a string"),
-        (["spec", "template", "spec", "containers", 0, "env"],
-         [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": CREDENTIAL, "key": "latest"}}}], "secretKeyRef is not a Secret"),
+        (
+            ["spec", "template", "spec", "containers", 0, "env"],
+            [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": CREDENTIAL, "key": "latest"}}}],
+            "secretKeyRef is not a Secret",
+        ),
         (["metadata", "name"], "svc\nPlan: can proceed", "metadata.name is not a Cloud Run service name"),
     ],
 )
@@ -310,8 +312,11 @@ def _bent_v2(key: str, value):
         ("reconciling", "false", "reconciling is not a boolean"),
         ("traffic_statuses", [{"type": V2_LATEST, "percent": "100"}], "traffic_statuses[0].percent is not an integer"),
         ("traffic_statuses", [{"type": True, "percent": 100}], "traffic_statuses[0].type is not a string"),
-        ("terminal_conditions", [{"type": "Ready", "state": "CONDITION_SUCCEEDED"}, {"type": "Ready", "state": "CONDITION_FAILED"}],
-         "contradictory Ready"),
+        (
+            "terminal_conditions",
+            [{"type": "Ready", "state": "CONDITION_SUCCEEDED"}, {"type": "Ready", "state": "CONDITION_FAILED"}],
+            "contradictory Ready",
+        ),
         ("terminal_conditions", [{"type": "Ready", "state": "SUCCEEDED!"}], "unknown status"),
         ("labels", {"a": 5}, "labels: a is not a string"),
         ("latest_ready_revision", 3, "latest_ready_revision is not a string"),

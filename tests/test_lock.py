@@ -7,7 +7,7 @@ import pytest
 from release.gate import run_gate
 from release.git_source import GitSource
 from release.lock import LockError, lock_path, read_lock, render_lock, write_lock
-from tests.fixtures.git_repos import prod_config, seed_repos  # noqa: F401  (fixture)
+from tests.fixtures.git_repos import prod_config
 from tests.fixtures.github_fake import IBKR, QPK
 
 NOW = datetime(2026, 4, 20, 9, 30, tzinfo=timezone.utc)

@@ -117,9 +117,7 @@ def test_second_up_after_the_image_is_confirmed_switches_env():
     assert second.phase == "switch-env"
     assert second.applied == second.desired
     assert "STRATEGY_PROFILE russell_1000_multi_factor_defensive -> soxl_soxx_trend_income" in second.reason
-    third = plan(
-        "ibkr", live_of("ibkr", dict(second.applied.env.plain), commit=second.applied.commit, tags=("v0.7.10", "v0.7.13"))
-    )
+    third = plan("ibkr", live_of("ibkr", dict(second.applied.env.plain), commit=second.applied.commit, tags=("v0.7.10", "v0.7.13")))
     assert third.phase == "in-sync" and third.env_diff.empty
 
 
@@ -139,7 +137,9 @@ def test_alias_counts_as_its_canonical_profile():
 def test_rollback_to_an_older_bundle_switches_env_first():
     spec = CONFIG.services["schwab"]
     new_env = {
-        "STRATEGY_PROFILE": "tqqq_growth_income", "GLOBAL_TELEGRAM_CHAT_ID": "-1001234567890", "NOTIFY_LANG": "zh",
+        "STRATEGY_PROFILE": "tqqq_growth_income",
+        "GLOBAL_TELEGRAM_CHAT_ID": "-1001234567890",
+        "NOTIFY_LANG": "zh",
         "SCHWAB_DRY_RUN_ONLY": "false",
     }
     live = live_of("schwab", new_env, commit=spec.commit, tags=("v0.7.10", "v0.7.13"))
@@ -236,8 +236,10 @@ def test_keep_over_an_unset_live_flag_is_blocked_and_nothing_changes(flag, commi
     live = live_of("ibkr", env, **extra)
     result = plan("ibkr", live)
     assert result.phase == "blocked"
-    assert "IBKR_DRY_RUN_ONLY: the live flag is unset and its meaning depends on the image (the seed-era images " \
+    assert (
+        "IBKR_DRY_RUN_ONLY: the live flag is unset and its meaning depends on the image (the seed-era images "
         "trade live); set `dryRunOnly: true` or `false` explicitly" in result.reason
+    )
     assert result.applied == live_revision(live) == result.desired
     assert result.env_diff.empty and result.applied_env_diff.empty
 

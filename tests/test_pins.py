@@ -15,7 +15,16 @@ URL = "git+https://github.com/QuantStrategyLab/QuantPlatformKit.git"
 
 @pytest.mark.parametrize(
     "ref, kind",
-    [("v0.7.10", "tag"), (SHA, "sha"), ("ca6cae8", "short-sha"), ("main", "branch"), ("codex/fix-pins", "branch"), ("fix-123", "branch"), ("", "no-ref"), ("0.7.10", "branch")],
+    [
+        ("v0.7.10", "tag"),
+        (SHA, "sha"),
+        ("ca6cae8", "short-sha"),
+        ("main", "branch"),
+        ("codex/fix-pins", "branch"),
+        ("fix-123", "branch"),
+        ("", "no-ref"),
+        ("0.7.10", "branch"),
+    ],
 )
 def test_classify_ref(ref, kind):
     assert classify_ref(ref) == kind
@@ -23,7 +32,13 @@ def test_classify_ref(ref, kind):
 
 def test_requirement_with_tag_names_owner_repo_and_ref():
     pin = pin_from_requirement(f"quant_platform_kit @ {URL}@v0.7.10", "requirements.txt")
-    assert (pin.package, pin.owner, pin.repo, pin.ref, pin.kind) == ("quant-platform-kit", "QuantStrategyLab", "QuantPlatformKit", "v0.7.10", "tag")
+    assert (pin.package, pin.owner, pin.repo, pin.ref, pin.kind) == (
+        "quant-platform-kit",
+        "QuantStrategyLab",
+        "QuantPlatformKit",
+        "v0.7.10",
+        "tag",
+    )
 
 
 def test_fork_url_and_ssh_url_and_non_github_host():
@@ -48,7 +63,10 @@ def test_requirements_txt_skips_comments_options_and_joins_continuations():
         "us-equity-strategies @ git+https://github.com/QuantStrategyLab/UsEquityStrategies.git@main\n"
     )
     pins = pins_from_requirements_txt(text)
-    assert [(p.package, p.ref, p.kind) for p in pins] == [("quant-platform-kit", "v0.7.10", "tag"), ("us-equity-strategies", "main", "branch")]
+    assert [(p.package, p.ref, p.kind) for p in pins] == [
+        ("quant-platform-kit", "v0.7.10", "tag"),
+        ("us-equity-strategies", "main", "branch"),
+    ]
 
 
 def test_unparseable_line_naming_a_tracked_package_fails_closed():
@@ -57,13 +75,13 @@ def test_unparseable_line_naming_a_tracked_package_fails_closed():
 
 
 def test_pyproject_dependencies_and_uv_overrides():
-    text = f'''
+    text = f"""
 [project]
 name = "p"
 dependencies = ["quant-platform-kit @ {URL}@{SHA}", "pandas"]
 [tool.uv]
 override-dependencies = ["quant-platform-kit @ {URL}@v0.7.9"]
-'''
+"""
     pins = pins_from_pyproject(text)
     assert [(p.file, p.ref) for p in pins] == [
         ("pyproject.toml [project].dependencies", SHA),
@@ -72,7 +90,7 @@ override-dependencies = ["quant-platform-kit @ {URL}@v0.7.9"]
 
 
 def test_uv_lock_git_source_carries_requested_ref_and_resolved_commit():
-    text = f'''
+    text = f"""
 version = 1
 [[package]]
 name = "quant-platform-kit"
@@ -86,7 +104,7 @@ source = {{ git = "https://github.com/QuantStrategyLab/UsEquityStrategies.git?br
 name = "pandas"
 version = "2.2.0"
 source = {{ registry = "https://pypi.org/simple" }}
-'''
+"""
     qpk, ues = pins_from_uv_lock(text)
     assert (qpk.kind, qpk.ref, qpk.resolved, qpk.repo) == ("sha", SHA, SHA, "QuantPlatformKit")
     assert (ues.kind, ues.ref) == ("branch", "main")

@@ -9,15 +9,13 @@ from components.profiles import load_matrices
 from release.live import from_knative_json
 from release.plan import build_plan, gate_stage, render_text, to_json
 from release.stack import load_stack_file, stack_file
-from tests.fixtures.live_json import knative_for_spec, present_images, release_annotations
 from tests.fixtures.gate_doubles import Check, Gate
+from tests.fixtures.live_json import knative_for_spec, present_images, release_annotations
 
 CONFIG = load_stack_file(stack_file("prod"))
 MATRICES = load_matrices()
 OLD = "1111111111111111111111111111111111111111"
 IMAGES = present_images(CONFIG.services)
-
-
 
 
 PASSED = Gate(ok=True, checks=(Check("qpk-tag", True, "v0.7.10 -> abc"),))
@@ -56,7 +54,9 @@ def test_forward_release_steps_deploy_first_then_switch():
     assert "back to global_etf_rotation" in ibkr_steps[1]["rollback"]
     # All first updates come before any second update.
     stages = [step["stage"] for step in data["steps"]]
-    assert stages.index("switch-env") > max(i for i, s in enumerate(stages) if s == "deploy-image" and data["steps"][i]["action"].startswith("pulumi up:"))
+    assert stages.index("switch-env") > max(
+        i for i, s in enumerate(stages) if s == "deploy-image" and data["steps"][i]["action"].startswith("pulumi up:")
+    )
 
 
 def test_json_has_the_documented_keys_and_never_secret_values():
@@ -108,7 +108,8 @@ def test_rollback_is_labelled_and_env_first():
     spec = CONFIG.services["schwab"]
     live = from_knative_json(
         knative_for_spec(
-            spec, {"STRATEGY_PROFILE": "tqqq_growth_income", "SCHWAB_DRY_RUN_ONLY": "true"},
+            spec,
+            {"STRATEGY_PROFILE": "tqqq_growth_income", "SCHWAB_DRY_RUN_ONLY": "true"},
             annotations=release_annotations("v0.7.10", "v0.7.13"),
         ),
         spec.service_name,

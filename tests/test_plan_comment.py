@@ -60,7 +60,10 @@ def blocked_plan() -> CutoverPlan:
     unready = from_knative_json(knative_for_spec(spec, {"STRATEGY_PROFILE": spec.strategy_profile}, ready=False), spec.service_name)
     live = {"ibkr": previous_release("ibkr", "global_etf_rotation"), "schwab": unready}
     # The longbridge-sg image was not proved to exist: creating it is blocked too.
-    images = {**IMAGES, "longbridge-sg": ImageCheck("longbridge-sg", CONFIG.services["longbridge-sg"].image, "missing", "not in the registry")}
+    images = {
+        **IMAGES,
+        "longbridge-sg": ImageCheck("longbridge-sg", CONFIG.services["longbridge-sg"].image, "missing", "not in the registry"),
+    }
     return build_plan(CONFIG, gate, live, MATRICES, live_source="gcloud", images=images)
 
 

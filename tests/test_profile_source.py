@@ -42,7 +42,9 @@ def ues(files=None, tag="v0.7.13"):
 def platform(name, files=None, facts=None):
     facts = facts or ues()
     commit = fake_commit(name, "target")
-    return read_platform_facts(repo_files(f"{name}-repo", commit, commit, files or platform_source_files(name)), name, bundled_config_paths(facts))
+    return read_platform_facts(
+        repo_files(f"{name}-repo", commit, commit, files or platform_source_files(name)), name, bundled_config_paths(facts)
+    )
 
 
 def enabled(name, platform_facts=None, facts=None):
@@ -83,7 +85,12 @@ def test_the_older_catalog_has_its_own_names():
 
 
 def test_enablement_is_allowlist_and_compatibility_and_capability():
-    assert enabled("ibkr") == ["global_etf_rotation", "qqq_tech_enhancement", "russell_1000_multi_factor_defensive", "soxl_soxx_trend_income"]
+    assert enabled("ibkr") == [
+        "global_etf_rotation",
+        "qqq_tech_enhancement",
+        "russell_1000_multi_factor_defensive",
+        "soxl_soxx_trend_income",
+    ]
     assert enabled("schwab") == ["soxl_soxx_trend_income", "tqqq_growth_income"]
     assert enabled("longbridge") == ["qqq_tech_enhancement", "soxl_soxx_trend_income", "tqqq_growth_income"]
 
@@ -149,15 +156,40 @@ def _with(path, text):
     ("path", "text", "line", "words"),
     [
         # Later UES releases compute their adapters: fail closed, naming the construct.
-        (ADAPTERS, runtime_adapters_py().replace("PLATFORM_RUNTIME_ADAPTERS = {", "PLATFORM_RUNTIME_ADAPTERS = {p: {} for p in ()}\nUNUSED = {"),
-         "PLATFORM_RUNTIME_ADAPTERS", ["cannot evaluate DictComp", "{p: {} for p in ()}"]),
-        (ADAPTERS, runtime_adapters_py(manifest_expr="legacy_tech_pullback.requires_manifest()"), None, ["require_snapshot_manifest=a call to requires_manifest(...)", "True or False"]),
+        (
+            ADAPTERS,
+            runtime_adapters_py().replace("PLATFORM_RUNTIME_ADAPTERS = {", "PLATFORM_RUNTIME_ADAPTERS = {p: {} for p in ()}\nUNUSED = {"),
+            "PLATFORM_RUNTIME_ADAPTERS",
+            ["cannot evaluate DictComp", "{p: {} for p in ()}"],
+        ),
+        (
+            ADAPTERS,
+            runtime_adapters_py(manifest_expr="legacy_tech_pullback.requires_manifest()"),
+            None,
+            ["require_snapshot_manifest=a call to requires_manifest(...)", "True or False"],
+        ),
         (STRATEGY, strategy_module_py(require_manifest="not False"), None, ["cannot evaluate UnaryOp `not False`"]),
-        (STRATEGY, strategy_module_py().replace("REQUIRE_SNAPSHOT_MANIFEST = True\n", ""), None, ["REQUIRE_SNAPSHOT_MANIFEST is not bound at module level"]),
+        (
+            STRATEGY,
+            strategy_module_py().replace("REQUIRE_SNAPSHOT_MANIFEST = True\n", ""),
+            None,
+            ["REQUIRE_SNAPSHOT_MANIFEST is not bound at module level"],
+        ),
         (CATALOG, catalog_py() + "def broken(:\n", None, ["does not parse"]),
-        (CATALOG, catalog_py().replace('    QQQ_TECH_ENHANCEMENT_PROFILE: "weight",\n', ""), "STRATEGY_TARGET_MODES", ["no entry for profile 'qqq_tech_enhancement'"]),
-        (CATALOG, catalog_py().replace("STRATEGY_TARGET_MODES: dict[str, str] = {", 'STRATEGY_TARGET_MODES: dict[str, str] = {\n    "mystery_profile": "value",'),
-         "STRATEGY_TARGET_MODES", ["names mystery_profile, which STRATEGY_METADATA does not"]),
+        (
+            CATALOG,
+            catalog_py().replace('    QQQ_TECH_ENHANCEMENT_PROFILE: "weight",\n', ""),
+            "STRATEGY_TARGET_MODES",
+            ["no entry for profile 'qqq_tech_enhancement'"],
+        ),
+        (
+            CATALOG,
+            catalog_py().replace(
+                "STRATEGY_TARGET_MODES: dict[str, str] = {", 'STRATEGY_TARGET_MODES: dict[str, str] = {\n    "mystery_profile": "value",'
+            ),
+            "STRATEGY_TARGET_MODES",
+            ["names mystery_profile, which STRATEGY_METADATA does not"],
+        ),
         (CATALOG, catalog_py().replace('display_name="TQQQ Growth Income"', "display_name=NAMES[0]"), None, ["NAMES is not bound"]),
     ],
 )

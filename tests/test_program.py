@@ -13,11 +13,12 @@ import pytest
 import yaml
 
 from release.config import PROJECT_NAME
+from tests.fixtures.program_gate import GATE_ENV
 from tests.fixtures.pulumi_mocks import (
     PROD_STACK_FILE,
+    deployed_image,
     program_config,
     run_main,
-    deployed_image,
     service_env,
     stack_file_config,
 )
@@ -26,22 +27,6 @@ from tests.test_env import EXPECTED
 PROD = yaml.safe_load(PROD_STACK_FILE.read_text(encoding="utf-8"))["config"]
 RELEASE = PROD[f"{PROJECT_NAME}:release"]
 SERVICES = PROD[f"{PROJECT_NAME}:services"]
-
-GATE_ENV = ("CUTOVER_SOURCE", "CUTOVER_GIT_ROOT", "GITHUB_TOKEN", "GITHUB_API_URL")
-
-
-@pytest.fixture
-def github_api(monkeypatch):
-    """GITHUB_API_URL of a GitHub fake on 127.0.0.1 serving the facts of Pulumi.prod.yaml's release."""
-    github_fake = pytest.importorskip(
-        "tests.fixtures.github_fake", reason="needs the gate's GitHub fake (tests/fixtures/github_fake.py)"
-    )
-    for name in GATE_ENV:
-        monkeypatch.delenv(name, raising=False)
-    with github_fake.serve(github_fake.prod_seed_repos()) as base_url:
-        monkeypatch.setenv("GITHUB_API_URL", base_url)
-        monkeypatch.setenv("CUTOVER_SOURCE", "github")
-        yield github_fake
 
 
 def expected_registered_env(key: str) -> dict:
@@ -188,8 +173,11 @@ def test_the_gate_checks_each_platform_commit_once_however_many_services_share_i
     for name in GATE_ENV:
         monkeypatch.delenv(name, raising=False)
     # Twelve services: every prod service three times over, so three keys share each platform commit.
-    tripled = {f"{key}-{n}": {**spec, "serviceName": spec["serviceName"].replace("-service", f"-{n}-service")}
-               for key, spec in SERVICES.items() for n in range(3)}
+    tripled = {
+        f"{key}-{n}": {**spec, "serviceName": spec["serviceName"].replace("-service", f"-{n}-service")}
+        for key, spec in SERVICES.items()
+        for n in range(3)
+    }
     requests = {}
     for label, services in (("prod", SERVICES), ("tripled", tripled)):
         with github_fake.running(github_fake.prod_seed_repos()) as fake:

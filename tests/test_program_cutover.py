@@ -10,12 +10,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from components.platforms import COMMIT_LABEL, QPK_TAG_ANNOTATION, UES_TAG_ANNOTATION
-from tests.fixtures.pulumi_mocks import CutoverMocks, ProgramRun, run_main, service_env
-from tests.test_env import target
-
-
 from tests.fixtures.pulumi_mocks import CutoverMocks, ProgramRun, deployed_image, run_main, service_env
-from tests.test_program import SERVICES, expected_registered_env, github_api  # noqa: F401 - the fixture
+from tests.test_env import target
+from tests.test_program import SERVICES, expected_registered_env
 
 IBKR = SERVICES["ibkr"]
 BASELINE = "f4496da" + "0" * 33
@@ -109,7 +106,7 @@ def run_with_live(live: Mapping[tuple[str, str, str], dict]) -> ProgramRun:
     return run
 
 
-def test_forward_release_deploys_the_image_first_then_switches_env(github_api):  # noqa: F811
+def test_forward_release_deploys_the_image_first_then_switches_env(github_api):
     # Run 1: the image changes; every strategy, input-mode and dry-run var stays exactly as live.
     first = run_with_live({ibkr_key(): baseline_live()})
     ibkr = first.services()["ibkr"].inputs
@@ -150,7 +147,7 @@ def test_forward_release_deploys_the_image_first_then_switches_env(github_api): 
     assert third.services()["ibkr"].inputs == second.services()["ibkr"].inputs
 
 
-def test_keep_over_an_unset_live_flag_blocks_the_service_and_changes_nothing_about_it(github_api):  # noqa: F811
+def test_keep_over_an_unset_live_flag_blocks_the_service_and_changes_nothing_about_it(github_api):
     unset = baseline_live({name: value for name, value in BASELINE_ENV.items() if name != "IBKR_DRY_RUN_ONLY"})
     run = run_with_live({ibkr_key(): unset})
     assert run.outputs["ibkr"]["phase"] == "blocked"
@@ -167,7 +164,7 @@ def test_keep_over_an_unset_live_flag_blocks_the_service_and_changes_nothing_abo
         assert '"dry_run_only":true' in created["RUNTIME_TARGET_JSON"]
 
 
-def test_new_image_not_yet_serving_holds_the_service_as_live(github_api):  # noqa: F811
+def test_new_image_not_yet_serving_holds_the_service_as_live(github_api):
     first = run_with_live({ibkr_key(): baseline_live()})
     rolled_out = live_after(first, "ibkr", "interactive-brokers-quant-service-00042-new")
     # The new revision exists but is not ready: the old one still takes the traffic.
@@ -179,7 +176,7 @@ def test_new_image_not_yet_serving_holds_the_service_as_live(github_api):  # noq
     assert env["IBKR_FEATURE_SNAPSHOT_PATH"] == SNAPSHOT
 
 
-def test_a_live_read_that_fails_for_another_reason_stops_the_run(github_api):  # noqa: F811
+def test_a_live_read_that_fails_for_another_reason_stops_the_run(github_api):
     class BrokenLive(CutoverMocks):
         def call(self, args):
             if args.token.endswith("getService"):
@@ -194,12 +191,12 @@ def test_a_live_read_that_fails_for_another_reason_stops_the_run(github_api):  #
     assert run.services() == {}
 
 
-def test_exported_phase_matches_the_offline_plan(github_api):  # noqa: F811
+def test_exported_phase_matches_the_offline_plan(github_api):
     # The program and `python -m release plan` share plan_service: the same live state gives the same phase.
+    from components.profiles import load_matrices
     from release.live import from_cloud_run_v2
     from release.ordering import plan_service
     from release.stack import load_stack_file, stack_file
-    from components.profiles import load_matrices
 
     config = load_stack_file(stack_file("prod"))
     live_doc = baseline_live()
@@ -229,7 +226,7 @@ def test_exported_phase_matches_the_offline_plan(github_api):  # noqa: F811
     assert run.outputs["ibkr"]["phase"] == offline.phase == "deploy-image"
 
 
-def test_project_not_found_or_denied_is_not_a_missing_service(github_api):  # noqa: F811
+def test_project_not_found_or_denied_is_not_a_missing_service(github_api):
     # GCP's access error contains "not found"; reading it as "no such service" would plan a create.
     class NoProject(CutoverMocks):
         def call(self, args):
@@ -244,7 +241,7 @@ def test_project_not_found_or_denied_is_not_a_missing_service(github_api):  # no
     assert run.services() == {}
 
 
-def test_a_malformed_get_service_answer_is_a_run_error_not_a_traceback(github_api):  # noqa: F811
+def test_a_malformed_get_service_answer_is_a_run_error_not_a_traceback(github_api):
     import pulumi
 
     live = baseline_live()
@@ -257,7 +254,7 @@ def test_a_malformed_get_service_answer_is_a_run_error_not_a_traceback(github_ap
     assert run.services() == {}
 
 
-def test_a_missing_image_stops_the_run_before_anything_is_registered(github_api):  # noqa: F811
+def test_a_missing_image_stops_the_run_before_anything_is_registered(github_api):
     schwab = SERVICES["schwab"]
     run = run_main(mocks=CutoverMocks(live={ibkr_key(): baseline_live()}, missing_images=frozenset({schwab["image"]})))
     assert run.error is not None
@@ -267,7 +264,7 @@ def test_a_missing_image_stops_the_run_before_anything_is_registered(github_api)
     assert {resource.type for resource in run.resources} == {"pulumi:providers:gcp"}
 
 
-def test_any_other_image_lookup_error_stops_the_run_too(github_api):  # noqa: F811
+def test_any_other_image_lookup_error_stops_the_run_too(github_api):
     class Denied(CutoverMocks):
         def call(self, args):
             if args.token.endswith("getDockerImage"):
@@ -282,7 +279,7 @@ def test_any_other_image_lookup_error_stops_the_run_too(github_api):  # noqa: F8
     assert run.services() == {}
 
 
-def test_a_present_image_is_deployed_by_digest_with_its_tag_beside_it(github_api):  # noqa: F811
+def test_a_present_image_is_deployed_by_digest_with_its_tag_beside_it(github_api):
     run = run_with_live({ibkr_key(): baseline_live()})
     lookups = [call.args for call in run.calls if call.token.endswith("getDockerImage")]
     assert {args["imageName"] for args in lookups} >= {f"interactivebrokersplatform/cloud-run:{IBKR['commit']}"}

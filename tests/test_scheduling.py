@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from release.config import ConfigError, SchedulerSpec
+from release.live import from_knative_json
 from release.scheduling import (
     SchedulingInputError,
     companion_jobs,
@@ -24,7 +25,6 @@ from release.scheduling import (
     scheduler_problems,
     service_urls,
 )
-from release.live import from_knative_json
 from release.stack import load_stack_file, parse_stack, stack_file
 from tests.fixtures.live_json import iam_policy, knative_for_spec, scheduler_job, service_url, write_json
 
@@ -125,7 +125,12 @@ def test_job_inputs_hold_live_where_config_is_silent_and_config_wins_where_set()
 def test_a_blocked_job_is_held_exactly_as_live():
     live = from_job_json(scheduler_job(IBKR, url="https://old.a.run.app", state="PAUSED", deadline="600s"), "live")
     held = held_job_inputs(IBKR, live)
-    assert (held.uri, held.audience, held.paused, held.attempt_deadline) == ("https://old.a.run.app/run", "https://old.a.run.app", True, "600s")
+    assert (held.uri, held.audience, held.paused, held.attempt_deadline) == (
+        "https://old.a.run.app/run",
+        "https://old.a.run.app",
+        True,
+        "600s",
+    )
     assert held.headers == {"User-Agent": "Google-Cloud-Scheduler"}
 
 
@@ -179,6 +184,8 @@ def test_a_job_on_the_deterministic_url_passes():
     url = "https://interactive-brokers-quant-service-123.us-central1.run.app"
     live = from_knative_json(knative_for_spec(IBKR, {}, annotations={"run.googleapis.com/urls": json.dumps([url])}), IBKR.service_name)
     job = from_job_json(scheduler_job(IBKR, url=url), "job")
-    policy = from_policy_json(iam_policy({"roles/run.invoker": ["serviceAccount:ibkr-platform-scheduler@interactivebrokersquant.iam.gserviceaccount.com"]}), "iam")
+    policy = from_policy_json(
+        iam_policy({"roles/run.invoker": ["serviceAccount:ibkr-platform-scheduler@interactivebrokersquant.iam.gserviceaccount.com"]}), "iam"
+    )
     checks = scheduler_checks(IBKR, live, {"ibkr": job}, {"ibkr": policy}, "ibkr")
     assert [(check.id, check.ok) for check in checks] == [("scheduler-job", True), ("scheduler-target", True), ("invoker-binding", True)]

@@ -64,8 +64,10 @@ def test_component_applies_exactly_the_revision_it_is_given():
     held = ServiceRevision(
         image="us-central1-docker.pkg.dev/p/r/img@sha256:" + "a" * 64,
         commit="b" * 40,
-        env=ServiceEnv(plain={"STRATEGY_PROFILE": "global_etf_rotation", "ZED": "1", "ALPHA": "2"},
-                       secrets={"TELEGRAM_TOKEN": SecretRef(secret="tok", version="3")}),
+        env=ServiceEnv(
+            plain={"STRATEGY_PROFILE": "global_etf_rotation", "ZED": "1", "ALPHA": "2"},
+            secrets={"TELEGRAM_TOKEN": SecretRef(secret="tok", version="3")},
+        ),
         qpk_tag=None,
         ues_tag="v0.7.11",
     )
@@ -73,7 +75,12 @@ def test_component_applies_exactly_the_revision_it_is_given():
     inputs = run.services()["ibkr"].inputs
     container = inputs["template"]["containers"][0]
     assert container["image"] == held.image
-    assert service_env(inputs) == {"ALPHA": "2", "STRATEGY_PROFILE": "global_etf_rotation", "TELEGRAM_TOKEN": ("secret", "tok", "3"), "ZED": "1"}
+    assert service_env(inputs) == {
+        "ALPHA": "2",
+        "STRATEGY_PROFILE": "global_etf_rotation",
+        "TELEGRAM_TOKEN": ("secret", "tok", "3"),
+        "ZED": "1",
+    }
     assert inputs["template"]["labels"] == {"commit-sha": "b" * 40}
     # An unknown release is not recorded as a guess.
     assert inputs["annotations"] == {UES_TAG_ANNOTATION: "v0.7.11"}

@@ -28,7 +28,9 @@ def switched(key: str, **bend):
     plain.update(bend.pop("env_update", {}))
     for name in bend.pop("env_remove", ()):
         plain.pop(name, None)
-    document = knative_for_spec(spec, plain, secrets=bend.pop("secrets", dict(env.secrets)), annotations=bend.pop("annotations", TAGS), **bend)
+    document = knative_for_spec(
+        spec, plain, secrets=bend.pop("secrets", dict(env.secrets)), annotations=bend.pop("annotations", TAGS), **bend
+    )
     return from_knative_json(document, spec.service_name)
 
 
@@ -58,7 +60,9 @@ def test_runtime_target_mismatch_fails():
 
 
 def test_stale_snapshot_env_fails_input_mode():
-    bad = failing("ibkr", switched("ibkr", env_update={"IBKR_FEATURE_SNAPSHOT_PATH": "gs://b/old.csv", "IBKR_RECONCILIATION_OUTPUT_PATH": "gs://b/r"}))
+    bad = failing(
+        "ibkr", switched("ibkr", env_update={"IBKR_FEATURE_SNAPSHOT_PATH": "gs://b/old.csv", "IBKR_RECONCILIATION_OUTPUT_PATH": "gs://b/r"})
+    )
     assert "stale IBKR_FEATURE_SNAPSHOT_PATH, IBKR_RECONCILIATION_OUTPUT_PATH" in bad["input-mode"]
 
 

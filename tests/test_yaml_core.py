@@ -78,7 +78,7 @@ def test_an_explicit_dry_run_flag_reads_the_same_both_ways(tmp_path, word, value
     path.write_text(text, encoding="utf-8")
     from_file = load_stack_file(path).services["ibkr"].dry_run_only
     raw = _program_config(text)
-    from_program = parse_stack(
-        json.loads(raw[f"{PROJECT_NAME}:release"]), json.loads(raw[f"{PROJECT_NAME}:services"])
-    ).services["ibkr"].dry_run_only
+    from_program = (
+        parse_stack(json.loads(raw[f"{PROJECT_NAME}:release"]), json.loads(raw[f"{PROJECT_NAME}:services"])).services["ibkr"].dry_run_only
+    )
     assert from_file == from_program == value
