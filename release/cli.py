@@ -8,6 +8,7 @@ Each command adapts functions of release/; no rule lives here.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
@@ -31,8 +32,16 @@ def _common(parser: argparse.ArgumentParser, formats: tuple[str, ...] = ("text",
     parser.add_argument("--format", choices=formats, default="text")
 
 
+# Pulumi's stack-name alphabet; the name becomes a file name, so `../` must not steer it elsewhere.
+STACK_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+
+
 def config_path(args: argparse.Namespace) -> Path:
-    return args.config_file if args.config_file is not None else stack_file(args.stack)
+    if args.config_file is not None:
+        return args.config_file
+    if not STACK_NAME_PATTERN.fullmatch(args.stack) or args.stack.startswith("."):
+        raise UsageError("--stack is not a stack name (letters, digits, _, . and -); use --config-file for a path")
+    return stack_file(args.stack)
 
 
 def load_config(args: argparse.Namespace) -> StackConfig:

@@ -11,8 +11,10 @@ import re
 from typing import Literal, Optional, Union
 
 from packaging.version import InvalidVersion, Version
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+
+from release.control_chars import escape_controls
 
 PROJECT_NAME = "us-equity-cutover"
 DEFAULT_GITHUB_OWNER = "QuantStrategyLab"
@@ -49,10 +51,19 @@ def github_repo_problem(value: str) -> Optional[str]:
     if GITHUB_REPO_PATTERN.fullmatch(value):
         return None
     return "is not a GitHub repository name: 1-100 letters, digits, '.', '-' or '_', and not '.' or '..'"
+# A user-managed service account: <account id>@<project id>.iam.gserviceaccount.com.
+SERVICE_ACCOUNT_PATTERN = re.compile(r"([a-z][a-z0-9-]{4,28}[a-z0-9])@([a-z][-a-z0-9]{4,28}[a-z0-9])\.iam\.gserviceaccount\.com")
+# A value safe to quote back in a message (a platform name, a region); anything else is described, not shown.
+QUOTABLE_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 
 
 class ConfigModel(BaseModel):
-    """Base for every config model: unknown keys are errors, keys are camelCase, values are immutable."""
+    """Base for every config model: unknown keys are errors, keys are camelCase, values are immutable.
+
+    Python code may construct models by field name (`populate_by_name`); config input is validated with
+    `by_name=False` (see `release/stack.py`), so a stack file has one spelling per key: `strategy_profile`
+    is an unknown key there, not a second way to write `strategyProfile`.
+    """
 
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True, str_strip_whitespace=False)
 
@@ -153,13 +164,22 @@ class SecretRef(ConfigModel):
 
     @classmethod
     def parse(cls, text: str) -> "SecretRef":
+        """`<secret>[:<version>]`, the string form; the mapping form is checked by the same `_checked`."""
         secret, _, version = text.partition(":")
-        # Never echo `text`: a credential pasted here instead of its secret's name must not reach a log.
-        if not SECRET_ID_PATTERN.fullmatch(secret):
+        try:
+            return cls(secret=secret, version=version or "latest")
+        except ValidationError as error:
+            raise ValueError(_secret_ref_problem(error)) from None
+
+    @model_validator(mode="after")
+    def _checked(self) -> "SecretRef":
+        # Never echo either part: a credential pasted here (`123456789:AAH...` splits at its colon) must not
+        # reach a log; say what shape is expected instead.
+        if not SECRET_ID_PATTERN.fullmatch(self.secret):
             raise ValueError("is not a Secret Manager secret name (letters, digits, - and _); write <secret>[:<version>]")
-        if version and not SECRET_VERSION_PATTERN.fullmatch(version):
-            raise ValueError(f"has version {version!r}; use latest or a version number")
-        return cls(secret=secret, version=version or "latest")
+        if not SECRET_VERSION_PATTERN.fullmatch(self.version):
+            raise ValueError("has a version that is neither latest nor a version number; write <secret>[:<version>]")
+        return self
 
     def __str__(self) -> str:
         return f"{self.secret}:{self.version}"
@@ -195,6 +215,9 @@ class ServiceSpec(ConfigModel):
     account_region: Optional[AccountRegion] = Field(None, description="LongBridge only: HK | SG")
     longport_secret_name: Optional[str] = Field(None, description="LongBridge only: the region's token secret")
     service_account: Optional[str] = Field(None, description="runtime service account; derived when absent")
+    service_account_project: Optional[str] = Field(
+        None, description="the project of serviceAccount when it is not `project` (says so explicitly)"
+    )
     snapshot: Optional[SnapshotPaths] = Field(None, description="input-mode paths of a snapshot-backed profile")
     scheduler: Optional[SchedulerSpec] = Field(None, description="the scheduler job that calls <service url>/run")
 
@@ -266,12 +289,46 @@ class ServiceSpec(ConfigModel):
         refs, errors = {}, []
         for name, ref in value.items():
             try:
-                refs[name] = SecretRef.parse(ref) if isinstance(ref, str) else ref
-            except ValueError as error:
-                errors.append(f"{name} {error}")
+                refs[name] = _secret_ref(ref)
+            except (ValueError, ValidationError) as error:
+                errors.append(f"{name} {_secret_ref_problem(error)}")
         if errors:
             raise ValueError("; ".join(errors))
         return refs
+
+    @field_validator("service_account")
+    @classmethod
+    def _service_account(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not SERVICE_ACCOUNT_PATTERN.fullmatch(value):
+            raise ValueError(
+                "is not a service account email; write <account>@<project>.iam.gserviceaccount.com "
+                "(or remove it to use the platform's runtime account)"
+            )
+        return value
+
+    @field_validator("service_account_project")
+    @classmethod
+    def _service_account_project(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not GCP_PROJECT_PATTERN.fullmatch(value):
+            raise ValueError(f"{value!r} is not a GCP project id (6-30 of a-z, 0-9, -)")
+        return value
+
+    @model_validator(mode="after")
+    def _service_account_in_project(self) -> "ServiceSpec":
+        """A runtime identity from another project runs the trading service with that project's grants: allowed
+        only when the stack says so twice (serviceAccountProject names the account's project)."""
+        if self.service_account is not None:
+            match = SERVICE_ACCOUNT_PATTERN.fullmatch(self.service_account)
+            account_project = match.group(2) if match else None
+            allowed = self.service_account_project or self.project
+            if account_project != allowed:
+                raise ValueError(
+                    f"serviceAccount belongs to project {account_project}, not {allowed}; use an account of "
+                    f"{allowed}, or set serviceAccountProject: {account_project} to use another project's account"
+                )
+        elif self.service_account_project is not None:
+            raise ValueError("serviceAccountProject is set without serviceAccount; remove it or set serviceAccount")
+        return self
 
     @field_validator("longport_secret_name")
     @classmethod
@@ -284,6 +341,31 @@ class ServiceSpec(ConfigModel):
     def image_tag(self) -> Optional[str]:
         reference = split_image(self.image)[1]
         return None if reference is None or reference.startswith("sha256:") else reference
+
+
+def _secret_ref(ref: object) -> "SecretRef":
+    """Either form of a `secrets` entry, through the same model and checks."""
+    if isinstance(ref, str):
+        return SecretRef.parse(ref)
+    if isinstance(ref, dict):
+        version = ref.get("version", "latest")
+        # `version: 3` is a natural way to write a version in YAML; a bool is not a version.
+        if isinstance(version, int) and not isinstance(version, bool):
+            ref = {**ref, "version": str(version)}
+        return SecretRef.model_validate(ref, by_alias=True, by_name=False)
+    raise ValueError("is neither <secret>[:<version>] nor {secret: ..., version: ...}")
+
+
+def _secret_ref_problem(error: Exception) -> str:
+    """The message of a refused secret ref, without pydantic's echo of the input."""
+    if isinstance(error, ValidationError):
+        first = error.errors()[0]
+        if first["type"] == "extra_forbidden":
+            return "has an unknown key; a secret ref is {secret: <name>, version: <version>}"
+        if first["type"] in ("missing", "string_type"):
+            return "needs secret: <name> (a string) and an optional version; write {secret: <name>, version: <version>}"
+        return first["msg"].removeprefix("Value error, ")
+    return str(error)
 
 
 class StackConfig(ConfigModel):
@@ -327,5 +409,7 @@ class ConfigError(ValueError):
 
     def report(self) -> str:
         lines = [f"{self.source} is invalid ({len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}):"]
-        lines += [f"  - {problem}" for problem in self.problems]
+        # Keys and values quoted in problems come from the operator's file: escape anything that could
+        # forge a line or drive the terminal.
+        lines += [f"  - {escape_controls(str(problem))}" for problem in self.problems]
         return "\n".join(lines)

@@ -25,6 +25,7 @@ from packaging.version import Version
 
 from components.profiles import ProfileFacts, platform_key
 from release.config import ReleaseBundle, StackConfig, release_version
+from release.control_chars import escape_controls
 from release.gate_profiles import lock_profile_checks, profile_checks
 from release.lock import Lock
 from release.pins import PIN_FILES, PYPROJECT_TOML, QPK_PACKAGE, RELEASE_KINDS, UES_PACKAGE, Pin, PinFileError, pins_from_file
@@ -140,7 +141,8 @@ class GateReport:
                 "The gate could not verify everything and fails closed: fix access to the source "
                 "(network and GITHUB_TOKEN, or --source git --git-root DIR) and run it again."
             )
-        return "\n".join(lines)
+        # Messages quote server answers: a newline in one must not forge a PASS line.
+        return "\n".join(escape_controls(line) for line in lines)
 
     @property
     def failed_definitely(self) -> bool:

@@ -231,7 +231,8 @@ def _live_secret_ref(secret: Any, version: Any, where: str, field: str) -> Secre
     version = _typed(version, str, where, f"{field} version", "") or "latest"
     if not LIVE_SECRET_PATTERN.fullmatch(secret) or not SECRET_VERSION_PATTERN.fullmatch(version):
         raise LiveStateError(f"{field} is not a Secret Manager secret name and version", where, "pass the JSON unchanged")
-    return SecretRef(secret=secret, version=version)
+    # Checked above against the live form, which may also name another project's secret by resource name.
+    return SecretRef.model_construct(secret=secret, version=version)
 
 
 def from_knative_json(data: Any, expected_name: Optional[str] = None, source: str = "live JSON") -> LiveService:

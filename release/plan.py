@@ -13,6 +13,7 @@ from typing import Any, Mapping, Optional, Protocol, Sequence
 from components.platforms import PLATFORMS, STRATEGY_PROFILE
 from components.profiles import ProfileMatrix
 from release.config import StackConfig
+from release.control_chars import escape_controls
 from release.images import NOT_GIVEN, ImageCheck, pruned_repository_warning
 from release.live import LiveService
 from release.ordering import EnvDiff, ServicePlan, env_diff, plan_service, short
@@ -438,7 +439,8 @@ def render_text(plan: CutoverPlan) -> str:
     if not data["steps"]:
         lines.append("  none: every service is in sync")
     lines += ["", f"Plan: {'can proceed' if plan.ok else 'BLOCKED'}"]
-    return "\n".join(lines) + "\n"
+    # Live env values and server messages are data: a newline in one must not forge a report line.
+    return "\n".join(escape_controls(line) for line in lines) + "\n"
 
 
 def lock_note(lock: Any) -> str:

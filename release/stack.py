@@ -6,11 +6,13 @@ the service key, the field and the fix) and raises before anything is registered
 
 from __future__ import annotations
 
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import yaml
 from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 
 from components.env import config_problems
 from components.profiles import UnknownMatrixError, matrix_for
@@ -18,11 +20,16 @@ from release.config import (
     PROJECT_NAME,
     SERVICE_KEY_PATTERN,
     ConfigError,
+    QUOTABLE_PATTERN,
     ConfigProblem,
     ReleaseBundle,
+    RepositoryNames,
+    SecretRef,
     ServiceSpec,
+    SnapshotPaths,
     StackConfig,
 )
+from release.control_chars import control_char_paths
 from release.local_files import STACK_FILE_MAX_BYTES, InputFileError, check_yaml_shape, load_json, read_text
 from release.scheduling import scheduler_problems
 from release.yaml_core import compose_core, load_core
@@ -146,18 +153,53 @@ def load_pulumi_config() -> StackConfig:
     return parse_stack(raw.get(RELEASE_KEY), raw.get(SERVICES_KEY), source=source)
 
 
+def _known_keys() -> frozenset[str]:
+    """Every camelCase key a stack config may hold, for "did you mean" hints."""
+    models = (ReleaseBundle, RepositoryNames, ServiceSpec, SnapshotPaths, SecretRef)
+    return frozenset(field.alias or name for model in models for name, field in model.model_fields.items())
+
+
+def _meant_key(key: str) -> Optional[str]:
+    """The known key an unknown one was probably meant to be: its camelCase form, or a close spelling."""
+    known = _known_keys()
+    if to_camel(key) in known and to_camel(key) != key:
+        return to_camel(key)
+    guess = next(iter(get_close_matches(key, sorted(known), n=1, cutoff=0.8)), None)
+    return guess if guess != key else None
+
+
+def _spelling_hint(key: str) -> str:
+    """One spelling per key: `strategy_profile` is unknown; the hint names the key it was meant to be."""
+    guess = _meant_key(key)
+    if guess is not None:
+        return f"did you mean {guess}? (keys are camelCase, one spelling each)"
+    return "check its spelling against the README's stack config reference"
+
+
 def _pydantic_problems(prefix: str, error: ValidationError) -> list[ConfigProblem]:
     problems = []
-    for item in error.errors():
+    items = error.errors()
+    # `strategy_profile: x` also leaves strategyProfile missing; the "did you mean" line says it all.
+    meant = {
+        (*item["loc"][:-1], _meant_key(str(item["loc"][-1])))
+        for item in items
+        if item["type"] == "extra_forbidden" and item["loc"]
+    }
+    for item in items:
         path = ".".join([prefix, *(str(part) for part in item["loc"])])
         kind, message = item["type"], item["msg"]
+        if kind == "missing" and tuple(item["loc"]) in meant:
+            continue
         if kind == "missing":
             message = "is required"
         elif kind == "extra_forbidden":
-            message = "is not a known field; check its spelling against the README's stack config reference"
+            message = "is not a known field; " + _spelling_hint(str(item["loc"][-1]) if item["loc"] else "")
         elif kind == "literal_error":
-            # "Input should be 'ibkr', 'schwab' or 'longbridge'" names the choices but not the bad value.
-            message = f"{item['input']!r} is not allowed; {message.replace('Input should be', 'use', 1)}"
+            # "Input should be 'ibkr', 'schwab' or 'longbridge'" names the choices but not the bad value; the
+            # value is quoted back only when it cannot be a credential or a terminal escape.
+            value = item["input"]
+            shown = repr(value) if isinstance(value, str) and QUOTABLE_PATTERN.fullmatch(value) else "this value"
+            message = f"{shown} is not allowed; {message.replace('Input should be', 'use', 1)}"
         elif kind == "string_type":
             # The value is not echoed: it may be a credential pasted into the wrong place.
             message = "is not a string; quote it in the stack file"
@@ -174,12 +216,17 @@ def parse_stack(
     extra_problems: Optional[list[ConfigProblem]] = None,
 ) -> StackConfig:
     problems: list[ConfigProblem] = list(extra_problems or [])
+    # Values are printed in plans and logs: a newline would forge report lines, ESC would reach a terminal.
+    problems += [
+        ConfigProblem(path=path, message=f"contains a control character ({code}); remove it")
+        for path, code in control_char_paths(release_raw, RELEASE_KEY) + control_char_paths(services_raw, SERVICES_KEY)
+    ]
     bundle: Optional[ReleaseBundle] = None
     if release_raw is None:
         problems.append(ConfigProblem(path=RELEASE_KEY, message=f"missing; set {PROJECT_NAME}:{RELEASE_KEY} with the bundle's tags"))
     else:
         try:
-            bundle = ReleaseBundle.model_validate(release_raw)
+            bundle = ReleaseBundle.model_validate(release_raw, by_alias=True, by_name=False)
         except ValidationError as error:
             problems += _pydantic_problems(RELEASE_KEY, error)
 
@@ -198,7 +245,7 @@ def parse_stack(
                 )
                 continue
             try:
-                services[key] = ServiceSpec.model_validate(raw)
+                services[key] = ServiceSpec.model_validate(raw, by_alias=True, by_name=False)
             except ValidationError as error:
                 problems += _pydantic_problems(f"{SERVICES_KEY}.{key}", error)
 

@@ -24,6 +24,7 @@ from components.platforms import (
 )
 from components.profiles import ProfileMatrix
 from release.config import ReleaseBundle, ServiceSpec
+from release.control_chars import escape_controls
 from release.live import LiveService
 from release.ordering import env_diff
 
@@ -297,4 +298,5 @@ def render_verify_text(results: Iterable[ServiceVerification]) -> str:
     passed = bool(results) and all(result.ok for result in results)
     failed = sum(1 for result in results for c in result.checks if not c.ok)
     lines.append("verify: all checks pass" if passed else f"verify: {failed} check(s) failed")
-    return "\n".join(lines) + "\n"
+    # Messages quote live values: a newline in one must not forge a PASS line.
+    return "\n".join(escape_controls(line) for line in lines) + "\n"

@@ -308,6 +308,33 @@ ONE_PROBLEM_CASES = [
     ),
     ("bad service key", lambda _r, s: s.update({"IBKR_2": copy.deepcopy(s["ibkr"])}), "services.IBKR_2", ["lowercase"]),
     ("bad project", setter("ibkr", project="Interactive_Brokers"), "services.ibkr.project", ["not a GCP project id"]),
+    # issue 9: one parser for both secret forms; a rejected ref's parts are never echoed
+    ("credential pasted as a secret ref", in_map("ibkr", "secrets", TELEGRAM_TOKEN="123456789:AAHsecretTokenPart"),
+     "services.ibkr.secrets", ["TELEGRAM_TOKEN has a version that is neither latest nor a version number", "<secret>[:<version>]"]),
+    ("mapping-form secret with a path", in_map("ibkr", "secrets", TELEGRAM_TOKEN={"secret": "../../bad name!", "version": "1"}),
+     "services.ibkr.secrets", ["TELEGRAM_TOKEN is not a Secret Manager secret name"]),
+    ("mapping-form secret with a negative version", in_map("ibkr", "secrets", TELEGRAM_TOKEN={"secret": "tg", "version": -7}),
+     "services.ibkr.secrets", ["TELEGRAM_TOKEN has a version that is neither latest nor a version number"]),
+    ("mapping-form secret with an unknown key", in_map("ibkr", "secrets", TELEGRAM_TOKEN={"secret": "tg", "value": "x"}),
+     "services.ibkr.secrets", ["TELEGRAM_TOKEN has an unknown key", "{secret: <name>, version: <version>}"]),
+    # issue 9: one spelling per key
+    ("snake_case key", lambda _r, services: services["ibkr"].update(strategy_profile=services["ibkr"].pop("strategyProfile")),
+     "services.ibkr.strategy_profile", ["did you mean strategyProfile?"]),
+    ("misspelt key", lambda _r, services: services["ibkr"].update(strategyProfle=services["ibkr"].pop("strategyProfile")),
+     "services.ibkr.strategyProfle", ["did you mean strategyProfile?"]),
+    # issue 9: serviceAccount is an account of the service's project unless another project is named explicitly
+    ("serviceAccount not an email", setter("ibkr", serviceAccount="runtime"), "services.ibkr.serviceAccount",
+     ["not a service account email", "<account>@<project>.iam.gserviceaccount.com"]),
+    ("serviceAccount of another project", setter("ibkr", serviceAccount="ibkr-runtime@otherproject.iam.gserviceaccount.com"),
+     "services.ibkr", ["belongs to project otherproject, not interactivebrokersquant", "serviceAccountProject: otherproject"]),
+    ("serviceAccountProject alone", setter("ibkr", serviceAccountProject="otherproject"), "services.ibkr",
+     ["serviceAccountProject is set without serviceAccount"]),
+    # issue 9: control characters are refused, named by path and code point, never printed
+    ("newline in an env value", in_map("ibkr", "env", NOTIFY_LANG="zh\nPlan: can proceed"), "services.ibkr.env.NOTIFY_LANG",
+     ["contains a control character (U+000A)"]),
+    ("escape in a release value", in_release(githubOwner="Quant\x1b[2JLab"), "release.githubOwner", ["control character (U+001B)"]),
+    ("platform holding a credential", setter("ibkr", platform="123456789:AAHsecretTokenPart"), "services.ibkr.platform",
+     ["this value is not allowed"]),
 ]
 
 # The two cases that yield two problems for one mistake-free reason are asserted separately below.
@@ -327,6 +354,31 @@ def test_each_bad_input_is_one_problem_naming_key_field_and_fix(case_id, mutate,
     assert [problem.path for problem in problems] == [path], [str(problem) for problem in problems]
     for word in words:
         assert word in problems[0].message
+
+
+def test_no_problem_echoes_a_pasted_credential():
+    for mutate in (
+        in_map("ibkr", "secrets", TELEGRAM_TOKEN="123456789:AAHsecretTokenPart"),
+        setter("ibkr", platform="123456789:AAHsecretTokenPart"),
+    ):
+        report = ConfigError(problems_for(mutate)).report()
+        assert "AAHsecret" not in report and "123456789" not in report
+
+
+def test_control_characters_in_keys_are_escaped_in_the_report():
+    report = ConfigError(problems_for(in_map("ibkr", "env", **{"X\nPlan: can proceed": "v"}))).report()
+    assert "\nPlan: can proceed" not in report and "X\\nPlan" in report
+
+
+def test_mapping_form_secrets_and_an_explicit_other_project_account_are_accepted():
+    services = copy.deepcopy(SERVICES_RAW)
+    services["ibkr"]["secrets"]["TELEGRAM_TOKEN"] = {"secret": "interactive-brokers-telegram-token", "version": 3}
+    services["ibkr"]["serviceAccount"] = "ibkr-runtime@sharedidentity.iam.gserviceaccount.com"
+    services["ibkr"]["serviceAccountProject"] = "sharedidentity"
+    services["schwab"]["serviceAccount"] = "schwab-runtime@charlesschwabquant.iam.gserviceaccount.com"
+    config = parse_stack(RELEASE_RAW, services)
+    assert str(config.services["ibkr"].secrets["TELEGRAM_TOKEN"]) == "interactive-brokers-telegram-token:3"
+    assert config.services["schwab"].service_account_project is None
 
 
 def test_snapshot_profile_without_any_paths_reports_each_missing_path():
