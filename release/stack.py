@@ -24,6 +24,7 @@ from release.config import (
     ConfigProblem,
     ReleaseBundle,
     RepositoryNames,
+    SchedulerSpec,
     SecretRef,
     ServiceSpec,
     SnapshotPaths,
@@ -155,7 +156,7 @@ def load_pulumi_config() -> StackConfig:
 
 def _known_keys() -> frozenset[str]:
     """Every camelCase key a stack config may hold, for "did you mean" hints."""
-    models = (ReleaseBundle, RepositoryNames, ServiceSpec, SnapshotPaths, SecretRef)
+    models = (ReleaseBundle, RepositoryNames, ServiceSpec, SnapshotPaths, SecretRef, SchedulerSpec)
     return frozenset(field.alias or name for model in models for name, field in model.model_fields.items())
 
 

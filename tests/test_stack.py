@@ -332,7 +332,8 @@ ONE_PROBLEM_CASES = [
     # issue 9: control characters are refused, named by path and code point, never printed
     ("newline in an env value", in_map("ibkr", "env", NOTIFY_LANG="zh\nPlan: can proceed"), "services.ibkr.env.NOTIFY_LANG",
      ["contains a control character (U+000A)"]),
-    ("escape in a release value", in_release(githubOwner="Quant\x1b[2JLab"), "release.githubOwner", ["control character (U+001B)"]),
+    ("escape in a snapshot path", in_snapshot("longbridge-hk", strategyConfigPath="cfg\x1b[2J.json"),
+     "services.longbridge-hk.snapshot.strategyConfigPath", ["control character (U+001B)"]),
     ("platform holding a credential", setter("ibkr", platform="123456789:AAHsecretTokenPart"), "services.ibkr.platform",
      ["this value is not allowed"]),
 ]
