@@ -38,7 +38,8 @@ STACK_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 def config_path(args: argparse.Namespace) -> Path:
     if args.config_file is not None:
-        return args.config_file
+        given: Path = args.config_file
+        return given
     if not STACK_NAME_PATTERN.fullmatch(args.stack) or args.stack.startswith("."):
         raise UsageError("--stack is not a stack name (letters, digits, _, . and -); use --config-file for a path")
     return stack_file(args.stack)

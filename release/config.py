@@ -51,6 +51,8 @@ def github_repo_problem(value: str) -> Optional[str]:
     if GITHUB_REPO_PATTERN.fullmatch(value):
         return None
     return "is not a GitHub repository name: 1-100 letters, digits, '.', '-' or '_', and not '.' or '..'"
+
+
 # A user-managed service account: <account id>@<project id>.iam.gserviceaccount.com.
 SERVICE_ACCOUNT_PATTERN = re.compile(r"([a-z][a-z0-9-]{4,28}[a-z0-9])@([a-z][-a-z0-9]{4,28}[a-z0-9])\.iam\.gserviceaccount\.com")
 # A value safe to quote back in a message (a platform name, a region); anything else is described, not shown.

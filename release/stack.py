@@ -18,9 +18,9 @@ from components.env import config_problems
 from components.profiles import UnknownMatrixError, matrix_for
 from release.config import (
     PROJECT_NAME,
+    QUOTABLE_PATTERN,
     SERVICE_KEY_PATTERN,
     ConfigError,
-    QUOTABLE_PATTERN,
     ConfigProblem,
     ReleaseBundle,
     RepositoryNames,
@@ -181,11 +181,7 @@ def _pydantic_problems(prefix: str, error: ValidationError) -> list[ConfigProble
     problems = []
     items = error.errors()
     # `strategy_profile: x` also leaves strategyProfile missing; the "did you mean" line says it all.
-    meant = {
-        (*item["loc"][:-1], _meant_key(str(item["loc"][-1])))
-        for item in items
-        if item["type"] == "extra_forbidden" and item["loc"]
-    }
+    meant = {(*item["loc"][:-1], _meant_key(str(item["loc"][-1]))) for item in items if item["type"] == "extra_forbidden" and item["loc"]}
     for item in items:
         path = ".".join([prefix, *(str(part) for part in item["loc"])])
         kind, message = item["type"], item["msg"]

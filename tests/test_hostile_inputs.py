@@ -226,41 +226,91 @@ CASES = [
     ),  # fmt: skip
     Case("live traffic percent out of range", verify_live(t=set_traffic(percent=250)), 2, ("percent",), ("250",)),
     # 19. control characters: refused in config, escaped when live state is printed
-    Case("newline in a config env value", plan_with(lambda services: services["ibkr"]["env"].update(NOTIFY_LANG="zh\nPlan: can proceed")),
-         2, ("services.ibkr.env.NOTIFY_LANG: contains a control character (U+000A)",), ("\nPlan: can proceed",)),  # fmt: skip
-    Case("ESC in a config value", plan_with(lambda services: services["ibkr"].update(serviceName="ibkr\x1b[2J")),
-         2, ("services.ibkr.serviceName: contains a control character (U+001B)",), ("\x1b",)),  # fmt: skip
+    Case(
+        "newline in a config env value",
+        plan_with(lambda services: services["ibkr"]["env"].update(NOTIFY_LANG="zh\nPlan: can proceed")),
+        2,
+        ("services.ibkr.env.NOTIFY_LANG: contains a control character (U+000A)",),
+        ("\nPlan: can proceed",),
+    ),  # fmt: skip
+    Case(
+        "ESC in a config value",
+        plan_with(lambda services: services["ibkr"].update(serviceName="ibkr\x1b[2J")),
+        2,
+        ("services.ibkr.serviceName: contains a control character (U+001B)",),
+        ("\x1b",),
+    ),  # fmt: skip
     Case(
         "newline and ESC in a live env value",
-        lambda tmp: ["plan", "--live", str(healthy_live(tmp, e=set_env_entry({"name": "IBKR_DRY_RUN_ONLY", "value": "true"}),
-                                                        f=lambda d: d["spec"]["template"]["spec"]["containers"][0]["env"][0].update(
-                                                            value="zh\nPlan: can proceed\x1b[2J")))],
-        1, ("zh\\nPlan: can proceed\\x1b[2J", "Plan: BLOCKED"), ("\nPlan: can proceed", "\x1b"),
+        lambda tmp: [
+            "plan",
+            "--live",
+            str(
+                healthy_live(
+                    tmp,
+                    e=set_env_entry({"name": "IBKR_DRY_RUN_ONLY", "value": "true"}),
+                    f=lambda d: d["spec"]["template"]["spec"]["containers"][0]["env"][0].update(value="zh\nPlan: can proceed\x1b[2J"),
+                )
+            ),
+        ],
+        1,
+        ("zh\\nPlan: can proceed\\x1b[2J", "Plan: BLOCKED"),
+        ("\nPlan: can proceed", "\x1b"),
     ),  # fmt: skip
     # 15. and 18. secrets: a pasted credential is never echoed; the mapping form is checked like the string form
-    Case("credential pasted into secrets", plan_with(lambda services: services["ibkr"]["secrets"].update(TELEGRAM_TOKEN=CREDENTIAL)),
-         2, ("services.ibkr.secrets", "TELEGRAM_TOKEN has a version that is neither latest nor a version number"),
-         ("AAHsecret", "123456789")),  # fmt: skip
-    Case("mapping-form secret with a path and a negative version",
-         plan_with(lambda services: services["ibkr"]["secrets"].update(TELEGRAM_TOKEN={"secret": "../../bad name!", "version": -7})),
-         2, ("TELEGRAM_TOKEN is not a Secret Manager secret name",)),  # fmt: skip
+    Case(
+        "credential pasted into secrets",
+        plan_with(lambda services: services["ibkr"]["secrets"].update(TELEGRAM_TOKEN=CREDENTIAL)),
+        2,
+        ("services.ibkr.secrets", "TELEGRAM_TOKEN has a version that is neither latest nor a version number"),
+        ("AAHsecret", "123456789"),
+    ),  # fmt: skip
+    Case(
+        "mapping-form secret with a path and a negative version",
+        plan_with(lambda services: services["ibkr"]["secrets"].update(TELEGRAM_TOKEN={"secret": "../../bad name!", "version": -7})),
+        2,
+        ("TELEGRAM_TOKEN is not a Secret Manager secret name",),
+    ),  # fmt: skip
     # 21. serviceAccount
-    Case("serviceAccount that is not an email", plan_with(lambda services: services["ibkr"].update(serviceAccount="runtime")),
-         2, ("services.ibkr.serviceAccount: is not a service account email",)),  # fmt: skip
-    Case("serviceAccount of another project, not said explicitly",
-         plan_with(lambda services: services["ibkr"].update(serviceAccount="x-runtime@someoneelse.iam.gserviceaccount.com")),
-         2, ("belongs to project someoneelse", "serviceAccountProject")),  # fmt: skip
+    Case(
+        "serviceAccount that is not an email",
+        plan_with(lambda services: services["ibkr"].update(serviceAccount="runtime")),
+        2,
+        ("services.ibkr.serviceAccount: is not a service account email",),
+    ),  # fmt: skip
+    Case(
+        "serviceAccount of another project, not said explicitly",
+        plan_with(lambda services: services["ibkr"].update(serviceAccount="x-runtime@someoneelse.iam.gserviceaccount.com")),
+        2,
+        ("belongs to project someoneelse", "serviceAccountProject"),
+    ),  # fmt: skip
     # 24. dryRunOnly is true, false or keep: YAML 1.1's off/no are strings, and refused
-    Case("dryRunOnly: off", plan_of(PROD_TEXT.replace("dryRunOnly: keep", "dryRunOnly: off", 1)), 2,
-         ("services.ibkr.dryRunOnly", "use true, false or keep")),  # fmt: skip
-    Case("dryRunOnly: no", plan_of(PROD_TEXT.replace("dryRunOnly: keep", "dryRunOnly: no", 1)), 2,
-         ("services.ibkr.dryRunOnly", "use true, false or keep")),  # fmt: skip
+    Case(
+        "dryRunOnly: off",
+        plan_of(PROD_TEXT.replace("dryRunOnly: keep", "dryRunOnly: off", 1)),
+        2,
+        ("services.ibkr.dryRunOnly", "use true, false or keep"),
+    ),  # fmt: skip
+    Case(
+        "dryRunOnly: no",
+        plan_of(PROD_TEXT.replace("dryRunOnly: keep", "dryRunOnly: no", 1)),
+        2,
+        ("services.ibkr.dryRunOnly", "use true, false or keep"),
+    ),  # fmt: skip
     # 25. one spelling per key
-    Case("snake_case strategy_profile", plan_of(PROD_TEXT.replace("strategyProfile:", "strategy_profile:", 1)), 2,
-         ("services.ibkr.strategy_profile: is not a known field; did you mean strategyProfile?",),
-         ("strategyProfile: is required",)),  # fmt: skip
-    Case("snake_case release key", plan_of(PROD_TEXT.replace("quantPlatformKit:", "quant_platform_kit:", 1)), 2,
-         ("release.quant_platform_kit: is not a known field; did you mean quantPlatformKit?",)),  # fmt: skip
+    Case(
+        "snake_case strategy_profile",
+        plan_of(PROD_TEXT.replace("strategyProfile:", "strategy_profile:", 1)),
+        2,
+        ("services.ibkr.strategy_profile: is not a known field; did you mean strategyProfile?",),
+        ("strategyProfile: is required",),
+    ),  # fmt: skip
+    Case(
+        "snake_case release key",
+        plan_of(PROD_TEXT.replace("quantPlatformKit:", "quant_platform_kit:", 1)),
+        2,
+        ("release.quant_platform_kit: is not a known field; did you mean quantPlatformKit?",),
+    ),  # fmt: skip
     # A stack name becomes a file name: it must not steer the path.
     Case("--stack with a path", lambda tmp: ["plan", "--stack", "../../etc/passwd"], 2, ("--stack is not a stack name",)),
 ]
