@@ -10,6 +10,7 @@ config or an unverified release fails `pulumi preview` with an empty plan, never
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Callable, Mapping, Optional
 
@@ -24,6 +25,18 @@ from release.config import ConfigError, ServiceSpec, StackConfig
 from release.images import ImageLookupError, ImageMissingError, ResolvedImage, pin_digest, resolve_image_invoke
 from release.live import LiveService, LiveStateError, read_cloud_run_v2
 from release.ordering import ServicePlan, plan_service
+from release.scheduling import (
+    INVOKER_ROLE,
+    JobInputs,
+    JobReadError,
+    LiveSchedulerJob,
+    SchedulingInputError,
+    from_policy_json,
+    held_job_inputs,
+    job_inputs,
+    read_job_api,
+    scheduler_account,
+)
 from release.stack import load_pulumi_config, stack_file
 
 LiveReader = Callable[[ServiceSpec, "gcp.Provider"], Optional[LiveService]]
@@ -71,6 +84,41 @@ def resolve_images(config: StackConfig, providers: "Providers", resolver: ImageR
         except (ImageMissingError, ImageLookupError) as error:
             raise pulumi.RunError(str(error)) from None
     return resolved
+
+
+JobReader = Callable[[ServiceSpec], Optional[LiveSchedulerJob]]
+"""How the program sees a service's live scheduler job; None when it has none."""
+
+
+def read_scheduler_job(spec: ServiceSpec) -> Optional[LiveSchedulerJob]:
+    """The live job through the Cloud Scheduler API: pulumi-gcp has no data source for a job."""
+    return read_job_api(spec)
+
+
+def has_live_invoker(spec: ServiceSpec, provider: gcp.Provider, member: str) -> bool:
+    """Does the live service's IAM policy already grant `member` the invoker role (`getServiceIamPolicy`)?"""
+    try:
+        result = gcp.cloudrunv2.get_service_iam_policy(
+            location=spec.region, name=spec.service_name, project=spec.project, opts=pulumi.InvokeOptions(provider=provider)
+        )
+        policy = from_policy_json(json.loads(result.policy_data or "{}"), "gcp.cloudrunv2.get_service_iam_policy")
+    except (SchedulingInputError, ValueError) as error:
+        raise pulumi.RunError(f"services {spec.service_name}: its IAM policy is malformed ({error}); nothing was changed") from None
+    return policy.has(INVOKER_ROLE, member)
+
+
+def scheduling_of(
+    plan: ServicePlan, live_job: Optional[LiveSchedulerJob], provider: gcp.Provider
+) -> tuple[Optional[JobInputs], Optional[str]]:
+    """The job and invoker member this update registers. Blocked: both exactly as live (the job held
+    field for field, the member only if live already has it); otherwise the job from config, else live,
+    else the defaults, and the member always (it is additive: an existing binding is a no-op)."""
+    spec = plan.spec
+    member = f"serviceAccount:{scheduler_account(spec)}"
+    if plan.phase == "blocked":
+        job = None if live_job is None else held_job_inputs(spec, live_job)
+        return job, member if has_live_invoker(spec, provider, member) else None
+    return job_inputs(spec, live_job), member
 
 
 def load_config() -> StackConfig:
@@ -125,7 +173,10 @@ def input_mode_of(revision: ServiceRevision, spec: ServiceSpec, matrices: Mappin
 
 
 def deploy(
-    config: StackConfig, read_live: LiveReader = read_live_service, resolver: ImageResolver = resolve_image
+    config: StackConfig,
+    read_live: LiveReader = read_live_service,
+    resolver: ImageResolver = resolve_image,
+    read_job: Optional[JobReader] = None,
 ) -> dict[str, ServicePlan]:
     """Register every service of a validated, gated config at the phase the ordering rule allows.
 
@@ -146,6 +197,14 @@ def deploy(
     except LiveStateError as error:
         # The CLI's one paragraph, not a traceback: malformed live state is an expected failure.
         raise pulumi.RunError(f"live state: {error}") from None
+    reader = read_job or read_scheduler_job
+    try:
+        live_jobs = {key: reader(config.services[key]) for key in plans}
+    except JobReadError as error:
+        raise pulumi.RunError(f"scheduler job: {error}") from None
+    scheduling = {
+        key: scheduling_of(plan, live_jobs[key], providers.for_project(plan.spec.project)) for key, plan in plans.items()
+    }
     for key, plan in plans.items():
         spec = config.services[key]
         provider = providers.for_project(spec.project)
@@ -162,6 +221,8 @@ def deploy(
                 revision=pin_digest(plan.applied, image),
                 provider=provider,
                 input_mode=input_mode_of(plan.applied, spec, matrices),
+                job=scheduling[key][0],
+                invoker_member=scheduling[key][1],
             )
         )
         pulumi.export(key, {**service.outputs(), "phase": plan.phase, "imageTag": image.tag})
@@ -172,8 +233,9 @@ def run_program(
     environ: Optional[Mapping[str, str]] = None,
     read_live: LiveReader = read_live_service,
     resolver: ImageResolver = resolve_image,
+    read_job: Optional[JobReader] = None,
 ) -> dict[str, ServicePlan]:
     """The whole program, as `pulumi preview/up` runs it."""
     config = load_config()
     check_release(config, environ)
-    return deploy(config, read_live, resolver)
+    return deploy(config, read_live, resolver, read_job)

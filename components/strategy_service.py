@@ -28,6 +28,7 @@ from components.platforms import (
     UES_TAG_ANNOTATION,
 )
 from release.config import ServiceSpec
+from release.scheduling import INVOKER_ROLE, JobInputs, run_uri
 
 COMPONENT_TYPE = "us-equity-cutover:platform:StrategyService"
 
@@ -54,6 +55,14 @@ class StrategyServiceArgs:
     """The explicit provider of the service's GCP project, shared by every service in that project."""
 
     input_mode: Optional[str] = None
+
+    job: Optional[JobInputs] = None
+    """The scheduler job that calls the service (computed by `release/scheduling.py`); None registers no
+    job (a blocked service whose live service has none: nothing about it changes)."""
+
+    invoker_member: Optional[str] = None
+    """`serviceAccount:<scheduler account>` to hold `roles/run.invoker` on the service, one additive
+    member (never a policy, which would drop bindings it does not know); None registers none."""
     """The input mode of the profile the revision runs (``direct_runtime`` | ``snapshot_backed``),
     exported for the operator; None when it is not known."""
 
@@ -100,6 +109,7 @@ class StrategyService(pulumi.ComponentResource):
     strategy_profile: pulumi.Output[Optional[str]]
     input_mode: pulumi.Output[Optional[str]]
     latest_ready_revision: pulumi.Output[str]
+    scheduler_job: pulumi.Output[Optional[str]]
 
     def __init__(self, args: StrategyServiceArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(COMPONENT_TYPE, args.key, None, opts)
@@ -154,6 +164,19 @@ class StrategyService(pulumi.ComponentResource):
         self.strategy_profile = pulumi.Output.from_input(revision.env.plain.get(STRATEGY_PROFILE))
         self.input_mode = pulumi.Output.from_input(args.input_mode)
         self.latest_ready_revision = service.latest_ready_revision
+        self.scheduler_job = pulumi.Output.from_input(None if args.job is None else args.job.name)
+        if args.job is not None:
+            scheduler_job(args.key, args.job, service, self, args.provider)
+        if args.invoker_member is not None:
+            gcp.cloudrunv2.ServiceIamMember(
+                f"{args.key}-invoker",
+                project=spec.project,
+                location=spec.region,
+                name=service.name,
+                role=INVOKER_ROLE,
+                member=args.invoker_member,
+                opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+            )
         self.register_outputs(self.outputs())
 
     def outputs(self) -> dict[str, pulumi.Output[Any]]:
@@ -168,4 +191,50 @@ class StrategyService(pulumi.ComponentResource):
             "strategyProfile": self.strategy_profile,
             "inputMode": self.input_mode,
             "latestReadyRevision": self.latest_ready_revision,
+            "schedulerJob": self.scheduler_job,
         }
+
+
+def scheduler_job(
+    key: str, job: JobInputs, service: gcp.cloudrunv2.Service, parent: pulumi.Resource, provider: gcp.Provider
+) -> gcp.cloudscheduler.Job:
+    """The job as its own child resource (logical name `<key>-scheduler`); its target is the service's
+    URL unless the job is held as live (blocked), when it keeps whatever URL it had."""
+    uri = job.uri if job.uri is not None else service.uri.apply(run_uri)
+    audience = job.audience if job.audience is not None else service.uri
+    retry = job.retry_config
+    return gcp.cloudscheduler.Job(
+        f"{key}-scheduler",
+        name=job.name,
+        project=job.project,
+        region=job.region,
+        schedule=job.schedule,
+        time_zone=job.time_zone,
+        paused=job.paused,
+        attempt_deadline=job.attempt_deadline,
+        description=job.description,
+        http_target=gcp.cloudscheduler.JobHttpTargetArgs(
+            uri=uri,
+            http_method=job.http_method,
+            headers=dict(job.headers) or None,
+            body=job.body,
+            oidc_token=gcp.cloudscheduler.JobHttpTargetOidcTokenArgs(
+                service_account_email=job.service_account, audience=audience
+            ),
+        ),
+        retry_config=gcp.cloudscheduler.JobRetryConfigArgs(
+            retry_count=retry.get("retryCount"),
+            max_retry_duration=retry.get("maxRetryDuration"),
+            min_backoff_duration=retry.get("minBackoffDuration"),
+            max_backoff_duration=retry.get("maxBackoffDuration"),
+            max_doublings=retry.get("maxDoublings"),
+        )
+        if retry
+        else None,
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            provider=provider,
+            # The job is what makes the strategy trade: removing it must be as deliberate as removing the service.
+            protect=True,
+        ),
+    )

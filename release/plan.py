@@ -16,6 +16,7 @@ from release.config import StackConfig
 from release.control_chars import escape_controls
 from release.images import NOT_GIVEN, ImageCheck, pruned_repository_warning
 from release.live import LiveService
+from release.scheduling import scheduler_summary, scheduler_text
 from release.ordering import EnvDiff, ServicePlan, env_diff, plan_service, short
 
 # The release order (README "Release order"); a step's stage says where in it the step belongs.
@@ -338,6 +339,7 @@ def to_json(plan: CutoverPlan) -> dict[str, Any]:
                 "commit": s.spec.commit,
                 "image": s.spec.image,
                 "image_check": image_json(plan, s),
+                "scheduler": scheduler_summary(s.spec),
                 "strategy_profile": s.spec.strategy_profile,
                 "input_mode": _input_mode(s),
                 "dry_run": dry_run_json(s),
@@ -429,6 +431,7 @@ def render_text(plan: CutoverPlan) -> str:
             f"  reason:  {service['reason']}",
         ]
         lines += [f"  warning: {warning}" for warning in [*service["warnings"], *service["image_check"]["warnings"]]]
+        lines += scheduler_text(service["scheduler"])
         lines.append("  env diff (live -> desired; secrets as refs):")
         match = next(s for s in plan.services if s.key == service["key"])
         lines += _diff_text(match.env_diff)

@@ -16,6 +16,7 @@ import functools
 import json
 import re
 import subprocess
+import time
 import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,6 +199,9 @@ class LiveSchedulerJob(LiveModel):
     audience: Optional[str] = None
     headers: dict[str, str] = Field(default_factory=dict)
     body: Optional[str] = None
+    description: Optional[str] = None
+    # camelCase as the API writes it (retryCount, maxRetryDuration, ...): held as is, never decided here.
+    retry_config: dict[str, Any] = Field(default_factory=dict)
     source: str = ""
 
     @property
@@ -205,6 +209,7 @@ class LiveSchedulerJob(LiveModel):
         return self.state == "PAUSED"
 
 
+RETRY_FIELDS = ("retryCount", "maxRetryDuration", "minBackoffDuration", "maxBackoffDuration", "maxDoublings")
 _JOB_NAME = re.compile(r"projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/jobs/(?P<job>[^/]+)")
 
 
@@ -229,7 +234,8 @@ def from_job_json(document: Any, source: str) -> LiveSchedulerJob:
     target = target or {}
     oidc = target.get("oidcToken") or {}
     headers = target.get("headers") or {}
-    if not isinstance(oidc, Mapping) or not isinstance(headers, Mapping):
+    retry = document.get("retryConfig") or {}
+    if not isinstance(oidc, Mapping) or not isinstance(headers, Mapping) or not isinstance(retry, Mapping):
         raise SchedulingInputError(f"{source}: httpTarget.oidcToken/headers is not an object; pass gcloud's JSON unchanged")
     try:
         return LiveSchedulerJob(
@@ -246,6 +252,8 @@ def from_job_json(document: Any, source: str) -> LiveSchedulerJob:
             audience=_text(oidc.get("audience"), source, "httpTarget.oidcToken.audience"),
             headers={str(k): str(v) for k, v in headers.items()},
             body=_text(target.get("body"), source, "httpTarget.body"),
+            description=_text(document.get("description"), source, "description"),
+            retry_config={str(k): v for k, v in retry.items() if k in RETRY_FIELDS and isinstance(v, (str, int)) and not isinstance(v, bool)},
             source=source,
         )
     except ValidationError:
@@ -452,6 +460,8 @@ class JobInputs:
     audience: Optional[str] = None
     headers: Mapping[str, str] = field(default_factory=dict)
     body: Optional[str] = None
+    description: Optional[str] = None
+    retry_config: Mapping[str, Any] = field(default_factory=dict)
     # Field -> "config" | "live" | "default": what plan shows beside each value.
     origins: Mapping[str, str] = field(default_factory=dict)
 
@@ -489,6 +499,8 @@ def job_inputs(spec: ServiceSpec, live: Optional[LiveSchedulerJob]) -> JobInputs
         service_account=scheduler_account(spec),
         headers={} if live is None else dict(live.headers),
         body=None if live is None else live.body,
+        description=None if live is None else live.description,
+        retry_config={} if live is None else dict(live.retry_config),
         origins={"schedule": schedule_from, "timeZone": zone_from, "paused": paused_from, "attemptDeadline": deadline_from},
     )
 
@@ -509,6 +521,8 @@ def held_job_inputs(spec: ServiceSpec, live: LiveSchedulerJob) -> JobInputs:
         audience=live.audience,
         headers=dict(live.headers),
         body=live.body,
+        description=live.description,
+        retry_config=dict(live.retry_config),
         origins=dict.fromkeys(("schedule", "timeZone", "paused", "attemptDeadline"), "live"),
     )
 
@@ -618,3 +632,110 @@ def scheduler_checks(
             )
         )
     return checks
+
+
+# --- the program's read of the live job (Cloud Scheduler has no Pulumi data source) ---------------
+
+SCHEDULER_API_URL = "https://cloudscheduler.googleapis.com/v1"
+API_DEADLINE_SECONDS = 30.0
+API_CONNECT_TIMEOUT, API_READ_TIMEOUT = 5.0, 10.0
+
+
+class JobReadError(Exception):
+    """The live job could not be read: the program stops, nothing registered."""
+
+
+def read_job_api(
+    spec: ServiceSpec,
+    session: Any = None,
+    api_url: str = SCHEDULER_API_URL,
+    deadline_seconds: float = API_DEADLINE_SECONDS,
+) -> Optional[LiveSchedulerJob]:
+    """The service's job from the Cloud Scheduler v1 API (the same JSON gcloud prints); 404 = no job.
+
+    Application Default Credentials, like the provider's; a total deadline over connect, headers and body,
+    and a size bound. Any other answer stops the run: an unreadable job is never "no job", which would
+    register defaults over a live schedule.
+    """
+    url = f"{api_url.rstrip('/')}/{job_id(spec)}"
+    started = time.monotonic()
+    try:
+        import requests
+
+        if session is None:
+            import google.auth
+            from google.auth.transport.requests import AuthorizedSession
+
+            credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+            session = AuthorizedSession(credentials)
+        with session.get(url, timeout=(API_CONNECT_TIMEOUT, API_READ_TIMEOUT), stream=True, allow_redirects=False) as response:
+            status = response.status_code
+            body = bytearray()
+            for chunk in response.iter_content(64 * 1024):
+                body += chunk
+                if len(body) > MAX_DOCUMENT_BYTES:
+                    raise JobReadError(f"{url}: answer larger than {MAX_DOCUMENT_BYTES} bytes; nothing was changed")
+                if time.monotonic() - started > deadline_seconds:
+                    raise JobReadError(f"{url}: no complete answer within {deadline_seconds:.0f}s; check the network and retry")
+    except JobReadError:
+        raise
+    except Exception as error:  # requests and google-auth failures alike: the job is unknown, so stop
+        raise JobReadError(
+            f"{url}: cannot be read ({type(error).__name__}); check Application Default Credentials "
+            "(gcloud auth application-default login) and cloudscheduler.jobs.get. Nothing was changed."
+        ) from None
+    if status == 404:
+        return None
+    if status != 200:
+        raise JobReadError(f"{url}: HTTP {status}; check credentials and cloudscheduler.jobs.get on {spec.project}. Nothing was changed.")
+    fix = "the Cloud Scheduler API answered something that is not a job"
+    try:
+        document = load_json(bytes(body).decode("utf-8"), url, fix)
+        job = from_job_json(document, url)
+    except (UnicodeDecodeError, InputFileError, SchedulingInputError) as error:
+        raise JobReadError(f"{url}: {error}. Nothing was changed.") from None
+    if job.name != job_name(spec) or job.project != spec.project or job.region != spec.region:
+        raise JobReadError(f"{url}: answered for {job.project}/{job.region}/{job.name}, not {job_id(spec)}. Nothing was changed.")
+    return job
+
+
+def scheduler_summary(spec: ServiceSpec) -> dict[str, Any]:
+    """What `plan` shows of a service's scheduling: the managed job, where each setting comes from (the
+    config, else the live job, else the default), and the companion jobs it holds but never manages."""
+    config = spec.scheduler
+    defaults = {
+        "schedule": DEFAULT_SCHEDULE,
+        "timeZone": DEFAULT_TIME_ZONE,
+        "paused": False,
+        "attemptDeadline": DEFAULT_ATTEMPT_DEADLINES.get(spec.platform),
+    }
+    configured = {
+        "schedule": config and config.schedule,
+        "timeZone": config and config.time_zone,
+        "paused": None if config is None else config.paused,
+        "attemptDeadline": config and config.attempt_deadline,
+    }
+    return {
+        "job": job_name(spec),
+        "target": f"<service url>{RUN_PATH}",
+        "account": scheduler_account(spec),
+        "invoker": f"serviceAccount:{scheduler_account(spec)} {INVOKER_ROLE} (added, never a policy)",
+        "settings": {
+            name: {"config": configured[name], "default": defaults[name]} for name in defaults
+        },
+        "companions_held": list(companion_jobs(spec)),
+    }
+
+
+def scheduler_text(summary: Mapping[str, Any]) -> list[str]:
+    parts = []
+    for name, setting in summary["settings"].items():
+        if setting["config"] is not None:
+            parts.append(f"{name} {json.dumps(setting['config'])} (config)")
+        else:
+            parts.append(f"{name} held from the live job, else {json.dumps(setting['default'])}")
+    return [
+        f"  scheduler: {summary['job']} POSTs {summary['target']} as {summary['account']}; {summary['invoker']}",
+        f"    {'; '.join(parts)}",
+        f"    companion jobs held, not managed: {', '.join(summary['companions_held'])}",
+    ]

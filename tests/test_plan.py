@@ -203,3 +203,21 @@ def test_present_image_shows_digest_beside_tag_and_pruning_warning():
     text = render_text(plan)
     assert f"digest:  {IMAGES['ibkr'].resolved.deployed} (tag {CONFIG.services['ibkr'].commit})" in text
     assert "prunes after every deploy" in text
+
+
+def test_plan_shows_the_managed_job_and_lists_companion_jobs_as_held():
+    from release.config import SchedulerSpec
+
+    hk = CONFIG.services["longbridge-hk"].model_copy(update={"scheduler": SchedulerSpec(time_zone="Asia/Hong_Kong")})
+    config = CONFIG.model_copy(update={"services": {**CONFIG.services, "longbridge-hk": hk}})
+    plan = build_plan(config, PASSED, {}, MATRICES, images=IMAGES)
+    services = {s["key"]: s for s in to_json(plan)["services"]}
+    ibkr = services["ibkr"]["scheduler"]
+    assert ibkr["job"] == "interactive-brokers-quant-scheduler"
+    assert ibkr["companions_held"] == ["interactive-brokers-quant-warmup-scheduler", "interactive-brokers-quant-precheck-scheduler"]
+    assert ibkr["settings"]["attemptDeadline"] == {"config": None, "default": "330s"}
+    assert services["longbridge-hk"]["scheduler"]["settings"]["timeZone"]["config"] == "Asia/Hong_Kong"
+    text = render_text(plan)
+    assert 'timeZone "Asia/Hong_Kong" (config)' in text
+    assert 'schedule held from the live job, else "45 15 * * 1-5"' in text
+    assert "companion jobs held, not managed: charles-schwab-quant-probe-scheduler, charles-schwab-quant-precheck-scheduler, schwab-monitor-dispatcher-scheduler" in text

@@ -189,3 +189,69 @@ def test_a_job_on_the_deterministic_url_passes():
     )
     checks = scheduler_checks(IBKR, live, {"ibkr": job}, {"ibkr": policy}, "ibkr")
     assert [(check.id, check.ok) for check in checks] == [("scheduler-job", True), ("scheduler-target", True), ("invoker-binding", True)]
+
+
+# --- the program's API read, against an HTTP server on 127.0.0.1 --------------------------------
+
+import contextlib  # noqa: E402
+import http.server  # noqa: E402
+import threading  # noqa: E402
+
+import requests  # noqa: E402
+
+from release.scheduling import JobReadError, job_id, read_job_api  # noqa: E402
+
+
+@contextlib.contextmanager
+def scheduler_api(answers):
+    """A Cloud Scheduler API stand-in: path -> (status, body bytes)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            status, body = answers.get(self.path, (404, b'{"error": {"code": 404}}'))
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_api_read_of_a_job_a_missing_job_and_a_refusal():
+    path = f"/v1/{job_id(HK)}"
+    with scheduler_api({path: (200, json.dumps(scheduler_job(HK, schedule="35 9 * * 1-5")).encode())}) as url:
+        job = read_job_api(HK, session=requests.Session(), api_url=url)
+        assert job is not None and job.schedule == "35 9 * * 1-5" and job.name == "longbridge-quant-hk-scheduler"
+        assert read_job_api(IBKR, session=requests.Session(), api_url=url) is None
+    with scheduler_api({path: (403, b'{"error": {"code": 403, "message": "denied"}}')}) as url:
+        with pytest.raises(JobReadError, match="HTTP 403"):
+            read_job_api(HK, session=requests.Session(), api_url=url)
+
+
+def test_api_answers_that_are_not_this_job_stop_the_run():
+    path = f"/v1/{job_id(HK)}"
+    other = scheduler_job(IBKR)
+    with scheduler_api({path: (200, json.dumps(other).encode())}) as url:
+        with pytest.raises(JobReadError, match="not projects/longbridgequant"):
+            read_job_api(HK, session=requests.Session(), api_url=url)
+    with scheduler_api({path: (200, b"<html>proxy login</html>")}) as url:
+        with pytest.raises(JobReadError, match="not valid JSON"):
+            read_job_api(HK, session=requests.Session(), api_url=url)
+    with scheduler_api({path: (200, b"x" * 1_100_000)}) as url:
+        with pytest.raises(JobReadError, match="larger than"):
+            read_job_api(HK, session=requests.Session(), api_url=url)
+
+
+def test_api_unreachable_stops_the_run():
+    with pytest.raises(JobReadError, match="cannot be read"):
+        read_job_api(HK, session=requests.Session(), api_url="http://127.0.0.1:9/v1")

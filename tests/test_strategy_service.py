@@ -13,7 +13,7 @@ from components.platforms import QPK_TAG_ANNOTATION, UES_TAG_ANNOTATION
 from components.profiles import matrix_for
 from components.program import Providers, deploy
 from components.strategy_service import COMPONENT_TYPE, StrategyService, StrategyServiceArgs
-from release.config import SecretRef
+from release.config import SchedulerSpec, SecretRef
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.pulumi_mocks import PROVIDER_TYPE, SERVICE_TYPE, deployed_image, run_under_mocks, service_env
 
@@ -148,6 +148,7 @@ def test_outputs_per_service_key(prod_run):
         "inputMode": "snapshot_backed",
         "latestReadyRevision": prod_run.services()["longbridge-hk"].state["latestReadyRevision"],
         "phase": "create",  # no live service under these mocks
+        "schedulerJob": "longbridge-quant-hk-scheduler",
     }
     assert prod_run.outputs["schwab"]["inputMode"] == "direct_runtime"
 
@@ -158,3 +159,126 @@ def test_each_run_starts_from_a_fresh_runtime():
     assert set(first.services()) == {"schwab"}
     assert set(second.services()) == {"ibkr"}
     assert len(second.of_type(PROVIDER_TYPE)) == 1
+
+
+# --- the scheduler job and the invoker member ----------------------------------------------------
+
+from release.scheduling import JobReadError  # noqa: E402
+from tests.fixtures.live_json import scheduler_job as scheduler_job_json  # noqa: E402
+from tests.fixtures.pulumi_mocks import INVOKER_TYPE, JOB_TYPE, CutoverMocks  # noqa: E402
+
+
+def by_name(run, type_):
+    return {resource.name: resource for resource in run.of_type(type_)}
+
+
+def test_one_job_and_one_invoker_member_per_service(prod_run):
+    jobs, members = by_name(prod_run, JOB_TYPE), by_name(prod_run, INVOKER_TYPE)
+    assert sorted(jobs) == sorted(f"{key}-scheduler" for key in CONFIG.services)
+    assert sorted(members) == sorted(f"{key}-invoker" for key in CONFIG.services)
+    assert not [r for r in prod_run.resources if "IamPolicy" in r.type or "IamBinding" in r.type]
+    components = {r.name: r.urn for r in prod_run.of_type(COMPONENT_TYPE)}
+    for key, spec in CONFIG.services.items():
+        job, member, service = jobs[f"{key}-scheduler"], members[f"{key}-invoker"], prod_run.services()[key]
+        account = f"{spec.platform}-platform-scheduler@{spec.project}.iam.gserviceaccount.com"
+        url = service.state["uri"]
+        inputs = job.inputs
+        assert (inputs["name"], inputs["project"], inputs["region"]) == (
+            spec.service_name.removesuffix("-service") + "-scheduler",
+            spec.project,
+            spec.region,
+        )
+        assert (inputs["schedule"], inputs["timeZone"], inputs["paused"]) == ("45 15 * * 1-5", "America/New_York", False)
+        assert inputs.get("attemptDeadline") == ("330s" if spec.platform == "ibkr" else None)
+        assert inputs["httpTarget"]["uri"] == f"{url}/run" and inputs["httpTarget"]["httpMethod"] == "POST"
+        assert inputs["httpTarget"]["oidcToken"] == {"serviceAccountEmail": account, "audience": url}
+        assert job.parent == member.parent == components[key]
+        assert job.provider_urn == member.provider_urn == service.provider_urn
+        assert job.protect
+        assert member.inputs == {
+            "project": spec.project,
+            "location": spec.region,
+            "name": spec.service_name,
+            "role": "roles/run.invoker",
+            "member": f"serviceAccount:{account}",
+        }
+
+
+def hk_live(**kwargs):
+    from tests.test_program_cutover import get_service_result
+
+    spec = CONFIG.services["longbridge-hk"]
+    key = (spec.project, spec.region, spec.service_name)
+    return key, get_service_result(
+        key, spec.image, spec.commit, {"STRATEGY_PROFILE": "qqq_tech_enhancement", "LONGBRIDGE_DRY_RUN_ONLY": "true"},
+        {}, {}, "longbridge-quant-hk-service-00007-abc", **kwargs,
+    )  # fmt: skip
+
+
+def hk_job_key():
+    spec = CONFIG.services["longbridge-hk"]
+    return (spec.project, spec.region, "longbridge-quant-hk-scheduler")
+
+
+def run_with(config=CONFIG, **mocks):
+    run = run_under_mocks(lambda: deploy(config), mocks=CutoverMocks(**mocks))
+    assert run.error is None, run.error
+    return run
+
+
+def test_a_live_jobs_settings_are_held_where_config_is_silent():
+    spec = CONFIG.services["longbridge-hk"]
+    live_job = scheduler_job_json(spec, schedule="35 9 * * 1-5", time_zone="Asia/Hong_Kong", url="https://old.a.run.app", deadline="240s")
+    key, live = hk_live()
+    run = run_with(live={key: live}, jobs={hk_job_key(): live_job})
+    inputs = by_name(run, JOB_TYPE)["longbridge-hk-scheduler"].inputs
+    assert (inputs["schedule"], inputs["timeZone"], inputs["attemptDeadline"], inputs["paused"]) == (
+        "35 9 * * 1-5",
+        "Asia/Hong_Kong",
+        "240s",
+        False,
+    )
+    # The target is the service's URL, not the old one the live job carried.
+    assert inputs["httpTarget"]["uri"] == run.services()["longbridge-hk"].state["uri"] + "/run"
+
+    configured = CONFIG.model_copy(
+        update={"services": {**CONFIG.services, "longbridge-hk": spec.model_copy(update={"scheduler": SchedulerSpec(schedule="40 9 * * 1-5", paused=True)})}}
+    )
+    inputs = by_name(run_with(configured, live={key: live}, jobs={hk_job_key(): live_job}), JOB_TYPE)["longbridge-hk-scheduler"].inputs
+    assert (inputs["schedule"], inputs["timeZone"], inputs["paused"]) == ("40 9 * * 1-5", "Asia/Hong_Kong", True)
+
+
+def test_a_blocked_services_job_and_binding_are_held_exactly_as_live():
+    spec = CONFIG.services["longbridge-hk"]
+    live_job = scheduler_job_json(spec, url="https://old.a.run.app", state="PAUSED", deadline="240s")
+    key, live = hk_live(ready=False)
+    run = run_with(live={key: live}, jobs={hk_job_key(): live_job})
+    assert run.outputs["longbridge-hk"]["phase"] == "blocked"
+    inputs = by_name(run, JOB_TYPE)["longbridge-hk-scheduler"].inputs
+    assert inputs["paused"] is True and inputs["attemptDeadline"] == "240s"
+    assert inputs["httpTarget"]["uri"] == "https://old.a.run.app/run"
+    assert inputs["httpTarget"]["oidcToken"]["audience"] == "https://old.a.run.app"
+    assert inputs["httpTarget"]["headers"] == {"User-Agent": "Google-Cloud-Scheduler"}
+    assert inputs["retryConfig"]["maxDoublings"] == 5
+    # The live policy lacks the member: a blocked service gets none (nothing about it changes) ...
+    assert "longbridge-hk-invoker" not in by_name(run, INVOKER_TYPE)
+    # ... and keeps it registered when live has it (a no-op for the engine).
+    from tests.fixtures.live_json import invoker_policy
+
+    run = run_with(live={key: live}, jobs={hk_job_key(): live_job}, iam={key: invoker_policy(spec)})
+    assert "longbridge-hk-invoker" in by_name(run, INVOKER_TYPE)
+
+
+def test_a_blocked_service_without_a_live_job_gets_none():
+    key, live = hk_live(ready=False)
+    run = run_with(live={key: live})
+    assert "longbridge-hk-scheduler" not in by_name(run, JOB_TYPE) and run.outputs["longbridge-hk"]["schedulerJob"] is None
+
+
+def test_a_job_that_cannot_be_read_stops_the_run_before_any_service():
+    def unreadable(spec):
+        raise JobReadError("https://cloudscheduler.googleapis.com/v1/...: HTTP 403")
+
+    run = run_under_mocks(lambda: deploy(CONFIG, read_job=unreadable))
+    assert run.error is not None and "HTTP 403" in str(run.error)
+    assert run.services() == {} and run.of_type(JOB_TYPE) == []
