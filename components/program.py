@@ -202,9 +202,7 @@ def deploy(
         live_jobs = {key: reader(config.services[key]) for key in plans}
     except JobReadError as error:
         raise pulumi.RunError(f"scheduler job: {error}") from None
-    scheduling = {
-        key: scheduling_of(plan, live_jobs[key], providers.for_project(plan.spec.project)) for key, plan in plans.items()
-    }
+    scheduling = {key: scheduling_of(plan, live_jobs[key], providers.for_project(plan.spec.project)) for key, plan in plans.items()}
     for key, plan in plans.items():
         spec = config.services[key]
         provider = providers.for_project(spec.project)

@@ -218,9 +218,7 @@ def scheduler_job(
             http_method=job.http_method,
             headers=dict(job.headers) or None,
             body=job.body,
-            oidc_token=gcp.cloudscheduler.JobHttpTargetOidcTokenArgs(
-                service_account_email=job.service_account, audience=audience
-            ),
+            oidc_token=gcp.cloudscheduler.JobHttpTargetOidcTokenArgs(service_account_email=job.service_account, audience=audience),
         ),
         retry_config=gcp.cloudscheduler.JobRetryConfigArgs(
             retry_count=retry.get("retryCount"),

@@ -16,8 +16,8 @@ from release.config import StackConfig
 from release.control_chars import escape_controls
 from release.images import NOT_GIVEN, ImageCheck, pruned_repository_warning
 from release.live import LiveService
-from release.scheduling import scheduler_summary, scheduler_text
 from release.ordering import EnvDiff, ServicePlan, env_diff, plan_service, short
+from release.scheduling import scheduler_summary, scheduler_text
 
 # The release order (README "Release order"); a step's stage says where in it the step belongs.
 STAGES = ("verify-gate", "tag-qpk", "tag-ues", "platform-pins", "deploy-image", "switch-env", "resolve")

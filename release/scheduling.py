@@ -253,7 +253,9 @@ def from_job_json(document: Any, source: str) -> LiveSchedulerJob:
             headers={str(k): str(v) for k, v in headers.items()},
             body=_text(target.get("body"), source, "httpTarget.body"),
             description=_text(document.get("description"), source, "description"),
-            retry_config={str(k): v for k, v in retry.items() if k in RETRY_FIELDS and isinstance(v, (str, int)) and not isinstance(v, bool)},
+            retry_config={
+                str(k): v for k, v in retry.items() if k in RETRY_FIELDS and isinstance(v, (str, int)) and not isinstance(v, bool)
+            },
             source=source,
         )
     except ValidationError:
@@ -660,14 +662,14 @@ def read_job_api(
     url = f"{api_url.rstrip('/')}/{job_id(spec)}"
     started = time.monotonic()
     try:
-        import requests
-
         if session is None:
             import google.auth
             from google.auth.transport.requests import AuthorizedSession
 
             credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
-            session = AuthorizedSession(credentials)
+            # google-auth ships no annotations for this class; the session is used through `Any` below.
+            authorized: Any = AuthorizedSession
+            session = authorized(credentials)
         with session.get(url, timeout=(API_CONNECT_TIMEOUT, API_READ_TIMEOUT), stream=True, allow_redirects=False) as response:
             status = response.status_code
             body = bytearray()
@@ -720,9 +722,7 @@ def scheduler_summary(spec: ServiceSpec) -> dict[str, Any]:
         "target": f"<service url>{RUN_PATH}",
         "account": scheduler_account(spec),
         "invoker": f"serviceAccount:{scheduler_account(spec)} {INVOKER_ROLE} (added, never a policy)",
-        "settings": {
-            name: {"config": configured[name], "default": defaults[name]} for name in defaults
-        },
+        "settings": {name: {"config": configured[name], "default": defaults[name]} for name in defaults},
         "companions_held": list(companion_jobs(spec)),
     }
 

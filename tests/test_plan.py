@@ -220,4 +220,7 @@ def test_plan_shows_the_managed_job_and_lists_companion_jobs_as_held():
     text = render_text(plan)
     assert 'timeZone "Asia/Hong_Kong" (config)' in text
     assert 'schedule held from the live job, else "45 15 * * 1-5"' in text
-    assert "companion jobs held, not managed: charles-schwab-quant-probe-scheduler, charles-schwab-quant-precheck-scheduler, schwab-monitor-dispatcher-scheduler" in text
+    assert (
+        "companion jobs held, not managed: charles-schwab-quant-probe-scheduler, charles-schwab-quant-precheck-scheduler, schwab-monitor-dispatcher-scheduler"
+        in text
+    )

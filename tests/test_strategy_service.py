@@ -242,7 +242,12 @@ def test_a_live_jobs_settings_are_held_where_config_is_silent():
     assert inputs["httpTarget"]["uri"] == run.services()["longbridge-hk"].state["uri"] + "/run"
 
     configured = CONFIG.model_copy(
-        update={"services": {**CONFIG.services, "longbridge-hk": spec.model_copy(update={"scheduler": SchedulerSpec(schedule="40 9 * * 1-5", paused=True)})}}
+        update={
+            "services": {
+                **CONFIG.services,
+                "longbridge-hk": spec.model_copy(update={"scheduler": SchedulerSpec(schedule="40 9 * * 1-5", paused=True)}),
+            }
+        }
     )
     inputs = by_name(run_with(configured, live={key: live}, jobs={hk_job_key(): live_job}), JOB_TYPE)["longbridge-hk-scheduler"].inputs
     assert (inputs["schedule"], inputs["timeZone"], inputs["paused"]) == ("40 9 * * 1-5", "Asia/Hong_Kong", True)
