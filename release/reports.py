@@ -44,6 +44,8 @@ class RunSearch:
     report: Optional[Mapping[str, Any]] = None
     uri: Optional[str] = None
     skipped: tuple[str, ...] = ()  # objects of skipped runs passed over
+    # Dry-run reports of a live service passed over: later images' /dry-run precheck writes one before the run.
+    prechecks: tuple[str, ...] = ()
     fault: Optional[GcsFault] = None
     problem: Optional[str] = None  # bad input: no prefix, no scope
 
@@ -106,7 +108,11 @@ def find_first_run(
     now: datetime,
     reports_uri: Optional[str] = None,
 ) -> RunSearch:
-    """The first non-skipped report whose `started_at` is after `since`, oldest first."""
+    """The first non-skipped report whose `started_at` is after `since`, oldest first.
+
+    For a service whose live flag says live, a report with `dry_run: true` is passed over too: later images
+    write one for every `/dry-run` precheck, and only the live run shows what the cutover runs. (A live
+    service that only ever reports dry runs therefore never passes: "no run yet".)"""
     base, origin = reports_base(spec, live, reports_uri)
     if base is None:
         return RunSearch(prefix="(none)", since=since, problem=origin)
@@ -131,6 +137,8 @@ def find_first_run(
     except GcsFault as fault:
         return RunSearch(prefix=where, since=since, fault=fault)
     skipped: list[str] = []
+    prechecks: list[str] = []
+    live_service = effective_dry_run(spec, live)[0] is False
     for _, name in sorted(candidates)[:MAX_REPORT_READS]:
         uri = GcsUri(prefix.bucket, name)
         try:
@@ -150,8 +158,11 @@ def find_first_run(
         if report.get("status") == "skipped":
             skipped.append(str(uri))
             continue
-        return RunSearch(prefix=where, since=since, report=report, uri=str(uri), skipped=tuple(skipped))
-    return RunSearch(prefix=where, since=since, skipped=tuple(skipped))
+        if live_service and report.get("dry_run") is True:
+            prechecks.append(str(uri))
+            continue
+        return RunSearch(prefix=where, since=since, report=report, uri=str(uri), skipped=tuple(skipped), prechecks=tuple(prechecks))
+    return RunSearch(prefix=where, since=since, skipped=tuple(skipped), prechecks=tuple(prechecks))
 
 
 def effective_dry_run(spec: ServiceSpec, live: Optional[LiveService]) -> tuple[Optional[bool], str]:
@@ -169,12 +180,20 @@ def found_check(search: RunSearch) -> VerifyCheck:
         return VerifyCheck("report-found", False, search.problem)
     if search.fault is not None:
         return VerifyCheck("report-found", False, f"{search.fault.what}; {search.fault.fix}", object=search.fault.uri)
+    passed = [
+        part
+        for part in (
+            f"{len(search.skipped)} skipped run(s), e.g. market closed" if search.skipped else "",
+            f"{len(search.prechecks)} dry-run precheck report(s) of this live service" if search.prechecks else "",
+        )
+        if part
+    ]
     if search.report is None:
-        skipped = f" ({len(search.skipped)} skipped run(s) only, e.g. market closed)" if search.skipped else ""
+        only = f" (only {'; '.join(passed)})" if passed else ""
         return VerifyCheck(
             "report-found",
             False,
-            f"no run yet: no report started after {since} under {search.prefix}{skipped}; "
+            f"no run yet: no report started after {since} under {search.prefix}{only}; "
             "wait for the next scheduled run (or use --wait SECONDS)",
             object=search.prefix,
         )
@@ -183,7 +202,7 @@ def found_check(search: RunSearch) -> VerifyCheck:
         "report-found",
         True,
         f"first run after {since}: run {shown(report.get('run_id'))} started {shown(report.get('started_at'))}"
-        + (f" (after {len(search.skipped)} skipped run(s))" if search.skipped else ""),
+        + (f" (passed over {'; '.join(passed)})" if passed else ""),
         object=search.uri,
     )
 

@@ -95,7 +95,7 @@ def test_skipped_run_is_passed_over_for_the_next_ok_one(gcs, reader):
     ok_uri = put_report(gcs, "schwab", at=RUN + timedelta(days=1))
     search, checks = first_run(reader, "schwab")
     assert search.uri == ok_uri and failed(checks) == []
-    assert "after 1 skipped run(s)" in checks["report-found"].message
+    assert "passed over 1 skipped run(s)" in checks["report-found"].message
 
 
 def test_only_skipped_runs_means_no_run_yet(gcs, reader):
@@ -103,7 +103,7 @@ def test_only_skipped_runs_means_no_run_yet(gcs, reader):
     _, checks = first_run(reader, "schwab")
     assert failed(checks) == ["report-found"]
     message = checks["report-found"].message
-    assert "no run yet" in message and "1 skipped run(s)" in message
+    assert "no run yet" in message and "only 1 skipped run(s)" in message
     assert f"{REPORTS_URI}/charles_schwab/tqqq_growth_income/" in message
 
 
@@ -136,8 +136,32 @@ def test_wrong_display_name_fails(gcs, reader):
 
 
 def test_dry_run_mismatch_fails(gcs, reader):
-    put_report(gcs, "schwab", dry_run=True)
-    _, checks = first_run(reader, "schwab")
+    put_report(gcs, "schwab", dry_run=False)  # the service is set to dry run, the run traded live
+    _, checks = first_run(reader, "schwab", live=live_for("schwab", dry_run="true"))
+    assert failed(checks) == ["report-dry-run"]
+    assert "SCHWAB_DRY_RUN_ONLY=true" in checks["report-dry-run"].message
+
+
+def test_dry_run_prechecks_of_a_live_service_are_passed_over_for_the_live_run(gcs, reader):
+    put_report(gcs, "ibkr", at=RUN - timedelta(hours=2), dry_run=True)  # a later image's /dry-run precheck
+    live_uri = put_report(gcs, "ibkr", at=RUN)
+    search, checks = first_run(reader, "ibkr")
+    assert search.uri == live_uri and failed(checks) == []
+    assert "passed over 1 dry-run precheck report(s)" in checks["report-found"].message
+
+    gcs.wipe()
+    put_report(gcs, "ibkr", dry_run=True)
+    _, checks = first_run(reader, "ibkr")
+    assert failed(checks) == ["report-found"]
+    assert "only 1 dry-run precheck report(s) of this live service" in checks["report-found"].message
+
+
+def test_a_dry_run_service_is_judged_by_its_dry_run_report(gcs, reader):
+    put_report(gcs, "ibkr", dry_run=True)
+    _, checks = first_run(reader, "ibkr", live=live_for("ibkr", dry_run="true"))
+    assert failed(checks) == []
+    put_report(gcs, "ibkr", at=RUN - timedelta(minutes=10), dry_run=False)  # a dry service that traded live
+    _, checks = first_run(reader, "ibkr", live=live_for("ibkr", dry_run="true"))
     assert failed(checks) == ["report-dry-run"]
 
 
