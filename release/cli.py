@@ -178,6 +178,16 @@ def _verify(args: argparse.Namespace) -> int:
     )
 
     config = load_config(args)
+    # The record is read before anything else: a FIFO or a corrupt file is bad input, found before the checks run.
+    record_fix = "pass --record a regular JSON-lines file (or a new path)"
+    previous: dict[str, Any] = {}
+    if args.record is not None:
+        try:
+            previous = last_records(read_text(args.record, RECORD_MAX_BYTES, record_fix).splitlines())
+        except FileNotFoundError:
+            previous = {}
+        except InputFileError as error:
+            raise UsageError(str(error)) from None
     try:
         live = read_live(args.live, config.services)
     except LiveStateError as error:
@@ -207,12 +217,9 @@ def _verify(args: argparse.Namespace) -> int:
     else:
         print(render_verify_text(results), end="")
     if args.record is not None:
-        fix = "pass --record a regular JSON-lines file (or a new path)"
+        # A failed verification is recorded too, marked `verified: false` on each of its service lines: the
+        # record is the operator's history of what was checked, and a failure is part of it.
         try:
-            try:
-                previous = last_records(read_text(args.record, RECORD_MAX_BYTES, fix).splitlines())
-            except FileNotFoundError:
-                previous = {}
             now = datetime.now(timezone.utc)
             lines = []
             for result in results:
@@ -224,7 +231,7 @@ def _verify(args: argparse.Namespace) -> int:
                 if result.key in first_runs:
                     record.update(first_runs[result.key].record)
                 lines.append(json.dumps(record, sort_keys=True) + "\n")
-            append_text(args.record, "".join(lines), fix)
+            append_text(args.record, "".join(lines), record_fix)
         except InputFileError as error:
             raise UsageError(str(error)) from None
     return EXIT_OK if all(result.ok for result in results) else EXIT_NO
@@ -292,7 +299,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="image check: `gcloud artifacts docker images describe --format=json` output (file or directory), or 'gcloud'",
     )
     verify = command("verify", _verify, "after pulumi up: the runbook checks against live state", sources=False)
-    verify.add_argument("--lock", type=Path, help="lock file (default: the stack's lock)")
     verify.add_argument("--live", required=True, help="live state: a gcloud JSON file, a directory of them, or 'gcloud'")
     verify.add_argument("--record", type=Path, help="append the operator record (JSON lines) to this file")
     verify.add_argument("--reports", action="store_true", help="also check the first run's execution report and snapshot manifest in GCS")

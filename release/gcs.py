@@ -210,6 +210,8 @@ class GcsReader:
         data = self.read_bytes(uri, max_bytes)
         try:
             return json.loads(data.decode("utf-8"))
+        except RecursionError:  # nesting past the interpreter's limit is as broken as bad JSON
+            raise GcsFault(str(uri), "nests too deeply to be JSON any writer produced", "check the writer's logs") from None
         except (UnicodeDecodeError, ValueError) as error:
             position = f" at char {error.pos}" if isinstance(error, json.JSONDecodeError) else ""
             raise GcsFault(str(uri), f"is not valid JSON{position}", "the writer produced a broken object: check its logs") from None

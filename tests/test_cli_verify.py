@@ -85,6 +85,30 @@ def test_live_is_required(capsys):
     assert main(["verify"]) == 2
 
 
+def test_a_failed_verification_is_recorded_marked_verified_false(tmp_path, capsys):
+    stale = switched_document("ibkr", IBKR_FEATURE_SNAPSHOT_PATH="gs://b/old.csv")
+    record = tmp_path / "ops.jsonl"
+    code = main(["verify", "--live", str(all_switched(tmp_path / "live", ibkr=stale)), "--record", str(record), *scheduling_args(tmp_path)])
+    assert code == 1
+    lines = {line["key"]: line for line in map(json.loads, record.read_text().splitlines())}
+    assert lines["ibkr"]["verified"] is False
+    assert lines["schwab"]["verified"] is True
+
+
+def test_a_record_that_cannot_be_used_stops_verify_before_any_check(tmp_path, capsys):
+    record = tmp_path / "ops.jsonl"
+    record.write_bytes(b"\xff\n")
+    assert main(["verify", "--live", str(all_switched(tmp_path / "live")), "--record", str(record)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "ops.jsonl: is not UTF-8 text" in captured.err
+
+
+def test_verify_takes_no_lock(tmp_path, capsys):
+    # verify compares live state with the config; it never read a lock, so it no longer accepts one.
+    assert main(["verify", "--live", str(all_switched(tmp_path / "live")), "--lock", str(tmp_path / "missing.json")]) == 2
+    assert "unrecognized arguments: --lock" in capsys.readouterr().err
+
+
 def test_record_appends_one_line_per_service(tmp_path, capsys):
     live = all_switched(tmp_path / "live")
     record = tmp_path / "ops.jsonl"

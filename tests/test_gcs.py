@@ -67,6 +67,13 @@ def test_malformed_json_is_a_fault_naming_the_object(gcs, reader):
     assert fault.value.uri == "gs://reports-b/broken.json" and "not valid JSON" in fault.value.what
 
 
+def test_json_nested_past_the_recursion_limit_is_a_fault_not_a_recursion_error(gcs, reader):
+    gcs.put("gs://reports-b/deep.json", "[" * 100000 + "]" * 100000)
+    with pytest.raises(GcsFault) as fault:
+        reader.read_json(parse_gs_uri("gs://reports-b/deep.json"), max_bytes=300000)
+    assert fault.value.uri == "gs://reports-b/deep.json" and "nests too deeply" in fault.value.what
+
+
 def test_object_over_the_bound_is_refused(gcs, reader):
     gcs.put("gs://reports-b/big.json", b"[" + b"1," * 600 + b"1]")
     with pytest.raises(GcsFault, match="larger than 1000 bytes"):

@@ -311,6 +311,19 @@ CASES = [
         2,
         ("release.quant_platform_kit: is not a known field; did you mean quantPlatformKit?",),
     ),  # fmt: skip
+    # 22. verify never read a lock or a source: it does not accept them
+    Case(
+        "verify --lock missing",
+        lambda tmp: ["verify", "--live", str(healthy_live(tmp)), "--lock", str(tmp / "missing.json")],
+        2,
+        ("unrecognized arguments: --lock",),
+    ),  # fmt: skip
+    Case(
+        "verify --source git",
+        lambda tmp: ["verify", "--live", str(healthy_live(tmp)), "--source", "git"],
+        2,
+        ("unrecognized arguments: --source",),
+    ),  # fmt: skip
     # A stack name becomes a file name: it must not steer the path.
     Case("--stack with a path", lambda tmp: ["plan", "--stack", "../../etc/passwd"], 2, ("--stack is not a stack name",)),
 ]
