@@ -18,6 +18,7 @@ Checks, in report order:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
@@ -29,7 +30,7 @@ from release.control_chars import escape_controls
 from release.gate_profiles import lock_profile_checks, profile_checks
 from release.lock import Lock
 from release.pins import PIN_FILES, PYPROJECT_TOML, QPK_PACKAGE, RELEASE_KINDS, UES_PACKAGE, Pin, PinFileError, pins_from_file
-from release.sources import NotFound, ReleaseSource, SourceError
+from release.sources import Answers, NotFound, Pending, ReleaseSource, SourceError, explore
 
 Status = Literal["passed", "failed", "error", "skipped"]
 LOCK_FIX = "run `python -m release lock` to verify and record the current config"
@@ -182,6 +183,7 @@ class _PinRead:
     pins: tuple[Pin, ...] = ()
     files: tuple[str, ...] = ()
     blocked: Optional[_Blocked] = None
+    pending: bool = False  # blocked only because the gate is still exploring (never in a report)
 
 
 def _expected(bundle_tag: str, tag_commit: Optional[str]) -> str:
@@ -205,6 +207,12 @@ def _pin_problem(pin: Pin, bundle_tag: str, tag_commit: Optional[str]) -> Option
     return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _pins_of(name: str, text: str) -> tuple[Pin, ...]:
+    """Parsed once per distinct file: the gate's logic runs several passes while it explores."""
+    return tuple(pins_from_file(name, text))
+
+
 def _read_pins(source: ReleaseSource, repo: str, commit: str, files: tuple[str, ...]) -> _PinRead:
     label = f"{repo}@{short(commit)}"
     try:
@@ -212,25 +220,46 @@ def _read_pins(source: ReleaseSource, repo: str, commit: str, files: tuple[str, 
             return _PinRead(blocked=_Blocked("failed", f"commit {commit} not found in {repo}; push it or fix the commit"))
         present = tuple(name for name in files if name in source.list_files(repo, commit, files))
         pins: list[Pin] = []
+        waiting: Optional[Pending] = None
         for name in present:
-            text = source.read_file(repo, commit, name)
+            try:
+                text = source.read_file(repo, commit, name)
+            except Pending as pending:
+                waiting = waiting or pending  # while exploring: ask for every file in the same round
+                continue
             if text is None:
                 continue
             try:
-                pins += pins_from_file(name, text)
+                pins += _pins_of(name, text)
             except PinFileError as error:
                 return _PinRead(blocked=_Blocked("failed", f"{label} {error}; fix the file"))
+        if waiting is not None:
+            raise waiting
         return _PinRead(pins=tuple(pins), files=present)
     except SourceError as error:
         status: Status = "failed" if isinstance(error, NotFound) else "error"
-        return _PinRead(blocked=_Blocked(status, str(error), error.unreachable))
+        return _PinRead(blocked=_Blocked(status, str(error), error.unreachable), pending=isinstance(error, Pending))
 
 
 # -- the gate -----------------------------------------------------------------------------------------
 
 
 def run_gate(config: StackConfig, source: ReleaseSource, lock: Optional[Lock] = None) -> GateReport:
-    """Every check against `source`; faults become "error" checks, never exceptions."""
+    """Every check against `source`; faults become "error" checks, never exceptions.
+
+    A source that can answer concurrently (`answers` and `concurrency` > 1: GitHub) is first explored:
+    the checks run as throw-away passes that collect the questions they reach, which a bounded pool
+    asks at once (see `release.sources.explore`); then the checks run for real from those answers,
+    so the report is the one asking one question at a time would give, in the same order.
+    """
+    answers = getattr(source, "answers", None)
+    pool_size = getattr(source, "concurrency", 1)
+    if isinstance(answers, Answers) and pool_size > 1:
+        explore(answers, lambda: _gate_pass(config, source, lock), pool_size, getattr(source, "deadline", lambda: None))
+    return _gate_pass(config, source, lock)
+
+
+def _gate_pass(config: StackConfig, source: ReleaseSource, lock: Optional[Lock]) -> GateReport:
     bundle = config.release
     owner, repos = bundle.github_owner, bundle.repositories
     qpk_repo, ues_repo = repos.quant_platform_kit, repos.us_equity_strategies
@@ -500,6 +529,12 @@ def _platform_ci(config: StackConfig, source: ReleaseSource, reads: dict[tuple[s
         check_id = f"platform-ci:{key}"
         read = reads.get((repo, spec.commit))
         if read is not None and read.blocked is not None:
+            if read.pending:
+                # CI needs only the commit: while exploring, ask it in the same round as the pins
+                try:
+                    source.ci_status(repo, spec.commit)
+                except SourceError:
+                    pass
             results.append(read.blocked.result(check_id))
             continue
         try:

@@ -9,7 +9,9 @@ not visible to git, so `ci_status` is None and the gate reports the CI check as 
 from __future__ import annotations
 
 import os
+import select
 import subprocess
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -44,7 +46,9 @@ class GitSource(TreeSource):
         self._timeout = timeout
         self._dirs: dict[str, Path] = {}
         self._tags: dict[tuple[str, str], str] = {}
-        self._commits: dict[tuple[str, str], bool] = {}
+        self._tag_lists: dict[str, dict[str, str]] = {}
+        self._batches: dict[str, _CatFileBatch] = {}
+        self._commits: dict[tuple[str, str], Optional[str]] = {}
         self._trees: dict[tuple[str, str], dict[str, str]] = {}
         self._blobs: dict[tuple[str, str], str] = {}
 
@@ -55,45 +59,46 @@ class GitSource(TreeSource):
         key = (repo, tag)
         if key not in self._tags:
             directory = self._dir(repo)
-            if tag.startswith("-") or not tag:
-                raise TagNotFound(f"git tag {tag!r}", "is not a tag name", "fix the bundle")
-            # refs/tags/ keeps a branch of the same name from answering; ^{commit} peels annotated tags.
-            spec = f"refs/tags/{tag}^{{commit}}"
-            call = f"git rev-parse {spec} in {directory}"
-            result = self._git(directory, call, "rev-parse", "--verify", "--quiet", spec)
-            sha = result.stdout.strip()
-            if result.returncode != 0 or not sha:
+            call = f"git for-each-ref refs/tags/{tag} in {directory}"
+            # The exact ref name only: rev-parse would let refs/heads/refs/tags/<tag> (a branch named like
+            # the tag's full name) answer when the tag itself is missing.
+            target = self._tag_refs(repo, directory).get(f"refs/tags/{tag}")
+            if target is None:
                 raise TagNotFound(
                     call, f"tag {tag} not found in {directory.name}", f"fetch tags into {directory} (git fetch --tags) or fix the bundle"
                 )
-            if not COMMIT_PATTERN.fullmatch(sha):
-                raise MalformedResponse(call, f"git printed {sha[:80]!r}, not a commit id", "check the clone")
-            self._tags[key] = sha
+            peeled = self._batch(repo, directory).object(f"{target}^{{commit}}", call)
+            if peeled is None or peeled[1] != "commit" or not COMMIT_PATTERN.fullmatch(peeled[0]):
+                raise MalformedResponse(call, f"tag {tag} does not point at a commit", "tag a commit")
+            self._tags[key] = peeled[0]
         return self._tags[key]
 
     def commit_exists(self, repo: str, sha: str) -> bool:
         if not COMMIT_PATTERN.fullmatch(sha):
             return False
-        key = (repo, sha)
-        if key not in self._commits:
-            directory = self._dir(repo)
-            call = f"git cat-file -e {sha}^{{commit}} in {directory}"
-            self._commits[key] = self._git(directory, call, "cat-file", "-e", f"{sha}^{{commit}}").returncode == 0
-        return self._commits[key]
+        return self._commit_tree(repo, sha) is not None
 
     def _read_blob(self, repo: str, blob: str, path: str, ref: str) -> str:
         key = (repo, blob)
         if key not in self._blobs:
             directory = self._dir(repo)
             call = f"git cat-file blob {blob} ({path} at {ref}) in {directory}"
-            result = self._git(directory, call, "cat-file", "blob", blob)
-            if result.returncode != 0:
-                raise MalformedResponse(call, f"cannot read the blob ({_first_line(result.stderr)})", "repair the clone (git fsck)")
-            self._blobs[key] = result.stdout
+            found = self._batch(repo, directory).object(blob, call)
+            if found is None or found[1] != "blob":
+                raise MalformedResponse(call, "cannot read the blob", "repair the clone (git fsck)")
+            try:
+                self._blobs[key] = found[2].decode("utf-8")
+            except UnicodeDecodeError:
+                raise MalformedResponse(call, "the file is not UTF-8 text", "save it as UTF-8") from None
         return self._blobs[key]
 
     def ci_status(self, repo: str, sha: str) -> Optional[CiStatus]:
         return None
+
+    def close(self) -> None:
+        for batch in self._batches.values():
+            batch.close()
+        self._batches.clear()
 
     # -- plumbing -----------------------------------------------------------------------------------
 
@@ -101,31 +106,80 @@ class GitSource(TreeSource):
         if COMMIT_PATTERN.fullmatch(ref):
             if not self.commit_exists(repo, ref):
                 raise NotFound(
-                    f"git cat-file -e {ref}^{{commit}} in {self._dir(repo)}",
+                    f"git cat-file commit {ref} in {self._dir(repo)}",
                     f"commit {ref} not found in {repo}",
                     "fetch it into the clone or fix the commit",
                 )
             return ref
         return self.resolve_tag(repo, ref)
 
+    def _commit_tree(self, repo: str, sha: str) -> Optional[str]:
+        """The tree id of commit `sha`, None when the clone has no such commit."""
+        key = (repo, sha)
+        if key not in self._commits:
+            directory = self._dir(repo)
+            call = f"git cat-file commit {sha} in {directory}"
+            found = self._batch(repo, directory).object(sha, call)
+            tree = None
+            if found is not None and found[1] == "commit":
+                first = found[2].split(b"\n", 1)[0].decode("ascii", "replace")
+                if not first.startswith("tree ") or not COMMIT_PATTERN.fullmatch(first[5:]):
+                    raise MalformedResponse(call, "the commit object has no tree line", "repair the clone (git fsck)")
+                tree = first[5:]
+            self._commits[key] = tree
+        return self._commits[key]
+
     def _tree(self, repo: str, sha: str) -> dict[str, str]:
         key = (repo, sha)
         if key not in self._trees:
             directory = self._dir(repo)
-            call = f"git ls-tree -r {sha} in {directory}"
-            result = self._git(directory, call, "ls-tree", "-r", "-z", sha)
-            if result.returncode != 0:
+            call = f"git cat-file --batch (the tree of {sha}, recursively) in {directory}"
+            tree = self._commit_tree(repo, sha) if COMMIT_PATTERN.fullmatch(sha) else None
+            if tree is None:
                 raise NotFound(call, f"commit {sha} not found in {repo}", "fetch it into the clone or fix the commit")
-            entries = {}
-            for record in filter(None, result.stdout.split("\0")):
-                meta, _, name = record.partition("\t")
-                fields = meta.split()
-                if len(fields) != 3:
-                    raise MalformedResponse(call, f"unexpected ls-tree line {record[:80]!r}", "check the clone")
-                if fields[1] == "blob":
-                    entries[name] = fields[2]
-            self._trees[key] = entries
+            self._trees[key] = self._files_under(repo, directory, tree, call)
         return self._trees[key]
+
+    def _files_under(self, repo: str, directory: Path, tree: str, call: str) -> dict[str, str]:
+        """Every file (and symlink) of a tree, recursively, as path -> blob id (what `ls-tree -r` lists)."""
+        files: dict[str, str] = {}
+        stack: list[tuple[str, str, int]] = [(tree, "", 0)]
+        batch = self._batch(repo, directory)
+        while stack:
+            tree_id, prefix, depth = stack.pop()
+            found = batch.object(tree_id, call)
+            if found is None or found[1] != "tree":
+                raise MalformedResponse(call, f"cannot read the tree {prefix or '/'}", "repair the clone (git fsck)")
+            for mode, name, object_id in _tree_entries(found[2], call):
+                if mode == b"40000":
+                    if depth + 1 > MAX_TREE_DEPTH:
+                        raise MalformedResponse(call, f"directories nested deeper than {MAX_TREE_DEPTH}", "check the clone")
+                    stack.append((object_id, f"{prefix}{name}/", depth + 1))
+                elif mode.startswith(b"10") or mode == b"120000":
+                    files[prefix + name] = object_id
+                if len(files) + len(stack) > MAX_TREE_ENTRIES:
+                    raise MalformedResponse(call, f"more than {MAX_TREE_ENTRIES} files", "check the clone")
+        return files
+
+    def _tag_refs(self, repo: str, directory: Path) -> dict[str, str]:
+        """Every tag ref of the clone (full name -> object id), read once."""
+        if repo not in self._tag_lists:
+            call = f"git for-each-ref refs/tags/ in {directory}"
+            result = self._git(directory, call, "for-each-ref", "--format=%(objectname) %(refname)", "refs/tags/")
+            if result.returncode != 0:
+                raise MalformedResponse(call, f"cannot list tags ({_first_line(result.stderr)})", "repair the clone (git fsck)")
+            refs = {}
+            for line in result.stdout.splitlines():
+                sha, _, name = line.partition(" ")
+                refs[name] = sha
+            self._tag_lists[repo] = refs
+        return self._tag_lists[repo]
+
+    def _batch(self, repo: str, directory: Path) -> "_CatFileBatch":
+        if repo not in self._batches:
+            argv = ["git", "--no-replace-objects", "--git-dir", str(_git_dir(directory)), "cat-file", "--batch"]
+            self._batches[repo] = _CatFileBatch(argv, self._timeout)
+        return self._batches[repo]
 
     def _dir(self, repo: str) -> Path:
         if repo not in self._dirs:
@@ -180,6 +234,115 @@ class GitSource(TreeSource):
         if result.returncode == 128 and "not a git repository" in result.stderr:
             raise Unreachable(call, f"{directory} is not a git repository", "clone the repository there")
         return result
+
+
+MAX_OBJECT_BYTES = 8 << 20
+
+
+class _CatFileBatch:
+    """One `git cat-file --batch` process per clone: every object the gate reads from that clone goes
+    through it, so a run costs a process per repository instead of one per question. Each answer must
+    arrive within `timeout` seconds (a select() deadline on the pipe), or the process is killed."""
+
+    def __init__(self, argv: list[str], timeout: float) -> None:
+        self._argv, self._timeout = argv, timeout
+        self._process: Optional[subprocess.Popen[bytes]] = None
+        self._buffer = bytearray()
+
+    def object(self, name: str, call: str) -> Optional[tuple[str, str, bytes]]:
+        """(object id, type, content) of `name`, or None when the clone has no such object."""
+        if "\n" in name or not name:
+            raise MalformedResponse(call, "an object name with a newline", "fix the ref")
+        process = self._start(call)
+        deadline = time.monotonic() + self._timeout
+        try:
+            assert process.stdin is not None
+            process.stdin.write(name.encode() + b"\n")
+            process.stdin.flush()
+            header = self._read_until_newline(process, deadline, call).decode("utf-8", "replace")
+            fields = header.split()
+            if len(fields) == 2 and fields[1] in ("missing", "ambiguous"):
+                return None
+            if len(fields) != 3 or not fields[2].isdigit():
+                raise MalformedResponse(call, f"git cat-file printed {header[:80]!r}", "check the clone")
+            size = int(fields[2])
+            if size > MAX_OBJECT_BYTES:
+                self.close()
+                raise MalformedResponse(
+                    call, f"the object is larger than {MAX_OBJECT_BYTES >> 20} MiB", "pin files are small; check the clone"
+                )
+            content = self._read_exactly(process, size + 1, deadline, call)[:-1]
+        except (BrokenPipeError, OSError) as error:
+            self.close()
+            raise Unreachable(call, f"git cat-file failed ({type(error).__name__})", "check the clone and git") from None
+        return fields[0], fields[1], content
+
+    def _start(self, call: str) -> subprocess.Popen[bytes]:
+        if self._process is None or self._process.poll() is not None:
+            try:
+                self._process = subprocess.Popen(
+                    self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=git_environment()
+                )
+            except FileNotFoundError:
+                raise Unreachable(call, "git is not installed", "install git") from None
+            self._buffer = bytearray()
+        return self._process
+
+    def _fill(self, process: subprocess.Popen[bytes], deadline: float, call: str) -> None:
+        assert process.stdout is not None
+        remaining = deadline - time.monotonic()
+        ready, _, _ = select.select([process.stdout], [], [], max(0.0, remaining))
+        if not ready:
+            self.close()
+            raise Unreachable(call, f"git took longer than {self._timeout:g}s", "check the clone and the disk")
+        chunk = os.read(process.stdout.fileno(), 65536)
+        if not chunk:
+            self.close()
+            raise Unreachable(call, "git cat-file ended early (is this a git repository?)", "clone the repository there")
+        self._buffer += chunk
+
+    def _read_until_newline(self, process: subprocess.Popen[bytes], deadline: float, call: str) -> bytes:
+        while b"\n" not in self._buffer:
+            self._fill(process, deadline, call)
+        line, _, rest = bytes(self._buffer).partition(b"\n")
+        self._buffer = bytearray(rest)
+        return line
+
+    def _read_exactly(self, process: subprocess.Popen[bytes], size: int, deadline: float, call: str) -> bytes:
+        while len(self._buffer) < size:
+            self._fill(process, deadline, call)
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    def close(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            for pipe in (self._process.stdin, self._process.stdout):
+                if pipe is not None:
+                    pipe.close()
+            self._process = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
+MAX_TREE_DEPTH = 64
+MAX_TREE_ENTRIES = 100_000
+
+
+def _tree_entries(data: bytes, call: str) -> list[tuple[bytes, str, str]]:
+    """(mode, name, object id) of each entry of a raw tree object: `<mode> <name>\\0<20-byte id>`..."""
+    entries, position = [], 0
+    while position < len(data):
+        space = data.find(b" ", position)
+        nul = data.find(b"\0", space + 1)
+        if space < 0 or nul < 0 or nul + 21 > len(data):
+            raise MalformedResponse(call, "a malformed tree object", "repair the clone (git fsck)")
+        entries.append((data[position:space], data[space + 1 : nul].decode("utf-8", "replace"), data[nul + 1 : nul + 21].hex()))
+        position = nul + 21
+    return entries
 
 
 def origin_repository(url: str) -> tuple[str, str]:

@@ -18,12 +18,17 @@ redirects are followed only to the same scheme, host and port (so the token neve
 MAX_REDIRECTS; `Link: rel=next` pages likewise, at most MAX_PAGES; a body is at most MAX_BODY_BYTES.
 Every fault names the endpoint. Rate limits and a rejected token are not waited out: they fail closed
 at once, and questions not yet asked are not asked.
+
+Concurrency: every answer goes through `self.answers` (release/sources.py `Answers`), which the gate
+explores with up to `concurrency` requests in flight (`release.sources.explore`); the HTTP client keeps one
+connection per pool thread.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import http.client
 import json
@@ -41,6 +46,7 @@ from release.sources import (
     CiStatus,
     MalformedResponse,
     NotFound,
+    Pending,
     SourceError,
     TagNotFound,
     TreeSource,
@@ -62,6 +68,8 @@ MAX_TAG_DEPTH = 5  # annotated tags can point at tags; a deeper chain is treated
 MAX_REDIRECTS = 3
 MAX_PAGES = 10  # 100 items a page: 1000 statuses or check runs on one commit is not a real CI
 MAX_BODY_BYTES = 8 << 20
+DEFAULT_CONCURRENCY = 8  # requests in flight at once; GitHub's secondary limits start well above this
+MAX_CONCURRENCY = 32
 BACKOFF_MAX = 2.0
 USER_AGENT = "us-equity-cutover-release-gate"
 
@@ -82,8 +90,12 @@ class GitHubSource(TreeSource):
         clock: Callable[[], float] = time.monotonic,
         max_pages: int = MAX_PAGES,
         max_redirects: int = MAX_REDIRECTS,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
+        if not 1 <= concurrency <= MAX_CONCURRENCY:
+            raise ValueError(f"concurrency must be 1..{MAX_CONCURRENCY}")
         self.owner = owner
+        self.concurrency = concurrency
         self.base_url = validate_api_url(base_url or PUBLIC_API_URL)
         self._token = validate_token(token)
         self._http = BoundedHTTP(
@@ -97,6 +109,10 @@ class GitHubSource(TreeSource):
 
     def close(self) -> None:
         self._http.close()
+
+    def deadline(self) -> float:
+        """When the run's time budget ends (monotonic clock); starts the budget if nothing was asked yet."""
+        return self._http.run_deadline()
 
     # -- the protocol -------------------------------------------------------------------------------
 
@@ -124,9 +140,21 @@ class GitHubSource(TreeSource):
         raise MalformedResponse(call, f"tag {tag} is nested more than {MAX_TAG_DEPTH} levels deep", "tag the commit directly")
 
     def _read_blob(self, repo: str, blob: str, path: str, ref: str) -> str:
-        # Blob ids are content hashes: the same requirements.txt in three platform repos is fetched once.
+        # Blob ids are content hashes: the same requirements.txt in three platform repos is fetched once,
+        # by whichever file's question reaches it first. A fault is the blob's, reported under the call of
+        # each file that needs it, so the report does not depend on which question fetched it.
         call = f"GET {self._path(repo, 'git', 'blobs', blob)} ({path} at {ref})"
-        return self._ask(("blob", blob), call, lambda: self._blob(repo, blob, call))
+        try:
+            return self._ask(("blob", blob), call, lambda: self._blob(repo, blob, call))
+        except Pending:
+            raise
+        except SourceError as error:
+            if error.call == call:
+                raise
+            own = type(error).__new__(type(error))
+            own.__dict__.update(error.__dict__, call=call)
+            Exception.__init__(own, str(own))
+            raise own from None
 
     def commit_exists(self, repo: str, sha: str) -> bool:
         if not COMMIT_PATTERN.fullmatch(sha):
@@ -140,7 +168,15 @@ class GitHubSource(TreeSource):
     def ci_status(self, repo: str, sha: str) -> Optional[CiStatus]:
         status_call = f"GET {self._path(repo, 'commits', sha, 'status')}"
         runs_call = f"GET {self._path(repo, 'commits', sha, 'check-runs')}"
-        statuses = self._ask(("status", repo, sha), status_call, lambda: self._statuses(repo, sha, status_call))
+        try:
+            statuses = self._ask(("status", repo, sha), status_call, lambda: self._statuses(repo, sha, status_call))
+        except Pending:
+            # both questions only need the commit: while exploring, ask the second one in the same round
+            try:
+                self._ask(("check-runs", repo, sha), runs_call, lambda: self._check_runs(repo, sha, runs_call))
+            except SourceError:
+                pass
+            raise
         runs = self._ask(("check-runs", repo, sha), runs_call, lambda: self._check_runs(repo, sha, runs_call))
         return ci_verdict(statuses, runs)
 
@@ -160,8 +196,7 @@ class GitHubSource(TreeSource):
         return self.answers.ask(key, call, checked)
 
     def _path(self, repo: str, *parts: str) -> str:
-        # Every segment quoted: a name or ref can never add a path segment, a query or a fragment.
-        return "/" + "/".join(urllib.parse.quote(part, safe="") for part in ("repos", self.owner, repo, *parts))
+        return _api_path(self.owner, repo, *parts)
 
     def _commit_of(self, repo: str, ref: str) -> str:
         return ref if COMMIT_PATTERN.fullmatch(ref) else self.resolve_tag(repo, ref)
@@ -276,6 +311,12 @@ class GitHubSource(TreeSource):
                 call, f"GitHub counted {total} check runs but listed {len(runs)}", "retry; the gate fails closed meanwhile"
             )
         return runs
+
+
+@functools.lru_cache(maxsize=4096)
+def _api_path(*parts: str) -> str:
+    # Every segment quoted: a name or ref can never add a path segment, a query or a fragment.
+    return "/repos/" + "/".join(urllib.parse.quote(part, safe="") for part in parts)
 
 
 def ci_verdict(statuses: list[tuple[str, str]], runs: list[tuple[str, Optional[str], Optional[str]]]) -> CiStatus:
@@ -481,6 +522,7 @@ class BoundedHTTP:
     def _attempt(self, call: str, target: str, run_deadline: float) -> tuple[int, dict[str, str], bytes]:
         """One request, finished (headers and body) by min(now + timeout, run deadline), or failed."""
         deadline = min(self._clock() + self._timeout, run_deadline)
+        budget_bound = deadline == run_deadline
         headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28", "User-Agent": USER_AGENT}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
@@ -533,6 +575,8 @@ class BoundedHTTP:
             except (OSError, http.client.HTTPException, ValueError) as error:
                 self._drop(connection)
                 if watchdog.fired or isinstance(error, TimeoutError) or self._clock() >= deadline:
+                    if budget_bound:
+                        raise self.spent(call) from None
                     raise Unreachable(
                         call,
                         f"timed out: no complete answer within {remaining:.3g}s",

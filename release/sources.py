@@ -11,7 +11,9 @@ from __future__ import annotations
 import ipaddress
 import re
 import threading
+import time
 import urllib.parse
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Hashable, Literal, Mapping, Optional, Protocol, TypeVar, runtime_checkable
@@ -28,6 +30,7 @@ ENV_SOURCE = "CUTOVER_SOURCE"
 ENV_GIT_ROOT = "CUTOVER_GIT_ROOT"
 ENV_TOKEN = "GITHUB_TOKEN"
 ENV_API_URL = "GITHUB_API_URL"
+ENV_CONCURRENCY = "CUTOVER_GATE_CONCURRENCY"
 
 
 class SourceError(Exception):
@@ -296,18 +299,84 @@ class Answers:
         raise value
 
 
+MAX_PASSES = 10_000  # each pass follows at least one new answer; a cap all the same
+
+
+def explore(
+    answers: Answers,
+    run_pass: Callable[[], object],
+    pool_size: int,
+    deadline: Callable[[], Optional[float]],
+    clock: Callable[[], float] = time.monotonic,
+    grace: float = 0.5,
+) -> None:
+    """Fetch every question the logic reaches, up to `pool_size` at once, before the real pass.
+
+    The logic runs as a speculative pass: questions with known answers are answered, unknown ones are
+    recorded as pending (and their checks come out as faults, in a report that is thrown away). Pending
+    questions go to the pool; as soon as any answer arrives the pass runs again to find the questions
+    that answer opened (a tag's commit opens its tree, a tree its blobs), so the run takes about the
+    depth of the question tree in round trips, not their count. When no pass finds an unknown question,
+    the caller runs the logic once more for real, from the answers alone: the same report as asking one
+    question at a time. At the deadline (plus `grace` for requests ending on their own watchdogs),
+    questions still outstanding are recorded as unverified and abandoned; queued ones never start.
+    """
+    pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="gate-request")
+    in_flight: dict[Future[None], tuple[Hashable, str]] = {}
+    try:
+        for _ in range(MAX_PASSES):
+            answers.begin_pass(speculate=True)
+            run_pass()
+            flying = {key for key, _ in in_flight.values()}
+            for key, (call, fetch) in answers.pending.items():
+                if key not in flying and not answers.known(key):
+                    in_flight[pool.submit(answers.settle, key, fetch)] = (key, call)
+            if not in_flight:
+                return
+            end = deadline()
+            timeout = None if end is None else max(0.0, end + grace - clock())
+            done, _ = wait(list(in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
+            if not done:
+                for future, (key, call) in in_flight.items():
+                    future.cancel()
+                    answers.record(
+                        key,
+                        Unreachable(
+                            call, "cancelled: the run's time budget ended before an answer", "retry when the source responds faster"
+                        ),
+                    )
+                return
+            for future in done:
+                del in_flight[future]
+                future.result()  # a bug (not a SourceError) surfaces as it would asked sequentially
+    finally:
+        answers.begin_pass(speculate=False)
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 def make_source(kind: str, bundle: ReleaseBundle, git_root: Optional[Path], environ: Mapping[str, str]) -> ReleaseSource:
     """The source a command or the program asked for; SourceSelectionError for a bad choice."""
     if kind == "github":
         if git_root is not None:
             raise SourceSelectionError(f"a git root ({git_root}) only applies to the git source; drop it or use git")
-        from release.github_source import GitHubSource
+        from release.github_source import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, GitHubSource
 
         api_url = environ.get(ENV_API_URL) or None
+        concurrency_text = (environ.get(ENV_CONCURRENCY) or str(DEFAULT_CONCURRENCY)).strip()
+        if not concurrency_text.isdigit():
+            raise SourceSelectionError(
+                f"{ENV_CONCURRENCY} must be a whole number of requests in flight, 1..{MAX_CONCURRENCY}; unset it for {DEFAULT_CONCURRENCY}"
+            )
+        concurrency = int(concurrency_text)
+        if not 1 <= concurrency <= MAX_CONCURRENCY:
+            raise SourceSelectionError(
+                f"{ENV_CONCURRENCY}={concurrency} is out of range: use 1..{MAX_CONCURRENCY} (1 asks one question at a time)"
+            )
         return GitHubSource(
             owner=bundle.github_owner,
             token=validate_token(environ.get(ENV_TOKEN) or None),
             base_url=None if api_url is None else validate_api_url(api_url),
+            concurrency=concurrency,
         )
     if kind == "git":
         if git_root is None:

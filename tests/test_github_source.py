@@ -65,14 +65,18 @@ def test_persistent_server_error_is_bounded_and_unreachable(seed_fake):
     assert next(c for c in report.checks if c.id == "ues-tag").status == "passed"
 
 
-def test_rate_limit_fails_closed_at_once_without_waiting_for_the_reset(seed_fake):
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_rate_limit_fails_closed_at_once_without_waiting_for_the_reset(seed_fake, concurrency):
     seed_fake.add_fault("/git/ref/tags/", "ratelimit")
-    report = run_gate(prod_config(), source_for(seed_fake))
+    report = run_gate(prod_config(), source_for(seed_fake, concurrency=concurrency))
     qpk = next(c for c in report.checks if c.id == "qpk-tag")
     assert qpk.status == "error" and "rate limit" in qpk.message and "GITHUB_TOKEN" in qpk.message
     assert report.unreachable and not report.ok
-    assert len(seed_fake.requests) == 1
     assert all(c.status in ("error", "skipped") for c in report.checks)
+    if concurrency == 1:
+        assert len(seed_fake.requests) == 1
+    else:  # the first round went out together; nothing it would have opened was asked after the limit
+        assert seed_fake.count("/git/blobs/") == 0 and seed_fake.count("/git/tags/") == 0
 
 
 def test_hanging_response_times_out_once_and_names_the_call(seed_fake):
@@ -84,14 +88,16 @@ def test_hanging_response_times_out_once_and_names_the_call(seed_fake):
     assert next(c for c in report.checks if c.id == "qpk-tag").status == "passed"
 
 
-def test_total_budget_stops_new_calls(seed_fake):
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_total_budget_stops_new_calls(seed_fake, concurrency):
     seed_fake.latency = 0.15
     started = time.monotonic()
-    report = run_gate(prod_config(), source_for(seed_fake, total_timeout=0.4, timeout=5))
+    report = run_gate(prod_config(), source_for(seed_fake, total_timeout=0.4, timeout=5, concurrency=concurrency))
     assert time.monotonic() - started < 0.4 + 0.3  # the budget, not 5 s per request, bounds the run
     assert not report.ok and report.unreachable
     assert any("budget" in c.message for c in report.checks)
-    assert len(seed_fake.requests) <= 3  # 0.4 s holds at most three 0.15 s answers
+    if concurrency == 1:
+        assert len(seed_fake.requests) <= 3  # 0.4 s holds at most three 0.15 s answers one after another
 
 
 def test_malformed_response_is_an_error_but_not_unreachable(seed_fake):

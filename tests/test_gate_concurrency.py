@@ -1,0 +1,133 @@
+"""The gate asks GitHub concurrently (issue 13): same report as one question at a time, bounded pool,
+per-run cache, and a slow branch that only un-verifies its own checks within the deadline."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from release.gate import run_gate
+from release.github_source import GitHubSource
+from tests.fixtures.generated_stack import generated_stack
+from tests.fixtures.git_repos import prod_config
+from tests.fixtures.github_fake import IBKR, OWNER, QPK, SCHWAB, SEED_TARGET_COMMITS, UES, prod_seed_repos, running
+
+IBKR_TARGET = SEED_TARGET_COMMITS[IBKR]
+
+
+def source(fake, concurrency: int, **kwargs) -> GitHubSource:
+    kwargs.setdefault("timeout", 1)
+    return GitHubSource(OWNER, None, fake.base_url, backoff=0.0, concurrency=concurrency, **kwargs)
+
+
+def outcome(report) -> tuple[str, str]:
+    return report.render_text(), json.dumps(report.to_json(), sort_keys=True)
+
+
+# (scenario, faults [(URL substring, kind)], config overrides)
+SCENARIOS = [
+    ("healthy", [], {}),
+    ("unknown QPK tag", [], {"qpk": "v0.7.9"}),
+    ("UES tag 404", [("UsEquityStrategies/git/ref/tags/v0.7.13", "404")], {}),
+    ("persistent 500 on a tree", [(f"git/trees/{IBKR_TARGET}", "500")], {}),
+    ("malformed blob", [("/git/blobs/", "malformed")], {}),
+    ("rate limit on one tag", [("QuantPlatformKit/git/ref", "ratelimit")], {}),
+    ("rate limit on CI", [("/check-runs", "ratelimit")], {}),
+    ("202 forever on CI status", [("/status", "202")], {}),
+    ("stale platform commits", [], {"commits": "baseline"}),
+    ("unknown platform commit", [], {"commits": {IBKR: "1" * 40}}),
+    ("wrong ref answer", [("QuantPlatformKit/git/ref", "wrong-ref")], {}),
+]
+
+
+def config_for(overrides: dict):
+    commits = overrides.get("commits")
+    if commits == "baseline":
+        from tests.fixtures.github_fake import seed_baseline_commit
+
+        commits = {repo: seed_baseline_commit(repo) for repo in SEED_TARGET_COMMITS}
+    return prod_config(commits, qpk=overrides.get("qpk"))
+
+
+@pytest.mark.parametrize("scenario, faults, overrides", SCENARIOS, ids=[row[0] for row in SCENARIOS])
+def test_the_concurrent_report_equals_the_sequential_one(scenario, faults, overrides):
+    results = {}
+    with running(prod_seed_repos(), latency=0.005, hang_seconds=2.0) as fake:  # one fake: one URL in both reports
+        for match, kind in faults:
+            fake.add_fault(match, kind)
+        for concurrency in (1, 8):
+            before = len(fake.requests)
+            results[concurrency] = (outcome(run_gate(config_for(overrides), source(fake, concurrency))), len(fake.requests) - before)
+    (sequential, asked_one_by_one), (concurrent, asked_together) = results[1], results[8]
+    assert concurrent == sequential
+    if not faults and "Release gate: PASS" in sequential[0]:
+        assert asked_together == asked_one_by_one  # no more requests than one at a time
+
+
+def test_the_generated_stack_report_equals_the_sequential_one_and_asks_each_object_once():
+    config, repos = generated_stack(services=60, commits=12)
+    results = {}
+    with running(repos) as fake:
+        for concurrency in (1, 8):
+            before = len(fake.requests)
+            report = run_gate(config, source(fake, concurrency))
+            asked = fake.requests[before:]
+            results[concurrency] = (outcome(report), sorted(asked))
+            assert report.ok, report.render_text()
+            assert len(set(asked)) == len(asked)  # per (repo, object), once per run
+    assert results[8] == results[1]
+    # 3 tag requests, UES tree and blob, then per platform commit: tree, blob, status, check runs
+    assert len(results[8][1]) == 3 + 2 + 12 * 4
+
+
+@pytest.mark.parametrize("bound", [2, 5])
+def test_the_pool_never_exceeds_its_bound(bound):
+    config, repos = generated_stack(services=24, commits=8)
+    with running(repos, latency=0.015) as fake:
+        report = run_gate(config, source(fake, bound))
+        assert report.ok
+        assert fake.max_in_flight == bound  # reached (so the test can fail) and never exceeded
+
+
+def test_a_slow_branch_past_the_deadline_unverifies_only_its_checks():
+    budget, request_timeout = 0.6, 5.0
+    with running(prod_seed_repos(), latency=0.01, hang_seconds=4.0) as fake:
+        fake.slow_paths[f"{IBKR}/git/trees/{IBKR_TARGET}"] = 3.0  # answers long after the run's deadline
+        started = time.monotonic()
+        report = run_gate(prod_config(), source(fake, 8, timeout=request_timeout, total_timeout=budget))
+        elapsed = time.monotonic() - started
+    assert elapsed < budget + request_timeout  # the issue's bound
+    assert elapsed < budget + 0.6  # and in fact: outstanding requests are cut at the deadline
+    statuses = {check.id: check.status for check in report.checks}
+    unverified = {"platform-pins:ibkr", "platform-ci:ibkr", "pin-refs"}
+    assert {key for key, status in statuses.items() if status == "error"} == unverified, report.render_text()
+    assert all(status in ("passed", "skipped") for key, status in statuses.items() if key not in unverified)
+    slow = next(check for check in report.checks if check.id == "platform-pins:ibkr")
+    assert f"/repos/{OWNER}/{IBKR}/git/trees/{IBKR_TARGET}" in slow.message and "budget" in slow.message
+    assert not report.ok and report.unverified
+
+
+def test_a_commit_shared_by_services_is_asked_once_concurrently_too():
+    with running(prod_seed_repos()) as fake:
+        assert run_gate(prod_config(), source(fake, 8)).ok
+        longbridge = SEED_TARGET_COMMITS["LongBridgePlatform"]
+        assert fake.count(f"git/trees/{longbridge}") == 1 and fake.count(f"commits/{longbridge}/status") == 1
+        assert fake.count(f"{QPK}/git/ref/tags/v0.7.10") == 1 and fake.count(f"{UES}/git/ref/tags/v0.7.13") == 1
+        assert fake.count(f"{SCHWAB}/git/trees") == 1
+
+
+@pytest.mark.parametrize("value, words", [("0", "1..32"), ("x", "a whole number"), ("99", "1..32")])
+def test_the_pool_size_setting_is_validated(value, words):
+    from release.sources import SourceSelectionError, make_source
+
+    with pytest.raises(SourceSelectionError, match=words):
+        make_source("github", prod_config().release, None, {"CUTOVER_GATE_CONCURRENCY": value})
+
+
+def test_the_pool_size_setting_is_used():
+    from release.sources import make_source
+
+    assert make_source("github", prod_config().release, None, {"CUTOVER_GATE_CONCURRENCY": "3"}).concurrency == 3
+    assert make_source("github", prod_config().release, None, {}).concurrency == 8
