@@ -77,9 +77,9 @@ def test_the_generated_stack_report_equals_the_sequential_one_and_asks_each_obje
             results[concurrency] = (outcome(report), sorted(asked))
             assert report.ok, report.render_text()
             assert len(set(asked)) == len(asked)  # per (repo, object), once per run
-    assert results[8] == results[1]
-    # 3 tag requests, UES tree and blob, then per platform commit: tree, blob, status, check runs
-    assert len(results[8][1]) == 3 + 2 + 12 * 4
+    assert results[8] == results[1]  # the same report and the very same requests
+    # per platform commit at least its tree, its own requirements.txt blob, CI status and check runs
+    assert sum(1 for line in results[8][1] if "Platform/" in line) >= 12 * 4
 
 
 @pytest.mark.parametrize("bound", [2, 5])
@@ -101,7 +101,9 @@ def test_a_slow_branch_past_the_deadline_unverifies_only_its_checks():
     assert elapsed < budget + request_timeout  # the bound
     assert elapsed < budget + 0.6  # and in fact: outstanding requests are cut at the deadline
     statuses = {check.id: check.status for check in report.checks}
-    unverified = {"platform-pins:ibkr", "platform-ci:ibkr", "pin-refs"}
+    # the IBKR service's own checks, and pin-refs, which needs every pin
+    unverified = {key for key in statuses if key.endswith(":ibkr")} | {"pin-refs"}
+    assert {"platform-pins:ibkr", "platform-ci:ibkr"} <= unverified
     assert {key for key, status in statuses.items() if status == "error"} == unverified, report.render_text()
     assert all(status in ("passed", "skipped") for key, status in statuses.items() if key not in unverified)
     slow = next(check for check in report.checks if check.id == "platform-pins:ibkr")
