@@ -76,13 +76,21 @@ def resolve_image(key: str, spec: ServiceSpec, provider: gcp.Provider) -> Resolv
 
 
 def resolve_images(config: StackConfig, providers: "Providers", resolver: ImageResolver) -> dict[str, ResolvedImage]:
-    """Every service's image, before anything is registered; a missing or unreadable one stops the run."""
-    resolved = {}
+    """Every service's image, before anything is registered; a missing or unreadable one stops the run.
+
+    Each distinct image is looked up once: services built from one commit share it, and every invoke is a
+    round trip the run waits on (bench/program_bench.py).
+    """
+    resolved: dict[str, ResolvedImage] = {}
+    by_image: dict[tuple[str, str], ResolvedImage] = {}
     for key, spec in sorted(config.services.items()):
-        try:
-            resolved[key] = resolver(key, spec, providers.for_project(spec.project))
-        except (ImageMissingError, ImageLookupError) as error:
-            raise pulumi.RunError(str(error)) from None
+        image = (spec.project, spec.image)
+        if image not in by_image:
+            try:
+                by_image[image] = resolver(key, spec, providers.for_project(spec.project))
+            except (ImageMissingError, ImageLookupError) as error:
+                raise pulumi.RunError(str(error)) from None
+        resolved[key] = by_image[image]
     return resolved
 
 

@@ -287,3 +287,14 @@ def test_a_job_that_cannot_be_read_stops_the_run_before_any_service():
     run = run_under_mocks(lambda: deploy(CONFIG, read_job=unreadable))
     assert run.error is not None and "HTTP 403" in str(run.error)
     assert run.services() == {} and run.of_type(JOB_TYPE) == []
+
+
+def test_services_sharing_an_image_look_it_up_once():
+    ibkr = CONFIG.services["ibkr"]
+    twin = ibkr.model_copy(update={"service_name": "interactive-brokers-quant-b-service"})
+    config = CONFIG.model_copy(update={"services": {**CONFIG.services, "ibkr-b": twin}})
+    run = run_with(config)
+    lookups = [call for call in run.calls if call.token.endswith("getDockerImage")]
+    assert len(lookups) == len({(spec.project, spec.image) for spec in CONFIG.services.values()}) == 4
+    images = {key: service.inputs["template"]["containers"][0]["image"] for key, service in run.services().items()}
+    assert images["ibkr-b"] == images["ibkr"] == deployed_image(ibkr.image)
