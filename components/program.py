@@ -110,7 +110,7 @@ def has_live_invoker(spec: ServiceSpec, provider: gcp.Provider, member: str) -> 
             location=spec.region, name=spec.service_name, project=spec.project, opts=pulumi.InvokeOptions(provider=provider)
         )
         policy = from_policy_json(json.loads(result.policy_data or "{}"), "gcp.cloudrunv2.get_service_iam_policy")
-    except (SchedulingInputError, ValueError) as error:
+    except (SchedulingInputError, ValueError, RecursionError) as error:
         raise pulumi.RunError(f"services {spec.service_name}: its IAM policy is malformed ({error}); nothing was changed") from None
     return policy.has(INVOKER_ROLE, member)
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, Literal, Mapping, Optional
 
 from components.env import ServiceRevision
 from release.config import IMAGE_DIGEST_PATTERN, ReleaseBundle, ServiceSpec, split_image
-from release.local_files import InputFileError, load_json, read_text
+from release.local_files import InputFileError, json_files, load_json, read_text
 
 # <location>-docker.pkg.dev/<project>/<repository>/<image path>: the only registry the invoke can read.
 ARTIFACT_REGISTRY_HOST = re.compile(r"(?P<location>[a-z]+-[a-z]+[0-9]+|[a-z]+)-docker\.pkg\.dev")
@@ -177,7 +177,10 @@ def read_images_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[st
     image there is, so one without a document was not found.
     """
     if path.is_dir():
-        files = sorted(path.glob("*.json"))
+        try:
+            files = json_files(path)
+        except InputFileError as error:
+            raise ImageInputError(str(error)) from None
         if not files:
             raise ImageInputError(f"{path}: holds no *.json files; write one image describe JSON per image into it")
     elif path.exists():

@@ -11,7 +11,6 @@ service as new would plan a create over a service that is running real orders.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from components.platforms import COMMIT_LABEL, QPK_TAG_ANNOTATION, RUNTIME_TARGET_JSON, STRATEGY_PROFILE, UES_TAG_ANNOTATION
 from release.config import SECRET_VERSION_PATTERN, SERVICE_NAME_PATTERN, SecretRef, ServiceSpec
-from release.local_files import LIVE_FILE_MAX_BYTES, MAX_LIVE_FILES, InputFileError, load_json, read_text
+from release.local_files import LIVE_FILE_MAX_BYTES, InputFileError, json_files, load_json, read_text
 
 # Knative v1 puts the region in this label; a describe of the right name in the wrong region is a mismatch.
 LOCATION_LABEL = "cloud.googleapis.com/location"
@@ -365,20 +364,6 @@ def _load_json(path: Path) -> Any:
         raise LiveStateError(error.what, error.where, error.fix) from None
 
 
-def _live_files(directory: Path) -> list[Path]:
-    """The *.json files of a --live directory, at most MAX_LIVE_FILES of them (each is read whole)."""
-    files = []
-    with os.scandir(directory) as entries:
-        for entry in entries:
-            if entry.name.endswith(".json"):
-                files.append(directory / entry.name)
-                if len(files) > MAX_LIVE_FILES:
-                    raise LiveStateError(
-                        f"holds more than {MAX_LIVE_FILES} *.json files", str(directory), "keep one describe JSON per configured service"
-                    )
-    return sorted(files)
-
-
 def read_live_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[str, Optional[LiveService]]:
     """Live state from a describe JSON file (one service or a list) or a directory of *.json files.
 
@@ -386,7 +371,10 @@ def read_live_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[str,
     with no document is reported as None, i.e. not live: planned as new (the plan warns about it).
     """
     if path.is_dir():
-        files = _live_files(path)
+        try:
+            files = json_files(path)
+        except InputFileError as error:
+            raise LiveStateError(error.what, error.where, error.fix) from None
         if not files:
             raise LiveStateError("holds no *.json files", str(path), "write one gcloud describe JSON per service into it")
     elif path.exists():

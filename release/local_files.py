@@ -120,6 +120,19 @@ def append_text(path: Path, text: str, fix: str) -> None:
         os.close(fd)
 
 
+def json_files(directory: Path, limit: int = MAX_LIVE_FILES) -> list[Path]:
+    """The *.json entries of an input directory, sorted; listing stops past `limit` (each file is read whole,
+    so a directory of millions is refused rather than listed). Empty means none."""
+    files = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.name.endswith(".json"):
+                files.append(directory / entry.name)
+                if len(files) > limit:
+                    raise InputFileError(f"holds more than {limit} *.json files", str(directory), "keep one JSON document per service")
+    return sorted(files)
+
+
 def nesting_depth(value: Any, limit: int = MAX_NESTING) -> int:
     """How deep lists and maps nest in parsed data, counted without recursion; stops past `limit`."""
     deepest = 0

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from components.profiles import ProfileFacts, platform_key
 from release.config import COMMIT_PATTERN, release_version
-from release.local_files import LOCK_MAX_BYTES, InputFileError, read_text
+from release.local_files import LOCK_MAX_BYTES, InputFileError, load_json, read_text
 from release.pins import Pin
 
 if TYPE_CHECKING:
@@ -151,11 +151,10 @@ def read_lock(path: Path, need_facts: bool = False) -> Optional[Lock]:
     except InputFileError as error:
         raise LockError(str(error)) from None
     try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise LockError(
-            f"{path} is not valid JSON ({error.msg} at line {error.lineno}); do not edit it by hand: delete it and run `python -m release lock`"
-        ) from None
+        # The shared parser: nesting past the bound is refused, never a RecursionError.
+        raw = load_json(text, str(path), "do not edit it by hand: delete it and run `python -m release lock`")
+    except InputFileError as error:
+        raise LockError(str(error)) from None
     if isinstance(raw, dict) and raw.get("schema_version") == 1:
         # Written before profile facts: its matrix tag named a hand-written matrix that no longer exists.
         if need_facts:

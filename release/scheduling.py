@@ -377,9 +377,9 @@ def _gcloud(command: list[str], runner: Runner) -> Optional[Any]:
     if len(done.stdout or "") > MAX_DOCUMENT_BYTES:
         raise SchedulingInputError(f"{where}: printed more than {MAX_DOCUMENT_BYTES} bytes; run it by hand")
     try:
-        return json.loads(done.stdout)
-    except ValueError as error:
-        raise SchedulingInputError(f"{where}: printed invalid JSON ({error}); run it by hand") from None
+        return load_json(done.stdout, where, "run it by hand")
+    except InputFileError as error:
+        raise SchedulingInputError(str(error).replace("is not valid JSON", "printed invalid JSON")) from None
 
 
 def job_describe_command(spec: ServiceSpec) -> list[str]:
@@ -540,7 +540,7 @@ def service_urls(live: Any) -> tuple[str, ...]:
     urls = [] if live is None or not live.url else [live.url]
     try:
         listed = json.loads((live.annotations if live is not None else {}).get(URLS_ANNOTATION, "[]"))
-    except ValueError:
+    except (ValueError, RecursionError):  # live state is data: deep nesting is as unreadable as bad JSON
         listed = []
     urls += [url for url in listed if isinstance(url, str)] if isinstance(listed, list) else []
     return tuple(dict.fromkeys(url.rstrip("/") for url in urls))

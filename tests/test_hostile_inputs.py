@@ -97,6 +97,13 @@ def check_with_fifo_lock(tmp: Path) -> list[str]:
     return ["check", "--config-file", str(stack_text(tmp, PROD_TEXT, "Pulumi.f.yaml"))]
 
 
+def many_json_files(directory: Path, count: int) -> Path:
+    directory.mkdir()
+    for index in range(count):
+        (directory / f"{index:04d}.json").write_text("{}")
+    return directory
+
+
 def nested_json(depth: int) -> str:
     return "[" * depth + "]" * depth
 
@@ -176,6 +183,19 @@ CASES = [
         2,
         ("img.json", "nests deeper than 64 levels"),
         ("RecursionError",),
+    ),  # fmt: skip
+    Case(
+        "lock nested past the recursion limit",
+        lambda tmp: ["plan", "--lock", str(stack_text(tmp, nested_json(200000), "deep.lock.json"))],
+        2,
+        ("deep.lock.json", "nests deeper than 64 levels"),
+        ("RecursionError",),
+    ),
+    Case(
+        "--images directory of too many files",
+        lambda tmp: ["plan", "--images", str(many_json_files(tmp / "img", 300))],
+        2,
+        ("holds more than 256 *.json files",),
     ),  # fmt: skip
     Case("stack file over the size bound", plan_of(PROD_TEXT + "#" * (1024 * 1024) + "\n"), 2, ("larger than 1 MiB",)),
     Case(

@@ -12,6 +12,7 @@ from release.local_files import (
     InputFileError,
     append_text,
     check_yaml_shape,
+    json_files,
     load_json,
     nesting_depth,
     read_text,
@@ -59,6 +60,14 @@ def test_append_refuses_a_fifo_and_appends_to_a_file(tmp_path):
     append_text(tmp_path / "log", "a\n", "fix")
     append_text(tmp_path / "log", "b\n", "fix")
     assert (tmp_path / "log").read_text() == "a\nb\n"
+
+
+def test_json_files_lists_sorted_and_stops_past_the_cap(tmp_path):
+    for name in ("b.json", "a.json", "notes.txt"):
+        (tmp_path / name).write_text("{}")
+    assert [path.name for path in json_files(tmp_path)] == ["a.json", "b.json"]
+    with pytest.raises(InputFileError, match="holds more than 1 \\*.json files"):
+        json_files(tmp_path, limit=1)
 
 
 def test_nesting_depth_counts_without_recursion():

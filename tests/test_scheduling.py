@@ -180,6 +180,15 @@ def test_service_urls_include_the_annotated_deterministic_url():
     assert urls == (service_url(IBKR), "https://x-123.us-central1.run.app")
 
 
+def test_a_urls_annotation_nested_past_the_recursion_limit_is_ignored_not_a_crash():
+    # Live state is data: the annotation is read as "no extra URLs", like any other unreadable JSON.
+    document = knative_for_spec(IBKR, {}, annotations={"run.googleapis.com/urls": "[" * 100000 + "]" * 100000})
+    assert service_urls(from_knative_json(document, IBKR.service_name)) == (service_url(IBKR),)
+    # and gcloud output nested that deep is bad input naming the command
+    with pytest.raises(SchedulingInputError, match="nests deeper than 64 levels"):
+        read_jobs_gcloud({"ibkr": IBKR}, lambda command, **_: subprocess.CompletedProcess(command, 0, "[" * 100000 + "]" * 100000, ""))
+
+
 def test_a_job_on_the_deterministic_url_passes():
     url = "https://interactive-brokers-quant-service-123.us-central1.run.app"
     live = from_knative_json(knative_for_spec(IBKR, {}, annotations={"run.googleapis.com/urls": json.dumps([url])}), IBKR.service_name)
