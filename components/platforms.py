@@ -10,13 +10,6 @@ from typing import Mapping, Optional
 
 from release.config import PlatformId
 
-# Cloud Run settings every strategy service runs with (CONTRACT.md section 2).
-INGRESS = "INGRESS_TRAFFIC_INTERNAL_ONLY"
-MAX_INSTANCES = 1
-CPU = "1"
-MEMORY = "512Mi"
-TIMEOUT = "300s"
-
 COMMIT_LABEL = "commit-sha"
 TRUTHY = frozenset({"1", "true", "yes", "y", "on"})
 

@@ -44,7 +44,8 @@ LiveReader = Callable[[ServiceSpec, "gcp.Provider"], Optional[LiveService]]
 
 
 def read_live_service(spec: ServiceSpec, provider: gcp.Provider) -> Optional[LiveService]:
-    """The live service through the `getService` invoke (v2 shape); "not found" means it is new."""
+    """The live service through the `getService` invoke (v2 shape); only the provider's exact
+    "<service id> not found" means it is new (release/live.py `is_not_found_error`)."""
     return read_cloud_run_v2(
         lambda: gcp.cloudrunv2.get_service(
             name=spec.service_name,
@@ -52,7 +53,7 @@ def read_live_service(spec: ServiceSpec, provider: gcp.Provider) -> Optional[Liv
             location=spec.region,
             opts=pulumi.InvokeOptions(provider=provider),
         ),
-        spec.service_name,
+        spec,
     )
 
 
@@ -224,11 +225,15 @@ def deploy(
                 key=key,
                 spec=spec,
                 # By digest: a tag pushed again between the review and this update cannot change what runs.
-                revision=pin_digest(plan.applied, image),
+                # A service that does not change (blocked, in-sync) keeps its live reference, tag or digest.
+                revision=plan.applied if plan.phase in ("blocked", "in-sync") else pin_digest(plan.applied, image),
                 provider=provider,
                 input_mode=input_mode_of(plan.applied, spec, matrices),
                 job=scheduling[key][0],
                 invoker_member=scheduling[key][1],
+                settings=plan.applied_settings,
+                owned=plan.applied_owned,
+                traffic=plan.applied_traffic,
             )
         )
         pulumi.export(key, {**service.outputs(), "phase": plan.phase, "imageTag": image.tag})

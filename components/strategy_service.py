@@ -15,26 +15,33 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.env import ServiceEnv, ServiceRevision
-from components.platforms import (
-    COMMIT_LABEL,
-    CPU,
-    INGRESS,
-    MAX_INSTANCES,
-    MEMORY,
-    PLATFORMS,
-    QPK_TAG_ANNOTATION,
-    STRATEGY_PROFILE,
-    TIMEOUT,
-    UES_TAG_ANNOTATION,
+from components.ownership import (
+    OwnedMetadata,
+    Probe,
+    ServiceSettings,
+    desired_settings,
+    owned_metadata,
+    registered_metadata,
+    release_record,
 )
+from components.platforms import STRATEGY_PROFILE, looks_secret
 from release.config import ServiceSpec
+from release.live import LATEST_100, TrafficTarget
 from release.scheduling import INVOKER_ROLE, JobInputs, run_uri
 
 COMPONENT_TYPE = "us-equity-cutover:platform:StrategyService"
+SERVICE_TYPE = "gcp:cloudrunv2/service:Service"
+# The Cloud Run service's own logical name: not the component's, since Pulumi cannot resolve a parent by
+# a name two resources share (`pulumi import --file` names the parent by logical name).
+SERVICE_SUFFIX = "-cloud-run"
 
 # gcloud rewrites these on every manual deploy; they say nothing about what the service runs, and
 # diffing on them would turn every preview after a hand deploy into noise.
 IGNORED_DRIFT = ["client", "client_version"]
+
+
+def service_logical_name(key: str) -> str:
+    return f"{key}{SERVICE_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,7 @@ class StrategyServiceArgs:
     """The service key of the stack config (``longbridge-hk``); names the component in the stack."""
 
     spec: ServiceSpec
-    """The validated service spec: project, region, service name, platform, service account."""
+    """The validated service spec: project, region, service name, platform."""
 
     revision: ServiceRevision
     """The image, commit, env and release to APPLY in this run; computed by pure code before the
@@ -66,11 +73,23 @@ class StrategyServiceArgs:
     """The input mode of the profile the revision runs (``direct_runtime`` | ``snapshot_backed``),
     exported for the operator; None when it is not known."""
 
+    settings: Optional[ServiceSettings] = None
+    """Every Cloud Run setting to register (held live values or configured ones, from
+    `release.ordering.applied_inputs`); None = a new service's defaults (CONTRACT.md section 2)."""
+
+    owned: Optional[OwnedMetadata] = None
+    """The owned labels/annotations to register; None = derived from the revision."""
+
+    traffic: tuple[TrafficTarget, ...] = LATEST_100
+    """The declared traffic: all to latest, or a blocked service's live split."""
+
 
 def env_args(env: ServiceEnv) -> list[gcp.cloudrunv2.ServiceTemplateContainerEnvArgs]:
     """Env as Cloud Run container env, sorted by name so the preview diff is stable.
 
-    Secrets become Secret Manager references; their values never pass through this program.
+    Secrets become Secret Manager references; their values never pass through this program. A plain
+    value that looks like a credential (only ever held from a live service: the config refuses one) is
+    registered as a Pulumi secret, so it is encrypted in state and masked in the preview.
     """
     entries: list[gcp.cloudrunv2.ServiceTemplateContainerEnvArgs] = []
     for name in env.names():
@@ -87,14 +106,135 @@ def env_args(env: ServiceEnv) -> list[gcp.cloudrunv2.ServiceTemplateContainerEnv
                 )
             )
         else:
-            entries.append(gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(name=name, value=env.plain[name]))
+            value = env.plain[name]
+            entries.append(
+                gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(
+                    name=name, value=pulumi.Output.secret(value) if looks_secret(name) else value
+                )
+            )
     return entries
 
 
-def release_annotations(revision: ServiceRevision) -> dict[str, str]:
-    """The release the image carries; omitted when unknown so we never record a guess."""
-    pairs = ((QPK_TAG_ANNOTATION, revision.qpk_tag), (UES_TAG_ANNOTATION, revision.ues_tag))
-    return {name: value for name, value in pairs if value is not None}
+def _probe_args(probe: Optional[Probe], args_type: type, http_type: type, tcp_type: type, grpc_type: type) -> Any:
+    if probe is None:
+        return None
+    timing = {
+        "initial_delay_seconds": probe.initial_delay_seconds,
+        "period_seconds": probe.period_seconds,
+        "timeout_seconds": probe.timeout_seconds,
+        "failure_threshold": probe.failure_threshold,
+    }
+    if probe.kind == "http":
+        return args_type(http_get=http_type(path=probe.path, port=probe.port), **timing)
+    if probe.kind == "tcp":
+        return args_type(tcp_socket=tcp_type(port=probe.port), **timing)
+    return args_type(grpc=grpc_type(port=probe.port, service=probe.service), **timing)
+
+
+def template_args(
+    revision: ServiceRevision, settings: ServiceSettings, labels: dict[str, str], annotations: dict[str, str]
+) -> gcp.cloudrunv2.ServiceTemplateArgs:
+    """The revision template: the owned image/env/labels over every held setting, nothing left out
+    (an absent optional input is a removal in the provider)."""
+    run = gcp.cloudrunv2
+    vpc = settings.vpc_access
+    limits = {name: value for name, value in (("cpu", settings.cpu), ("memory", settings.memory)) if value is not None}
+    scaling = None
+    if settings.min_instances is not None or settings.max_instances is not None:
+        scaling = run.ServiceTemplateScalingArgs(min_instance_count=settings.min_instances, max_instance_count=settings.max_instances)
+    container = run.ServiceTemplateContainerArgs(
+        image=revision.image,
+        envs=env_args(revision.env),
+        # cpu_idle must be explicit once limits are set, or Cloud Run switches the service to always-allocated
+        # CPU; "not set" in the settings means the default, CPU only during requests.
+        resources=run.ServiceTemplateContainerResourcesArgs(
+            limits=limits or None,
+            cpu_idle=settings.cpu_idle if settings.cpu_idle is not None else True,
+            startup_cpu_boost=settings.startup_cpu_boost,
+        ),
+        commands=list(settings.command) or None,
+        args=list(settings.args) or None,
+        ports=run.ServiceTemplateContainerPortsArgs(container_port=settings.ports[0].container_port, name=settings.ports[0].name)
+        if settings.ports
+        else None,
+        volume_mounts=[run.ServiceTemplateContainerVolumeMountArgs(name=m.name, mount_path=m.mount_path) for m in settings.volume_mounts]
+        or None,
+        liveness_probe=_probe_args(
+            settings.liveness_probe,
+            run.ServiceTemplateContainerLivenessProbeArgs,
+            run.ServiceTemplateContainerLivenessProbeHttpGetArgs,
+            run.ServiceTemplateContainerLivenessProbeTcpSocketArgs,
+            run.ServiceTemplateContainerLivenessProbeGrpcArgs,
+        ),
+        startup_probe=_probe_args(
+            settings.startup_probe,
+            run.ServiceTemplateContainerStartupProbeArgs,
+            run.ServiceTemplateContainerStartupProbeHttpGetArgs,
+            run.ServiceTemplateContainerStartupProbeTcpSocketArgs,
+            run.ServiceTemplateContainerStartupProbeGrpcArgs,
+        ),
+    )
+    volumes = []
+    for volume in settings.volumes:
+        if volume.kind == "secret":
+            volumes.append(
+                run.ServiceTemplateVolumeArgs(
+                    name=volume.name,
+                    secret=run.ServiceTemplateVolumeSecretArgs(
+                        secret=volume.secret or "",
+                        default_mode=volume.default_mode,
+                        items=[
+                            run.ServiceTemplateVolumeSecretItemArgs(path=item.path, version=item.version, mode=item.mode)
+                            for item in volume.items
+                        ]
+                        or None,
+                    ),
+                )
+            )
+        else:
+            volumes.append(
+                run.ServiceTemplateVolumeArgs(
+                    name=volume.name,
+                    empty_dir=run.ServiceTemplateVolumeEmptyDirArgs(medium=volume.medium, size_limit=volume.size_limit),
+                )
+            )
+    return run.ServiceTemplateArgs(
+        labels=labels or None,
+        annotations=annotations or None,
+        service_account=settings.service_account,
+        scaling=scaling,
+        timeout=settings.timeout,
+        max_instance_request_concurrency=settings.concurrency,
+        execution_environment=settings.execution_environment,
+        session_affinity=settings.session_affinity,
+        vpc_access=run.ServiceTemplateVpcAccessArgs(
+            connector=vpc.connector,
+            egress=vpc.egress,
+            network_interfaces=[
+                run.ServiceTemplateVpcAccessNetworkInterfaceArgs(
+                    network=item.network, subnetwork=item.subnetwork, tags=list(item.tags) or None
+                )
+                for item in vpc.network_interfaces
+            ]
+            or None,
+        )
+        if vpc is not None
+        else None,
+        volumes=volumes or None,
+        containers=[container],
+    )
+
+
+def traffic_args(traffic: tuple[TrafficTarget, ...]) -> list[gcp.cloudrunv2.ServiceTrafficArgs]:
+    return [
+        gcp.cloudrunv2.ServiceTrafficArgs(
+            type="TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST" if target.latest else "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION",
+            revision=None if target.latest else target.revision,
+            percent=target.percent,
+            tag=target.tag,
+        )
+        for target in traffic
+    ]
 
 
 class StrategyService(pulumi.ComponentResource):
@@ -114,36 +254,22 @@ class StrategyService(pulumi.ComponentResource):
     def __init__(self, args: StrategyServiceArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(COMPONENT_TYPE, args.key, None, opts)
         spec, revision = args.spec, args.revision
-        platform = PLATFORMS[spec.platform]
-
-        template = gcp.cloudrunv2.ServiceTemplateArgs(
-            labels={COMMIT_LABEL: revision.commit},
-            service_account=spec.service_account or platform.default_service_account(spec.project),
-            scaling=gcp.cloudrunv2.ServiceTemplateScalingArgs(max_instance_count=MAX_INSTANCES),
-            timeout=TIMEOUT,
-            max_instance_request_concurrency=platform.concurrency,
-            containers=[
-                gcp.cloudrunv2.ServiceTemplateContainerArgs(
-                    image=revision.image,
-                    envs=env_args(revision.env),
-                    # cpu_idle must be explicit once limits are set, or Cloud Run switches the service to
-                    # always-allocated CPU (a cost and behaviour change nobody asked for).
-                    resources=gcp.cloudrunv2.ServiceTemplateContainerResourcesArgs(limits={"cpu": CPU, "memory": MEMORY}, cpu_idle=True),
-                )
-            ],
-        )
+        settings = args.settings if args.settings is not None else desired_settings(spec, None)
+        owned = args.owned
+        if owned is None:
+            owned = owned_metadata(revision.commit, release_record(revision.commit, revision.qpk_tag, revision.ues_tag), {})
+        metadata = registered_metadata(settings, owned)
         service = gcp.cloudrunv2.Service(
-            args.key,
+            service_logical_name(args.key),
             name=spec.service_name,
             project=spec.project,
             location=spec.region,
-            ingress=INGRESS,
-            annotations=release_annotations(revision),
+            ingress=settings.ingress,
+            labels=metadata.labels or None,
+            annotations=metadata.annotations or None,
             deletion_protection=True,
-            template=template,
-            # "Confirmed live" means the latest ready revision serves all traffic; say so instead of relying
-            # on whatever split a hand deploy left behind.
-            traffics=[gcp.cloudrunv2.ServiceTrafficArgs(type="TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", percent=100)],
+            template=template_args(revision, settings, metadata.template_labels, metadata.template_annotations),
+            traffics=traffic_args(args.traffic),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=args.provider,

@@ -11,7 +11,7 @@ import re
 from typing import Literal, Optional, Union
 
 from packaging.version import InvalidVersion, Version
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from release.control_chars import escape_controls
@@ -31,6 +31,11 @@ GCP_PROJECT_PATTERN = re.compile(r"[a-z][-a-z0-9]{4,28}[a-z0-9]")
 GCP_REGION_PATTERN = re.compile(r"[a-z]+-[a-z]+[0-9]")
 ENV_NAME_PATTERN = re.compile(r"[A-Z_][A-Z0-9_]*")
 SECRET_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,255}")
+# A secret of another project (shared secrets): projects/<project id or number>/secrets/<name>.
+LONG_SECRET_PATTERN = re.compile(r"projects/(?:[a-z][-a-z0-9]{4,28}[a-z0-9]|[0-9]{1,20})/secrets/[A-Za-z0-9_-]{1,255}")
+CPU_PATTERN = re.compile(r"[1-9][0-9]*(?:\.[0-9]+)?|[1-9][0-9]*m")
+MEMORY_PATTERN = re.compile(r"[1-9][0-9]*(?:Mi|Gi)")
+NETWORK_NAME_PATTERN = re.compile(r"[a-z](?:[-a-z0-9/]{0,250}[a-z0-9])?")
 SECRET_VERSION_PATTERN = re.compile(r"latest|[1-9][0-9]*")
 IMAGE_REPOSITORY_PATTERN = re.compile(r"[a-z0-9.-]+(?::[0-9]+)?(?:/[a-z0-9._-]+)+")
 IMAGE_TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
@@ -177,8 +182,11 @@ class SecretRef(ConfigModel):
     def _checked(self) -> "SecretRef":
         # Never echo either part: a credential pasted here (`123456789:AAH...` splits at its colon) must not
         # reach a log; say what shape is expected instead.
-        if not SECRET_ID_PATTERN.fullmatch(self.secret):
-            raise ValueError("is not a Secret Manager secret name (letters, digits, - and _); write <secret>[:<version>]")
+        if not (SECRET_ID_PATTERN.fullmatch(self.secret) or LONG_SECRET_PATTERN.fullmatch(self.secret)):
+            raise ValueError(
+                "is not a Secret Manager secret name (letters, digits, - and _, or projects/<project>/secrets/<name>); "
+                "write <secret>[:<version>]"
+            )
         if not SECRET_VERSION_PATTERN.fullmatch(self.version):
             raise ValueError("has a version that is neither latest nor a version number; write <secret>[:<version>]")
         return self
@@ -199,6 +207,66 @@ class SchedulerSpec(ConfigModel):
     service_account: Optional[str] = Field(None, description="OIDC identity; default {platform}-platform-scheduler@<project>")
 
 
+class VpcAccessConfig(ConfigModel):
+    """Direct VPC egress (`network`/`subnetwork`/`tags`) or a VPC connector, and the egress mode (gcloud words)."""
+
+    network: Optional[str] = None
+    subnetwork: Optional[str] = None
+    tags: tuple[str, ...] = ()
+    connector: Optional[str] = None
+    egress: Literal["private-ranges-only", "all-traffic"] = Field(description="private-ranges-only | all-traffic")
+
+    @field_validator("network", "subnetwork", "connector")
+    @classmethod
+    def _name(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not NETWORK_NAME_PATTERN.fullmatch(value):
+            raise ValueError(f"{value!r} is not a VPC network, subnetwork or connector name")
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "VpcAccessConfig":
+        direct = self.network is not None or self.subnetwork is not None
+        if direct and self.connector is not None:
+            raise ValueError("set either network/subnetwork (Direct VPC egress) or connector, not both")
+        if not direct and self.connector is None:
+            raise ValueError("set network and subnetwork (Direct VPC egress) or connector")
+        if self.tags and not direct:
+            raise ValueError("tags need Direct VPC egress (network/subnetwork)")
+        return self
+
+
+class ScalingConfig(ConfigModel):
+    min_instances: Optional[StrictInt] = Field(None, ge=0, le=1000)
+    max_instances: Optional[StrictInt] = Field(None, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _order(self) -> "ScalingConfig":
+        if self.min_instances is not None and self.max_instances is not None and self.min_instances > self.max_instances:
+            raise ValueError(f"minInstances {self.min_instances} is above maxInstances {self.max_instances}")
+        return self
+
+
+class ResourcesConfig(ConfigModel):
+    cpu: Optional[str] = Field(None, description="CPU limit: 1, 2, 4, 1000m ...")
+    memory: Optional[str] = Field(None, description="memory limit: 512Mi, 1Gi ...")
+    cpu_idle: Optional[StrictBool] = Field(None, description="true: CPU only during requests; false: always allocated")
+    startup_cpu_boost: Optional[StrictBool] = None
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not CPU_PATTERN.fullmatch(value):
+            raise ValueError(f"{value!r} is not a CPU limit; write 1, 2, 4 or e.g. 1000m (quote it)")
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not MEMORY_PATTERN.fullmatch(value):
+            raise ValueError(f"{value!r} is not a memory limit; write e.g. 512Mi or 1Gi")
+        return value
+
+
 class ServiceSpec(ConfigModel):
     """One Cloud Run strategy service as the operator declares it; the key is the stack config map key."""
 
@@ -216,12 +284,20 @@ class ServiceSpec(ConfigModel):
     secrets: dict[str, SecretRef] = Field(default_factory=dict, description="env name -> secret[:version]")
     account_region: Optional[AccountRegion] = Field(None, description="LongBridge only: HK | SG")
     longport_secret_name: Optional[str] = Field(None, description="LongBridge only: the region's token secret")
-    service_account: Optional[str] = Field(None, description="runtime service account; derived when absent")
+    service_account: Optional[str] = Field(None, description="runtime service account; held at the live value when absent")
     service_account_project: Optional[str] = Field(
         None, description="the project of serviceAccount when it is not `project` (says so explicitly)"
     )
     snapshot: Optional[SnapshotPaths] = Field(None, description="input-mode paths of a snapshot-backed profile")
     scheduler: Optional[SchedulerSpec] = Field(None, description="the scheduler job that calls <service url>/run")
+    # Cloud Run settings (components/ownership.py): absent = held at the live value; a new service starts
+    # from CONTRACT.md section 2.
+    ingress: Optional[Literal["all", "internal", "internal-and-cloud-load-balancing"]] = None
+    vpc_access: Optional[VpcAccessConfig] = None
+    scaling: Optional[ScalingConfig] = None
+    resources: Optional[ResourcesConfig] = None
+    concurrency: Optional[StrictInt] = Field(None, ge=1, le=1000, description="max concurrent requests per instance")
+    timeout_seconds: Optional[StrictInt] = Field(None, ge=1, le=3600, description="request timeout in seconds")
 
     @field_validator("dry_run_only", mode="before")
     @classmethod

@@ -19,8 +19,31 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
 
-from components.platforms import COMMIT_LABEL, QPK_TAG_ANNOTATION, RUNTIME_TARGET_JSON, STRATEGY_PROFILE, UES_TAG_ANNOTATION
+from components.ownership import (
+    EGRESS_BY_WORD,
+    EXECUTION_ENVIRONMENT_BY_WORD,
+    INGRESS_BY_WORD,
+    LEGACY_RELEASE_ANNOTATIONS,
+    OWNED_SERVICE_LABELS,
+    OWNED_TEMPLATE_ANNOTATIONS,
+    OWNED_TEMPLATE_LABELS,
+    RELEASE_RECORD_ANNOTATION,
+    ContainerPort,
+    NetworkInterface,
+    Probe,
+    SecretItem,
+    ServiceSettings,
+    Volume,
+    VolumeMount,
+    VpcAccess,
+    normalize_cpu,
+    normalize_cpu_idle,
+    parse_release_record,
+    user_entries,
+)
+from components.platforms import COMMIT_LABEL, RUNTIME_TARGET_JSON, STRATEGY_PROFILE
 from release.config import SECRET_VERSION_PATTERN, SERVICE_NAME_PATTERN, SecretRef, ServiceSpec
 from release.local_files import LIVE_FILE_MAX_BYTES, InputFileError, json_files, load_json, read_text
 
@@ -34,8 +57,6 @@ V2_CONDITION_STATES = (
 # What gcloud prints when the service does not exist; any other failure is an error, not "new".
 GCLOUD_NOT_FOUND_MARKERS = ("could not be found", "NOT_FOUND")
 GCLOUD_TIMEOUT_SECONDS = 120
-# Words that make a "not found" invoke error something other than a missing service.
-NOT_MISSING_WORDS = ("permission", "denied", "forbidden", "403", "project '", "unauthenticated")
 # What a field name in a live document may look like to be named in a message; anything else is "an entry".
 SAFE_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
 # Env names as Cloud Run accepts them; a name outside this is malformed input, not something to print.
@@ -63,6 +84,11 @@ class TrafficTarget(LiveModel):
     revision: Optional[str] = None
     latest: bool = False
     percent: int = Field(ge=0, le=100)
+    tag: Optional[str] = None
+
+
+# What the program declares for every service it changes: the latest ready revision serves everything.
+LATEST_100 = (TrafficTarget(latest=True, percent=100),)
 
 
 @dataclass(frozen=True)
@@ -103,6 +129,12 @@ class LiveService(LiveModel):
     annotations: dict[str, str] = Field(default_factory=dict)
     # The URL the service answers on (v1 `status.url`, v2 `uri`): what its scheduler job must target.
     url: Optional[str] = None
+    # Traffic as the service declares it (v1 spec.traffic, v2 traffics); `traffic` is what actually serves.
+    declared_traffic: tuple[TrafficTarget, ...] = ()
+    # Every setting the program does not own (components/ownership.py), in the provider's vocabulary.
+    settings: ServiceSettings = Field(default_factory=ServiceSettings)
+    # The release record on the revision template, verbatim ("<commit> <qpk tag> <ues tag>").
+    release_record: Optional[str] = None
     source: str = Field("", description="where this state was read from, for messages")
 
     @property
@@ -119,7 +151,17 @@ class LiveService(LiveModel):
 
     @property
     def release_tags(self) -> ReleaseTags:
-        return ReleaseTags(qpk=self.annotations.get(QPK_TAG_ANNOTATION), ues=self.annotations.get(UES_TAG_ANNOTATION))
+        """The bundle of the serving image: trusted only when the record names the live `commit-sha`
+        (a hand deploy of another image keeps the old record, which then describes nothing live)."""
+        record = parse_release_record(self.release_record)
+        if record is None or not self.commit or record[0] != self.commit:
+            return ReleaseTags(qpk=None, ues=None)
+        return ReleaseTags(qpk=record[1], ues=record[2])
+
+    @property
+    def legacy_annotations(self) -> dict[str, str]:
+        """Release annotations an earlier version wrote at service level (ignored, dropped on update)."""
+        return {key: value for key, value in self.annotations.items() if key in LEGACY_RELEASE_ANNOTATIONS}
 
     def confirmation(self) -> Confirmation:
         """Confirmed live = the latest ready revision carries `commit-sha=<sha>` and serves 100% of traffic."""
@@ -234,6 +276,213 @@ def _live_secret_ref(secret: Any, version: Any, where: str, field: str) -> Secre
     return SecretRef.model_construct(secret=secret, version=version)
 
 
+# Template annotations of the v1 shape that carry settings the v2 shape has fields for.
+V1_NETWORK_INTERFACES = "run.googleapis.com/network-interfaces"
+V1_VPC_EGRESS = "run.googleapis.com/vpc-access-egress"
+V1_VPC_CONNECTOR = "run.googleapis.com/vpc-access-connector"
+V1_MIN_SCALE = "autoscaling.knative.dev/minScale"
+V1_MAX_SCALE = "autoscaling.knative.dev/maxScale"
+V1_CPU_THROTTLING = "run.googleapis.com/cpu-throttling"
+V1_STARTUP_CPU_BOOST = "run.googleapis.com/startup-cpu-boost"
+V1_EXECUTION_ENVIRONMENT = "run.googleapis.com/execution-environment"
+V1_SESSION_AFFINITY = "run.googleapis.com/sessionAffinity"
+V1_INGRESS = "run.googleapis.com/ingress"
+GCLOUD_FIX = "pass the output of gcloud run services describe --format=json unchanged"
+
+
+def _word(value: Any, choices: Mapping[str, Any], where: str, field: str) -> Any:
+    """A gcloud word (`all`, `private-ranges-only`, `gen2`) as its v2 enum; an unknown word is an error."""
+    if value is None or value == "":
+        return None
+    if value not in choices:
+        shown = repr(value) if isinstance(value, str) and SAFE_NAME.fullmatch(value) else "a value"
+        raise LiveStateError(
+            f"{field} is {shown}, which this program does not know ({', '.join(choices)})",
+            where,
+            "check the service; the program holds only settings it can express in Cloud Run v2",
+        )
+    return choices[value]
+
+
+def _int(value: Any, where: str, field: str) -> Optional[int]:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.isdigit())):
+        raise LiveStateError(f"{field} is not a whole number", where, GCLOUD_FIX)
+    return int(value)
+
+
+def _strings(value: Any, where: str, field: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise LiveStateError(f"{field} is not a list of strings", where, GCLOUD_FIX)
+    return tuple(value)
+
+
+def _list(value: Any, where: str, field: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise LiveStateError(f"{field} is not a list", where, GCLOUD_FIX)
+    return value
+
+
+def _knative_probe(value: Any, where: str, field: str) -> Optional[Probe]:
+    if value is None:
+        return None
+    probe = _mapping(value, where, field)
+    timing: dict[str, Any] = {
+        "initial_delay_seconds": _int(probe.get("initialDelaySeconds"), where, field) or None,
+        "period_seconds": _int(probe.get("periodSeconds"), where, field),
+        "timeout_seconds": _int(probe.get("timeoutSeconds"), where, field),
+        "failure_threshold": _int(probe.get("failureThreshold"), where, field),
+    }
+    if probe.get("httpGet") is not None:
+        http = _mapping(probe["httpGet"], where, f"{field}.httpGet")
+        if http.get("httpHeaders"):
+            raise LiveStateError(
+                f"{field}.httpGet has headers, which this program cannot hold", where, "remove them or manage the service by hand"
+            )
+        return Probe(kind="http", path=http.get("path") or None, port=_int(http.get("port"), where, field) or None, **timing)
+    if probe.get("tcpSocket") is not None:
+        tcp = _mapping(probe["tcpSocket"], where, f"{field}.tcpSocket")
+        return Probe(kind="tcp", port=_int(tcp.get("port"), where, field) or None, **timing)
+    if probe.get("grpc") is not None:
+        grpc = _mapping(probe["grpc"], where, f"{field}.grpc")
+        return Probe(kind="grpc", port=_int(grpc.get("port"), where, field) or None, service=grpc.get("service") or None, **timing)
+    raise LiveStateError(f"{field} is neither httpGet, tcpSocket nor grpc", where, GCLOUD_FIX)
+
+
+def _knative_volume(value: Any, where: str) -> Volume:
+    volume = _mapping(value, where, "spec.template.spec.volumes[]")
+    name = volume.get("name")
+    if not isinstance(name, str) or not name:
+        raise LiveStateError("a volume has no name", where, GCLOUD_FIX)
+    if volume.get("secret") is not None:
+        secret = _mapping(volume["secret"], where, f"volume {name}.secret")
+        items = tuple(
+            SecretItem(
+                path=str(_mapping(item, where, f"volume {name}.items[]").get("path", "")),
+                version=str(item.get("key")) if item.get("key") else None,
+                mode=_int(item.get("mode"), where, f"volume {name} mode") or None,
+            )
+            for item in _list(secret.get("items"), where, f"volume {name}.secret.items")
+        )
+        return Volume(
+            name=name,
+            kind="secret",
+            secret=str(secret.get("secretName", "")) or None,
+            items=items,
+            default_mode=_int(secret.get("defaultMode"), where, f"volume {name} defaultMode") or None,
+        )
+    if volume.get("emptyDir") is not None:
+        empty = _mapping(volume["emptyDir"], where, f"volume {name}.emptyDir")
+        return Volume(
+            name=name,
+            kind="empty_dir",
+            medium=str(empty["medium"]).upper() if empty.get("medium") else None,
+            size_limit=str(empty["sizeLimit"]) if empty.get("sizeLimit") else None,
+        )
+    kinds = ", ".join(sorted(key for key in volume if key != "name")) or "no source"
+    raise LiveStateError(
+        f"volume {name} is of a kind this program cannot hold ({kinds})", where, "manage this service by hand, or remove the volume"
+    )
+
+
+def _knative_vpc(annotations: Mapping[str, str], where: str) -> Optional[VpcAccess]:
+    egress = _word(annotations.get(V1_VPC_EGRESS), EGRESS_BY_WORD, where, V1_VPC_EGRESS)
+    connector = annotations.get(V1_VPC_CONNECTOR) or None
+    interfaces: tuple[NetworkInterface, ...] = ()
+    if annotations.get(V1_NETWORK_INTERFACES):
+        try:
+            raw = json.loads(annotations[V1_NETWORK_INTERFACES])
+        except ValueError:
+            raise LiveStateError(f"{V1_NETWORK_INTERFACES} is not JSON", where, GCLOUD_FIX) from None
+        interfaces = tuple(
+            NetworkInterface(
+                network=_mapping(item, where, V1_NETWORK_INTERFACES).get("network") or None,
+                subnetwork=item.get("subnetwork") or None,
+                tags=_strings(item.get("tags"), where, f"{V1_NETWORK_INTERFACES} tags"),
+            )
+            for item in _list(raw, where, V1_NETWORK_INTERFACES)
+        )
+    if connector is None and not interfaces:
+        if egress is not None:
+            raise LiveStateError(f"{V1_VPC_EGRESS} is set without a network or connector", where, GCLOUD_FIX)
+        return None
+    return VpcAccess(connector=connector, egress=egress, network_interfaces=interfaces)
+
+
+def _true(value: Any) -> Optional[bool]:
+    """An annotation flag that defaults to off: only "true" is recorded."""
+    return True if str(value).lower() == "true" else None
+
+
+def knative_settings(metadata: Mapping[str, Any], template: Mapping[str, Any], container: Mapping[str, Any], where: str) -> ServiceSettings:
+    """The settings of a v1 (gcloud) document, in the v2 vocabulary of `ServiceSettings`."""
+    service_annotations = _str_map(metadata.get("annotations"), where, "metadata.annotations")
+    template_meta = _mapping(template.get("metadata"), where, "spec.template.metadata")
+    annotations = _str_map(template_meta.get("annotations"), where, "spec.template.metadata.annotations")
+    pod = _mapping(template.get("spec"), where, "spec.template.spec")
+    resources = _mapping(container.get("resources"), where, "containers[0].resources")
+    limits = _str_map(resources.get("limits"), where, "containers[0].resources.limits")
+    timeout = _int(pod.get("timeoutSeconds"), where, "timeoutSeconds")
+    cpu_throttling = annotations.get(V1_CPU_THROTTLING)
+    return ServiceSettings(
+        service_account=pod.get("serviceAccountName") or None,
+        ingress=_word(service_annotations.get(V1_INGRESS), INGRESS_BY_WORD, where, V1_INGRESS),
+        vpc_access=_knative_vpc(annotations, where),
+        min_instances=_int(annotations.get(V1_MIN_SCALE), where, V1_MIN_SCALE) or None,
+        max_instances=_int(annotations.get(V1_MAX_SCALE), where, V1_MAX_SCALE) or None,
+        cpu=normalize_cpu(limits["cpu"]) if limits.get("cpu") else None,
+        memory=limits.get("memory") or None,
+        cpu_idle=normalize_cpu_idle(None if cpu_throttling is None else str(cpu_throttling).lower() != "false"),
+        startup_cpu_boost=_true(annotations.get(V1_STARTUP_CPU_BOOST)),
+        concurrency=_int(pod.get("containerConcurrency"), where, "containerConcurrency") or None,
+        timeout=None if timeout is None else f"{timeout}s",
+        volumes=tuple(_knative_volume(item, where) for item in _list(pod.get("volumes"), where, "volumes")),
+        volume_mounts=tuple(
+            VolumeMount(name=str(_mapping(m, where, "volumeMounts[]").get("name", "")), mount_path=str(m.get("mountPath", "")))
+            for m in _list(container.get("volumeMounts"), where, "volumeMounts")
+        ),
+        liveness_probe=_knative_probe(container.get("livenessProbe"), where, "livenessProbe"),
+        startup_probe=_knative_probe(container.get("startupProbe"), where, "startupProbe"),
+        command=_strings(container.get("command"), where, "command"),
+        args=_strings(container.get("args"), where, "args"),
+        ports=tuple(
+            ContainerPort(
+                container_port=_int(_mapping(p, where, "ports[]").get("containerPort"), where, "containerPort") or None,
+                name=p.get("name") or None,
+            )
+            for p in _list(container.get("ports"), where, "ports")
+        ),
+        execution_environment=_word(
+            annotations.get(V1_EXECUTION_ENVIRONMENT), EXECUTION_ENVIRONMENT_BY_WORD, where, V1_EXECUTION_ENVIRONMENT
+        ),
+        session_affinity=_true(annotations.get(V1_SESSION_AFFINITY)),
+        labels=user_entries(_str_map(metadata.get("labels"), where, "metadata.labels"), OWNED_SERVICE_LABELS),
+        annotations=user_entries(service_annotations, LEGACY_RELEASE_ANNOTATIONS),
+        template_labels=user_entries(_str_map(template_meta.get("labels"), where, "spec.template.metadata.labels"), OWNED_TEMPLATE_LABELS),
+        template_annotations=user_entries(annotations, OWNED_TEMPLATE_ANNOTATIONS),
+    )
+
+
+def _knative_traffic(entries: Any, where: str, field: str) -> tuple[TrafficTarget, ...]:
+    traffic = []
+    for index, entry in enumerate(_list(entries, where, field)):
+        entry = _mapping(entry, where, f"{field}[{index}]")
+        traffic.append(
+            TrafficTarget(
+                revision=_typed(entry.get("revisionName"), str, where, f"{field}[{index}].revisionName") or None,
+                latest=_typed(entry.get("latestRevision"), bool, where, f"{field}[{index}].latestRevision", False),
+                percent=_typed(entry.get("percent"), int, where, f"{field}[{index}].percent", 0),
+                tag=_typed(entry.get("tag"), str, where, f"{field}[{index}].tag", "") or None,
+            )
+        )
+    return tuple(traffic)
+
+
 def from_knative_json(data: Any, expected_name: Optional[str] = None, source: str = "live JSON") -> LiveService:
     """A `gcloud run services describe --format=json` document as a LiveService.
 
@@ -291,20 +540,11 @@ def _from_knative_json(data: Any, expected_name: Optional[str], source: str) -> 
         ),
         None,
     )
-    traffic_raw = status.get("traffic") or []
-    if not isinstance(traffic_raw, list):
-        raise LiveStateError("status.traffic is not a list", source, "pass gcloud's JSON unchanged")
-    traffic = []
-    for index, entry in enumerate(traffic_raw):
-        entry = _mapping(entry, source, f"status.traffic[{index}]")
-        traffic.append(
-            TrafficTarget(
-                revision=_typed(entry.get("revisionName"), str, source, f"status.traffic[{index}].revisionName"),
-                latest=_typed(entry.get("latestRevision"), bool, source, f"status.traffic[{index}].latestRevision", False),
-                percent=_typed(entry.get("percent"), int, source, f"status.traffic[{index}].percent", 0),
-            )
-        )
+    traffic = _knative_traffic(status.get("traffic"), source, "status.traffic")
     labels = _str_map(metadata.get("labels"), source, "metadata.labels")
+    template_annotations = _str_map(
+        _mapping(template.get("metadata"), source, "spec.template.metadata").get("annotations"), source, "annotations"
+    )
     return LiveService(
         service_name=name,
         region=labels.get(LOCATION_LABEL),
@@ -314,15 +554,14 @@ def _from_knative_json(data: Any, expected_name: Optional[str], source: str) -> 
         latest_created_revision=_typed(status.get("latestCreatedRevisionName"), str, source, "status.latestCreatedRevisionName"),
         ready=ready,
         ready_since=ready_since,
-        traffic=tuple(traffic),
+        traffic=traffic,
+        declared_traffic=_knative_traffic(spec.get("traffic"), source, "spec.traffic"),
         env=plain,
         secrets=secrets,
         labels=labels,
-        # Release tags are recorded on the service; a template-level copy is accepted when the service has none.
-        annotations={
-            **_str_map(_mapping(template.get("metadata"), source, "spec.template.metadata").get("annotations"), source, "annotations"),
-            **_str_map(metadata.get("annotations"), source, "metadata.annotations"),
-        },
+        annotations={**template_annotations, **_str_map(metadata.get("annotations"), source, "metadata.annotations")},
+        settings=knative_settings(metadata, template, container, source),
+        release_record=template_annotations.get(RELEASE_RECORD_ANNOTATION),
         url=_typed(status.get("url"), str, source, "status.url") or None,
         source=source,
     )
@@ -457,7 +696,8 @@ def _field(obj: Any, name: str, default: Any = None) -> Any:
     if obj is None:
         return default
     if isinstance(obj, Mapping):
-        value = obj.get(name, default)
+        # The SDK hands back snake_case keys; the engine's own (and a raw mock's) shape is camelCase.
+        value = obj.get(name, obj.get(to_camel(name), default))
     else:
         value = getattr(obj, name, default)
     return default if value is None else value
@@ -467,9 +707,155 @@ def _first(items: Any) -> Any:
     return items[0] if isinstance(items, Sequence) and not isinstance(items, str) and items else None
 
 
-def is_v2_not_found(result: Any) -> bool:
-    """A get_service result with neither name nor templates: the data source found no service."""
-    return not _field(result, "name") and not _field(result, "templates") and not _field(result, "uid")
+def _items(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
+
+
+def _v2_int(value: Any) -> Optional[int]:
+    """The provider reports an unset number as 0."""
+    return int(value) if value else None
+
+
+def _v2_str(value: Any) -> Optional[str]:
+    return str(value) if value else None
+
+
+def _v2_probe(value: Any) -> Optional[Probe]:
+    probe = _first(value)
+    if probe is None:
+        return None
+    timing: dict[str, Any] = {
+        "initial_delay_seconds": _v2_int(_field(probe, "initial_delay_seconds")),
+        "period_seconds": _v2_int(_field(probe, "period_seconds")),
+        "timeout_seconds": _v2_int(_field(probe, "timeout_seconds")),
+        "failure_threshold": _v2_int(_field(probe, "failure_threshold")),
+    }
+    http, tcp, grpc = (_first(_field(probe, name)) for name in ("http_gets", "tcp_sockets", "grpcs"))
+    if http is not None:
+        if _items(_field(http, "http_headers")):
+            raise LiveStateError("a probe has HTTP headers, which this program cannot hold", "get_service", "remove them")
+        return Probe(kind="http", path=_v2_str(_field(http, "path")), port=_v2_int(_field(http, "port")), **timing)
+    if tcp is not None:
+        return Probe(kind="tcp", port=_v2_int(_field(tcp, "port")), **timing)
+    if grpc is not None:
+        return Probe(kind="grpc", port=_v2_int(_field(grpc, "port")), service=_v2_str(_field(grpc, "service")), **timing)
+    return None
+
+
+def _v2_volume(value: Any, source: str) -> Volume:
+    name = str(_field(value, "name", ""))
+    secret = _first(_field(value, "secrets"))
+    if secret is not None:
+        return Volume(
+            name=name,
+            kind="secret",
+            secret=_v2_str(_field(secret, "secret")),
+            items=tuple(
+                SecretItem(path=str(_field(item, "path", "")), version=_v2_str(_field(item, "version")), mode=_v2_int(_field(item, "mode")))
+                for item in _items(_field(secret, "items"))
+            ),
+            default_mode=_v2_int(_field(secret, "default_mode")),
+        )
+    empty = _first(_field(value, "empty_dirs"))
+    if empty is not None:
+        medium = _v2_str(_field(empty, "medium"))
+        return Volume(
+            name=name,
+            kind="empty_dir",
+            medium=None if medium in (None, "MEDIUM_UNSPECIFIED") else medium,
+            size_limit=_v2_str(_field(empty, "size_limit")),
+        )
+    raise LiveStateError(
+        f"volume {name} is of a kind this program cannot hold (not a secret or an empty dir)",
+        source,
+        "manage this service by hand, or remove the volume",
+    )
+
+
+def _v2_vpc(template: Any) -> Optional[VpcAccess]:
+    vpc = _first(_field(template, "vpc_accesses"))
+    if vpc is None:
+        return None
+    interfaces = tuple(
+        NetworkInterface(
+            network=_v2_str(_field(item, "network")),
+            subnetwork=_v2_str(_field(item, "subnetwork")),
+            tags=tuple(str(tag) for tag in _items(_field(item, "tags"))),
+        )
+        for item in _items(_field(vpc, "network_interfaces"))
+    )
+    connector = _v2_str(_field(vpc, "connector"))
+    egress = _v2_str(_field(vpc, "egress"))
+    if connector is None and not interfaces:
+        return None
+    return VpcAccess(connector=connector, egress=egress, network_interfaces=interfaces)  # type: ignore[arg-type]
+
+
+def _v2_map(value: Any, source: str, field: str) -> dict[str, str]:
+    # Output types are dict subclasses; an attribute-shaped test double may hand a plain mapping too.
+    return _str_map(dict(value) if isinstance(value, Mapping) else value, source, field)
+
+
+def cloud_run_v2_settings(result: Any, template: Any, container: Any, source: str) -> ServiceSettings:
+    """The settings of a `get_service` result (zero values read as "not set")."""
+    scaling = _first(_field(template, "scalings"))
+    resources = _first(_field(container, "resources"))
+    limits = _v2_map(_field(resources, "limits"), source, "resources.limits")
+    cpu_idle = _field(resources, "cpu_idle")
+    environment = _v2_str(_field(template, "execution_environment"))
+    try:
+        return ServiceSettings(
+            service_account=_v2_str(_field(template, "service_account")),
+            ingress=_v2_str(_field(result, "ingress")),  # type: ignore[arg-type]
+            vpc_access=_v2_vpc(template),
+            min_instances=_v2_int(_field(scaling, "min_instance_count")),
+            max_instances=_v2_int(_field(scaling, "max_instance_count")),
+            cpu=normalize_cpu(limits["cpu"]) if limits.get("cpu") else None,
+            memory=limits.get("memory") or None,
+            cpu_idle=None if resources is None else normalize_cpu_idle(bool(cpu_idle)),
+            startup_cpu_boost=True if _field(resources, "startup_cpu_boost") else None,
+            concurrency=_v2_int(_field(template, "max_instance_request_concurrency")),
+            timeout=_v2_str(_field(template, "timeout")),
+            volumes=tuple(_v2_volume(item, source) for item in _items(_field(template, "volumes"))),
+            volume_mounts=tuple(
+                VolumeMount(name=str(_field(m, "name", "")), mount_path=str(_field(m, "mount_path", "")))
+                for m in _items(_field(container, "volume_mounts"))
+            ),
+            liveness_probe=_v2_probe(_field(container, "liveness_probes")),
+            startup_probe=_v2_probe(_field(container, "startup_probes")),
+            command=tuple(str(item) for item in _items(_field(container, "commands"))),
+            args=tuple(str(item) for item in _items(_field(container, "args"))),
+            ports=tuple(
+                ContainerPort(container_port=_v2_int(_field(p, "container_port")), name=_v2_str(_field(p, "name")))
+                for p in _items(_field(container, "ports"))
+            ),
+            execution_environment=None if environment in (None, "EXECUTION_ENVIRONMENT_UNSPECIFIED") else environment,  # type: ignore[arg-type]
+            session_affinity=True if _field(template, "session_affinity") else None,
+            labels=user_entries(_v2_map(_field(result, "labels"), source, "labels"), OWNED_SERVICE_LABELS),
+            annotations=user_entries(_v2_map(_field(result, "annotations"), source, "annotations"), LEGACY_RELEASE_ANNOTATIONS),
+            template_labels=user_entries(_v2_map(_field(template, "labels"), source, "templates[0].labels"), OWNED_TEMPLATE_LABELS),
+            template_annotations=user_entries(
+                _v2_map(_field(template, "annotations"), source, "templates[0].annotations"), OWNED_TEMPLATE_ANNOTATIONS
+            ),
+        )
+    except ValidationError as error:
+        # An enum value this program does not know (a new ingress or egress mode): hold nothing it cannot name.
+        raise LiveStateError(f"has settings this program cannot express ({pydantic_summary(error)})", source, "check the service") from None
+
+
+def _v2_traffic(entries: Any, source: str, field: str) -> tuple[TrafficTarget, ...]:
+    traffic = []
+    for index, entry in enumerate(_items(entries)):
+        where = f"{field}[{index}]"
+        traffic.append(
+            TrafficTarget(
+                revision=_typed(_field(entry, "revision"), str, source, f"{where}.revision", "").rsplit("/", 1)[-1] or None,
+                latest=_typed(_field(entry, "type"), str, source, f"{where}.type", "") == V2_LATEST_TRAFFIC,
+                percent=_typed(_field(entry, "percent"), int, source, f"{where}.percent", 0),
+                tag=_typed(_field(entry, "tag"), str, source, f"{where}.tag", "") or None,
+            )
+        )
+    return tuple(traffic)
 
 
 def from_cloud_run_v2(result: Any, expected_name: Optional[str] = None, source: str = "gcp.cloudrunv2.get_service") -> LiveService:
@@ -512,16 +898,7 @@ def _from_cloud_run_v2(result: Any, expected_name: Optional[str], source: str) -
             secrets[env_name] = _live_secret_ref(_field(ref, "secret"), _field(ref, "version"), source, f"env {env_name}.value_sources")
         else:
             plain[env_name] = _typed(_field(env, "value"), str, source, f"env {env_name}.value", "")
-    traffic = []
-    for index, status in enumerate(_field(result, "traffic_statuses", []) or []):
-        where = f"traffic_statuses[{index}]"
-        traffic.append(
-            TrafficTarget(
-                revision=_typed(_field(status, "revision"), str, source, f"{where}.revision", "").rsplit("/", 1)[-1] or None,
-                latest=_typed(_field(status, "type"), str, source, f"{where}.type", "") == V2_LATEST_TRAFFIC,
-                percent=_typed(_field(status, "percent"), int, source, f"{where}.percent", 0),
-            )
-        )
+    traffic = _v2_traffic(_field(result, "traffic_statuses"), source, "traffic_statuses")
     terminal = [c for c in _field(result, "terminal_conditions", []) or [] if _field(c, "type") == "Ready"]
     ready = _ready([_field(c, "state") for c in terminal], source, "terminal_conditions", V2_CONDITION_SUCCEEDED, V2_CONDITION_STATES)
     ready = ready and not _typed(_field(result, "reconciling"), bool, source, "reconciling", False)
@@ -536,7 +913,8 @@ def _from_cloud_run_v2(result: Any, expected_name: Optional[str], source: str) -
         latest_ready_revision=_revision(_field(result, "latest_ready_revision"), source, "latest_ready_revision"),
         latest_created_revision=_revision(_field(result, "latest_created_revision"), source, "latest_created_revision"),
         ready=ready,
-        traffic=tuple(traffic),
+        traffic=traffic,
+        declared_traffic=_v2_traffic(_field(result, "traffics"), source, "traffics"),
         env=plain,
         secrets=secrets,
         labels=_str_map(_field(result, "labels"), source, "labels"),
@@ -544,6 +922,8 @@ def _from_cloud_run_v2(result: Any, expected_name: Optional[str], source: str) -
             **_str_map(_field(template, "annotations"), source, "templates[0].annotations"),
             **_str_map(_field(result, "annotations"), source, "annotations"),
         },
+        settings=cloud_run_v2_settings(result, template, container, source),
+        release_record=_str_map(_field(template, "annotations"), source, "templates[0].annotations").get(RELEASE_RECORD_ANNOTATION),
         source=source,
     )
 
@@ -553,20 +933,42 @@ def _revision(value: Any, source: str, field: str) -> Optional[str]:
     return _typed(value, str, source, field, "").rsplit("/", 1)[-1] or None
 
 
-def read_cloud_run_v2(fetch: Callable[[], Any], expected_name: str) -> Optional[LiveService]:
-    """Call the get_service invoke; a "not found" answer (error or empty result) means the service is new."""
+def service_id(spec: ServiceSpec) -> str:
+    """The provider's id of a service: project **id** (never the number), region, name."""
+    return f"projects/{spec.project}/locations/{spec.region}/services/{spec.service_name}"
+
+
+def is_not_found_error(message: str, spec: ServiceSpec) -> bool:
+    """Exactly the provider's answer for a missing service: a message ending in `<service id> not found`.
+
+    Anything else (403, a wrong project, a timeout, a message that merely mentions "not found") is not
+    proof that the service is absent, and planning a create over a live trading service is the one
+    mistake this must never make.
+    """
+    return message.rstrip().endswith(f"{service_id(spec)} not found")
+
+
+def read_cloud_run_v2(fetch: Callable[[], Any], spec: ServiceSpec) -> Optional[LiveService]:
+    """Call the get_service invoke: None only for the provider's exact "not found"; any other failure
+    (including an empty answer) is a LiveStateError."""
+    where = f"gcp.cloudrunv2.get_service({service_id(spec)})"
     try:
         result = fetch()
     except Exception as error:  # the provider reports a missing service as an invoke error
-        text = str(error).lower()
-        # "Project 'x' not found or permission denied" is about access, not the service: reading it as
-        # "missing" would plan a create (image and env in one update) over a running service.
-        if ("not found" in text or "notfound" in text) and not any(word in text for word in NOT_MISSING_WORDS):
+        message = str(error)
+        if is_not_found_error(message, spec):
             return None
-        raise LiveStateError(f"get_service failed: {error}", expected_name, "check provider credentials and region") from error
-    if is_v2_not_found(result):
-        return None
-    return from_cloud_run_v2(result, expected_name=expected_name, source=f"getService {expected_name}")
+        raise LiveStateError(
+            f"failed: {message.strip().splitlines()[-1][:300] if message.strip() else type(error).__name__}",
+            where,
+            f"check the credentials of the gcp-{spec.project} provider (roles/run.viewer on {spec.project}), "
+            "the project id and region in the stack config, and the network; nothing was registered",
+        ) from None
+    if not _field(result, "name"):
+        raise LiveStateError(
+            "answered without a service (no name) instead of not found", where, "check the provider version and the project id"
+        )
+    return _check_place(from_cloud_run_v2(result, expected_name=spec.service_name, source=where), spec, where)
 
 
 @dataclass(frozen=True)

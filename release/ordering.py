@@ -13,16 +13,31 @@ Pure functions; the Pulumi program and `python -m release plan` both call `plan_
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Mapping, Optional
 
 from packaging.version import Version
 
 from components.env import DRY_RUN_UNSET, ServiceEnv, ServiceRevision, desired_revision, dry_run_value
+from components.ownership import (
+    RELEASE_RECORD_ANNOTATION,
+    OwnedMetadata,
+    ServiceSettings,
+    SettingChange,
+    desired_settings,
+    owned_metadata,
+    release_record,
+    settings_diff,
+)
 from components.platforms import COMMIT_LABEL, OWNED_ENV_NAMES, PLATFORMS, STRATEGY_PROFILE, looks_secret
 from components.profiles import ProfileMatrix
 from release.config import ReleaseBundle, ServiceSpec, release_version
-from release.live import LiveService
+from release.live import LATEST_100, LiveService, TrafficTarget
+
+# The label the platforms' own deploy workflow puts on what it deploys (CONTRACT.md section 2).
+MANAGED_BY_LABEL = "managed-by"
+MANAGED_BY_WORKFLOW = "github-actions"
+WORKFLOW_SWITCHES = ("ENABLE_GITHUB_CLOUD_RUN_DEPLOY", "ENABLE_GITHUB_ENV_SYNC")
 
 Phase = Literal["create", "deploy-image", "switch-env", "in-sync", "blocked"]
 PHASES: tuple[Phase, ...] = ("create", "deploy-image", "switch-env", "in-sync", "blocked")
@@ -103,6 +118,12 @@ class ServicePlan:
     # True when this update is the first of two: the phase after it is known (image or env follows).
     next_phase: Optional[Phase] = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    # The Cloud Run settings, owned labels/annotations and traffic this update registers (see
+    # `applied_inputs`), and every setting it changes against live: what `plan` shows is what is registered.
+    applied_settings: ServiceSettings = field(default_factory=ServiceSettings)
+    applied_owned: OwnedMetadata = field(default_factory=lambda: OwnedMetadata({}, {}, {}, {}))
+    applied_traffic: tuple[TrafficTarget, ...] = LATEST_100
+    settings_diff: tuple[SettingChange, ...] = ()
 
     @property
     def live_profile(self) -> Optional[str]:
@@ -123,6 +144,77 @@ def live_revision(live: LiveService) -> ServiceRevision:
         qpk_tag=tags.qpk,
         ues_tag=tags.ues,
     )
+
+
+def live_owned(live: LiveService) -> OwnedMetadata:
+    """The owned labels/annotations exactly as live: what `blocked` registers (no commit label invented)."""
+    return OwnedMetadata(
+        template_labels={COMMIT_LABEL: live.commit} if live.commit else {},
+        template_annotations={RELEASE_RECORD_ANNOTATION: live.release_record} if live.release_record else {},
+        labels={COMMIT_LABEL: live.labels[COMMIT_LABEL]} if COMMIT_LABEL in live.labels else {},
+        annotations=live.legacy_annotations,
+    )
+
+
+def applied_inputs(
+    spec: ServiceSpec, phase: Phase, applied: ServiceRevision, live: Optional[LiveService]
+) -> tuple[ServiceSettings, OwnedMetadata, tuple[TrafficTarget, ...]]:
+    """Settings, owned metadata and traffic one update registers.
+
+    Blocked: exactly live, so the engine's update is a no-op (the live split included: a canary is never
+    promoted by a run that could not verify it). Otherwise: the ownership rule's settings, the revision's
+    commit label and release record, and all traffic to the latest ready revision.
+    """
+    if phase == "blocked" and live is not None:
+        return live.settings, live_owned(live), live.declared_traffic
+    settings = desired_settings(spec, None if live is None else live.settings)
+    if phase == "in-sync" and live is not None:
+        # Nothing changes: not even a release record added to a service adopted without one (a new revision).
+        return settings, live_owned(live), LATEST_100
+    owned = owned_metadata(
+        applied.commit, release_record(applied.commit, applied.qpk_tag, applied.ues_tag), {} if live is None else live.labels
+    )
+    return settings, owned, LATEST_100
+
+
+def traffic_shown(traffic: tuple[TrafficTarget, ...]) -> list[dict[str, object]]:
+    return [
+        {k: v for k, v in (("latest", t.latest or None), ("revision", t.revision), ("percent", t.percent), ("tag", t.tag)) if v is not None}
+        for t in traffic
+    ]
+
+
+def full_settings_diff(
+    live: Optional[LiveService], settings: ServiceSettings, traffic: tuple[TrafficTarget, ...]
+) -> tuple[SettingChange, ...]:
+    """`settings_diff` plus the declared traffic (live -> registered)."""
+    changes = settings_diff(None if live is None else live.settings, settings)
+    live_traffic = () if live is None else live.declared_traffic
+    if live_traffic != traffic:
+        changes += (SettingChange("traffic", traffic_shown(live_traffic) if live is not None else None, traffic_shown(traffic)),)
+    return changes
+
+
+def live_warnings(spec: ServiceSpec, bundle: ReleaseBundle, live: Optional[LiveService]) -> tuple[str, ...]:
+    """What the operator must act on whatever the phase: a competing deployer, a credential in plain env."""
+    if live is None:
+        return ()
+    warnings = []
+    labels = {**live.labels, **live.settings.template_labels}
+    if labels.get(MANAGED_BY_LABEL) == MANAGED_BY_WORKFLOW:
+        repository = f"{bundle.github_owner}/{bundle.repositories.for_platform(spec.platform)}"
+        warnings.append(
+            f"{spec.service_name} is labelled {MANAGED_BY_LABEL}={MANAGED_BY_WORKFLOW}: the platform's own deploy "
+            f"workflow still deploys it, and a push to {repository} will revert this cutover; turn it off first "
+            f"(set the repository variables {' and '.join(WORKFLOW_SWITCHES)} to false in {repository})"
+        )
+    for name in sorted(live.env):
+        if looks_secret(name):
+            warnings.append(
+                f"{name} on {spec.service_name} is a plain env value that looks like a credential (value not shown): "
+                f"move it to Secret Manager and list it under secrets; until then it is held only as a Pulumi secret"
+            )
+    return tuple(warnings)
 
 
 @dataclass(frozen=True)
@@ -246,13 +338,20 @@ def plan_service(
         reason = f"{spec.strategy_profile} is not runtime-enabled on {spec.platform} at UES {desired_tag}"
         placeholder = ServiceRevision(spec.image, spec.commit, ServiceEnv({}), bundle.quant_platform_kit, desired_tag)
         held = live_revision(live) if live is not None else placeholder
-        return ServicePlan(key, spec, "blocked", f"{reason}; fix strategyProfile", held, placeholder, live, EnvDiff(), EnvDiff())
+        settings, owned, traffic = applied_inputs(spec, "blocked", held, live)
+        return ServicePlan(
+            key, spec, "blocked", f"{reason}; fix strategyProfile", held, placeholder, live, EnvDiff(), EnvDiff(),
+            warnings=live_warnings(spec, bundle, live), applied_settings=settings, applied_owned=owned,
+            applied_traffic=traffic, settings_diff=full_settings_diff(live, settings, traffic),
+        )  # fmt: skip
 
     desired = desired_revision(spec, bundle, requirements, dry_run)
     showable = _showable(spec)
 
     def result(phase: Phase, reason: str, applied: ServiceRevision, **extra: object) -> ServicePlan:
         live_env = ServiceEnv({}) if live is None else live_revision(live).env
+        settings, owned, traffic = applied_inputs(spec, phase, applied, live)
+        warnings = tuple(extra.pop("warnings", ())) + live_warnings(spec, bundle, live)  # type: ignore[arg-type]
         return ServicePlan(
             key=key,
             spec=spec,
@@ -263,6 +362,11 @@ def plan_service(
             live=live,
             env_diff=env_diff(live_env, desired.env, showable),
             applied_env_diff=env_diff(live_env, applied.env, showable),
+            warnings=warnings,
+            applied_settings=settings,
+            applied_owned=owned,
+            applied_traffic=traffic,
+            settings_diff=full_settings_diff(live, settings, traffic),
             **extra,  # type: ignore[arg-type]
         )
 
@@ -288,17 +392,30 @@ def plan_service(
                 held,
                 rollback=rollback,
             )
+        # The commit is already live: its image reference stays as live (a digest the program deployed, or
+        # the tag a hand deploy used), so no phase here replaces the image.
+        on_live_image = replace(desired, image=live.image)
         if env_diff(held.env, desired.env).empty:
+            settings, _, traffic = applied_inputs(spec, "in-sync", desired, live)
+            changed = [change.field for change in full_settings_diff(live, settings, traffic)]
+            if changed:
+                # Same image and env, but the config sets a Cloud Run setting the live service lacks.
+                return result(
+                    "switch-env",
+                    f"image {short(spec.commit)} is confirmed live and env matches; change settings: {', '.join(changed)}",
+                    on_live_image,
+                    rollback=rollback,
+                )
             return result(
                 "in-sync",
                 f"image {short(spec.commit)} is confirmed live ({confirmation.reason}) and env matches",
-                desired,
+                on_live_image,
                 rollback=rollback,
             )
         return result(
             "switch-env",
             f"image {short(spec.commit)} is confirmed live ({confirmation.reason}); switch env" + (f": {switch}" if switch else ""),
-            desired,
+            on_live_image,
             rollback=rollback,
         )
 

@@ -359,6 +359,8 @@ def to_json(plan: CutoverPlan) -> dict[str, Any]:
                 },
                 "env_diff": _diff_json(s.env_diff, "live -> desired (end state)"),
                 "applied_env_diff": _diff_json(s.applied_env_diff, "live -> this pulumi up"),
+                # Every Cloud Run setting this pulumi up changes (live -> registered); a held one never appears.
+                "settings_diff": [change.to_json() for change in s.settings_diff],
             }
         )
     return {
@@ -403,6 +405,16 @@ def _image_text(check: dict[str, Any]) -> str:
     return f"{check['status'].upper()}{blocking}: {check['message']}"
 
 
+def _shown_setting(value: Any) -> str:
+    return "(unset)" if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _settings_text(changes: Sequence[Mapping[str, Any]]) -> list[str]:
+    if not changes:
+        return ["      (no change)"]
+    return [f"      ~ {c['field']}: {_shown_setting(c['live'])} -> {_shown_setting(c['desired'])}" for c in changes]
+
+
 def render_text(plan: CutoverPlan) -> str:
     data = to_json(plan)
     gate = data["gate"]
@@ -435,6 +447,8 @@ def render_text(plan: CutoverPlan) -> str:
         lines.append("  env diff (live -> desired; secrets as refs):")
         match = next(s for s in plan.services if s.key == service["key"])
         lines += _diff_text(match.env_diff)
+        lines.append("  settings diff (live -> this pulumi up; everything else is held at its live value):")
+        lines += _settings_text(service["settings_diff"])
     lines += ["", "Next steps:"]
     for step in data["steps"]:
         lines.append(f"  {step['n']}. {step['action']}")

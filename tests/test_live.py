@@ -12,6 +12,7 @@ from components.platforms import QPK_TAG_ANNOTATION, UES_TAG_ANNOTATION
 from release.config import SecretRef
 from release.live import LiveStateError, from_cloud_run_v2, from_knative_json, read_cloud_run_v2, read_live_gcloud, read_live_path
 from release.stack import load_stack_file, stack_file
+from tests.fixtures.cloud_run_v2 import get_service_result
 from tests.fixtures.live_json import knative_for_spec, knative_service, release_annotations, v2_service, write_json, write_live_dir
 
 V2_LATEST = "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST"
@@ -236,24 +237,23 @@ def test_v2_confirmation(bend, confirmed):
     assert (live.confirmed_commit == SHA) is confirmed
 
 
-def test_v2_not_found_means_new_and_other_errors_raise():
+def _spec(services, key="ibkr"):
+    return services[key]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "invoke of gcp:cloudrunv2/getService:getService failed: "
+        "projects/interactivebrokersquant/locations/us-central1/services/interactive-brokers-quant-service not found",
+        "projects/interactivebrokersquant/locations/us-central1/services/interactive-brokers-quant-service not found \n",
+    ],
+)
+def test_v2_exact_not_found_means_new(services, message):
     def missing():
-        raise Exception("invoke of gcp:cloudrunv2/getService:getService failed: Cloud Run v2 service not found")
+        raise Exception(message)
 
-    def denied():
-        raise Exception("googleapi: Error 403: permission denied")
-
-    assert read_cloud_run_v2(missing, "svc-a") is None
-    assert read_cloud_run_v2(lambda: {"name": "", "templates": []}, "svc-a") is None
-    with pytest.raises(LiveStateError, match="403"):
-        read_cloud_run_v2(denied, "svc-a")
-    with pytest.raises(LiveStateError, match="not svc-a"):
-        read_cloud_run_v2(lambda: v2_service("svc-b", IMAGE, SHA), "svc-a")
-
-
-def test_v2_annotations_name_the_release():
-    live = from_cloud_run_v2(v2_service("svc-a", IMAGE, SHA, annotations={QPK_TAG_ANNOTATION: "v0.7.10", UES_TAG_ANNOTATION: "v0.7.13"}))
-    assert live.release_tags.ues == "v0.7.13"
+    assert read_cloud_run_v2(missing, _spec(services)) is None
 
 
 def _bent_knative(path: list, value):
@@ -343,9 +343,168 @@ def test_pydantic_errors_from_live_input_never_print_the_input_value():
     assert "percent" in str(caught.value) and "input_value" not in str(caught.value) and "250" not in str(caught.value)
 
 
-def test_v2_project_not_found_or_permission_denied_is_an_error_not_a_new_service():
+def test_v2_project_not_found_or_permission_denied_is_an_error_not_a_new_service(services):
     def no_project():
         raise Exception("googleapi: Error 403: Project 'interactivebrokersquant' not found or permission denied.")
 
     with pytest.raises(LiveStateError, match="permission denied"):
-        read_cloud_run_v2(no_project, "svc-a")
+        read_cloud_run_v2(no_project, _spec(services))
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "googleapi: Error 403: permission denied on run.services.get",
+        # "not found" about something else (the project, another service, a region) is not "the service is new".
+        "Cloud Run v2 service not found",
+        "projects/interactivebrokersquant not found",
+        "projects/interactivebrokersquant/locations/us-east1/services/interactive-brokers-quant-service not found",
+        "projects/123456789/locations/us-central1/services/interactive-brokers-quant-service not found",
+        "projects/interactivebrokersquant/locations/us-central1/services/interactive-brokers-quant-service not found; retrying",
+        "context deadline exceeded",
+    ],
+)
+def test_v2_any_other_invoke_error_is_an_error(services, message):
+    def failing():
+        raise Exception(message)
+
+    with pytest.raises(LiveStateError) as raised:
+        read_cloud_run_v2(failing, _spec(services))
+    assert "nothing was registered" in str(raised.value) and "gcp-interactivebrokersquant" in str(raised.value)
+
+
+def test_v2_an_empty_answer_or_another_service_is_an_error(services):
+    spec = _spec(services)
+    with pytest.raises(LiveStateError, match="without a service"):
+        read_cloud_run_v2(lambda: {"name": "", "templates": []}, spec)
+    with pytest.raises(LiveStateError, match="not interactive-brokers-quant-service"):
+        read_cloud_run_v2(lambda: v2_service("svc-b", IMAGE, SHA), spec)
+
+
+def test_release_record_is_trusted_only_for_the_commit_it_names():
+    record = release_annotations("v0.7.10", "v0.7.13")
+    live = from_cloud_run_v2(v2_service("svc-a", IMAGE, SHA, annotations=record))
+    assert (live.release_tags.qpk, live.release_tags.ues) == ("v0.7.10", "v0.7.13")
+    # A hand deploy of another image keeps the old record: it no longer describes what runs.
+    stale = release_annotations("v0.7.10", "v0.7.13", commit=OLD)
+    assert from_cloud_run_v2(v2_service("svc-a", IMAGE, SHA, annotations=stale)).release_tags.ues is None
+    assert from_knative_json(knative_service("svc-a", IMAGE, SHA, annotations=stale)).release_tags.ues is None
+    # The service-level annotations of earlier versions carry no commit: never trusted.
+    legacy = {QPK_TAG_ANNOTATION: "v0.7.10", UES_TAG_ANNOTATION: "v0.7.13"}
+    assert from_knative_json(knative_service("svc-a", IMAGE, SHA, annotations=legacy)).release_tags.ues is None
+
+
+def hand_deployed_ibkr_v1() -> dict:
+    """A gcloud describe of IBKR as deployed by hand: Direct VPC egress, own account, ingress all, a secret
+    volume, min 1 instance, extra template labels, CPU always allocated."""
+    doc = knative_service("svc-a", IMAGE, SHA, env={"NOTIFY_LANG": "zh"})
+    doc["metadata"]["annotations"].update({"run.googleapis.com/ingress": "all", "serving.knative.dev/creator": "me@x"})
+    template = doc["spec"]["template"]
+    template["metadata"]["labels"].update({"team": "trading", "run.googleapis.com/startupProbeType": "Default"})
+    template["metadata"]["annotations"].update(
+        {
+            "autoscaling.knative.dev/minScale": "1",
+            "autoscaling.knative.dev/maxScale": "2",
+            "run.googleapis.com/network-interfaces": json.dumps(
+                [{"network": "default", "subnetwork": "cloudrun-direct-egress", "tags": ["ib"]}]
+            ),
+            "run.googleapis.com/vpc-access-egress": "private-ranges-only",
+            "run.googleapis.com/cpu-throttling": "false",
+            "run.googleapis.com/startup-cpu-boost": "true",
+            "run.googleapis.com/execution-environment": "gen2",
+        }
+    )
+    spec = template["spec"]
+    spec.update(
+        {
+            "serviceAccountName": "ib-runner@interactivebrokersquant.iam.gserviceaccount.com",
+            "timeoutSeconds": 600,
+            "volumes": [{"name": "cfg", "secret": {"secretName": "ibkr-account-groups", "items": [{"key": "3", "path": "g.json"}]}}],
+        }
+    )
+    container = spec["containers"][0]
+    container.update(
+        {
+            "resources": {"limits": {"cpu": "1000m", "memory": "1Gi"}},
+            "volumeMounts": [{"name": "cfg", "mountPath": "/etc/ib"}],
+            "ports": [{"containerPort": 8080, "name": "http1"}],
+            "startupProbe": {"tcpSocket": {"port": 8080}, "timeoutSeconds": 240, "periodSeconds": 240, "failureThreshold": 1},
+        }
+    )
+    return doc
+
+
+def hand_deployed_ibkr_v2() -> dict:
+    """The same service as the provider's getService returns it (camelCase, nested lists)."""
+    return get_service_result(
+        ("p-project", "us-central1", "svc-a"), IMAGE, SHA, {"NOTIFY_LANG": "zh"}, {}, "rev-00002",
+        ingress="INGRESS_TRAFFIC_ALL",
+        service_account="ib-runner@interactivebrokersquant.iam.gserviceaccount.com",
+        vpc_accesses=[{"connector": "", "egress": "PRIVATE_RANGES_ONLY",
+                       "networkInterfaces": [{"network": "default", "subnetwork": "cloudrun-direct-egress", "tags": ["ib"]}]}],
+        scalings=[{"minInstanceCount": 1, "maxInstanceCount": 2}],
+        resources=[{"limits": {"cpu": "1", "memory": "1Gi"}, "cpuIdle": False, "startupCpuBoost": True}],
+        concurrency=1, timeout="600s", execution_environment="EXECUTION_ENVIRONMENT_GEN2",
+        volumes=[{"name": "cfg", "secrets": [{"secret": "ibkr-account-groups", "defaultMode": 0,
+                                              "items": [{"path": "g.json", "version": "3", "mode": 0}]}], "emptyDirs": []}],
+        volume_mounts=[{"name": "cfg", "mountPath": "/etc/ib"}],
+        template_labels={"team": "trading"},
+    )  # fmt: skip
+
+
+def test_both_shapes_read_the_same_settings():
+    v1 = from_knative_json(hand_deployed_ibkr_v1()).settings
+    v2 = from_cloud_run_v2(hand_deployed_ibkr_v2()).settings
+    assert v1 == v2
+    assert v1.ingress == "INGRESS_TRAFFIC_ALL" and v1.cpu_idle is False and v1.startup_cpu_boost is True
+    assert v1.vpc_access is not None and v1.vpc_access.network_interfaces[0].subnetwork == "cloudrun-direct-egress"
+    assert (v1.min_instances, v1.max_instances, v1.concurrency, v1.timeout, v1.cpu) == (1, 2, 1, "600s", "1")
+    assert v1.volumes[0].secret == "ibkr-account-groups" and v1.volumes[0].items[0].version == "3"
+    assert v1.execution_environment == "EXECUTION_ENVIRONMENT_GEN2"
+    # Cloud Run's own labels and annotations are not settings; the user's are.
+    assert v1.template_labels == {"team": "trading"}
+    assert v1.annotations == {} and v1.labels == {}
+    assert v1.startup_probe is not None and v1.startup_probe.kind == "tcp"
+
+
+@pytest.mark.parametrize(
+    "annotation, value, says",
+    [
+        ("run.googleapis.com/vpc-access-egress", "private-only", "private-only"),
+        ("run.googleapis.com/execution-environment", "gen3", "gen3"),
+        ("run.googleapis.com/network-interfaces", "not json", "not JSON"),
+    ],
+)
+def test_unknown_v1_setting_values_are_errors(annotation, value, says):
+    doc = hand_deployed_ibkr_v1()
+    doc["spec"]["template"]["metadata"]["annotations"][annotation] = value
+    with pytest.raises(LiveStateError, match=says):
+        from_knative_json(doc)
+
+
+def test_unknown_ingress_and_unholdable_volumes_are_errors():
+    doc = hand_deployed_ibkr_v1()
+    doc["metadata"]["annotations"]["run.googleapis.com/ingress"] = "everywhere"
+    with pytest.raises(LiveStateError, match="everywhere"):
+        from_knative_json(doc)
+    doc = hand_deployed_ibkr_v1()
+    doc["spec"]["template"]["spec"]["volumes"] = [{"name": "bucket", "csi": {"driver": "gcsfuse.run.googleapis.com"}}]
+    with pytest.raises(LiveStateError, match="volume bucket is of a kind this program cannot hold"):
+        from_knative_json(doc)
+    v2 = hand_deployed_ibkr_v2()
+    v2["ingress"] = "INGRESS_TRAFFIC_EVERYWHERE"
+    with pytest.raises(LiveStateError, match="cannot express \\(ingress: Input should be"):
+        from_cloud_run_v2(v2)
+
+
+def test_declared_traffic_is_read_from_both_shapes():
+    doc = knative_service("svc-a", IMAGE, SHA)
+    doc["spec"]["traffic"] = [{"revisionName": "rev-00001", "percent": 90}, {"latestRevision": True, "percent": 10, "tag": "canary"}]
+    v1 = from_knative_json(doc).declared_traffic
+    v2_doc = v2_service("svc-a", IMAGE, SHA)
+    v2_doc["traffics"] = [
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": "rev-00001", "percent": 90, "tag": ""},
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "revision": "", "percent": 10, "tag": "canary"},
+    ]
+    assert v1 == from_cloud_run_v2(v2_doc).declared_traffic
+    assert [(t.revision, t.latest, t.percent, t.tag) for t in v1] == [("rev-00001", False, 90, None), (None, True, 10, "canary")]

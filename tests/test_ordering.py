@@ -7,7 +7,7 @@ import json
 import pytest
 
 from components.env import ServiceEnv
-from components.platforms import PLATFORMS, QPK_TAG_ANNOTATION, UES_TAG_ANNOTATION
+from components.platforms import PLATFORMS
 from components.profiles import load_matrices
 from release.config import ReleaseBundle, SecretRef
 from release.live import LiveService, from_knative_json
@@ -219,10 +219,10 @@ def test_env_diff_shows_refs_never_hidden_values():
     assert "s3cr3t" not in repr(diff)
 
 
-def test_release_annotations_read_from_live():
+def test_release_record_read_from_live():
     live = live_of("ibkr", {}, tags=("v0.7.8", "v0.7.11"))
-    assert live.annotations[QPK_TAG_ANNOTATION] == "v0.7.8" and live.annotations[UES_TAG_ANNOTATION] == "v0.7.11"
-    assert live_revision(live).ues_tag == "v0.7.11"
+    assert live.release_record == f"{OLD} v0.7.8 v0.7.11"
+    assert live_revision(live).ues_tag == "v0.7.11" and live_revision(live).qpk_tag == "v0.7.8"
 
 
 @pytest.mark.parametrize("flag", [None, "", "  "])

@@ -224,3 +224,41 @@ def test_plan_shows_the_managed_job_and_lists_companion_jobs_as_held():
         "companion jobs held, not managed: charles-schwab-quant-probe-scheduler, charles-schwab-quant-precheck-scheduler, schwab-monitor-dispatcher-scheduler"
         in text
     )
+
+
+def test_settings_diff_lists_what_this_up_changes_and_never_a_held_field():
+    spec = CONFIG.services["ibkr"]
+    document = knative_for_spec(spec, {"STRATEGY_PROFILE": "global_etf_rotation", "IBKR_DRY_RUN_ONLY": "true", "LEAKED_PASSWORD": "hunter2"}, commit=OLD,
+                                image=spec.image.rsplit(":", 1)[0] + ":" + OLD)  # fmt: skip
+    document["metadata"]["annotations"]["run.googleapis.com/ingress"] = "all"
+    document["spec"]["template"]["spec"]["serviceAccountName"] = "hand@interactivebrokersquant.iam.gserviceaccount.com"
+    live = {"ibkr": from_knative_json(document, spec.service_name)}
+    # Nothing set in the config: ingress and account are held, so the diff is empty.
+    held = to_json(build_plan(CONFIG, PASSED, live, MATRICES, images=IMAGES))["services"][0]
+    assert held["key"] == "ibkr" and held["settings_diff"] == []
+    # The config sets ingress: exactly that field shows, live -> desired; the account stays held.
+    services = {**CONFIG.services, "ibkr": spec.model_copy(update={"ingress": "internal"})}
+    config = CONFIG.model_copy(update={"services": services})
+    plan = build_plan(config, PASSED, live, MATRICES, images=IMAGES)
+    data = to_json(plan)["services"][0]
+    assert data["settings_diff"] == [{"field": "ingress", "live": "INGRESS_TRAFFIC_ALL", "desired": "INGRESS_TRAFFIC_INTERNAL_ONLY"}]
+    # The same function feeds the program: what the plan shows is what it registers.
+    assert plan.services[0].applied_settings.ingress == "INGRESS_TRAFFIC_INTERNAL_ONLY"
+    assert plan.services[0].applied_settings.service_account == "hand@interactivebrokersquant.iam.gserviceaccount.com"
+    text = render_text(plan)
+    assert '~ ingress: "INGRESS_TRAFFIC_ALL" -> "INGRESS_TRAFFIC_INTERNAL_ONLY"' in text
+    # A credential-looking plain value is warned about, never printed.
+    assert any("LEAKED_PASSWORD" in w and "Secret Manager" in w for w in data["warnings"])
+    assert "hunter2" not in text and "hunter2" not in json.dumps(to_json(plan))
+
+
+def test_a_service_still_deployed_by_its_platform_workflow_is_warned_about():
+    spec = CONFIG.services["schwab"]
+    document = knative_for_spec(spec, {"STRATEGY_PROFILE": "tqqq_growth_income", "SCHWAB_DRY_RUN_ONLY": "true"}, commit=OLD,
+                                image=spec.image.rsplit(":", 1)[0] + ":" + OLD)  # fmt: skip
+    document["spec"]["template"]["metadata"]["labels"]["managed-by"] = "github-actions"
+    plan = build_plan(CONFIG, PASSED, {"schwab": from_knative_json(document, spec.service_name)}, MATRICES, images=IMAGES)
+    warnings = next(s for s in to_json(plan)["services"] if s["key"] == "schwab")["warnings"]
+    warning = next(w for w in warnings if "managed-by=github-actions" in w)
+    assert "QuantStrategyLab/CharlesSchwabPlatform" in warning
+    assert "ENABLE_GITHUB_CLOUD_RUN_DEPLOY" in warning and "ENABLE_GITHUB_ENV_SYNC" in warning

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from components.platforms import COMMIT_LABEL, QPK_TAG_ANNOTATION, UES_TAG_ANNOTATION
+from components.ownership import RELEASE_RECORD_ANNOTATION
+from components.platforms import COMMIT_LABEL
+from tests.fixtures.cloud_run_v2 import get_service_result, live_from_registered
 from tests.fixtures.pulumi_mocks import CutoverMocks, ProgramRun, deployed_image, run_main, service_env
 from tests.test_env import target
 from tests.test_program import SERVICES, expected_registered_env
@@ -32,71 +34,24 @@ BASELINE_ENV = {
 }
 
 
-def _revision_path(key: tuple[str, str, str], revision: str) -> str:
-    project, location, name = key
-    return f"projects/{project}/locations/{location}/services/{name}/revisions/{revision}"
-
-
-def get_service_result(
-    key: tuple[str, str, str],
-    image: str,
-    commit: str,
-    plain: Mapping[str, str],
-    secrets: Mapping[str, tuple[str, str]],
-    annotations: Mapping[str, str],
-    revision: str,
-    ready: bool = True,
-) -> dict[str, Any]:
-    """What the provider answers for `getService`, in the engine's camelCase shape."""
-    envs = [{"name": name, "value": value} for name, value in plain.items()]
-    envs += [
-        {"name": name, "valueSources": [{"secretKeyReves": [{"secret": secret, "version": version}]}]}
-        for name, (secret, version) in secrets.items()
-    ]
-    project, location, name = key
-    return {
-        "name": name,
-        "project": project,
-        "location": location,
-        "uri": f"https://{name}-live.a.run.app",
-        "annotations": dict(annotations),
-        "templates": [{"labels": {COMMIT_LABEL: commit}, "containers": [{"image": image, "envs": envs}]}],
-        "latestCreatedRevision": _revision_path(key, revision),
-        "latestReadyRevision": _revision_path(key, revision),
-        "reconciling": False,
-        "terminalConditions": [{"type": "Ready", "state": "CONDITION_SUCCEEDED" if ready else "CONDITION_FAILED"}],
-        "trafficStatuses": [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}],
-    }
-
-
 def live_after(run: ProgramRun, key: str, revision: str) -> dict[str, Any]:
     """The live service once Cloud Run has rolled out what `run` registered for `key`, ready at 100%."""
-    inputs = run.services()[key].inputs
-    env = service_env(inputs)
-    return get_service_result(
-        (inputs["project"], inputs["location"], inputs["name"]),
-        image=inputs["template"]["containers"][0]["image"],
-        commit=inputs["template"]["labels"][COMMIT_LABEL],
-        plain={name: value for name, value in env.items() if not isinstance(value, tuple)},
-        secrets={name: (value[1], value[2]) for name, value in env.items() if isinstance(value, tuple)},
-        annotations=inputs.get("annotations", {}),
-        revision=revision,
-    )
+    return live_from_registered(run.services()[key].inputs, revision)
 
 
 def ibkr_key() -> tuple[str, str, str]:
     return (IBKR["project"], IBKR["region"], IBKR["serviceName"])
 
 
-def baseline_live(env: Mapping[str, str] = BASELINE_ENV) -> dict[str, Any]:
+def baseline_live(env: Mapping[str, str] = BASELINE_ENV, **settings: Any) -> dict[str, Any]:
     return get_service_result(
         ibkr_key(),
         BASELINE_IMAGE,
         BASELINE,
         env,
         {"TELEGRAM_TOKEN": ("interactive-brokers-telegram-token", "latest")},
-        annotations={},
         revision="interactive-brokers-quant-service-00041-abc",
+        **settings,
     )
 
 
@@ -118,7 +73,7 @@ def test_forward_release_deploys_the_image_first_then_switches_env(github_api):
     assert env["IBKR_FEATURE_SNAPSHOT_PATH"] == SNAPSHOT
     assert "RUNTIME_TARGET_JSON" not in env and env["IBKR_DRY_RUN_ONLY"] == "false"
     assert env["TELEGRAM_TOKEN"] == ("secret", "interactive-brokers-telegram-token", "latest")
-    assert ibkr["annotations"] == {QPK_TAG_ANNOTATION: "v0.7.10", UES_TAG_ANNOTATION: "v0.7.13"}
+    assert ibkr["template"]["annotations"] == {RELEASE_RECORD_ANNOTATION: f"{IBKR['commit']} v0.7.10 v0.7.13"}
     # The services with no live state are created whole in the same run.
     assert {key: first.outputs[key]["phase"] for key in ("schwab", "longbridge-hk", "longbridge-sg")} == {
         "schwab": "create",
@@ -249,7 +204,9 @@ def test_a_malformed_get_service_answer_is_a_run_error_not_a_traceback(github_ap
     live["templates"][0]["containers"][0]["envs"].append({"value": "123456789:AAHsecretbotTOKEN"})
     run = run_main(mocks=CutoverMocks({ibkr_key(): live}))
     assert isinstance(run.error, pulumi.RunError), repr(run.error)
-    assert "getService interactive-brokers-quant-service" in str(run.error)
+    assert "get_service(projects/interactivebrokersquant/locations/us-central1/services/interactive-brokers-quant-service)" in str(
+        run.error
+    )
     assert "AAHsecretbotTOKEN" not in str(run.error)
     assert run.services() == {}
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 
 from components.env import ServiceEnv, ServiceRevision, desired_revision, dry_run_value
-from components.platforms import QPK_TAG_ANNOTATION, UES_TAG_ANNOTATION
+from components.ownership import RELEASE_RECORD_ANNOTATION
 from components.profiles import matrix_for
 from components.program import Providers, deploy
-from components.strategy_service import COMPONENT_TYPE, StrategyService, StrategyServiceArgs
+from components.strategy_service import COMPONENT_TYPE, StrategyService, StrategyServiceArgs, service_logical_name
 from release.config import SchedulerSpec, SecretRef
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.pulumi_mocks import PROVIDER_TYPE, SERVICE_TYPE, deployed_image, run_under_mocks, service_env
@@ -82,8 +82,8 @@ def test_component_applies_exactly_the_revision_it_is_given():
         "ZED": "1",
     }
     assert inputs["template"]["labels"] == {"commit-sha": "b" * 40}
-    # An unknown release is not recorded as a guess.
-    assert inputs["annotations"] == {UES_TAG_ANNOTATION: "v0.7.11"}
+    # An unknown release (no QPK tag) is not recorded as a guess.
+    assert "annotations" not in inputs["template"] and "annotations" not in inputs
 
 
 @pytest.mark.parametrize("key", ["ibkr", "schwab", "longbridge-hk", "longbridge-sg"])
@@ -95,12 +95,23 @@ def test_cloud_run_settings_labels_and_annotations(prod_run, key):
     assert inputs["ingress"] == "INGRESS_TRAFFIC_INTERNAL_ONLY"
     assert inputs["deletionProtection"] is True
     assert inputs["traffics"] == [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}]
-    assert inputs["annotations"] == {QPK_TAG_ANNOTATION: "v0.7.10", UES_TAG_ANNOTATION: "v0.7.13"}
+    # The release record names the commit it describes, on the revision template (a hand deploy of
+    # another image replaces it instead of keeping it, as it would a service-level annotation).
+    assert template["annotations"] == {RELEASE_RECORD_ANNOTATION: f"{spec.commit} v0.7.10 v0.7.13"}
+    assert "annotations" not in inputs
     assert template["labels"] == {"commit-sha": spec.commit}
     assert template["scaling"] == {"maxInstanceCount": 1}
     assert template["timeout"] == "300s"
     assert template["serviceAccount"] == f"{spec.platform}-platform-runtime@{spec.project}.iam.gserviceaccount.com"
-    assert template["containers"][0]["resources"]["limits"] == {"cpu": "1", "memory": "512Mi"}
+    assert template["containers"][0]["resources"] == {"limits": {"cpu": "1", "memory": "512Mi"}, "cpuIdle": True}
+    # IBKR reaches its IB Gateway through Direct VPC egress: a new IBKR service starts with it.
+    if key == "ibkr":
+        assert template["vpcAccess"] == {
+            "egress": "PRIVATE_RANGES_ONLY",
+            "networkInterfaces": [{"network": "default", "subnetwork": "default"}],
+        }
+    else:
+        assert "vpcAccess" not in template
     assert template["containers"][0]["image"] == deployed_image(spec.image)
     # Only IBKR serves one request at a time.
     assert template.get("maxInstanceRequestConcurrency") == (1 if key == "ibkr" else None)
@@ -119,7 +130,9 @@ def test_service_is_protected_ignores_gcloud_client_drift_and_sits_under_its_com
         assert service.protect is True
         assert set(service.ignore_changes) == {"client", "clientVersion"}
         assert service.parent == components[key].urn
-        assert service.urn.endswith(f"{COMPONENT_TYPE}${SERVICE_TYPE}::{key}")
+        # Its own logical name, not the component's: `pulumi import --file` resolves parents by name.
+        assert service.name == service_logical_name(key) == f"{key}-cloud-run"
+        assert service.urn.endswith(f"{COMPONENT_TYPE}${SERVICE_TYPE}::{key}-cloud-run")
 
 
 def test_one_explicit_provider_per_gcp_project(prod_run):
@@ -205,13 +218,13 @@ def test_one_job_and_one_invoker_member_per_service(prod_run):
 
 
 def hk_live(**kwargs):
-    from tests.test_program_cutover import get_service_result
+    from tests.fixtures.cloud_run_v2 import get_service_result
 
     spec = CONFIG.services["longbridge-hk"]
     key = (spec.project, spec.region, spec.service_name)
     return key, get_service_result(
         key, spec.image, spec.commit, {"STRATEGY_PROFILE": "qqq_tech_enhancement", "LONGBRIDGE_DRY_RUN_ONLY": "true"},
-        {}, {}, "longbridge-quant-hk-service-00007-abc", **kwargs,
+        {}, "longbridge-quant-hk-service-00007-abc", **kwargs,
     )  # fmt: skip
 
 

@@ -1,0 +1,373 @@
+"""The ownership rule: which inputs of a Cloud Run service this program owns, and which it holds.
+
+The program owns the image, the `commit-sha` template label, the env (what it derives plus what the stack
+config lists) and its release record. Everything else a live service carries is *held*: registered with
+its live value, so the engine's diff for it is empty and the state records it. A held setting changes only
+when the stack config sets it (`serviceAccount`, `ingress`, `vpcAccess`, `scaling`, `resources`,
+`concurrency`, `timeoutSeconds`); a service that does not exist yet starts from CONTRACT.md section 2.
+
+In the provider an absent optional input means "remove", so holding is the only safe reading of a field
+the program does not own: omitting Direct VPC egress cuts IBKR off its IB Gateway.
+
+Pure data and functions (no Pulumi): `release/ordering.py` computes the settings a run applies with
+`desired_settings`, `python -m release plan` shows `settings_diff` of exactly those, and the component
+maps the same `ServiceSettings` onto `gcp.cloudrunv2.Service` arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from components.platforms import COMMIT_LABEL, PLATFORMS, QPK_TAG_ANNOTATION, UES_TAG_ANNOTATION
+from release.config import ServiceSpec
+
+# The release record: "<commit> <qpk tag> <ues tag>" on the revision template, so a hand deploy of another
+# image (which keeps service-level annotations) cannot leave a record that names the wrong bundle.
+RELEASE_RECORD_ANNOTATION = "us-equity-cutover/release"
+# What earlier versions of this program wrote at service level; owned, so an update drops them.
+LEGACY_RELEASE_ANNOTATIONS = frozenset({QPK_TAG_ANNOTATION, UES_TAG_ANNOTATION})
+OWNED_TEMPLATE_LABELS = frozenset({COMMIT_LABEL})
+OWNED_TEMPLATE_ANNOTATIONS = frozenset({RELEASE_RECORD_ANNOTATION})
+OWNED_SERVICE_ANNOTATIONS = LEGACY_RELEASE_ANNOTATIONS
+# gcloud's `--labels commit-sha=...` also labels the service; kept in step with the template label.
+OWNED_SERVICE_LABELS = frozenset({COMMIT_LABEL})
+
+# Label/annotation namespaces Cloud Run itself writes (v1 shows them, v2 rejects them as inputs).
+SYSTEM_PREFIXES = (
+    "run.googleapis.com/",
+    "serving.knative.dev/",
+    "autoscaling.knative.dev/",
+    "client.knative.dev/",
+    "cloud.googleapis.com/",
+    "features.knative.dev/",
+)
+
+Ingress = Literal["INGRESS_TRAFFIC_ALL", "INGRESS_TRAFFIC_INTERNAL_ONLY", "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"]
+Egress = Literal["ALL_TRAFFIC", "PRIVATE_RANGES_ONLY"]
+ExecutionEnvironment = Literal["EXECUTION_ENVIRONMENT_GEN1", "EXECUTION_ENVIRONMENT_GEN2"]
+
+# The stack config speaks gcloud's words; the provider speaks v2 enums.
+INGRESS_BY_WORD: Mapping[str, Ingress] = {
+    "all": "INGRESS_TRAFFIC_ALL",
+    "internal": "INGRESS_TRAFFIC_INTERNAL_ONLY",
+    "internal-and-cloud-load-balancing": "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+}
+EGRESS_BY_WORD: Mapping[str, Egress] = {"all-traffic": "ALL_TRAFFIC", "private-ranges-only": "PRIVATE_RANGES_ONLY"}
+EXECUTION_ENVIRONMENT_BY_WORD: Mapping[str, ExecutionEnvironment] = {
+    "gen1": "EXECUTION_ENVIRONMENT_GEN1",
+    "gen2": "EXECUTION_ENVIRONMENT_GEN2",
+}
+WORD_BY_INGRESS = {value: word for word, value in INGRESS_BY_WORD.items()}
+WORD_BY_EGRESS = {value: word for word, value in EGRESS_BY_WORD.items()}
+
+# CONTRACT.md section 2: what the platforms' workflows deploy with; only a new service starts from these.
+DEFAULT_INGRESS: Ingress = "INGRESS_TRAFFIC_INTERNAL_ONLY"
+DEFAULT_MAX_INSTANCES = 1
+DEFAULT_CPU = "1"
+DEFAULT_MEMORY = "512Mi"
+DEFAULT_TIMEOUT = "300s"
+IBKR_DEFAULT_NETWORK = "default"
+IBKR_DEFAULT_SUBNETWORK = "default"
+
+
+class SettingsModel(BaseModel):
+    # camelCase when shown (the settings diff speaks the stack config's and the provider's case).
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+
+class NetworkInterface(SettingsModel):
+    network: Optional[str] = None
+    subnetwork: Optional[str] = None
+    tags: tuple[str, ...] = ()
+
+
+class VpcAccess(SettingsModel):
+    """Direct VPC egress (network interfaces) or a Serverless VPC Access connector, and the egress mode."""
+
+    connector: Optional[str] = None
+    egress: Optional[Egress] = None
+    network_interfaces: tuple[NetworkInterface, ...] = ()
+
+
+class SecretItem(SettingsModel):
+    path: str
+    version: Optional[str] = None
+    mode: Optional[int] = None
+
+
+class Volume(SettingsModel):
+    """A revision volume: a Secret Manager secret as files, or an in-memory/disk scratch directory."""
+
+    name: str
+    kind: Literal["secret", "empty_dir"]
+    secret: Optional[str] = None
+    items: tuple[SecretItem, ...] = ()
+    default_mode: Optional[int] = None
+    medium: Optional[str] = None
+    size_limit: Optional[str] = None
+
+
+class VolumeMount(SettingsModel):
+    name: str
+    mount_path: str
+
+
+class Probe(SettingsModel):
+    """A liveness or startup probe (exactly one of http/tcp/grpc is set)."""
+
+    kind: Literal["http", "tcp", "grpc"]
+    path: Optional[str] = None
+    port: Optional[int] = None
+    service: Optional[str] = None
+    initial_delay_seconds: Optional[int] = None
+    period_seconds: Optional[int] = None
+    timeout_seconds: Optional[int] = None
+    failure_threshold: Optional[int] = None
+
+
+class ContainerPort(SettingsModel):
+    container_port: Optional[int] = None
+    name: Optional[str] = None
+
+
+class ServiceSettings(SettingsModel):
+    """Every Cloud Run setting the program does not own, normalised to the provider's (v2) vocabulary.
+
+    None / empty means "not set on the service" (Cloud Run's default applies). Both live readers (gcloud's
+    v1 JSON and the v2 invoke) produce this model, so the same service reads the same from either.
+    """
+
+    service_account: Optional[str] = None
+    ingress: Optional[Ingress] = None
+    vpc_access: Optional[VpcAccess] = None
+    min_instances: Optional[int] = None
+    max_instances: Optional[int] = None
+    cpu: Optional[str] = None
+    memory: Optional[str] = None
+    # None = CPU only during requests (Cloud Run's default); False = always allocated.
+    cpu_idle: Optional[bool] = None
+    startup_cpu_boost: Optional[bool] = None
+    concurrency: Optional[int] = None
+    timeout: Optional[str] = None
+    volumes: tuple[Volume, ...] = ()
+    volume_mounts: tuple[VolumeMount, ...] = ()
+    liveness_probe: Optional[Probe] = None
+    startup_probe: Optional[Probe] = None
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    ports: tuple[ContainerPort, ...] = ()
+    execution_environment: Optional[ExecutionEnvironment] = None
+    session_affinity: Optional[bool] = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    template_labels: dict[str, str] = Field(default_factory=dict)
+    template_annotations: dict[str, str] = Field(default_factory=dict)
+
+
+# The settings diff names fields as an operator writes them; the order is the order `plan` lists them in.
+FIELD_NAMES: Mapping[str, str] = {
+    "service_account": "serviceAccount",
+    "ingress": "ingress",
+    "vpc_access": "vpcAccess",
+    "min_instances": "scaling.minInstances",
+    "max_instances": "scaling.maxInstances",
+    "cpu": "resources.cpu",
+    "memory": "resources.memory",
+    "cpu_idle": "resources.cpuIdle",
+    "startup_cpu_boost": "resources.startupCpuBoost",
+    "concurrency": "concurrency",
+    "timeout": "timeout",
+    "volumes": "volumes",
+    "volume_mounts": "volumeMounts",
+    "liveness_probe": "livenessProbe",
+    "startup_probe": "startupProbe",
+    "command": "command",
+    "args": "args",
+    "ports": "ports",
+    "execution_environment": "executionEnvironment",
+    "session_affinity": "sessionAffinity",
+    "labels": "labels",
+    "annotations": "annotations",
+    "template_labels": "template.labels",
+    "template_annotations": "template.annotations",
+}
+
+
+def is_system_key(key: str) -> bool:
+    return key.startswith(SYSTEM_PREFIXES)
+
+
+def user_entries(entries: Mapping[str, str], owned: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Labels/annotations as held settings: without Cloud Run's own keys and without the owned ones."""
+    return {key: value for key, value in sorted(entries.items()) if not is_system_key(key) and key not in owned}
+
+
+def default_settings(spec: ServiceSpec) -> ServiceSettings:
+    """CONTRACT.md section 2 for a service that does not exist yet (never applied over a live value)."""
+    platform = PLATFORMS[spec.platform]
+    vpc = None
+    if spec.platform == "ibkr":
+        # How IBKR reaches its IB Gateway; without it the service cannot trade.
+        vpc = VpcAccess(
+            egress="PRIVATE_RANGES_ONLY",
+            network_interfaces=(NetworkInterface(network=IBKR_DEFAULT_NETWORK, subnetwork=IBKR_DEFAULT_SUBNETWORK),),
+        )
+    return ServiceSettings(
+        service_account=platform.default_service_account(spec.project),
+        ingress=DEFAULT_INGRESS,
+        vpc_access=vpc,
+        max_instances=DEFAULT_MAX_INSTANCES,
+        cpu=DEFAULT_CPU,
+        memory=DEFAULT_MEMORY,
+        concurrency=platform.concurrency,
+        timeout=DEFAULT_TIMEOUT,
+    )
+
+
+def configured_settings(spec: ServiceSpec) -> dict[str, Any]:
+    """The settings the stack config sets for this service (field -> value); absent fields are not here."""
+    values: dict[str, Any] = {}
+    if spec.service_account is not None:
+        values["service_account"] = spec.service_account
+    if spec.ingress is not None:
+        values["ingress"] = INGRESS_BY_WORD[spec.ingress]
+    if spec.vpc_access is not None:
+        vpc = spec.vpc_access
+        interfaces: tuple[NetworkInterface, ...] = ()
+        if vpc.network is not None or vpc.subnetwork is not None:
+            interfaces = (NetworkInterface(network=vpc.network, subnetwork=vpc.subnetwork, tags=tuple(vpc.tags)),)
+        values["vpc_access"] = VpcAccess(connector=vpc.connector, egress=EGRESS_BY_WORD[vpc.egress], network_interfaces=interfaces)
+    if spec.scaling is not None:
+        if spec.scaling.min_instances is not None:
+            values["min_instances"] = spec.scaling.min_instances or None
+        if spec.scaling.max_instances is not None:
+            values["max_instances"] = spec.scaling.max_instances
+    if spec.resources is not None:
+        resources = spec.resources
+        if resources.cpu is not None:
+            values["cpu"] = normalize_cpu(resources.cpu)
+        if resources.memory is not None:
+            values["memory"] = resources.memory
+        if resources.cpu_idle is not None:
+            values["cpu_idle"] = normalize_cpu_idle(resources.cpu_idle)
+        if resources.startup_cpu_boost is not None:
+            values["startup_cpu_boost"] = resources.startup_cpu_boost or None
+    if spec.concurrency is not None:
+        values["concurrency"] = spec.concurrency
+    if spec.timeout_seconds is not None:
+        values["timeout"] = f"{spec.timeout_seconds}s"
+    return values
+
+
+def desired_settings(spec: ServiceSpec, live: Optional[ServiceSettings]) -> ServiceSettings:
+    """THE rule: the live settings (the defaults only for a new service), with what the config sets on top."""
+    base = live if live is not None else default_settings(spec)
+    return base.model_copy(update=configured_settings(spec))
+
+
+def normalize_cpu(cpu: str) -> str:
+    """`1000m` and `1` are the same CPU limit; compare them as whole CPUs where they are whole."""
+    if cpu.endswith("m") and cpu[:-1].isdigit() and int(cpu[:-1]) % 1000 == 0:
+        return str(int(cpu[:-1]) // 1000)
+    return cpu
+
+
+def normalize_cpu_idle(value: Optional[bool]) -> Optional[bool]:
+    """True is Cloud Run's default (CPU only during requests), so it reads as "not set"."""
+    return False if value is False else None
+
+
+@dataclass(frozen=True)
+class SettingChange:
+    """One setting this update changes: live -> desired, as JSON-able values (None = not set)."""
+
+    field: str
+    live: Any
+    desired: Any
+
+    def to_json(self) -> dict[str, Any]:
+        return {"field": self.field, "live": self.live, "desired": self.desired}
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=True)
+    if isinstance(value, tuple):
+        return [_shown(item) for item in value]
+    if isinstance(value, dict):
+        return dict(sorted(value.items()))
+    return value
+
+
+def settings_diff(live: Optional[ServiceSettings], desired: ServiceSettings) -> tuple[SettingChange, ...]:
+    """Every setting that differs, in `FIELD_NAMES` order. A held field is equal by construction, so it
+    never appears; for a new service every field that will be set is listed against None."""
+    before = live if live is not None else ServiceSettings()
+    changes = []
+    for name, shown_name in FIELD_NAMES.items():
+        old, new = getattr(before, name), getattr(desired, name)
+        if old != new:
+            changes.append(SettingChange(shown_name, _shown(old), _shown(new)))
+    return tuple(changes)
+
+
+def release_record(commit: str, qpk_tag: Optional[str], ues_tag: Optional[str]) -> Optional[str]:
+    """The record written with an image; None when the bundle is unknown (never a guess)."""
+    if not commit or qpk_tag is None or ues_tag is None:
+        return None
+    return f"{commit} {qpk_tag} {ues_tag}"
+
+
+def parse_release_record(text: Optional[str]) -> Optional[tuple[str, str, str]]:
+    """(commit, qpk tag, ues tag) of a record, or None when it is absent or not three words."""
+    if not text:
+        return None
+    parts = text.split()
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
+
+
+@dataclass(frozen=True)
+class OwnedMetadata:
+    """The label/annotation values this program owns, as it registers them beside the held ones."""
+
+    template_labels: Mapping[str, str]
+    template_annotations: Mapping[str, str]
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+
+
+def owned_metadata(commit: str, record: Optional[str], live_service_labels: Mapping[str, str]) -> OwnedMetadata:
+    """What a changing update writes: the commit label, the release record; legacy annotations dropped.
+
+    A service-level `commit-sha` (gcloud's `--labels` sets one) is kept in step only where the live
+    service has one; the template label is what "confirmed live" reads.
+    """
+    return OwnedMetadata(
+        template_labels={COMMIT_LABEL: commit} if commit else {},
+        template_annotations={RELEASE_RECORD_ANNOTATION: record} if record else {},
+        labels={COMMIT_LABEL: commit} if commit and COMMIT_LABEL in live_service_labels else {},
+        annotations={},
+    )
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """Labels and annotations exactly as registered: held settings merged with the owned values."""
+
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    template_labels: dict[str, str]
+    template_annotations: dict[str, str]
+
+
+def registered_metadata(settings: ServiceSettings, owned: OwnedMetadata) -> Metadata:
+    return Metadata(
+        labels=dict(sorted({**settings.labels, **owned.labels}.items())),
+        annotations=dict(sorted({**settings.annotations, **owned.annotations}.items())),
+        template_labels=dict(sorted({**settings.template_labels, **owned.template_labels}.items())),
+        template_annotations=dict(sorted({**settings.template_annotations, **owned.template_annotations}.items())),
+    )

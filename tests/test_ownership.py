@@ -1,0 +1,153 @@
+"""components/ownership.py: held settings stay live, configured ones win, defaults only for a new service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.ownership import (
+    NetworkInterface,
+    ServiceSettings,
+    VpcAccess,
+    default_settings,
+    desired_settings,
+    parse_release_record,
+    release_record,
+    settings_diff,
+)
+from release.config import ConfigError
+from release.stack import load_stack_file, parse_stack, stack_file
+
+CONFIG = load_stack_file(stack_file("prod"))
+IBKR = CONFIG.services["ibkr"]
+ROOT = Path(__file__).resolve().parents[1]
+
+HAND = ServiceSettings(
+    service_account="ib-runner@interactivebrokersquant.iam.gserviceaccount.com",
+    ingress="INGRESS_TRAFFIC_ALL",
+    vpc_access=VpcAccess(
+        egress="PRIVATE_RANGES_ONLY",
+        network_interfaces=(NetworkInterface(network="default", subnetwork="cloudrun-direct-egress"),),
+    ),
+    min_instances=1,
+    max_instances=2,
+    cpu="2",
+    memory="1Gi",
+    concurrency=4,
+    timeout="600s",
+    template_labels={"team": "trading"},
+)
+
+
+def test_a_live_service_keeps_every_setting_the_config_does_not_set():
+    assert desired_settings(IBKR, HAND) == HAND
+    assert settings_diff(HAND, desired_settings(IBKR, HAND)) == ()
+
+
+def test_defaults_apply_only_to_a_service_that_does_not_exist():
+    new = desired_settings(IBKR, None)
+    assert new == default_settings(IBKR)
+    assert (new.ingress, new.max_instances, new.cpu, new.memory, new.timeout, new.concurrency) == (
+        "INGRESS_TRAFFIC_INTERNAL_ONLY", 1, "1", "512Mi", "300s", 1,
+    )  # fmt: skip
+    assert new.service_account == "ibkr-platform-runtime@interactivebrokersquant.iam.gserviceaccount.com"
+    assert new.vpc_access is not None and new.vpc_access.egress == "PRIVATE_RANGES_ONLY"
+    # A live service without VPC access is not given the default one: it is held as it is.
+    assert desired_settings(IBKR, ServiceSettings()).vpc_access is None
+    assert default_settings(CONFIG.services["schwab"]).vpc_access is None
+
+
+def test_configured_settings_win_and_only_they_change():
+    spec = IBKR.model_validate(
+        {**IBKR.model_dump(by_alias=True, exclude_none=True), "ingress": "internal", "scaling": {"maxInstances": 3},
+         "resources": {"memory": "2Gi", "cpuIdle": True}, "timeoutSeconds": 300}
+    )  # fmt: skip
+    desired = desired_settings(spec, HAND)
+    assert desired.ingress == "INGRESS_TRAFFIC_INTERNAL_ONLY" and desired.max_instances == 3
+    assert desired.memory == "2Gi" and desired.timeout == "300s"
+    # Untouched: the minimum, the CPU, the VPC, the account.
+    assert (desired.min_instances, desired.cpu, desired.vpc_access, desired.service_account) == (
+        1, "2", HAND.vpc_access, HAND.service_account,
+    )  # fmt: skip
+    diff = {change.field: (change.live, change.desired) for change in settings_diff(HAND, desired)}
+    assert diff == {
+        "ingress": ("INGRESS_TRAFFIC_ALL", "INGRESS_TRAFFIC_INTERNAL_ONLY"),
+        "scaling.maxInstances": (2, 3),
+        "resources.memory": ("1Gi", "2Gi"),
+        "timeout": ("600s", "300s"),
+    }
+
+
+def test_a_vpc_set_in_config_replaces_the_live_one():
+    spec = IBKR.model_validate(
+        {**IBKR.model_dump(by_alias=True, exclude_none=True),
+         "vpcAccess": {"network": "default", "subnetwork": "default", "egress": "all-traffic"}}
+    )  # fmt: skip
+    desired = desired_settings(spec, HAND)
+    assert desired.vpc_access == VpcAccess(
+        egress="ALL_TRAFFIC", network_interfaces=(NetworkInterface(network="default", subnetwork="default"),)
+    )
+    changed = settings_diff(HAND, desired)
+    assert [c.field for c in changed] == ["vpcAccess"]
+    assert changed[0].live["networkInterfaces"] == [{"network": "default", "subnetwork": "cloudrun-direct-egress"}]
+
+
+def test_release_record_round_trip():
+    record = release_record("a" * 40, "v0.7.10", "v0.7.13")
+    assert record == f"{'a' * 40} v0.7.10 v0.7.13"
+    assert parse_release_record(record) == ("a" * 40, "v0.7.10", "v0.7.13")
+    assert release_record("a" * 40, None, "v0.7.13") is None
+    assert parse_release_record("v0.7.10") is None
+
+
+def _services_with(**changes):
+    raw = yaml.safe_load(stack_file("prod").read_text(encoding="utf-8"))["config"]
+    services = raw["us-equity-cutover:services"]
+    services["ibkr"].update(changes)
+    return raw["us-equity-cutover:release"], services
+
+
+@pytest.mark.parametrize(
+    "change, where, says",
+    [
+        (
+            {"vpcAccess": {"network": "default", "subnetwork": "default", "egress": "private-only"}},
+            "services.ibkr.vpcAccess.egress",
+            "private-only",
+        ),
+        ({"vpcAccess": {"egress": "all-traffic"}}, "services.ibkr.vpcAccess", "set network and subnetwork"),
+        ({"vpcAccess": {"connector": "c1", "network": "default", "egress": "all-traffic"}}, "services.ibkr.vpcAccess", "not both"),
+        ({"scaling": {"maxInstances": "2"}}, "services.ibkr.scaling.maxInstances", "integer"),
+        ({"scaling": {"minInstances": 3, "maxInstances": 2}}, "services.ibkr.scaling", "above maxInstances"),
+        ({"concurrency": 0}, "services.ibkr.concurrency", "greater than or equal to 1"),
+        ({"timeoutSeconds": "300s"}, "services.ibkr.timeoutSeconds", "integer"),
+        ({"ingress": "public"}, "services.ibkr.ingress", "'public' is not allowed"),
+        ({"resources": {"cpuIdle": "yes"}}, "services.ibkr.resources.cpuIdle", "boolean"),
+        ({"resources": {"memory": "512MB"}}, "services.ibkr.resources.memory", "512Mi"),
+        ({"serviceAccount": "runner"}, "services.ibkr.serviceAccount", "service account email"),
+    ],
+)
+def test_bad_settings_name_the_service_and_field(change, where, says):
+    release, services = _services_with(**change)
+    with pytest.raises(ConfigError) as raised:
+        parse_stack(release, services)
+    lines = [str(problem) for problem in raised.value.problems]
+    assert any(line.startswith(f"{where}:") and says in line for line in lines), lines
+
+
+def test_long_form_secret_refs_are_accepted():
+    release, services = _services_with(secrets={"TELEGRAM_TOKEN": "projects/sharedsecrets/secrets/telegram-token:4"})
+    ref = parse_stack(release, services).services["ibkr"].secrets["TELEGRAM_TOKEN"]
+    assert (ref.secret, ref.version) == ("projects/sharedsecrets/secrets/telegram-token", "4")
+    release, services = _services_with(secrets={"TELEGRAM_TOKEN": "projects/x/secrets/"})
+    with pytest.raises(ConfigError, match="services.ibkr.secrets"):
+        parse_stack(release, services)
+
+
+def test_the_stack_refreshes_before_diffing_and_has_no_default_gcp_provider():
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text(encoding="utf-8"))
+    assert project["options"]["refresh"] == "always"
+    stack = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text(encoding="utf-8"))
+    assert stack["config"]["pulumi:disable-default-providers"] == ["gcp"]
