@@ -16,8 +16,17 @@ from typing import Optional
 
 from components.profiles import PlatformFacts, ProfileFacts, UesFacts, judge, platform_key
 from release.config import StackConfig
-from release.profile_source import FactsReadError, RepoFiles, bundled_config_paths, read_platform_facts, read_ues_facts
-from release.sources import NotFound, ReleaseSource, SourceError
+from release.profile_source import (
+    ADAPTERS_MODULE,
+    REGISTRY_PATH,
+    UES_PACKAGE_DIRS,
+    FactsReadError,
+    RepoFiles,
+    bundled_config_paths,
+    read_platform_facts,
+    read_ues_facts,
+)
+from release.sources import NotFound, Pending, ReleaseSource, SourceError, exploring
 
 CHECK = "profile-facts"
 LITERAL_ONLY = (
@@ -43,6 +52,29 @@ def _files(source: ReleaseSource, repo: str, ref: str, commit: str) -> RepoFiles
         blob_of=lambda path: source.blob_id(repo, commit, path),
         present=lambda paths: source.list_files(repo, commit, paths),
     )
+
+
+def _ask_ahead(config: StackConfig, source: ReleaseSource, ues_commit: str) -> None:
+    """Only while the gate explores its questions concurrently (the UES read is still pending): ask now
+    for the files whose paths do not depend on UES's answers, so they arrive in the same round trips:
+    UES's runtime adapters module beside its catalog, and each platform's registry at its commit. The
+    outcomes are thrown away here; the real pass reads them from the source's answers."""
+    repos = config.release.repositories
+    ues_files = _files(source, repos.us_equity_strategies, config.release.us_equity_strategies, ues_commit)
+    wanted: list[tuple[RepoFiles, str]] = []
+    try:
+        directory = next((d for d in UES_PACKAGE_DIRS if ues_files.present((f"{d}/catalog.py",))), None)
+        if directory is not None:
+            wanted.append((ues_files, f"{directory}/{ADAPTERS_MODULE.rsplit('.', 1)[1]}.py"))
+    except SourceError:
+        pass
+    for repo, commit in sorted({(repos.for_platform(spec.platform), spec.commit) for spec in config.services.values()}):
+        wanted.append((_files(source, repo, commit, commit), REGISTRY_PATH))
+    for files, path in wanted:
+        try:
+            files.read_text(path)
+        except SourceError:
+            pass
 
 
 def _fault(check_id: str, where: str, error: SourceError) -> ProfileCheck:
@@ -73,6 +105,8 @@ def profile_checks(
     except FactsReadError as error:
         return [ProfileCheck(f"{CHECK}:{key}", "failed", f"{ues_label} {error}; {LITERAL_ONLY}") for key in keys], None
     except SourceError as error:
+        if isinstance(error, Pending):
+            _ask_ahead(config, source, ues_commit)
         return [_fault(f"{CHECK}:{key}", ues_label, error) for key in keys], None
 
     checks: list[ProfileCheck] = []
@@ -100,6 +134,8 @@ def profile_checks(
             continue
         platform = platforms[label]
         services[key] = label
+        if exploring(source):
+            continue  # judging asks no question and this pass's report is thrown away
         checks.append(_judge_service(check_id, key, spec.strategy_profile, platform, ues))
     facts = None
     if not failures:

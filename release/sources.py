@@ -299,6 +299,12 @@ class Answers:
         raise value
 
 
+def exploring(source: object) -> bool:
+    """True only inside a throw-away pass of `explore`: pure work that asks no question may be skipped."""
+    answers = getattr(source, "answers", None)
+    return isinstance(answers, Answers) and answers.speculating
+
+
 MAX_PASSES = 10_000  # each pass follows at least one new answer; a cap all the same
 
 
@@ -326,7 +332,9 @@ def explore(
     try:
         for _ in range(MAX_PASSES):
             answers.begin_pass(speculate=True)
+            started = clock()
             run_pass()
+            pass_time = clock() - started
             flying = {key for key, _ in in_flight.values()}
             for key, (call, fetch) in answers.pending.items():
                 if key not in flying and not answers.known(key):
@@ -346,6 +354,11 @@ def explore(
                         ),
                     )
                 return
+            if len(done) < len(in_flight) and pass_time > 0.002:
+                # A pass costs time the pool could use: let answers that are about to land join this one
+                # (at most one pass's time), so large stacks run fewer passes, not later requests.
+                more, _ = wait([future for future in in_flight if future not in done], timeout=min(pass_time, 0.02))
+                done = done | more if len(more) else done
             for future in done:
                 del in_flight[future]
                 future.result()  # a bug (not a SourceError) surfaces as it would asked sequentially

@@ -99,7 +99,7 @@ def test_a_slow_branch_past_the_deadline_unverifies_only_its_checks():
         report = run_gate(prod_config(), source(fake, 8, timeout=request_timeout, total_timeout=budget))
         elapsed = time.monotonic() - started
     assert elapsed < budget + request_timeout  # the bound
-    assert elapsed < budget + 0.6  # and in fact: outstanding requests are cut at the deadline
+    assert elapsed < budget + 1.0  # and in fact: outstanding requests are cut at the deadline (slack for a loaded machine)
     statuses = {check.id: check.status for check in report.checks}
     # the IBKR service's own checks, and pin-refs, which needs every pin
     unverified = {key for key in statuses if key.endswith(":ibkr")} | {"pin-refs"}

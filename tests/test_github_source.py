@@ -93,7 +93,7 @@ def test_total_budget_stops_new_calls(seed_fake, concurrency):
     seed_fake.latency = 0.15
     started = time.monotonic()
     report = run_gate(prod_config(), source_for(seed_fake, total_timeout=0.4, timeout=5, concurrency=concurrency))
-    assert time.monotonic() - started < 0.4 + 0.3  # the budget, not 5 s per request, bounds the run
+    assert time.monotonic() - started < 0.4 + 0.8  # the budget, not 5 s per request, bounds the run
     assert not report.ok and report.unreachable
     assert any("budget" in c.message for c in report.checks)
     if concurrency == 1:
