@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from release.config import ConfigError, StackConfig
+from release.control_chars import escape_controls
 from release.stack import load_stack_file, stack_file
 
 EXIT_OK, EXIT_NO, EXIT_BAD_INPUT = 0, 1, 2
@@ -328,5 +329,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(error.report(), file=sys.stderr)
         return EXIT_BAD_INPUT
     except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
+        # One paragraph: a path or a gcloud line quoted in the message cannot add lines or drive the terminal.
+        print(f"error: {escape_controls(str(error))}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -344,6 +344,14 @@ CASES = [
         2,
         ("unrecognized arguments: --source",),
     ),  # fmt: skip
+    # An error quoting a path (or a gcloud line) stays one paragraph.
+    Case(
+        "newline in a --live path",
+        lambda tmp: ["verify", "--live", str(tmp / "x\nPlan: can proceed")],
+        2,
+        ("x\\nPlan: can proceed: does not exist",),
+        ("\nPlan: can proceed",),
+    ),  # fmt: skip
     # A stack name becomes a file name: it must not steer the path.
     Case("--stack with a path", lambda tmp: ["plan", "--stack", "../../etc/passwd"], 2, ("--stack is not a stack name",)),
 ]
