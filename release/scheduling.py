@@ -739,3 +739,49 @@ def scheduler_text(summary: Mapping[str, Any]) -> list[str]:
         f"    {'; '.join(parts)}",
         f"    companion jobs held, not managed: {', '.join(summary['companions_held'])}",
     ]
+
+
+# --- adoption: the stack entry and the import file entries for an existing job --------------------
+
+JOB_TYPE = "gcp:cloudscheduler/job:Job"
+INVOKER_MEMBER_TYPE = "gcp:cloudrunv2/serviceIamMember:ServiceIamMember"
+
+
+def adopted_scheduler(spec: ServiceSpec, live: Optional[LiveSchedulerJob]) -> Optional[dict[str, Any]]:
+    """The `scheduler:` block an adopted service's stack entry carries: the live job's settings wherever
+    they differ from the defaults (None when there is nothing to say), so the first `pulumi up` after
+    adoption keeps the live schedule even if the job is later read as absent."""
+    if live is None:
+        return None
+    defaults = {
+        "schedule": DEFAULT_SCHEDULE,
+        "timeZone": DEFAULT_TIME_ZONE,
+        "paused": False,
+        "attemptDeadline": DEFAULT_ATTEMPT_DEADLINES.get(spec.platform),
+    }
+    values = {"schedule": live.schedule, "timeZone": live.time_zone, "paused": live.paused, "attemptDeadline": live.attempt_deadline}
+    block = {name: value for name, value in values.items() if value is not None and value != defaults[name]}
+    account = live.oidc_service_account
+    if account is not None and account != default_account(spec) and account_problem(account, spec) is None:
+        block["serviceAccount"] = account
+    return block or None
+
+
+def import_resources(key: str, spec: ServiceSpec, live: Optional[LiveSchedulerJob], parent: str, provider: str) -> list[dict[str, Any]]:
+    """`pulumi import --file` entries for the job (when it exists) and the invoker member, named exactly as
+    the program registers them (`<key>-scheduler`, `<key>-invoker`) under the same parent and provider."""
+    account = scheduler_account(spec)
+    entries = []
+    if live is not None:
+        entries.append({"type": JOB_TYPE, "name": f"{key}-scheduler", "id": job_id(spec), "parent": parent, "provider": provider})
+    entries.append(
+        {
+            "type": INVOKER_MEMBER_TYPE,
+            "name": f"{key}-invoker",
+            # The provider's import id for one member: "<service id> <role> <member>".
+            "id": f"projects/{spec.project}/locations/{spec.region}/services/{spec.service_name} {INVOKER_ROLE} serviceAccount:{account}",
+            "parent": parent,
+            "provider": provider,
+        }
+    )
+    return entries

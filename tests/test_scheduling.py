@@ -264,3 +264,38 @@ def test_api_answers_that_are_not_this_job_stop_the_run():
 def test_api_unreachable_stops_the_run():
     with pytest.raises(JobReadError, match="cannot be read"):
         read_job_api(HK, session=requests.Session(), api_url="http://127.0.0.1:9/v1")
+
+
+def test_adopted_scheduler_block_carries_only_what_differs_from_the_defaults():
+    from release.scheduling import adopted_scheduler
+
+    assert adopted_scheduler(IBKR, None) is None
+    assert adopted_scheduler(IBKR, from_job_json(scheduler_job(IBKR, deadline="330s"), "live")) is None
+    hk = from_job_json(scheduler_job(HK, time_zone="Asia/Hong_Kong", state="PAUSED", deadline="180s"), "live")
+    assert adopted_scheduler(HK, hk) == {"timeZone": "Asia/Hong_Kong", "paused": True, "attemptDeadline": "180s"}
+    other = from_job_json(scheduler_job(HK, account="custom-caller@longbridgequant.iam.gserviceaccount.com", deadline="180s"), "live")
+    assert adopted_scheduler(HK, other) == {
+        "attemptDeadline": "180s",
+        "serviceAccount": "custom-caller@longbridgequant.iam.gserviceaccount.com",
+    }
+    # The block it writes is valid stack config.
+    block = SchedulerSpec.model_validate(adopted_scheduler(HK, hk))
+    assert scheduler_problems("longbridge-hk", HK.model_copy(update={"scheduler": block})) == []
+
+
+def test_import_entries_name_what_the_program_registers():
+    from release.scheduling import import_resources
+
+    live = from_job_json(scheduler_job(IBKR), "live")
+    job, member = import_resources("ibkr", IBKR, live, parent="ibkr", provider="gcp-interactivebrokersquant")
+    assert job == {
+        "type": "gcp:cloudscheduler/job:Job",
+        "name": "ibkr-scheduler",
+        "id": "projects/interactivebrokersquant/locations/us-central1/jobs/interactive-brokers-quant-scheduler",
+        "parent": "ibkr",
+        "provider": "gcp-interactivebrokersquant",
+    }
+    assert member["name"] == "ibkr-invoker" and member["id"].endswith(
+        " roles/run.invoker serviceAccount:ibkr-platform-scheduler@interactivebrokersquant.iam.gserviceaccount.com"
+    )
+    assert [entry["name"] for entry in import_resources("ibkr", IBKR, None, "ibkr", "p")] == ["ibkr-invoker"]

@@ -311,3 +311,17 @@ def test_services_sharing_an_image_look_it_up_once():
     assert len(lookups) == len({(spec.project, spec.image) for spec in CONFIG.services.values()}) == 4
     images = {key: service.inputs["template"]["containers"][0]["image"] for key, service in run.services().items()}
     assert images["ibkr-b"] == images["ibkr"] == deployed_image(ibkr.image)
+
+
+def test_import_entries_resolve_to_the_registered_job_and_member(prod_run):
+    from release.scheduling import from_job_json, import_resources
+
+    registered = {(r.type, r.name): r for r in prod_run.resources}
+    components = {r.name: r.urn for r in prod_run.of_type(COMPONENT_TYPE)}
+    providers = {r.urn.rsplit("::", 1)[-1]: r.urn for r in prod_run.of_type(PROVIDER_TYPE)}
+    for key, spec in CONFIG.services.items():
+        live = from_job_json(scheduler_job_json(spec), "live")
+        for entry in import_resources(key, spec, live, parent=key, provider=f"gcp-{spec.project}"):
+            resource = registered[(entry["type"], entry["name"])]
+            assert resource.parent == components[entry["parent"]]
+            assert resource.provider_urn == providers[entry["provider"]]
