@@ -12,9 +12,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Mapping, Optional
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from release.config import ConfigModel, PlatformId
+from release.config import COMMIT_PATTERN, ConfigModel, PlatformId
 
 MATRIX_FILE = Path(__file__).with_name("profile_matrices.json")
 
@@ -128,10 +128,6 @@ def all_profile_names(matrices: Optional[Mapping[str, ProfileMatrix]] = None) ->
 #
 # What the release gate read from UES at the bundle tag and from each platform at its commit, with where
 # it read it. `release/profile_source.py` reads them; the lock stores them; the rules consult them.
-
-from pydantic import BaseModel, ConfigDict, field_validator  # noqa: E402
-
-from release.config import COMMIT_PATTERN  # noqa: E402
 
 SNAPSHOT_INPUT = "feature_snapshot"  # among a profile's required inputs: the profile is snapshot-backed
 RUNTIME_ENABLED = "runtime_enabled"

@@ -348,10 +348,17 @@ def plan_service(
     desired = desired_revision(spec, bundle, requirements, dry_run)
     showable = _showable(spec)
 
-    def result(phase: Phase, reason: str, applied: ServiceRevision, **extra: object) -> ServicePlan:
+    def result(
+        phase: Phase,
+        reason: str,
+        applied: ServiceRevision,
+        rollback: bool = False,
+        next_phase: Optional[Phase] = None,
+        warnings: tuple[str, ...] = (),
+    ) -> ServicePlan:
         live_env = ServiceEnv({}) if live is None else live_revision(live).env
         settings, owned, traffic = applied_inputs(spec, phase, applied, live)
-        warnings = tuple(extra.pop("warnings", ())) + live_warnings(spec, bundle, live)  # type: ignore[arg-type]
+        all_warnings = warnings + live_warnings(spec, bundle, live)
         return ServicePlan(
             key=key,
             spec=spec,
@@ -362,12 +369,13 @@ def plan_service(
             live=live,
             env_diff=env_diff(live_env, desired.env, showable),
             applied_env_diff=env_diff(live_env, applied.env, showable),
-            warnings=warnings,
+            rollback=rollback,
+            next_phase=next_phase,
+            warnings=all_warnings,
             applied_settings=settings,
             applied_owned=owned,
             applied_traffic=traffic,
             settings_diff=full_settings_diff(live, settings, traffic),
-            **extra,  # type: ignore[arg-type]
         )
 
     if live is None:

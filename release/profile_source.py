@@ -527,10 +527,10 @@ class RegistryFacts:
     capability: Capability
 
 
-def read_registry(platform: str, text: str, path: str = REGISTRY_PATH) -> RegistryFacts:
+def read_registry(platform: PlatformId, text: str, path: str = REGISTRY_PATH) -> RegistryFacts:
     """A platform's rollout allowlist and its PlatformCapabilityMatrix(...) arguments."""
     module = standalone_module("strategy_registry", path, text)
-    name = f"{PLATFORMS[platform].env_prefix}_ROLLOUT_ALLOWLIST"  # type: ignore[index]
+    name = f"{PLATFORMS[platform].env_prefix}_ROLLOUT_ALLOWLIST"
     allowlist = _names(_constant(module, name))
     if allowlist is None or any(not isinstance(item, str) for item in allowlist):
         raise FactsReadError(path, module.line_of(name), f"{name} is not a set of profile names", "frozenset({...}) of profile names")

@@ -16,7 +16,7 @@ import urllib.parse
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Hashable, Literal, Mapping, Optional, Protocol, TypeVar, runtime_checkable
+from typing import Callable, Hashable, Literal, Mapping, Optional, Protocol, TypeVar, cast, runtime_checkable
 
 from release.config import ReleaseBundle
 
@@ -292,7 +292,8 @@ class Answers:
                 outcome = self._outcomes[key]
         ok, value = outcome
         if ok:
-            return value  # type: ignore[return-value]
+            # The outcome stored under a key is what that key's fetch returned: a T.
+            return cast(T, value)
         assert isinstance(value, SourceError)
         if value.source_wide and self._latch is None:
             self._latch = value
