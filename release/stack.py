@@ -6,6 +6,8 @@ the service key, the field and the fix) and raises before anything is registered
 
 from __future__ import annotations
 
+import functools
+import typing
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -21,13 +23,10 @@ from release.config import (
     QUOTABLE_PATTERN,
     SERVICE_KEY_PATTERN,
     ConfigError,
+    ConfigModel,
     ConfigProblem,
     ReleaseBundle,
-    RepositoryNames,
-    SchedulerSpec,
-    SecretRef,
     ServiceSpec,
-    SnapshotPaths,
     StackConfig,
 )
 from release.control_chars import control_char_paths
@@ -154,10 +153,25 @@ def load_pulumi_config() -> StackConfig:
     return parse_stack(raw.get(RELEASE_KEY), raw.get(SERVICES_KEY), source=source)
 
 
+@functools.cache
 def _known_keys() -> frozenset[str]:
-    """Every camelCase key a stack config may hold, for "did you mean" hints."""
-    models = (ReleaseBundle, RepositoryNames, ServiceSpec, SnapshotPaths, SecretRef, SchedulerSpec)
-    return frozenset(field.alias or name for model in models for name, field in model.model_fields.items())
+    """Every camelCase key a stack config may hold, for "did you mean" hints: the fields of every model
+    reachable from the two top-level ones (so a model added to ServiceSpec is covered without a list)."""
+    keys: set[str] = set()
+    pending: list[Any] = [ReleaseBundle, ServiceSpec]
+    seen: set[Any] = set()
+    while pending:
+        kind = pending.pop()
+        if kind in seen:
+            continue
+        seen.add(kind)
+        if isinstance(kind, type) and issubclass(kind, ConfigModel):
+            for name, field in kind.model_fields.items():
+                keys.add(field.alias or name)
+                pending.append(field.annotation)
+        else:
+            pending.extend(typing.get_args(kind))
+    return frozenset(keys)
 
 
 def _meant_key(key: str) -> Optional[str]:

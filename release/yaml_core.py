@@ -38,7 +38,8 @@ CoreSchemaLoader.add_implicit_resolver("tag:yaml.org,2002:null", _NULL, ["~", "n
 CoreSchemaLoader.add_implicit_resolver("tag:yaml.org,2002:bool", _BOOL, list("tTfF"))
 CoreSchemaLoader.add_implicit_resolver("tag:yaml.org,2002:int", _INT, list("-+0123456789"))
 CoreSchemaLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
-# Merge keys are not core schema, but the Pulumi CLI's YAML reader honours them, so they stay.
+# Merge keys are not core schema, but the Pulumi CLI's YAML reader honours them, so they resolve here;
+# stack files still cannot use them: `check_yaml_shape` (release/local_files.py) refuses the aliases they need.
 CoreSchemaLoader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
 CoreSchemaLoader.add_constructor("tag:yaml.org,2002:int", CoreSchemaLoader.construct_core_int)
 

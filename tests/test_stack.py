@@ -341,6 +341,12 @@ ONE_PROBLEM_CASES = [
         ["did you mean strategyProfile?"],
     ),
     (
+        "snake_case key in a nested model",
+        setter("ibkr", scheduler={"time_zone": "America/New_York"}),
+        "services.ibkr.scheduler.time_zone",
+        ["did you mean timeZone?"],
+    ),
+    (
         "misspelt key",
         lambda _r, services: services["ibkr"].update(strategyProfle=services["ibkr"].pop("strategyProfile")),
         "services.ibkr.strategyProfle",
