@@ -112,7 +112,12 @@ def has_live_invoker(spec: ServiceSpec, provider: gcp.Provider, member: str) -> 
         )
         policy = from_policy_json(json.loads(result.policy_data or "{}"), "gcp.cloudrunv2.get_service_iam_policy")
     except (SchedulingInputError, ValueError, RecursionError) as error:
-        raise pulumi.RunError(f"services {spec.service_name}: its IAM policy is malformed ({error}); nothing was changed") from None
+        raise pulumi.RunError(f"{spec.service_name}: its IAM policy is malformed ({error}); nothing was changed") from None
+    except Exception as error:  # an invoke failure (403, network): the live binding is unknown, so stop
+        raise pulumi.RunError(
+            f"{spec.service_name}: its IAM policy could not be read ({str(error)[:300]}); check run.services.getIamPolicy "
+            "for the provider's credentials. Nothing was changed."
+        ) from None
     return policy.has(INVOKER_ROLE, member)
 
 

@@ -325,3 +325,18 @@ def test_import_entries_resolve_to_the_registered_job_and_member(prod_run):
             resource = registered[(entry["type"], entry["name"])]
             assert resource.parent == components[entry["parent"]]
             assert resource.provider_urn == providers[entry["provider"]]
+
+
+def test_a_blocked_service_whose_policy_cannot_be_read_stops_the_run():
+    from tests.fixtures.pulumi_mocks import ProviderInvokeError
+
+    class Denied(CutoverMocks):
+        def call(self, args):
+            if args.token.endswith("getServiceIamPolicy"):
+                raise ProviderInvokeError("googleapi: Error 403: run.services.getIamPolicy denied")
+            return super().call(args)
+
+    key, live = hk_live(ready=False)
+    run = run_under_mocks(lambda: deploy(CONFIG), mocks=Denied(live={key: live}))
+    assert run.error is not None and "could not be read" in str(run.error) and "403" in str(run.error)
+    assert run.services() == {}
