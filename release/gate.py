@@ -394,7 +394,7 @@ def _gate_pass(config: StackConfig, source: ReleaseSource, lock: Optional[Lock])
     # 8. profile facts from UES at the tag and each platform at its commit
     blocked = tag_blocked.get("ues-tag")
     profile_results, proved = profile_checks(config, source, ues_commit, None if blocked is None else f"ues-tag {blocked.status}")
-    checks += [CheckResult(r.id, r.status, r.message, r.unreachable) for r in profile_results]  # type: ignore[arg-type]
+    checks += [CheckResult(r.id, r.status, r.message, r.unreachable) for r in profile_results]
     if proved is not None:
         facts.profiles = proved.with_history(None if lock is None else lock.profile_facts)
 
@@ -630,7 +630,7 @@ def gate_from_lock(config: StackConfig, lock: Lock) -> GateReport:
         )
     else:
         results = lock_profile_checks(config, lock.profile_facts, when) if tags_match else []
-        checks += [CheckResult(r.id, r.status, r.message) for r in results]  # type: ignore[arg-type]
+        checks += [CheckResult(r.id, r.status, r.message) for r in results]
         if tags_match:
             facts.profiles = lock.profile_facts.model_copy(update={"services": {
                 key: platform_key(repos.for_platform(spec.platform), spec.commit)

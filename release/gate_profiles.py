@@ -12,7 +12,7 @@ not answer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Literal, Optional
 
 from components.profiles import PlatformFacts, ProfileFacts, UesFacts, judge, platform_key
 from release.config import StackConfig
@@ -38,7 +38,7 @@ LITERAL_ONLY = (
 @dataclass(frozen=True)
 class ProfileCheck:
     id: str
-    status: str  # passed | failed | error
+    status: Literal["passed", "failed", "error"]
     message: str
     unreachable: bool = False
 

@@ -788,7 +788,7 @@ def _v2_vpc(template: Any) -> Optional[VpcAccess]:
     egress = _v2_str(_field(vpc, "egress"))
     if connector is None and not interfaces:
         return None
-    return VpcAccess(connector=connector, egress=egress, network_interfaces=interfaces)  # type: ignore[arg-type]
+    return VpcAccess(connector=connector, egress=egress, network_interfaces=interfaces)  # type: ignore[arg-type]  # a str off the API: pydantic checks it against the Literal at runtime
 
 
 def _v2_map(value: Any, source: str, field: str) -> dict[str, str]:
@@ -806,7 +806,7 @@ def cloud_run_v2_settings(result: Any, template: Any, container: Any, source: st
     try:
         return ServiceSettings(
             service_account=_v2_str(_field(template, "service_account")),
-            ingress=_v2_str(_field(result, "ingress")),  # type: ignore[arg-type]
+            ingress=_v2_str(_field(result, "ingress")),  # type: ignore[arg-type]  # a str off the API: pydantic checks it against the Literal at runtime
             vpc_access=_v2_vpc(template),
             min_instances=_v2_int(_field(scaling, "min_instance_count")),
             max_instances=_v2_int(_field(scaling, "max_instance_count")),
@@ -829,7 +829,7 @@ def cloud_run_v2_settings(result: Any, template: Any, container: Any, source: st
                 ContainerPort(container_port=_v2_int(_field(p, "container_port")), name=_v2_str(_field(p, "name")))
                 for p in _items(_field(container, "ports"))
             ),
-            execution_environment=None if environment in (None, "EXECUTION_ENVIRONMENT_UNSPECIFIED") else environment,  # type: ignore[arg-type]
+            execution_environment=None if environment in (None, "EXECUTION_ENVIRONMENT_UNSPECIFIED") else environment,  # type: ignore[arg-type]  # a str off the API: pydantic checks it against the Literal at runtime
             session_affinity=True if _field(template, "session_affinity") else None,
             labels=user_entries(_v2_map(_field(result, "labels"), source, "labels"), OWNED_SERVICE_LABELS),
             annotations=user_entries(_v2_map(_field(result, "annotations"), source, "annotations"), LEGACY_RELEASE_ANNOTATIONS),
