@@ -25,6 +25,18 @@ from pydantic.alias_generators import to_camel
 from components.platforms import COMMIT_LABEL, PLATFORMS, QPK_TAG_ANNOTATION, UES_TAG_ANNOTATION
 from release.config import ServiceSpec
 
+# What the program registers per service, by name (pure, so `adopt` can name it without Pulumi).
+COMPONENT_TYPE = "us-equity-cutover:platform:StrategyService"
+SERVICE_TYPE = "gcp:cloudrunv2/service:Service"
+# The Cloud Run service's own logical name: not the component's, since Pulumi cannot resolve a parent by
+# a name two resources share (`pulumi import --file` names the parent by logical name).
+SERVICE_SUFFIX = "-cloud-run"
+
+
+def service_logical_name(key: str) -> str:
+    return f"{key}{SERVICE_SUFFIX}"
+
+
 # The release record: "<commit> <qpk tag> <ues tag>" on the revision template, so a hand deploy of another
 # image (which keeps service-level annotations) cannot leave a record that names the wrong bundle.
 RELEASE_RECORD_ANNOTATION = "us-equity-cutover/release"

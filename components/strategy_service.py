@@ -16,6 +16,7 @@ import pulumi_gcp as gcp
 
 from components.env import ServiceEnv, ServiceRevision
 from components.ownership import (
+    COMPONENT_TYPE,
     OwnedMetadata,
     Probe,
     ServiceSettings,
@@ -23,25 +24,16 @@ from components.ownership import (
     owned_metadata,
     registered_metadata,
     release_record,
+    service_logical_name,
 )
 from components.platforms import STRATEGY_PROFILE, looks_secret
 from release.config import ServiceSpec
 from release.live import LATEST_100, TrafficTarget
 from release.scheduling import INVOKER_ROLE, JobInputs, run_uri
 
-COMPONENT_TYPE = "us-equity-cutover:platform:StrategyService"
-SERVICE_TYPE = "gcp:cloudrunv2/service:Service"
-# The Cloud Run service's own logical name: not the component's, since Pulumi cannot resolve a parent by
-# a name two resources share (`pulumi import --file` names the parent by logical name).
-SERVICE_SUFFIX = "-cloud-run"
-
 # gcloud rewrites these on every manual deploy; they say nothing about what the service runs, and
 # diffing on them would turn every preview after a hand deploy into noise.
 IGNORED_DRIFT = ["client", "client_version"]
-
-
-def service_logical_name(key: str) -> str:
-    return f"{key}{SERVICE_SUFFIX}"
 
 
 @dataclass(frozen=True)

@@ -272,6 +272,46 @@ def _first_runs(args: argparse.Namespace, config: StackConfig, live: Mapping[str
     return results
 
 
+def _adopt(args: argparse.Namespace) -> int:
+    import json
+    from importlib import metadata
+
+    from release.adopt import AdoptError, adopt_all, adopt_scheduling, adopt_targets, adopted_specs, import_file, render_services
+    from release.live import LiveStateError, read_live
+    from release.scheduling import SchedulingInputError, read_jobs
+    from release.stack import RELEASE_KEY, SERVICES_KEY, read_stack_keys
+
+    path = config_path(args)
+    ours, _ = read_stack_keys(path)
+    children: dict[str, list[dict[str, Any]]] = {}
+    try:
+        targets = adopt_targets(ours.get(SERVICES_KEY), str(path))
+        live = read_live(args.live, targets)
+        services, notes = adopt_all(targets, live.services, ours.get(RELEASE_KEY), str(path))
+        if args.scheduler is not None:
+            specs = adopted_specs(ours.get(RELEASE_KEY), services)
+            jobs = read_jobs(args.scheduler, specs) or {}
+            children = adopt_scheduling(services, specs, jobs)
+            adopted_specs(ours.get(RELEASE_KEY), services)  # the scheduler blocks pass the stack's checks too
+    except (AdoptError, LiveStateError, SchedulingInputError) as error:
+        raise UsageError(str(error)) from None
+    # Everything is computed before anything is written: a refused service leaves no partial output.
+    text = render_services(services)
+    imports = import_file(targets, args.stack, metadata.version("pulumi_gcp"), children)
+    try:
+        if args.import_file is not None:
+            args.import_file.write_text(json.dumps(imports, indent=2) + "\n", encoding="utf-8")
+        if args.output is not None:
+            args.output.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"cannot write {error.filename} ({error.strerror})") from None
+    if args.output is None:
+        print(text, end="")
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m release", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -309,6 +349,14 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--scheduler", help="scheduler jobs: gcloud scheduler jobs describe JSON (file or directory), or 'gcloud'")
     verify.add_argument(
         "--iam", help="invoker bindings: gcloud run services get-iam-policy JSON as <service name>.json (file or directory), or 'gcloud'"
+    )
+    adopt = command("adopt", _adopt, "stack entries and a pulumi import file for services deployed by hand", ("text",), sources=False)
+    adopt.add_argument("--live", required=True, help="live state: a gcloud JSON file, a directory of them, or 'gcloud'")
+    adopt.add_argument("--output", type=Path, help="write the services YAML here (default: stdout)")
+    adopt.add_argument("--import-file", type=Path, help="write the `pulumi import --file` JSON here")
+    adopt.add_argument(
+        "--scheduler",
+        help="scheduler jobs (gcloud scheduler jobs describe JSON, file or directory, or 'gcloud'): adds scheduler: and their imports",
     )
     return parser
 

@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
@@ -64,6 +64,17 @@ ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,255}")
 # A live secret ref: a secret id, or (another project's secret) its full resource name.
 LIVE_SECRET_PATTERN = re.compile(r"(?:projects/[a-z0-9-]{1,63}/secrets/)?[A-Za-z0-9_-]{1,255}")
 _JSON_TYPE_NAMES = {bool: "a boolean", int: "an integer", str: "a string", list: "a list"}
+
+
+class ServicePlace(Protocol):
+    """Where a service lives: all the live readers need (a `ServiceSpec`, or an adoption target)."""
+
+    @property
+    def service_name(self) -> str: ...
+    @property
+    def project(self) -> str: ...
+    @property
+    def region(self) -> str: ...
 
 
 class LiveStateError(ValueError):
@@ -578,7 +589,7 @@ def _transition_time(value: Any) -> Optional[datetime]:
     return parsed.astimezone(timezone.utc) if parsed.tzinfo else None
 
 
-def _check_place(live: LiveService, spec: ServiceSpec, where: str) -> LiveService:
+def _check_place(live: LiveService, spec: ServicePlace, where: str) -> LiveService:
     """The same name in another region is another service: refuse it rather than plan against it."""
     if live.region is not None and live.region != spec.region:
         raise LiveStateError(
@@ -603,7 +614,7 @@ def _load_json(path: Path) -> Any:
         raise LiveStateError(error.what, error.where, error.fix) from None
 
 
-def read_live_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[str, Optional[LiveService]]:
+def read_live_path(path: Path, services: Mapping[str, ServicePlace]) -> dict[str, Optional[LiveService]]:
     """Live state from a describe JSON file (one service or a list) or a directory of *.json files.
 
     Every document must describe a configured service (matched by service name). A configured service
@@ -647,14 +658,14 @@ def read_live_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[str,
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
-def gcloud_describe_command(spec: ServiceSpec) -> list[str]:
+def gcloud_describe_command(spec: ServicePlace) -> list[str]:
     return [
         "gcloud", "run", "services", "describe", spec.service_name,
         "--project", spec.project, "--region", spec.region, "--format=json",
     ]  # fmt: skip
 
 
-def read_live_gcloud(services: Mapping[str, ServiceSpec], runner: Runner = subprocess.run) -> dict[str, Optional[LiveService]]:
+def read_live_gcloud(services: Mapping[str, ServicePlace], runner: Runner = subprocess.run) -> dict[str, Optional[LiveService]]:
     """Live state by running gcloud per configured service; "could not be found" means the service is new."""
     result: dict[str, Optional[LiveService]] = {}
     for key, spec in services.items():
@@ -933,7 +944,7 @@ def _revision(value: Any, source: str, field: str) -> Optional[str]:
     return _typed(value, str, source, field, "").rsplit("/", 1)[-1] or None
 
 
-def service_id(spec: ServiceSpec) -> str:
+def service_id(spec: ServicePlace) -> str:
     """The provider's id of a service: project **id** (never the number), region, name."""
     return f"projects/{spec.project}/locations/{spec.region}/services/{spec.service_name}"
 
@@ -983,7 +994,7 @@ class LiveInput:
 GCLOUD = "gcloud"
 
 
-def read_live(arg: Optional[str], services: Mapping[str, ServiceSpec], runner: Runner = subprocess.run) -> LiveInput:
+def read_live(arg: Optional[str], services: Mapping[str, ServicePlace], runner: Runner = subprocess.run) -> LiveInput:
     """`--live`: None (every service planned as new), 'gcloud', or a describe JSON file / directory."""
     if arg is None:
         return LiveInput({key: None for key in services}, (), "none given (planned as if every service were new; pass --live)")

@@ -94,6 +94,13 @@ class _DuplicateJsonKeys(ValueError):
 
 def load_stack_file(path: Path) -> StackConfig:
     """Read and validate a stack file; ConfigError for anything wrong, including a missing file."""
+    ours, unknown = read_stack_keys(path)
+    return parse_stack(ours.get(RELEASE_KEY), ours.get(SERVICES_KEY), source=str(path), extra_problems=unknown)
+
+
+def read_stack_keys(path: Path) -> tuple[dict[str, Any], list[ConfigProblem]]:
+    """This project's keys of a stack file (without the `us-equity-cutover:` prefix), unvalidated, and a
+    problem per unknown key of ours; ConfigError when the file cannot be read as a stack file."""
     source = str(path)
     fix = "check --stack/--config-file"
     try:
@@ -120,7 +127,7 @@ def load_stack_file(path: Path) -> StackConfig:
         for key in sorted(ours)
         if key not in KNOWN_KEYS
     ]
-    return parse_stack(ours.get(RELEASE_KEY), ours.get(SERVICES_KEY), source=source, extra_problems=unknown)
+    return ours, unknown
 
 
 def load_pulumi_config() -> StackConfig:

@@ -1,0 +1,425 @@
+"""`python -m release adopt`: the stack config and the Pulumi import file for services deployed by hand.
+
+Pure functions over live state: `adopt_service` turns one live service into the complete stack entry that
+plans as `in-sync` against that same live state (or `switch-env` adding only what the program derives and
+the live service lacks), `import_file` names exactly the resources the program registers. The CLI only
+reads files and writes the results. Anything that cannot be written faithfully (no `commit-sha` label, an
+unset dry-run flag, a credential in plain env, an unknown profile) is an `AdoptError`, exit 2, and nothing
+is written.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from components.ownership import (
+    COMPONENT_TYPE,
+    SERVICE_TYPE,
+    WORD_BY_EGRESS,
+    WORD_BY_INGRESS,
+    ServiceSettings,
+    default_settings,
+    service_logical_name,
+)
+from components.platforms import (
+    ACCOUNT_PREFIX,
+    ACCOUNT_REGION,
+    LONGPORT_SECRET_NAME,
+    OWNED_ENV_NAMES,
+    PLATFORMS,
+    RECONCILIATION_OUTPUT_PATH,
+    TRUTHY,
+    is_legacy_env,
+    looks_secret,
+)
+from components.profiles import ProfileMatrix, UnknownMatrixError, matrix_for
+from release.config import (
+    GCP_PROJECT_PATTERN,
+    GCP_REGION_PATTERN,
+    PROJECT_NAME,
+    SERVICE_ACCOUNT_PATTERN,
+    SERVICE_NAME_PATTERN,
+    PlatformId,
+    SecretRef,
+    ServiceSpec,
+)
+from release.live import LiveService, service_id
+
+SERVICES_CONFIG_KEY = f"{PROJECT_NAME}:services"
+PROVIDER_TYPE = "pulumi:providers:gcp"
+# How the platforms' runtimes read an explicit "no" (anything else that is not truthy is not guessed).
+FALSY = frozenset({"0", "false", "no", "n", "off"})
+TIMEOUT_PATTERN = re.compile(r"([1-9][0-9]{0,3})s")
+
+
+class AdoptError(ValueError):
+    """A service that cannot be adopted as it is: which service, which field, what to do. Exit 2."""
+
+
+class AdoptTarget(BaseModel):
+    """What `adopt` takes from a stack entry: where the service is. Every other field of the entry may be
+    stale or absent (it is replaced by what runs), so it is ignored here rather than refused."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+    platform: PlatformId
+    project: str
+    region: str
+    service_name: str
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, value: str) -> str:
+        if value.isdigit():
+            raise ValueError(f"{value} is a project number; the import id needs the project id (gcloud projects describe {value})")
+        if not GCP_PROJECT_PATTERN.fullmatch(value):
+            raise ValueError(f"{value!r} is not a GCP project id (6-30 of a-z, 0-9, -)")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if not GCP_REGION_PATTERN.fullmatch(value):
+            raise ValueError(f"{value!r} is not a GCP region such as us-central1")
+        return value
+
+    @field_validator("service_name")
+    @classmethod
+    def _service_name(cls, value: str) -> str:
+        if not SERVICE_NAME_PATTERN.fullmatch(value):
+            raise ValueError(f"{value!r} is not a Cloud Run service name")
+        return value
+
+
+def adopt_targets(services_raw: Any, source: str) -> dict[str, AdoptTarget]:
+    """The services of a stack's `us-equity-cutover:services`, reduced to where each one lives."""
+    if not isinstance(services_raw, Mapping) or not services_raw:
+        raise AdoptError(
+            f"{source}: {SERVICES_CONFIG_KEY} is missing or empty; list each service's platform, project, region and serviceName"
+        )
+    targets: dict[str, AdoptTarget] = {}
+    problems: list[str] = []
+    for key, raw in services_raw.items():
+        try:
+            targets[str(key)] = AdoptTarget.model_validate(raw)
+        except ValidationError as error:
+            for item in error.errors():
+                where = ".".join(str(part) for part in item["loc"])
+                message = "is required" if item["type"] == "missing" else item["msg"].removeprefix("Value error, ")
+                problems.append(f"services.{key}.{where}: {message}")
+    if problems:
+        raise AdoptError(f"{source} cannot be adopted: " + "; ".join(problems))
+    return targets
+
+
+@dataclass(frozen=True)
+class Adopted:
+    """One adopted service: its stack entry (camelCase, ready for YAML) and what the operator must know."""
+
+    key: str
+    entry: dict[str, Any]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _dry_run(live: LiveService, target: AdoptTarget, key: str) -> bool:
+    name = PLATFORMS[target.platform].dry_run_env
+    raw = live.env.get(name)
+    if raw is None or not raw.strip():
+        raise AdoptError(
+            f"services.{key}: {name} is unset on {target.service_name}; what unset means depends on the image (the "
+            f"seed-era images trade live), so it is not guessed. Set it explicitly on the service (gcloud run "
+            f"services update {target.service_name} --update-env-vars {name}=true) and adopt again, or write "
+            f"dryRunOnly yourself"
+        )
+    value = raw.strip().lower()
+    if value in TRUTHY:
+        return True
+    if value in FALSY:
+        return False
+    raise AdoptError(f"services.{key}: {name} on {target.service_name} is neither a true nor a false value; set it to true or false")
+
+
+def _profile(live: LiveService, key: str, matrix: ProfileMatrix, notes: list[str]) -> str:
+    profile = live.profile
+    if profile is None:
+        raise AdoptError(
+            f"services.{key}: the live service sets no STRATEGY_PROFILE (nor RUNTIME_TARGET_JSON); adopt needs the profile it runs"
+        )
+    canonical = matrix.canonical(profile)
+    if canonical != profile:
+        notes.append(f"{key}: the live profile {profile} is an alias at UES {matrix.ues_tag}; written as its canonical name {canonical}")
+    return canonical
+
+
+def _snapshot(live: LiveService, target: AdoptTarget) -> Optional[dict[str, str]]:
+    platform = PLATFORMS[target.platform]
+    pairs = (
+        ("featureSnapshotPath", platform.feature_snapshot_env),
+        ("manifestPath", platform.manifest_env),
+        ("strategyConfigPath", platform.strategy_config_env),
+        ("reconciliationOutputPath", RECONCILIATION_OUTPUT_PATH if target.platform == "ibkr" else None),
+    )
+    snapshot = {field_name: live.env[name] for field_name, name in pairs if name is not None and live.env.get(name)}
+    return snapshot or None
+
+
+def _secret_text(ref: SecretRef) -> str:
+    return ref.secret if ref.version == "latest" else f"{ref.secret}:{ref.version}"
+
+
+def _env_and_secrets(live: LiveService, key: str, notes: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    env: dict[str, str] = {}
+    for name in sorted(live.env):
+        if name in OWNED_ENV_NAMES:
+            continue
+        if looks_secret(name):
+            # The value is never written anywhere, not even into the error.
+            raise AdoptError(
+                f"services.{key}: {name} on {live.service_name} is a plain env value that looks like a credential; "
+                f"move it to Secret Manager (gcloud secrets create, then --update-secrets {name}=<secret>:latest) and "
+                "adopt again; its value was not written anywhere"
+            )
+        if is_legacy_env(name):
+            notes.append(f"{key}: {name} is legacy env that a sync removes; not written, so the next update removes it")
+            continue
+        env[name] = live.env[name]
+    secrets = {name: _secret_text(ref) for name, ref in sorted(live.secrets.items()) if name not in OWNED_ENV_NAMES}
+    return env, secrets
+
+
+def _timeout_seconds(timeout: Optional[str]) -> Optional[int]:
+    match = TIMEOUT_PATTERN.fullmatch(timeout or "")
+    return int(match.group(1)) if match else None
+
+
+def settings_entry(live: ServiceSettings, defaults: ServiceSettings, project: str, key: str, notes: list[str]) -> dict[str, Any]:
+    """The held settings an operator can write, only where they differ from a new service's defaults.
+
+    A field not written is held at its live value anyway (the ownership rule); writing the differences
+    makes the config able to rebuild the service as it runs and shows the hand-made choices in review.
+    """
+    entry: dict[str, Any] = {}
+    if live.service_account is not None and live.service_account != defaults.service_account:
+        match = SERVICE_ACCOUNT_PATTERN.fullmatch(live.service_account)
+        if match is None:
+            notes.append(f"{key}: the service runs as {live.service_account}, which the config cannot name; held, not written")
+        else:
+            entry["serviceAccount"] = live.service_account
+            if match.group(2) != project:
+                entry["serviceAccountProject"] = match.group(2)
+    if live.ingress is not None and live.ingress != defaults.ingress:
+        entry["ingress"] = WORD_BY_INGRESS[live.ingress]
+    if live.vpc_access is not None and live.vpc_access != defaults.vpc_access:
+        vpc = live.vpc_access
+        if vpc.egress is None or len(vpc.network_interfaces) > 1 or (vpc.connector and vpc.network_interfaces):
+            notes.append(f"{key}: the live VPC access cannot be written as one vpcAccess entry; held, not written")
+        elif vpc.connector:
+            entry["vpcAccess"] = {"connector": vpc.connector, "egress": WORD_BY_EGRESS[vpc.egress]}
+        else:
+            interface = vpc.network_interfaces[0]
+            written: dict[str, Any] = {"network": interface.network, "subnetwork": interface.subnetwork}
+            if interface.tags:
+                written["tags"] = list(interface.tags)
+            entry["vpcAccess"] = {**{k: v for k, v in written.items() if v is not None}, "egress": WORD_BY_EGRESS[vpc.egress]}
+    elif live.vpc_access is None and defaults.vpc_access is not None:
+        notes.append(f"{key}: the live service has no VPC access (a new one would get {defaults.vpc_access.egress} egress); held as it is")
+    scaling = {
+        name: value
+        for name, value, default in (
+            ("minInstances", live.min_instances, defaults.min_instances),
+            ("maxInstances", live.max_instances, defaults.max_instances),
+        )
+        if value is not None and value != default
+    }
+    if scaling:
+        entry["scaling"] = scaling
+    resources = {
+        name: value
+        for name, value, default in (
+            ("cpu", live.cpu, defaults.cpu),
+            ("memory", live.memory, defaults.memory),
+            ("cpuIdle", live.cpu_idle, defaults.cpu_idle),
+            ("startupCpuBoost", live.startup_cpu_boost, defaults.startup_cpu_boost),
+        )
+        if value is not None and value != default
+    }
+    if resources:
+        entry["resources"] = resources
+    if live.concurrency is not None and live.concurrency != defaults.concurrency:
+        entry["concurrency"] = live.concurrency
+    if live.timeout is not None and live.timeout != defaults.timeout:
+        seconds = _timeout_seconds(live.timeout)
+        if seconds is None:
+            notes.append(f"{key}: the live timeout {live.timeout} is not whole seconds; held, not written")
+        else:
+            entry["timeoutSeconds"] = seconds
+    return entry
+
+
+def adopt_service(key: str, target: AdoptTarget, live: Optional[LiveService], matrix: ProfileMatrix) -> Adopted:
+    """The complete stack entry for one live service (see the module docstring)."""
+    if live is None:
+        raise AdoptError(
+            f"services.{key}: {target.service_name} is not in the live input; adopt reads what runs, so describe it "
+            f"(gcloud run services describe {target.service_name} --project {target.project} --region {target.region} --format=json)"
+        )
+    if not live.commit:
+        raise AdoptError(
+            f"services.{key}: {target.service_name} has no commit-sha label on its revision template, so the commit its "
+            "image was built from is unknown; deploy it once with --labels commit-sha=<40-hex commit> (or find the "
+            "commit and write the entry by hand)"
+        )
+    notes: list[str] = []
+    entry: dict[str, Any] = {
+        "platform": target.platform,
+        "project": target.project,
+        "region": target.region,
+        "serviceName": target.service_name,
+        "commit": live.commit,
+        "image": live.image,
+        "strategyProfile": _profile(live, key, matrix, notes),
+        "dryRunOnly": _dry_run(live, target, key),
+    }
+    snapshot = _snapshot(live, target)
+    if snapshot is not None:
+        entry["snapshot"] = snapshot
+    if target.platform == "longbridge":
+        region = live.env.get(ACCOUNT_REGION) or live.env.get(ACCOUNT_PREFIX)
+        if region:
+            entry["accountRegion"] = region
+        if live.env.get(LONGPORT_SECRET_NAME):
+            entry["longportSecretName"] = live.env[LONGPORT_SECRET_NAME]
+    env, secrets = _env_and_secrets(live, key, notes)
+    if env:
+        entry["env"] = env
+    if secrets:
+        entry["secrets"] = secrets
+    spec = _validated(key, entry)
+    entry.update(settings_entry(live.settings, default_settings(spec), target.project, key, notes))
+    _validated(key, entry)
+    return Adopted(key=key, entry=entry, notes=tuple(notes))
+
+
+def _validated(key: str, entry: dict[str, Any]) -> ServiceSpec:
+    """The entry through the stack's own model: what adopt writes must load."""
+    try:
+        return ServiceSpec.model_validate(entry)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"services.{key}.{'.'.join(str(p) for p in item['loc'])}: {item['msg'].removeprefix('Value error, ')}"
+            for item in error.errors()[:5]
+        )
+        raise AdoptError(f"the live state of {key} does not make a valid stack entry: {problems}") from None
+
+
+def import_file(
+    targets: Mapping[str, AdoptTarget],
+    stack: str,
+    gcp_version: Optional[str] = None,
+    children: Mapping[str, list[dict[str, Any]]] = {},
+) -> dict[str, Any]:
+    """`pulumi import --file` input naming exactly what the program registers: per service its component
+    (created empty by the import, no id) and the Cloud Run service under it, on its project's provider.
+
+    The providers are referenced through the name table by URN, so they must exist in the stack first
+    (README: Adopting hand-deployed services).
+    """
+    name_table: dict[str, str] = {}
+    resources: list[dict[str, Any]] = []
+    for key, target in sorted(targets.items()):
+        provider = f"gcp-{target.project}"
+        name_table[provider] = f"urn:pulumi:{stack}::{PROJECT_NAME}::{PROVIDER_TYPE}::{provider}"
+        resources.append({"type": COMPONENT_TYPE, "name": key, "component": True})
+        service: dict[str, Any] = {
+            "type": SERVICE_TYPE,
+            "name": service_logical_name(key),
+            "id": service_id(target),
+            "parent": key,
+            "provider": provider,
+        }
+        if gcp_version is not None:
+            service["version"] = gcp_version
+        resources.append(service)
+        resources += children.get(key, [])
+    return {"nameTable": dict(sorted(name_table.items())), "resources": resources}
+
+
+def adopt_scheduling(
+    services: dict[str, dict[str, Any]], specs: Mapping[str, ServiceSpec], jobs: Mapping[str, Optional[Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    """With the live jobs: each entry's `scheduler:` block and the import entries of job and invoker member
+    (release/scheduling.py names them as the program registers them). Returns the import entries per key."""
+    from release.scheduling import adopted_scheduler, import_resources
+
+    children: dict[str, list[dict[str, Any]]] = {}
+    for key, spec in specs.items():
+        job = jobs.get(key)
+        block = adopted_scheduler(spec, job)
+        if block is not None:
+            services[key]["scheduler"] = block
+        children[key] = import_resources(key, spec, job, parent=key, provider=f"gcp-{spec.project}")
+    return children
+
+
+def import_urns(document: Mapping[str, Any], stack: str) -> dict[str, str]:
+    """The URN each entry of an import file resolves to (name -> URN), as the engine would compute it."""
+    by_name = {entry["name"]: entry for entry in document["resources"]}
+
+    def urn(name: str) -> str:
+        entry = by_name[name]
+        parent = entry.get("parent")
+        qualified = entry["type"] if parent is None else f"{by_name[parent]['type']}${entry['type']}"
+        return f"urn:pulumi:{stack}::{PROJECT_NAME}::{qualified}::{name}"
+
+    return {name: urn(name) for name in by_name}
+
+
+def adopt_all(
+    targets: Mapping[str, AdoptTarget], live: Mapping[str, Optional[LiveService]], release_raw: Any, source: str
+) -> tuple[dict[str, dict[str, Any]], tuple[str, ...]]:
+    """Every service adopted, then the whole result checked as a stack (the same `parse_stack` that loads
+    one), so what is written is ready to paste. Every refused service is named, not just the first."""
+    from release.config import ReleaseBundle
+    from release.stack import parse_stack
+
+    try:
+        bundle = ReleaseBundle.model_validate(release_raw)
+        matrix = matrix_for(bundle.us_equity_strategies)
+    except (ValidationError, UnknownMatrixError, TypeError) as error:
+        detail = str(error) if isinstance(error, UnknownMatrixError) else "it is missing or invalid"
+        raise AdoptError(
+            f"{source}: {PROJECT_NAME}:release is needed to name profiles canonically, and {detail}; set it to the bundle"
+        ) from None
+    adopted: dict[str, dict[str, Any]] = {}
+    notes: list[str] = []
+    errors: list[str] = []
+    for key, target in targets.items():
+        try:
+            result = adopt_service(key, target, live.get(key), matrix)
+        except AdoptError as error:
+            errors.append(str(error))
+            continue
+        adopted[key] = result.entry
+        notes += result.notes
+    if errors:
+        raise AdoptError("; ".join(errors) + "; nothing was written")
+    parse_stack(release_raw, adopted, source="the adopted services")
+    return adopted, tuple(notes)
+
+
+def adopted_specs(release_raw: Any, services: Mapping[str, Any]) -> Mapping[str, ServiceSpec]:
+    from release.stack import parse_stack
+
+    return parse_stack(release_raw, services, source="the adopted services").services
+
+
+def render_services(services: Mapping[str, Mapping[str, Any]]) -> str:
+    """One YAML document whose only top-level key is `us-equity-cutover:services`."""
+    import yaml
+
+    return yaml.safe_dump({SERVICES_CONFIG_KEY: dict(services)}, sort_keys=False, default_flow_style=False, width=200)
