@@ -495,7 +495,7 @@ class BoundedHTTP:
         if status == 200:
             try:
                 return json.loads(body.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
+            except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: JSON nested too deep
                 raise MalformedResponse(call, "malformed response (not JSON)", "check GITHUB_API_URL points at a GitHub API") from None
         message = self._message(body)
         if status == 404:
@@ -515,7 +515,7 @@ class BoundedHTTP:
     def _message(self, body: bytes) -> str:
         try:
             message = json.loads(body.decode("utf-8")).get("message")
-        except (UnicodeDecodeError, ValueError, AttributeError):
+        except (UnicodeDecodeError, ValueError, AttributeError, RecursionError):
             return ""
         return f" ({server_text(message, self.secrets, 160)})" if isinstance(message, str) and message else ""
 

@@ -92,6 +92,7 @@ GITHUB_ROWS = [
         3.0,
     ),
     ("3 sibling: blob content of another file", "/git/blobs/", "wrong-blob", "platform-pins:ibkr", "error", ["does not hash to blob"], 3.0),
+    ("8 sibling: JSON nested too deep", IBKR_TREE, "nested", "platform-pins:ibkr", "error", ["malformed response (not JSON)"], 3.0),
     ("size: a body beyond the bound", IBKR_TREE, "huge", "platform-pins:ibkr", "error", ["larger than 8 MiB"], 3.0),
     ("17 error body echoing the token", IBKR_TREE, "echo-auth", "platform-pins:ibkr", "error", ["400", "[redacted]"], 3.0),
 ]
