@@ -28,7 +28,7 @@ def endpoint(request: str) -> str:
     return f"{parts[0]}/{parts[1]}" if parts[0] == "git" else f"{parts[0]}/{parts[-1]}"
 
 
-def measure(config, repos_factory, latency: float, pool: int, repeat: int):  # type: ignore[no-untyped-def]
+def measure(config, repos_factory, latency: float, pool: int, repeat: int):
     from release.gate import run_gate
     from release.github_source import GitHubSource
     from tests.fixtures.github_fake import running

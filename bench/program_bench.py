@@ -100,7 +100,7 @@ def github_fake_env() -> Iterator[dict[str, str]]:
     env.pop("GITHUB_TOKEN", None)
     try:
         sys.path.insert(0, str(ROOT))
-        from tests.fixtures import github_fake  # type: ignore[attr-defined]
+        from tests.fixtures import github_fake
     except ImportError:
         yield env
         return

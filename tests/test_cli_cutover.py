@@ -16,7 +16,7 @@ from tests.fixtures.live_json import knative_for_spec, release_annotations, writ
 
 
 @pytest.fixture
-def stack(tmp_path, seed_repos):  # noqa: F811
+def stack(tmp_path, seed_repos):
     path = tmp_path / "Pulumi.prod.yaml"
     path.write_text(prod_stack_text(seed_repos.target))
     return path
@@ -27,7 +27,7 @@ def run(capsys, *argv: str) -> tuple[int, str]:
     return code, capsys.readouterr().out
 
 
-def git_args(stack, seed_repos) -> list[str]:  # noqa: F811
+def git_args(stack, seed_repos) -> list[str]:
     return ["--config-file", str(stack), "--source", "git", "--git-root", str(seed_repos.root)]
 
 
@@ -36,7 +36,7 @@ def images_args(stack, directory) -> list[str]:
     return ["--images", str(write_images_dir(directory, images))]
 
 
-def test_plan_with_a_passing_gate_and_no_live_state_can_proceed(capsys, stack, seed_repos, tmp_path):  # noqa: F811
+def test_plan_with_a_passing_gate_and_no_live_state_can_proceed(capsys, stack, seed_repos, tmp_path):
     code, out = run(capsys, "plan", *git_args(stack, seed_repos), *images_args(stack, tmp_path / "images"), "--format", "json")
     plan = json.loads(out)
     assert code == 0
@@ -47,7 +47,7 @@ def test_plan_with_a_passing_gate_and_no_live_state_can_proceed(capsys, stack, s
     )
 
 
-def test_plan_offline_reads_the_lock_and_says_pulumi_up_re_verifies(capsys, stack, seed_repos, monkeypatch):  # noqa: F811
+def test_plan_offline_reads_the_lock_and_says_pulumi_up_re_verifies(capsys, stack, seed_repos, monkeypatch):
     code, _ = run(capsys, "lock", *git_args(stack, seed_repos))
     assert code == 0 and stack.with_name("Pulumi.prod.lock.json").is_file()
     # Offline: the GitHub source points at a closed loopback port, so it cannot be reached.
@@ -57,7 +57,7 @@ def test_plan_offline_reads_the_lock_and_says_pulumi_up_re_verifies(capsys, stac
     assert "verified from lock at" in out and "pulumi up` re-verifies online" in out
 
 
-def test_plan_of_stale_platform_pins_is_blocked_at_the_pin_step(capsys, tmp_path, seed_repos):  # noqa: F811
+def test_plan_of_stale_platform_pins_is_blocked_at_the_pin_step(capsys, tmp_path, seed_repos):
     path = tmp_path / "Pulumi.prod.yaml"
     path.write_text(prod_stack_text(seed_repos.baseline))
     code, out = run(capsys, "plan", *git_args(path, seed_repos), "--format", "json")
@@ -68,7 +68,7 @@ def test_plan_of_stale_platform_pins_is_blocked_at_the_pin_step(capsys, tmp_path
     assert "pin the bundle in each platform repo" in plan["steps"][0]["action"]
 
 
-def test_verify_passes_on_the_switched_services_and_records_the_switch(capsys, stack, seed_repos, tmp_path):  # noqa: F811
+def test_verify_passes_on_the_switched_services_and_records_the_switch(capsys, stack, seed_repos, tmp_path):
     config = load_stack_file(stack)
     matrix = load_matrices()[config.release.us_equity_strategies]
     tags = release_annotations(config.release.quant_platform_kit, config.release.us_equity_strategies)

@@ -87,7 +87,10 @@ def test_cutover_defaults_to_when_the_service_became_ready(gcs, reader):
     after = datetime(2026, 11, 24, 20, 45, tzinfo=timezone.utc)
     for at, profile in ((before, "semiconductor_rotation_income"), (after, None)):
         gcs.put(report_uri(SCHWAB, None, at), runtime_report(SCHWAB, "TQQQ Growth Income", at, profile=profile))
-    now = lambda: datetime(2026, 11, 25, tzinfo=timezone.utc)  # noqa: E731
+
+    def now() -> datetime:
+        return datetime(2026, 11, 25, tzinfo=timezone.utc)
+
     result = first_run_checks(SCHWAB, schwab_live(), facts(), reader, FirstRunOptions(), now=now)
     checks = {c.id: c for c in result.checks}
     assert all(c.ok for c in result.checks), result.checks

@@ -45,8 +45,8 @@ def bounded(fn: Callable[[], GateReport], seconds: float) -> tuple[GateReport, f
     elapsed = time.monotonic() - started
     assert not thread.is_alive(), f"still running after {seconds}s: not bounded"
     if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box["value"], elapsed  # type: ignore[return-value]
+        raise box["error"]
+    return box["value"], elapsed
 
 
 def check(report: GateReport, check_id: str):

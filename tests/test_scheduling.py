@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import subprocess
+import threading
 
 import pytest
+import requests
 
 from release.config import ConfigError, SchedulerSpec
 from release.live import from_knative_json
 from release.scheduling import (
+    JobReadError,
     SchedulingInputError,
     companion_jobs,
     cron_problem,
     from_job_json,
     from_policy_json,
     held_job_inputs,
+    job_id,
     job_inputs,
     job_name,
     read_iam_gcloud,
+    read_job_api,
     read_jobs_gcloud,
     read_jobs_path,
     scheduler_checks,
@@ -202,21 +209,13 @@ def test_a_job_on_the_deterministic_url_passes():
 
 # --- the program's API read, against an HTTP server on 127.0.0.1 --------------------------------
 
-import contextlib  # noqa: E402
-import http.server  # noqa: E402
-import threading  # noqa: E402
-
-import requests  # noqa: E402
-
-from release.scheduling import JobReadError, job_id, read_job_api  # noqa: E402
-
 
 @contextlib.contextmanager
 def scheduler_api(answers):
     """A Cloud Scheduler API stand-in: path -> (status, body bytes)."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):  # noqa: N802 - http.server dispatches GET to this name
             status, body = answers.get(self.path, (404, b'{"error": {"code": 404}}'))
             self.send_response(status)
             self.send_header("Content-Length", str(len(body)))

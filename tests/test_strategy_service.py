@@ -14,8 +14,19 @@ from components.profiles import matrix_for
 from components.program import Providers, deploy
 from components.strategy_service import COMPONENT_TYPE, StrategyService, StrategyServiceArgs, service_logical_name
 from release.config import SchedulerSpec, SecretRef
+from release.scheduling import JobReadError
 from release.stack import load_stack_file, stack_file
-from tests.fixtures.pulumi_mocks import PROVIDER_TYPE, SERVICE_TYPE, deployed_image, run_under_mocks, service_env
+from tests.fixtures.live_json import scheduler_job as scheduler_job_json
+from tests.fixtures.pulumi_mocks import (
+    INVOKER_TYPE,
+    JOB_TYPE,
+    PROVIDER_TYPE,
+    SERVICE_TYPE,
+    CutoverMocks,
+    deployed_image,
+    run_under_mocks,
+    service_env,
+)
 
 CONFIG = load_stack_file(stack_file("prod"))
 
@@ -175,10 +186,6 @@ def test_each_run_starts_from_a_fresh_runtime():
 
 
 # --- the scheduler job and the invoker member ----------------------------------------------------
-
-from release.scheduling import JobReadError  # noqa: E402
-from tests.fixtures.live_json import scheduler_job as scheduler_job_json  # noqa: E402
-from tests.fixtures.pulumi_mocks import INVOKER_TYPE, JOB_TYPE, CutoverMocks  # noqa: E402
 
 
 def by_name(run, type_):
