@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal, Optional
@@ -228,8 +230,16 @@ def render_lock(lock: Lock) -> str:
 def write_lock(path: Path, report: "GateReport", now: Optional[datetime] = None) -> Lock:
     """Write the lock for a passing report, keeping every tag the previous lock at `path` recorded."""
     lock = lock_from_report(report, now, previous=read_lock(path))
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_lock(lock), encoding="utf-8")
-    # Atomic replace: a crash mid-write never leaves a half lock for the plan to read.
-    tmp.replace(path)
+    # A fresh temporary file (O_EXCL, a unique name): a FIFO or a stale file left at a fixed `.tmp` name
+    # can never block the write or be written through. Atomic replace: a crash mid-write never leaves a
+    # half lock for the plan to read.
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as tmp:
+            tmp.write(render_lock(lock))
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
     return lock

@@ -42,6 +42,21 @@ def test_write_then_read_round_trips_and_is_deterministic(seed_repos, tmp_path):
     assert write_lock(path, passing(seed_repos), now=NOW) == lock and path.read_text() == text
 
 
+def test_a_fifo_at_the_old_temporary_name_never_blocks_the_write(seed_repos, tmp_path):
+    import os
+    import threading
+
+    path = tmp_path / "Pulumi.prod.lock.json"
+    os.mkfifo(tmp_path / "Pulumi.prod.lock.json.tmp")
+    report = passing(seed_repos)
+    done = threading.Thread(target=write_lock, args=(path, report), kwargs={"now": NOW}, daemon=True)
+    done.start()
+    done.join(timeout=10)
+    assert not done.is_alive(), "write_lock blocked on a FIFO"
+    assert read_lock(path) is not None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Pulumi.prod.lock.json", "Pulumi.prod.lock.json.tmp"]
+
+
 def test_only_a_passing_report_is_locked(seed_repos, tmp_path):
     failing = run_gate(prod_config(seed_repos.baseline), GitSource(seed_repos.root))
     with pytest.raises(ValueError, match="only a passing gate"):
