@@ -430,12 +430,35 @@ def _true(value: Any) -> Optional[bool]:
     return True if str(value).lower() == "true" else None
 
 
+# Settings the program has no way to register; a service that uses one is refused rather than stripped of it
+# (an absent input is a removal in the provider).
+V1_UNHOLDABLE_ANNOTATIONS = (
+    "run.googleapis.com/binary-authorization",
+    "run.googleapis.com/custom-audiences",
+    "run.googleapis.com/encryption-key",
+    "run.googleapis.com/invoker-iam-disabled",
+    "run.googleapis.com/default-url-disabled",
+)
+UNHOLDABLE_FIX = "manage this service by hand, or remove the setting, then plan again"
+
+
+def _unholdable(what: str, where: str) -> LiveStateError:
+    return LiveStateError(f"uses {what}, which this program cannot hold", where, UNHOLDABLE_FIX)
+
+
 def knative_settings(metadata: Mapping[str, Any], template: Mapping[str, Any], container: Mapping[str, Any], where: str) -> ServiceSettings:
     """The settings of a v1 (gcloud) document, in the v2 vocabulary of `ServiceSettings`."""
     service_annotations = _str_map(metadata.get("annotations"), where, "metadata.annotations")
     template_meta = _mapping(template.get("metadata"), where, "spec.template.metadata")
     annotations = _str_map(template_meta.get("annotations"), where, "spec.template.metadata.annotations")
     pod = _mapping(template.get("spec"), where, "spec.template.spec")
+    for name in V1_UNHOLDABLE_ANNOTATIONS:
+        if service_annotations.get(name) or annotations.get(name):
+            raise _unholdable(name, where)
+    if len(_list(pod.get("containers"), where, "containers")) > 1:
+        raise _unholdable("more than one container (sidecars)", where)
+    if container.get("workingDir"):
+        raise _unholdable("a container working directory", where)
     resources = _mapping(container.get("resources"), where, "containers[0].resources")
     limits = _str_map(resources.get("limits"), where, "containers[0].resources.limits")
     timeout = _int(pod.get("timeoutSeconds"), where, "timeoutSeconds")
@@ -809,6 +832,19 @@ def _v2_map(value: Any, source: str, field: str) -> dict[str, str]:
 
 def cloud_run_v2_settings(result: Any, template: Any, container: Any, source: str) -> ServiceSettings:
     """The settings of a `get_service` result (zero values read as "not set")."""
+    unholdable = (
+        ("more than one container (sidecars)", len(_items(_field(template, "containers"))) > 1),
+        ("a container working directory", bool(_field(container, "working_dir"))),
+        ("custom audiences", bool(_items(_field(result, "custom_audiences")))),
+        ("Binary Authorization", bool(_items(_field(result, "binary_authorizations")))),
+        ("a customer-managed encryption key", bool(_field(template, "encryption_key"))),
+        ("a node selector (GPU)", bool(_items(_field(template, "node_selectors")))),
+        ("invoker IAM disabled", _field(result, "invoker_iam_disabled") is True),
+        ("the default URL disabled", _field(result, "default_uri_disabled") is True),
+    )
+    for what, used in unholdable:
+        if used:
+            raise _unholdable(what, source)
     scaling = _first(_field(template, "scalings"))
     resources = _first(_field(container, "resources"))
     limits = _v2_map(_field(resources, "limits"), source, "resources.limits")

@@ -50,6 +50,15 @@ def _phase(service: ServicePlan) -> str:
 
 def _changes(service: ServicePlan) -> str:
     """What this `pulumi up` changes on the service, in a few words (values are in the full plan)."""
+    text = _image_and_env_changes(service)
+    if service.phase in ("deploy-image", "switch-env") and service.settings_diff:
+        fields = [f"~{change.field}" for change in service.settings_diff]
+        more = len(fields) - MAX_NAMES
+        text += "; settings " + " ".join(fields[:MAX_NAMES]) + (f" (+{more} more)" if more > 0 else "")
+    return text
+
+
+def _image_and_env_changes(service: ServicePlan) -> str:
     applied = service.applied_env_diff
     if service.phase == "create":
         return f"new service: image {short(service.spec.commit)}, {service.spec.strategy_profile}"

@@ -508,3 +508,37 @@ def test_declared_traffic_is_read_from_both_shapes():
     ]
     assert v1 == from_cloud_run_v2(v2_doc).declared_traffic
     assert [(t.revision, t.latest, t.percent, t.tag) for t in v1] == [("rev-00001", False, 90, None), (None, True, 10, "canary")]
+
+
+@pytest.mark.parametrize(
+    "bend, says",
+    [
+        (lambda d: d["spec"]["template"]["spec"]["containers"].append({"image": "sidecar"}), "more than one container"),
+        (lambda d: d["spec"]["template"]["spec"]["containers"][0].update(workingDir="/srv"), "working directory"),
+        (lambda d: d["metadata"]["annotations"].update({"run.googleapis.com/custom-audiences": '["x"]'}), "custom-audiences"),
+    ],
+)
+def test_settings_the_program_cannot_hold_are_refused_not_stripped(bend, says):
+    doc = hand_deployed_ibkr_v1()
+    bend(doc)
+    with pytest.raises(LiveStateError, match=f"uses .*{says}.*cannot hold"):
+        from_knative_json(doc)
+
+
+@pytest.mark.parametrize(
+    "field, value, says",
+    [
+        ("customAudiences", ["https://x"], "custom audiences"),
+        ("binaryAuthorizations", [{"useDefault": True}], "Binary Authorization"),
+        ("invokerIamDisabled", True, "invoker IAM disabled"),
+    ],
+)
+def test_v2_settings_the_program_cannot_hold_are_refused(field, value, says):
+    result = hand_deployed_ibkr_v2()
+    result[field] = value
+    with pytest.raises(LiveStateError, match=f"uses {says}, which this program cannot hold"):
+        from_cloud_run_v2(result)
+    result = hand_deployed_ibkr_v2()
+    result["templates"][0]["containers"].append({"image": "sidecar"})
+    with pytest.raises(LiveStateError, match="more than one container"):
+        from_cloud_run_v2(result)

@@ -130,3 +130,21 @@ def test_cli_markdown_format_prints_the_comment_and_exits_with_the_verdict(capsy
     assert "❌ BLOCKED" in out.splitlines()[1] and "gate unverified" in out
     # Markdown is the plan's format only.
     assert main(["check", "--format", "markdown"]) == 2
+
+
+def test_a_row_names_the_settings_this_up_changes():
+    # The config sets ingress; the live service runs with ingress=all: the row says so beside the image.
+    spec = CONFIG.services["ibkr"]
+    document = knative_for_spec(
+        spec,
+        {**spec.env, "STRATEGY_PROFILE": "global_etf_rotation", "IBKR_DRY_RUN_ONLY": "false"},
+        commit=OLD,
+        image=spec.image.rsplit(":", 1)[0] + ":" + OLD,
+        secrets=dict(spec.secrets),
+    )
+    document["metadata"]["annotations"]["run.googleapis.com/ingress"] = "all"
+    live = {"ibkr": from_knative_json(document, CONFIG.services["ibkr"].service_name)}
+    services = {**CONFIG.services, "ibkr": CONFIG.services["ibkr"].model_copy(update={"ingress": "internal"})}
+    plan = build_plan(CONFIG.model_copy(update={"services": services}), PASSED, live, MATRICES, images=IMAGES)
+    row = next(line for line in visible(render_comment(plan)) if line.startswith("| ibkr"))
+    assert "image 1111111 → ca6cae8" in row and "settings ~ingress" in row
