@@ -217,3 +217,20 @@ def test_malformed_image_reference_in_the_stack_exits_2_naming_service_and_field
     path.write_text(bad, encoding="utf-8")
     assert main(["plan", "--config-file", str(path)]) == 2
     assert "services.schwab.image" in capsys.readouterr().err
+
+
+def test_bad_scheduler_config_exits_2_naming_service_and_field(gate, tmp_path, capsys):
+    text = (PROJECT_ROOT / "Pulumi.prod.yaml").read_text(encoding="utf-8")
+    block = (
+        "      scheduler:\n"
+        "        schedule: \"45 15 * * 1-8\"\n"
+        "        timeZone: Asia/HongKong\n"
+        "        serviceAccount: longbridge-platform-scheduler@interactivebrokersquant.iam.gserviceaccount.com\n"
+    )
+    bad = text.replace("      accountRegion: HK\n", "      accountRegion: HK\n" + block, 1)
+    path = tmp_path / "Pulumi.bad.yaml"
+    path.write_text(bad, encoding="utf-8")
+    assert main(["plan", "--config-file", str(path)]) == 2
+    err = capsys.readouterr().err
+    for field in ("schedule", "timeZone", "serviceAccount"):
+        assert f"services.longbridge-hk.scheduler.{field}" in err
