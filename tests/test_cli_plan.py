@@ -223,7 +223,7 @@ def test_bad_scheduler_config_exits_2_naming_service_and_field(gate, tmp_path, c
     text = (PROJECT_ROOT / "Pulumi.prod.yaml").read_text(encoding="utf-8")
     block = (
         "      scheduler:\n"
-        "        schedule: \"45 15 * * 1-8\"\n"
+        '        schedule: "45 15 * * 1-8"\n'
         "        timeZone: Asia/HongKong\n"
         "        serviceAccount: longbridge-platform-scheduler@interactivebrokersquant.iam.gserviceaccount.com\n"
     )
