@@ -51,7 +51,7 @@ def test_a_fifo_at_the_old_temporary_name_never_blocks_the_write(seed_repos, tmp
     report = passing(seed_repos)
     done = threading.Thread(target=write_lock, args=(path, report), kwargs={"now": NOW}, daemon=True)
     done.start()
-    done.join(timeout=10)
+    done.join(timeout=30)
     assert not done.is_alive(), "write_lock blocked on a FIFO"
     assert read_lock(path) is not None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Pulumi.prod.lock.json", "Pulumi.prod.lock.json.tmp"]
