@@ -251,6 +251,22 @@ def _ready(statuses: list[Any], where: str, field: str, ready_value: str, known:
     return bool(statuses) and statuses[0] == ready_value
 
 
+V1_SECRETS = "run.googleapis.com/secrets"
+
+
+def _secret_aliases(template: Mapping[str, Any], where: str) -> dict[str, str]:
+    """v1 names another project's secret by a local alias, resolved in the template annotation
+    `run.googleapis.com/secrets` ("alias:projects/<p>/secrets/<name>,..."); v2 names it in full."""
+    annotations = _str_map(_mapping(template.get("metadata"), where, "spec.template.metadata").get("annotations"), where, "annotations")
+    aliases: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in annotations.get(V1_SECRETS, "").split(","))):
+        alias, _, full = item.partition(":")
+        if not full or not LIVE_SECRET_PATTERN.fullmatch(full) or not full.startswith("projects/"):
+            raise LiveStateError(f"{V1_SECRETS} holds an entry that is not alias:projects/<p>/secrets/<name>", where, GCLOUD_FIX)
+        aliases[alias] = full
+    return aliases
+
+
 def _knative_env(entries: Any, where: str) -> tuple[dict[str, str], dict[str, SecretRef]]:
     if entries is None:
         entries = []
@@ -452,6 +468,7 @@ def knative_settings(metadata: Mapping[str, Any], template: Mapping[str, Any], c
     template_meta = _mapping(template.get("metadata"), where, "spec.template.metadata")
     annotations = _str_map(template_meta.get("annotations"), where, "spec.template.metadata.annotations")
     pod = _mapping(template.get("spec"), where, "spec.template.spec")
+    aliases = _secret_aliases(template, where)
     for name in V1_UNHOLDABLE_ANNOTATIONS:
         if service_annotations.get(name) or annotations.get(name):
             raise _unholdable(name, where)
@@ -475,7 +492,10 @@ def knative_settings(metadata: Mapping[str, Any], template: Mapping[str, Any], c
         startup_cpu_boost=_true(annotations.get(V1_STARTUP_CPU_BOOST)),
         concurrency=_int(pod.get("containerConcurrency"), where, "containerConcurrency") or None,
         timeout=None if timeout is None else f"{timeout}s",
-        volumes=tuple(_knative_volume(item, where) for item in _list(pod.get("volumes"), where, "volumes")),
+        volumes=tuple(
+            volume.model_copy(update={"secret": aliases.get(volume.secret, volume.secret)}) if volume.secret else volume
+            for volume in (_knative_volume(item, where) for item in _list(pod.get("volumes"), where, "volumes"))
+        ),
         volume_mounts=tuple(
             VolumeMount(name=str(_mapping(m, where, "volumeMounts[]").get("name", "")), mount_path=str(m.get("mountPath", "")))
             for m in _list(container.get("volumeMounts"), where, "volumeMounts")
@@ -555,6 +575,8 @@ def _from_knative_json(data: Any, expected_name: Optional[str], source: str) -> 
     if not isinstance(image, str) or not image:
         raise LiveStateError("has no container image", source, "pass gcloud's JSON unchanged")
     plain, secrets = _knative_env(container.get("env"), source)
+    aliases = _secret_aliases(template, source)
+    secrets = {name: ref.model_copy(update={"secret": aliases.get(ref.secret, ref.secret)}) for name, ref in secrets.items()}
     template_labels = _str_map(_mapping(template.get("metadata"), source, "spec.template.metadata").get("labels"), source, "labels")
     status = _mapping(data.get("status"), source, "status")
     conditions = status.get("conditions") or []

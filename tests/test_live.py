@@ -542,3 +542,20 @@ def test_v2_settings_the_program_cannot_hold_are_refused(field, value, says):
     result["templates"][0]["containers"].append({"image": "sidecar"})
     with pytest.raises(LiveStateError, match="more than one container"):
         from_cloud_run_v2(result)
+
+
+def test_v1_secret_aliases_resolve_to_the_other_projects_secret():
+    # gcloud shows another project's secret under a local alias; v2 (and the config) name it in full.
+    doc = hand_deployed_ibkr_v1()
+    template = doc["spec"]["template"]
+    template["metadata"]["annotations"]["run.googleapis.com/secrets"] = (
+        "tg:projects/123456789/secrets/telegram-token,grp:projects/sharedsecrets/secrets/ibkr-account-groups"
+    )
+    template["spec"]["containers"][0]["env"].append({"name": "TELEGRAM_TOKEN", "valueFrom": {"secretKeyRef": {"name": "tg", "key": "2"}}})
+    template["spec"]["volumes"][0]["secret"]["secretName"] = "grp"
+    live = from_knative_json(doc)
+    assert live.secrets["TELEGRAM_TOKEN"] == SecretRef(secret="projects/123456789/secrets/telegram-token", version="2")
+    assert live.settings.volumes[0].secret == "projects/sharedsecrets/secrets/ibkr-account-groups"
+    template["metadata"]["annotations"]["run.googleapis.com/secrets"] = "tg:not-a-path"
+    with pytest.raises(LiveStateError, match="alias:projects"):
+        from_knative_json(doc)
