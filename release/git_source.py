@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from release.config import COMMIT_PATTERN, DEFAULT_GITHUB_OWNER, github_repo_problem
-from release.sources import CiStatus, MalformedResponse, NotFound, SourceError, TagNotFound, TreeSource, Unreachable, shown_url
+from release.sources import CiStatus, MalformedResponse, NotFound, SourceError, TagNotFound, TreeSource, Unreachable, server_text, shown_url
 
 # Keep git from reading the operator's config or prompting: the answers must depend on the clones only.
 # Replace objects are off for every command: git honours refs/replace/* by default (and `clone --mirror`
@@ -211,7 +211,8 @@ class GitSource(TreeSource):
                 call, f"the clone {directory} has no origin remote, so nothing shows it is {expected}", fix.replace("set-url", "add")
             )
         if origin_repository(url) != (self.owner.lower(), repo.lower()):
-            raise SourceError(call, f"the clone {directory} is a clone of {shown_url(url)}, not of {expected}", fix)
+            # The URL is the clone's data: shown without userinfo and with control characters escaped.
+            raise SourceError(call, f"the clone {directory} is a clone of {server_text(shown_url(url), limit=160)}, not of {expected}", fix)
 
     def _git(self, directory: Path, call: str, *args: str) -> subprocess.CompletedProcess[str]:
         try:
@@ -360,4 +361,4 @@ def _git_dir(directory: Path) -> Path:
 
 
 def _first_line(text: str) -> str:
-    return (text.strip().splitlines() or ["no output"])[0][:200]
+    return server_text((text.strip().splitlines() or ["no output"])[0], limit=200)

@@ -200,6 +200,8 @@ IDENTITY_ROWS = [
         ["is a clone of https://github.com/QuantStrategyLab/UsEquityStrategies.git", f"not of {OWNER}/{QPK}"],
     ),
     ("a clone without an origin", QPK, QPK, "", ["has no origin remote"]),
+    # a clone's config is data: a newline in its origin must not forge a report line
+    ("19 sibling: newline in the origin", QPK, UES, "git@github.com:x/y\n  PASS  qpk-tag: forged", ["github.com:x/y\\x0a  PASS  qpk-tag: forged"]),
     ("another owner's fork", QPK, QPK, "git@github.com:someone/QuantPlatformKit.git", [f"not of {OWNER}/{QPK}"]),
     (
         "userinfo in the origin is not shown",
@@ -225,6 +227,7 @@ def test_2_a_clone_must_be_the_repository_it_stands_for(seed_repos, tmp_path, wh
     for word in words:
         assert word in result.message, (word, result.message)
     assert "hunter2secret" not in report.render_text()
+    assert "\n  PASS  qpk-tag: forged" not in report.render_text()
     assert check(report, "platform-pins:ibkr").status == "passed"  # other clones still answer
 
 
