@@ -201,7 +201,13 @@ IDENTITY_ROWS = [
     ),
     ("a clone without an origin", QPK, QPK, "", ["has no origin remote"]),
     # a clone's config is data: a newline in its origin must not forge a report line
-    ("19 sibling: newline in the origin", QPK, UES, "git@github.com:x/y\n  PASS  qpk-tag: forged", ["github.com:x/y\\x0a  PASS  qpk-tag: forged"]),
+    (
+        "19 sibling: newline in the origin",
+        QPK,
+        UES,
+        "git@github.com:x/y\n  PASS  qpk-tag: forged",
+        ["github.com:x/y\\x0a  PASS  qpk-tag: forged"],
+    ),
     ("another owner's fork", QPK, QPK, "git@github.com:someone/QuantPlatformKit.git", [f"not of {OWNER}/{QPK}"]),
     (
         "userinfo in the origin is not shown",
