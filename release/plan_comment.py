@@ -49,30 +49,32 @@ def _phase(service: ServicePlan) -> str:
 
 
 def _changes(service: ServicePlan) -> str:
-    """What this `pulumi up` changes on the service, in a few words (values are in the full plan)."""
-    text = _image_and_env_changes(service)
-    if service.phase in ("deploy-image", "switch-env") and service.settings_diff:
-        fields = [f"~{change.field}" for change in service.settings_diff]
-        more = len(fields) - MAX_NAMES
-        text += "; settings " + " ".join(fields[:MAX_NAMES]) + (f" (+{more} more)" if more > 0 else "")
-    return text
+    """What this `pulumi up` changes on the service, in a few words (values are in the full plan).
 
-
-def _image_and_env_changes(service: ServicePlan) -> str:
+    The main change first, then the Cloud Run settings it also changes (scaling, resources, traffic, ...),
+    then env names: the cell is capped, and a settings change must not be the part that is cut.
+    """
     applied = service.applied_env_diff
+    env = [] if applied.empty else [f"env {_names(applied)}"]
     if service.phase == "create":
         return f"new service: image {short(service.spec.commit)}, {service.spec.strategy_profile}"
-    if service.phase == "deploy-image":
-        before = short(service.live.commit) if service.live is not None else "unknown"
-        held = "strategy env held"
-        return f"image {before} → {short(service.spec.commit)}; {held}" + (f"; env {_names(applied)}" if not applied.empty else "")
-    if service.phase == "switch-env":
-        before = service.live_profile or "(unset)"
-        profile = f"{before} → {service.spec.strategy_profile}; " if before != service.spec.strategy_profile else ""
-        return f"env only: {profile}{_names(applied)}"
     if service.phase == "blocked":
         return "nothing: held as live"
-    return "nothing"
+    if service.phase == "deploy-image":
+        before = short(service.live.commit) if service.live is not None else "unknown"
+        parts = [f"image {before} → {short(service.spec.commit)}", "strategy env held"]
+    elif service.phase == "switch-env":
+        before_profile = service.live_profile or "(unset)"
+        moved = before_profile != service.spec.strategy_profile
+        parts = [f"env only: {before_profile} → {service.spec.strategy_profile}" if moved else "env only"]
+        env = [_names(applied)] if not applied.empty else []
+    else:
+        parts = []
+    if service.settings_diff:
+        fields = [f"~{change.field}" for change in service.settings_diff]
+        more = len(fields) - MAX_NAMES
+        parts.append("settings " + " ".join(fields[:MAX_NAMES]) + (f" (+{more} more)" if more > 0 else ""))
+    return "; ".join(parts + env) or "nothing"
 
 
 def _reasons(plan: CutoverPlan) -> list[str]:

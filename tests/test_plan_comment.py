@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+from components.ownership import SettingChange
 from components.platforms import PLATFORMS
 from components.profiles import load_matrices
 from release.cli import main
@@ -148,3 +151,17 @@ def test_a_row_names_the_settings_this_up_changes():
     plan = build_plan(CONFIG.model_copy(update={"services": services}), PASSED, live, MATRICES, images=IMAGES)
     row = next(line for line in visible(render_comment(plan)) if line.startswith("| ibkr"))
     assert "image 1111111 → ca6cae8" in row and "settings ~ingress" in row
+
+
+def test_settings_the_update_changes_are_named_in_the_row():
+    plan = passing_plan()
+    ibkr = next(s for s in plan.services if s.key == "ibkr")
+    moved = dataclasses.replace(
+        ibkr, settings_diff=(SettingChange("max_instances", 3, 1), SettingChange("traffic", "split", "latest 100%"))
+    )
+    rows = [
+        line
+        for line in render_comment(dataclasses.replace(plan, services=(moved, *plan.services[1:]))).splitlines()
+        if line.startswith("| ibkr ")
+    ]
+    assert len(rows) == 1 and "strategy env held; settings ~max_instances ~traffic; env +ACCOUNT_GROUP" in rows[0]
