@@ -307,6 +307,14 @@ def _adopt(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write {error.filename} ({error.strerror})") from None
     if args.output is None:
         print(text, end="")
+    if args.scheduler is None:
+        # Without the jobs the import file cannot name them; the program would then create a job that
+        # exists (ALREADY_EXISTS) on the first `pulumi up`.
+        notes = (
+            *notes,
+            "scheduler jobs not read (no --scheduler): no scheduler: blocks and no job or invoker entries in the "
+            "import file; rerun with --scheduler gcloud, or import each <key>-scheduler by hand before pulumi up",
+        )
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     return EXIT_OK

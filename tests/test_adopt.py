@@ -253,3 +253,12 @@ def test_with_the_live_jobs_adopt_writes_their_settings_and_their_imports(tmp_pa
     run = run_under_mocks(lambda: deploy(CONFIG))
     registered = {engine_urn(r.urn) for r in run.resources if r.type != PROVIDER_TYPE}
     assert set(import_urns(document, "prod").values()) <= registered
+
+
+def test_without_the_jobs_adopt_says_the_import_file_lacks_them(tmp_path, capsys):
+    live_dir = write_live_dir(tmp_path / "live", live_documents())
+    code, err, _, imports = adopt(tmp_path, live_dir, minimal_stack(tmp_path / "Pulumi.prod.yaml"), capsys)
+    assert code == 0
+    assert "scheduler jobs not read (no --scheduler)" in err and "--scheduler gcloud" in err
+    names = {entry["name"] for entry in json.loads(imports.read_text(encoding="utf-8"))["resources"]}
+    assert not any(name.endswith("-scheduler") or name.endswith("-invoker") for name in names)
