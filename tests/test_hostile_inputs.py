@@ -194,6 +194,18 @@ CASES = [
         2,
         ("holds more than 256 *.json files",),
     ),  # fmt: skip
+    Case(
+        "/dev/zero as --scheduler",
+        lambda tmp: ["verify", "--live", str(healthy_live(tmp)), "--scheduler", "/dev/zero"],
+        2,
+        ("/dev/zero", "is a device"),
+    ),  # fmt: skip
+    Case(
+        "FIFO as --iam",
+        lambda tmp: ["verify", "--live", str(healthy_live(tmp)), "--iam", str(fifo(tmp / "interactive-brokers-quant-service.json"))],
+        2,
+        ("interactive-brokers-quant-service.json", "is a FIFO"),
+    ),  # fmt: skip
     Case("stack file over the size bound", plan_of(PROD_TEXT + "#" * (1024 * 1024) + "\n"), 2, ("larger than 1 MiB",)),
     Case(
         "--live file over the size bound",
