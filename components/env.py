@@ -1,6 +1,6 @@
 """The env rules of a strategy service: what a spec may say, and the exact env it produces.
 
-Pure functions over the config models, the platform table and the profile matrix; the Pulumi component,
+Pure functions over the config models, the platform table and the proved profile facts; the Pulumi component,
 the plan and verify all call these, so there is one copy of every rule.
 """
 
@@ -25,7 +25,7 @@ from components.platforms import (
     is_unset_flag,
     looks_secret,
 )
-from components.profiles import PlatformRequirements, ProfileMatrix, all_profile_names
+from components.profiles import PlatformRequirements, ProfileFacts
 from release.config import ConfigProblem, ReleaseBundle, SecretRef, ServiceSpec, SnapshotPaths, split_image
 
 # Which config field the operator should use instead of setting an owned name directly.
@@ -77,29 +77,12 @@ class ServiceRevision:
     ues_tag: Optional[str]
 
 
-def profile_problems(key: str, spec: ServiceSpec, matrix: ProfileMatrix) -> list[ConfigProblem]:
-    """Is the profile a canonical, runtime-enabled profile on this platform at the bundle's UES tag?"""
-    where = f"services.{key}.strategyProfile"
-    name, tag = spec.strategy_profile, matrix.ues_tag
-    if name in matrix.aliases:
-        return [ConfigProblem(path=where, message=f"{name} is an old alias at UES {tag}; write {matrix.aliases[name]}")]
-    enabled = ", ".join(matrix.enabled_on(spec.platform)) or "none"
-    profile = matrix.profiles.get(name)
-    if profile is None:
-        return [ConfigProblem(path=where, message=f"{name} is not a profile at UES {tag} (on {spec.platform}: {enabled})")]
-    if not profile.runtime_enabled or spec.platform not in profile.platforms:
-        state = "" if profile.runtime_enabled else f" (status {profile.status})"
-        return [
-            ConfigProblem(
-                path=where,
-                message=f"{name} is not runtime-enabled on {spec.platform} at UES {tag}{state} (enabled: {enabled})",
-            )
-        ]
-    return []
-
-
 def input_mode_problems(key: str, spec: ServiceSpec, requirements: Optional[PlatformRequirements]) -> list[ConfigProblem]:
-    """Snapshot paths exactly where the profile needs them; reconciliation output only on IBKR."""
+    """Snapshot paths exactly where the profile needs them (from the proved facts); reconciliation output only on IBKR.
+
+    A strategy config path is optional where the platform bundles the config the catalog names (it
+    overrides it) and where it bundles none (without it the runtime runs the module defaults).
+    """
     snapshot = spec.snapshot
     problems: list[ConfigProblem] = []
 
@@ -127,17 +110,10 @@ def input_mode_problems(key: str, spec: ServiceSpec, requirements: Optional[Plat
         problem("manifestPath", f"{profile} requires a snapshot manifest{contract}; set its gs:// path")
     if not requirements.requires_snapshot_manifest_path and snapshot.manifest_path is not None:
         problem("manifestPath", f"{profile} reads no snapshot manifest on {spec.platform}; remove it")
-    policy = requirements.config_source_policy
-    if policy == "env_only" and snapshot.strategy_config_path is None:
-        problem("strategyConfigPath", f"{profile} has no bundled config on {spec.platform}; set its config path")
-    if policy == "none" and snapshot.strategy_config_path is not None:
+    if requirements.strategy_config == "none" and snapshot.strategy_config_path is not None:
         problem("strategyConfigPath", f"{profile} reads no strategy config path; remove it")
-    if spec.platform == "ibkr":
-        recon = requirements.reconciliation_output_policy
-        if recon == "required" and snapshot.reconciliation_output_path is None:
-            problem("reconciliationOutputPath", f"{profile} requires a reconciliation output path on ibkr; set it")
-        if recon == "none" and snapshot.reconciliation_output_path is not None:
-            problem("reconciliationOutputPath", f"{profile} writes no reconciliation output; remove it")
+    # IBKR's reconciliation output is optional for every snapshot-backed profile (a platform rule: UES says
+    # nothing about it), so it is neither required nor refused here.
     return problems
 
 
@@ -216,29 +192,19 @@ def image_problems(key: str, spec: ServiceSpec) -> list[ConfigProblem]:
     ]
 
 
-def service_problems(key: str, spec: ServiceSpec, matrix: Optional[ProfileMatrix]) -> list[ConfigProblem]:
-    """Every rule of one service beyond field formats.
-
-    Without a matrix (the release itself is invalid) the profile rules are skipped and everything else is
-    still reported, so one run shows the operator every fix it can.
-    """
+def service_problems(key: str, spec: ServiceSpec) -> list[ConfigProblem]:
+    """Every rule of one service beyond field formats that needs no profile facts (checked at load)."""
     platform = PLATFORMS[spec.platform]
-    profile_issues = [] if matrix is None else profile_problems(key, spec, matrix)
-    requirements = None
-    if matrix is not None and not profile_issues:
-        requirements = matrix.requirements(spec.strategy_profile, spec.platform)
     return [
         *image_problems(key, spec),
-        *profile_issues,
-        *input_mode_problems(key, spec, requirements),
+        *input_mode_problems(key, spec, None),
         *region_problems(key, spec, platform),
         *env_map_problems(key, spec, platform),
     ]
 
 
-def stack_problems(services: Mapping[str, ServiceSpec], profile_names: Optional[frozenset[str]] = None) -> list[ConfigProblem]:
-    """Rules across services: unique service names, and no strategy in a service name."""
-    profile_names = all_profile_names() if profile_names is None else profile_names
+def stack_problems(services: Mapping[str, ServiceSpec]) -> list[ConfigProblem]:
+    """Rules across services: each service name belongs to one key."""
     problems = []
     owner_of: dict[str, str] = {}
     for key in sorted(services):
@@ -251,6 +217,14 @@ def stack_problems(services: Mapping[str, ServiceSpec], profile_names: Optional[
                 )
             )
         owner_of.setdefault(name, key)
+    return problems
+
+
+def strategy_name_problems(services: Mapping[str, ServiceSpec], profile_names: frozenset[str]) -> list[ConfigProblem]:
+    """No profile name or alias of the proved releases in a service name (a switch keeps the name)."""
+    problems = []
+    for key in sorted(services):
+        name = services[key].service_name
         for profile in sorted(profile_names):
             if profile.replace("_", "-") in name:
                 problems.append(
@@ -260,6 +234,21 @@ def stack_problems(services: Mapping[str, ServiceSpec], profile_names: Optional[
                         "(a strategy switch keeps the name), so use the platform's service name",
                     )
                 )
+    return problems
+
+
+def profile_config_problems(services: Mapping[str, ServiceSpec], facts: ProfileFacts) -> list[ConfigProblem]:
+    """The rules that need the proved profile facts: input-mode paths and strategy names in service names.
+
+    Whether the profile is runtime-enabled at all is the gate's `profile-facts:<key>` check; a service
+    whose profile is not enabled is skipped here (the gate already failed it).
+    """
+    problems = strategy_name_problems(services, facts.names())
+    for key in sorted(services):
+        spec = services[key]
+        requirements = facts.requirements(spec.strategy_profile, key)
+        if requirements is not None:
+            problems += [p for p in input_mode_problems(key, spec, requirements) if p not in input_mode_problems(key, spec, None)]
     return problems
 
 
@@ -326,11 +315,11 @@ def desired_env(spec: ServiceSpec, requirements: PlatformRequirements, dry_run: 
     )
 
 
-def config_problems(services: Mapping[str, ServiceSpec], matrix: Optional[ProfileMatrix]) -> list[ConfigProblem]:
-    """Every rule beyond field formats, across and within services (None: the release has no matrix)."""
+def config_problems(services: Mapping[str, ServiceSpec]) -> list[ConfigProblem]:
+    """Every rule beyond field formats that needs no profile facts, across and within services."""
     problems = stack_problems(services)
     for key in sorted(services):
-        problems.extend(service_problems(key, services[key], matrix))
+        problems.extend(service_problems(key, services[key]))
     return problems
 
 

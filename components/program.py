@@ -19,7 +19,7 @@ import pulumi_gcp as gcp
 
 from components.env import ServiceRevision
 from components.platforms import STRATEGY_PROFILE
-from components.profiles import ProfileMatrix, load_matrices
+from components.profiles import ProfileFacts
 from components.strategy_service import StrategyService, StrategyServiceArgs
 from release.config import ConfigError, ServiceSpec, StackConfig
 from release.images import ImageLookupError, ImageMissingError, ResolvedImage, pin_digest, resolve_image_invoke
@@ -37,7 +37,7 @@ from release.scheduling import (
     read_job_api,
     scheduler_account,
 )
-from release.stack import load_pulumi_config, stack_file
+from release.stack import load_pulumi_config, raise_profile_problems, stack_file
 
 LiveReader = Callable[[ServiceSpec, "gcp.Provider"], Optional[LiveService]]
 """How the program sees one live service: (spec, its project's provider) -> live state, None when new."""
@@ -143,11 +143,13 @@ def load_config() -> StackConfig:
         raise pulumi.RunError(error.report()) from None
 
 
-def check_release(config: StackConfig, environ: Optional[Mapping[str, str]] = None) -> None:
+def check_release(config: StackConfig, environ: Optional[Mapping[str, str]] = None) -> ProfileFacts:
     """Run the release gate synchronously; a failing gate stops the program before any registration.
 
-    The stack's lock (when there is one) is what `tag-immutable` compares against; the program never
-    falls back to it when GitHub is unreachable: `pulumi up` always re-verifies online.
+    The stack's lock (when there is one) is what `tag-immutable` compares against, and its profile facts
+    are the history older live images are judged by; the program never falls back to the lock when the
+    source is unreachable: `pulumi up` always re-verifies online, and uses the facts of its own gate run.
+    The rules that need those facts (the config's second validation stage) run here too.
     """
     # Imported here so the component and its tests do not depend on the gate's source adapters.
     from release.gate import run_gate
@@ -162,6 +164,13 @@ def check_release(config: StackConfig, environ: Optional[Mapping[str, str]] = No
     report = run_gate(config, source, lock)
     if not report.ok:
         raise pulumi.RunError(report.render_text())
+    facts = report.facts.profiles
+    assert facts is not None, "a passing gate proved the profile facts"
+    try:
+        raise_profile_problems(config, facts, f"stack {pulumi.get_stack()} config")
+    except ConfigError as error:
+        raise pulumi.RunError(error.report()) from None
+    return facts
 
 
 class Providers:
@@ -178,16 +187,18 @@ class Providers:
         return provider
 
 
-def input_mode_of(revision: ServiceRevision, spec: ServiceSpec, matrices: Mapping[str, ProfileMatrix]) -> Optional[str]:
+def input_mode_of(revision: ServiceRevision, key: str, repo: str, facts: ProfileFacts) -> Optional[str]:
     """The input mode of the profile the revision actually runs (during deploy-image: the live one)."""
     profile = revision.env.plain.get(STRATEGY_PROFILE)
-    matrix = matrices.get(revision.ues_tag or "")
-    requirements = None if profile is None or matrix is None else matrix.requirements(profile, spec.platform)
+    if profile is None:
+        return None
+    requirements = facts.judge_image(profile, key, repo, revision.commit or None, revision.ues_tag).requirements
     return None if requirements is None else requirements.input_mode
 
 
 def deploy(
     config: StackConfig,
+    facts: ProfileFacts,
     read_live: LiveReader = read_live_service,
     resolver: ImageResolver = resolve_image,
     read_job: Optional[JobReader] = None,
@@ -198,14 +209,13 @@ def deploy(
     `python -m release plan` shows) decides what this run applies; a blocked service is held as it is live.
     """
     providers = Providers()
-    matrices = load_matrices()
     images = resolve_images(config, providers, resolver)
     # Every live read and every phase first, registrations after: a failed read stops the run with
     # nothing registered, and the reads don't queue behind registrations (that made each invoke ~15x
     # slower; see bench/program_bench.py).
     try:
         plans = {
-            key: plan_service(key, spec, config.release, read_live(spec, providers.for_project(spec.project)), matrices)
+            key: plan_service(key, spec, config.release, read_live(spec, providers.for_project(spec.project)), facts)
             for key, spec in sorted(config.services.items())
         }
     except LiveStateError as error:
@@ -233,7 +243,7 @@ def deploy(
                 # A service that does not change (blocked, in-sync) keeps its live reference, tag or digest.
                 revision=plan.applied if plan.phase in ("blocked", "in-sync") else pin_digest(plan.applied, image),
                 provider=provider,
-                input_mode=input_mode_of(plan.applied, spec, matrices),
+                input_mode=input_mode_of(plan.applied, key, config.release.repositories.for_platform(spec.platform), facts),
                 job=scheduling[key][0],
                 invoker_member=scheduling[key][1],
                 settings=plan.applied_settings,
@@ -253,5 +263,5 @@ def run_program(
 ) -> dict[str, ServicePlan]:
     """The whole program, as `pulumi preview/up` runs it."""
     config = load_config()
-    check_release(config, environ)
-    return deploy(config, read_live, resolver, read_job)
+    facts = check_release(config, environ)
+    return deploy(config, facts, read_live, resolver, read_job)

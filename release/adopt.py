@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
@@ -37,7 +37,7 @@ from components.platforms import (
     is_legacy_env,
     looks_secret,
 )
-from components.profiles import ProfileMatrix, UnknownMatrixError, matrix_for
+from components.profiles import UesFacts
 from release.config import (
     GCP_PROJECT_PATTERN,
     GCP_REGION_PATTERN,
@@ -144,15 +144,15 @@ def _dry_run(live: LiveService, target: AdoptTarget, key: str) -> bool:
     raise AdoptError(f"services.{key}: {name} on {target.service_name} is neither a true nor a false value; set it to true or false")
 
 
-def _profile(live: LiveService, key: str, matrix: ProfileMatrix, notes: list[str]) -> str:
+def _profile(live: LiveService, key: str, ues: UesFacts, notes: list[str]) -> str:
     profile = live.profile
     if profile is None:
         raise AdoptError(
             f"services.{key}: the live service sets no STRATEGY_PROFILE (nor RUNTIME_TARGET_JSON); adopt needs the profile it runs"
         )
-    canonical = matrix.canonical(profile)
+    canonical = ues.canonical(profile)
     if canonical != profile:
-        notes.append(f"{key}: the live profile {profile} is an alias at UES {matrix.ues_tag}; written as its canonical name {canonical}")
+        notes.append(f"{key}: the live profile {profile} is an alias at UES {ues.tag}; written as its canonical name {canonical}")
     return canonical
 
 
@@ -261,7 +261,7 @@ def settings_entry(live: ServiceSettings, defaults: ServiceSettings, project: st
     return entry
 
 
-def adopt_service(key: str, target: AdoptTarget, live: Optional[LiveService], matrix: ProfileMatrix) -> Adopted:
+def adopt_service(key: str, target: AdoptTarget, live: Optional[LiveService], ues: UesFacts) -> Adopted:
     """The complete stack entry for one live service (see the module docstring)."""
     if live is None:
         raise AdoptError(
@@ -282,7 +282,7 @@ def adopt_service(key: str, target: AdoptTarget, live: Optional[LiveService], ma
         "serviceName": target.service_name,
         "commit": live.commit,
         "image": live.image,
-        "strategyProfile": _profile(live, key, matrix, notes),
+        "strategyProfile": _profile(live, key, ues, notes),
         "dryRunOnly": _dry_run(live, target, key),
     }
     snapshot = _snapshot(live, target)
@@ -380,27 +380,33 @@ def import_urns(document: Mapping[str, Any], stack: str) -> dict[str, str]:
 
 
 def adopt_all(
-    targets: Mapping[str, AdoptTarget], live: Mapping[str, Optional[LiveService]], release_raw: Any, source: str
+    targets: Mapping[str, AdoptTarget],
+    live: Mapping[str, Optional[LiveService]],
+    release_raw: Any,
+    source: str,
+    catalog: Callable[[Any], UesFacts],
 ) -> tuple[dict[str, dict[str, Any]], tuple[str, ...]]:
     """Every service adopted, then the whole result checked as a stack (the same `parse_stack` that loads
-    one), so what is written is ready to paste. Every refused service is named, not just the first."""
+    one), so what is written is ready to paste. Every refused service is named, not just the first.
+
+    `catalog(bundle)` gives UES's proved catalog facts at the bundle's tag (aliases -> canonical names);
+    it raises AdoptError when they cannot be proved."""
     from release.config import ReleaseBundle
     from release.stack import parse_stack
 
     try:
         bundle = ReleaseBundle.model_validate(release_raw)
-        matrix = matrix_for(bundle.us_equity_strategies)
-    except (ValidationError, UnknownMatrixError, TypeError) as error:
-        detail = str(error) if isinstance(error, UnknownMatrixError) else "it is missing or invalid"
+    except (ValidationError, TypeError):
         raise AdoptError(
-            f"{source}: {PROJECT_NAME}:release is needed to name profiles canonically, and {detail}; set it to the bundle"
+            f"{source}: {PROJECT_NAME}:release is needed to name profiles canonically, and it is missing or invalid; set it to the bundle"
         ) from None
+    ues = catalog(bundle)
     adopted: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
     errors: list[str] = []
     for key, target in targets.items():
         try:
-            result = adopt_service(key, target, live.get(key), matrix)
+            result = adopt_service(key, target, live.get(key), ues)
         except AdoptError as error:
             errors.append(str(error))
             continue

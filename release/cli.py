@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 from release.config import ConfigError, StackConfig
 from release.control_chars import escape_controls
-from release.stack import load_stack_file, stack_file
+from release.stack import load_stack_file, raise_profile_problems, stack_file
 
 EXIT_OK, EXIT_NO, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -106,12 +106,11 @@ def _plan(args: argparse.Namespace) -> int:
     import json
     import os
 
-    from components.profiles import load_matrices
     from release.gate import gate_from_lock, run_gate
     from release.images import ImageInputError, read_images
     from release.live import LiveStateError, read_live
     from release.lock import lock_path, read_lock
-    from release.plan import build_plan, lock_note, render_text, to_json, unverified_note
+    from release.plan import build_plan, facts_note, lock_note, render_text, to_json, unverified_note
     from release.plan_comment import render_comment
     from release.sources import SourceError, SourceSelectionError, make_source
 
@@ -141,15 +140,24 @@ def _plan(args: argparse.Namespace) -> int:
     except SourceError as error:
         gate, unreachable_error = None, error
     note = ""
+    origin = f"proved now from {getattr(gate, 'verified_from', args.source)}"
     if gate is None or gate.unreachable:
         if lock is not None:
+            if getattr(lock, "profile_facts", None) is None:
+                raise UsageError(f"{lock_file} was written before profile facts were recorded in locks; run `python -m release lock` again")
             # Offline review: the lock is the last online verdict; `pulumi up` verifies again before it deploys.
             gate, note = gate_from_lock(config, lock), lock_note(lock)
+            origin = f"from the lock at {lock.locked_at} (proved then from {lock.source})"
         else:
             note = unverified_note(unreachable_error)
+    facts = _proved_profiles(gate)
+    if facts is not None:
+        # Second stage of config validation: the rules that need the facts, before anything is planned.
+        raise_profile_problems(config, facts, str(config_path(args)))
     plan = build_plan(
-        config, gate, live.services, load_matrices(), lock=lock, gate_note=note, live_source=live.source,
+        config, gate, live.services, facts, lock=lock, gate_note=note, live_source=live.source,
         absent_from_live=live.absent, images=images.checks, images_source=images.source,
+        facts_source=facts_note(facts, origin),
     )  # fmt: skip
     if args.format == "json":
         print(json.dumps(to_json(plan), indent=2))
@@ -161,11 +169,15 @@ def _plan(args: argparse.Namespace) -> int:
     return EXIT_OK if plan.ok else EXIT_NO
 
 
+def _proved_profiles(gate: Any) -> Any:
+    """The profile facts a gate report (online or from a lock) carries; None when they were not proved."""
+    return getattr(getattr(gate, "facts", None), "profiles", None)
+
+
 def _verify(args: argparse.Namespace) -> int:
     import json
     from datetime import datetime, timezone
 
-    from components.profiles import UnknownMatrixError, matrix_for
     from release.live import LiveStateError, read_live
     from release.local_files import RECORD_MAX_BYTES, InputFileError, append_text, read_text
     from release.scheduling import SchedulingInputError, read_iam, read_jobs, scheduler_checks
@@ -198,20 +210,18 @@ def _verify(args: argparse.Namespace) -> int:
         policies = read_iam(args.iam, config.services)
     except SchedulingInputError as error:
         raise UsageError(str(error)) from None
-    try:
-        matrix = matrix_for(config.release.us_equity_strategies)
-    except UnknownMatrixError as error:
-        raise UsageError(str(error)) from None
+    facts, origin = _verify_facts(args, config)
+    print(f"profile facts: {origin}", file=sys.stderr)
     results = [
         ServiceVerification(
             key,
             spec.service_name,
-            tuple(verify_service(key, spec, config.release, live.services.get(key), matrix))
+            tuple(verify_service(key, spec, config.release, live.services.get(key), facts))
             + tuple(scheduler_checks(spec, live.services.get(key), jobs, policies, key)),
         )
         for key, spec in config.services.items()
     ]
-    first_runs = _first_runs(args, config, live.services, matrix)
+    first_runs = _first_runs(args, config, live.services, facts)
     results = [ServiceVerification(r.key, r.service, r.checks + first_runs[r.key].checks) if r.key in first_runs else r for r in results]
     if args.format == "json":
         print(json.dumps(verify_json(results), indent=2))
@@ -238,7 +248,35 @@ def _verify(args: argparse.Namespace) -> int:
     return EXIT_OK if all(result.ok for result in results) else EXIT_NO
 
 
-def _first_runs(args: argparse.Namespace, config: StackConfig, live: Mapping[str, Any], matrix: Any) -> dict[str, Any]:
+def _verify_facts(args: argparse.Namespace, config: StackConfig) -> tuple[Any, str]:
+    """The profile facts verify judges by: those the lock proved for this config.
+
+    verify runs right after `pulumi up`, whose config `python -m release lock` proved; it reads no source
+    itself, so without a lock that carries facts for this config there is nothing to judge by (exit 2).
+    """
+    from release.gate import gate_from_lock
+    from release.lock import LockError, lock_path, read_lock
+
+    lock_file = args.lock if args.lock is not None else lock_path(config_path(args))
+    try:
+        lock = read_lock(lock_file, need_facts=True)
+    except LockError as error:
+        raise UsageError(str(error)) from None
+    if lock is None:
+        raise UsageError(
+            f"{lock_file}: no lock; verify judges by the profile facts a lock proved: run `python -m release lock` (or pass --lock)"
+        )
+    offline = gate_from_lock(config, lock)
+    facts = _proved_profiles(offline)
+    failed = [c for c in offline.checks if not c.ok]
+    if facts is None or failed:
+        why = "; ".join(f"{c.id}: {c.message}" for c in failed[:3]) or "no profile facts for this config"
+        raise UsageError(f"{lock_file} does not prove this config ({why}); run `python -m release lock` again")
+    raise_profile_problems(config, facts, str(config_path(args)))
+    return facts, f"from the lock at {lock.locked_at} ({lock_file})"
+
+
+def _first_runs(args: argparse.Namespace, config: StackConfig, live: Mapping[str, Any], profiles: Any) -> dict[str, Any]:
     """`verify --reports`: each service's first run after the cutover and its snapshot, read from GCS."""
     import time
 
@@ -267,7 +305,7 @@ def _first_runs(args: argparse.Namespace, config: StackConfig, live: Mapping[str
     results = {}
     for key, spec in config.services.items():
         options = FirstRunOptions(reports_uri=args.reports_uri, since=since, wait_seconds=max(0.0, deadline - time.monotonic()))
-        facts = run_facts(matrix, spec.strategy_profile, spec.platform)
+        facts = run_facts(profiles, spec.strategy_profile, key)
         results[key] = first_run_checks(spec, live.get(key), facts, reader, options, progress=sys.stderr)
     return results
 
@@ -287,7 +325,7 @@ def _adopt(args: argparse.Namespace) -> int:
     try:
         targets = adopt_targets(ours.get(SERVICES_KEY), str(path))
         live = read_live(args.live, targets)
-        services, notes = adopt_all(targets, live.services, ours.get(RELEASE_KEY), str(path))
+        services, notes = adopt_all(targets, live.services, ours.get(RELEASE_KEY), str(path), lambda bundle: _adopt_catalog(args, bundle))
         if args.scheduler is not None:
             specs = adopted_specs(ours.get(RELEASE_KEY), services)
             jobs = read_jobs(args.scheduler, specs) or {}
@@ -320,6 +358,35 @@ def _adopt(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _adopt_catalog(args: argparse.Namespace, bundle: Any) -> Any:
+    """UES's catalog facts at the bundle tag, for canonical profile names: the stack's lock when it proved
+    that tag, else read now through the source (never a hand-kept list of aliases)."""
+    import os
+
+    from release.adopt import AdoptError
+    from release.gate_profiles import read_bundle_catalog
+    from release.lock import LockError, lock_path, read_lock
+    from release.profile_source import FactsReadError
+    from release.sources import SourceError, SourceSelectionError, make_source
+
+    try:
+        lock = read_lock(lock_path(config_path(args)))
+    except LockError as error:
+        raise AdoptError(str(error)) from None
+    tag = bundle.us_equity_strategies
+    if lock is not None and lock.profile_facts is not None and tag in lock.profile_facts.ues:
+        return lock.profile_facts.ues[tag]
+    try:
+        return read_bundle_catalog(make_source(args.source, bundle, args.git_root, os.environ), bundle)
+    except SourceSelectionError as error:
+        raise AdoptError(str(error)) from None
+    except (SourceError, FactsReadError) as error:
+        raise AdoptError(
+            f"UES {tag}'s catalog could not be read to name profiles canonically ({error}); fix access to the source "
+            "(--source, --git-root, GITHUB_TOKEN) or write a lock first"
+        ) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m release", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -348,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="image check: `gcloud artifacts docker images describe --format=json` output (file or directory), or 'gcloud'",
     )
     verify = command("verify", _verify, "after pulumi up: the runbook checks against live state", sources=False)
+    verify.add_argument("--lock", type=Path, help="the lock whose profile facts verify judges by (default: the stack's lock)")
     verify.add_argument("--live", required=True, help="live state: a gcloud JSON file, a directory of them, or 'gcloud'")
     verify.add_argument("--record", type=Path, help="append the operator record (JSON lines) to this file")
     verify.add_argument("--reports", action="store_true", help="also check the first run's execution report and snapshot manifest in GCS")
@@ -358,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--iam", help="invoker bindings: gcloud run services get-iam-policy JSON as <service name>.json (file or directory), or 'gcloud'"
     )
-    adopt = command("adopt", _adopt, "stack entries and a pulumi import file for services deployed by hand", ("text",), sources=False)
+    adopt = command("adopt", _adopt, "stack entries and a pulumi import file for services deployed by hand", ("text",))
     adopt.add_argument("--live", required=True, help="live state: a gcloud JSON file, a directory of them, or 'gcloud'")
     adopt.add_argument("--output", type=Path, help="write the services YAML here (default: stdout)")
     adopt.add_argument("--import-file", type=Path, help="write the `pulumi import --file` JSON here")

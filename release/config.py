@@ -1,7 +1,7 @@
 """The stack config models: the typed boundary between ``Pulumi.<stack>.yaml`` and everything else.
 
 Only structure lives here (field shapes, formats, one field against another). The rules that need the
-platform table or the profile matrix live in ``components/env.py``; ``release/stack.py`` runs both and
+platform table or the proved profile facts live in ``components/env.py``; ``release/stack.py`` runs both and
 turns every failure into one ``ConfigProblem`` per problem.
 """
 
@@ -141,7 +141,7 @@ class ReleaseBundle(ConfigModel):
 
 
 class SnapshotPaths(ConfigModel):
-    """Input-mode paths of a snapshot-backed profile; which are required depends on the profile matrix."""
+    """Input-mode paths of a snapshot-backed profile; which are required depends on the proved profile facts."""
 
     feature_snapshot_path: Optional[str] = None
     manifest_path: Optional[str] = None

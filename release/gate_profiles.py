@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal, Optional
 
 from components.profiles import PlatformFacts, ProfileFacts, UesFacts, judge, platform_key
-from release.config import StackConfig
+from release.config import ReleaseBundle, StackConfig
 from release.profile_source import (
     ADAPTERS_MODULE,
     REGISTRY_PATH,
@@ -198,3 +198,10 @@ def lock_profile_checks(config: StackConfig, facts: ProfileFacts, when: str) -> 
         result = _judge_service(check_id, key, spec.strategy_profile, platform, facts.bundle)
         checks.append(ProfileCheck(result.id, result.status, f"{result.message.split('; read from ')[0]} ({when})"))
     return checks
+
+
+def read_bundle_catalog(source: ReleaseSource, bundle: ReleaseBundle) -> UesFacts:
+    """UES's catalog and adapter facts at the bundle's tag alone (no platform): what `adopt` needs to name
+    profiles canonically. Raises FactsReadError or SourceError."""
+    repo, tag = bundle.repositories.us_equity_strategies, bundle.us_equity_strategies
+    return read_ues_facts(_files(source, repo, tag, source.resolve_tag(repo, tag)))

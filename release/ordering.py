@@ -14,7 +14,7 @@ Pure functions; the Pulumi program and `python -m release plan` both call `plan_
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal, Mapping, Optional
+from typing import Literal, Optional
 
 from packaging.version import Version
 
@@ -30,7 +30,7 @@ from components.ownership import (
     settings_diff,
 )
 from components.platforms import COMMIT_LABEL, OWNED_ENV_NAMES, PLATFORMS, STRATEGY_PROFILE, looks_secret
-from components.profiles import ProfileMatrix
+from components.profiles import ProfileFacts
 from release.config import ReleaseBundle, ServiceSpec, release_version
 from release.live import LATEST_100, LiveService, TrafficTarget
 
@@ -225,40 +225,36 @@ class Validity:
 
 def profile_validity(
     profile: Optional[str],
+    image_commit: Optional[str],
     ues_tag: Optional[str],
-    spec: ServiceSpec,
+    key: str,
+    repo: str,
     env: ServiceEnv,
-    matrices: Mapping[str, ProfileMatrix],
-    desired_tag: str,
+    facts: ProfileFacts,
 ) -> Validity:
-    """Can an image of UES release `ues_tag` run `profile` with `env` on this service's platform?
+    """Can an image (platform commit, UES release) run `profile` with `env` on this service's platform?
 
-    An unknown release (a service this program never deployed) can only be judged by the desired matrix.
-    The env must carry what the profile needs on that release (snapshot, manifest, env-only config path).
+    Judged by the proved facts of that commit and release (the bundle's, or earlier ones a lock kept); an
+    image whose release is unknown (a service this program never deployed) is judged by the bundle's. The
+    env must carry what the profile needs there (snapshot path, manifest path).
     """
-    platform = PLATFORMS[spec.platform]
     if profile is None:
         return Validity(False, f"the live service sets no {STRATEGY_PROFILE}")
-    tag = ues_tag if ues_tag is not None else desired_tag
-    release = f"UES {tag}" if ues_tag is not None else f"UES unknown (judged by {desired_tag})"
-    matrix = matrices.get(tag)
-    if matrix is None:
-        return Validity(False, f"no profile matrix is shipped for UES {tag}, so {profile} cannot be checked there")
-    requirements = matrix.requirements(profile, spec.platform)
+    judgement = facts.judge_image(profile, key, repo, image_commit, ues_tag)
+    requirements = judgement.requirements
     if requirements is None:
-        enabled = ", ".join(matrix.enabled_on(spec.platform)) or "none"
-        return Validity(False, f"{profile} is not runtime-enabled on {spec.platform} at {release} (enabled: {enabled})")
+        return Validity(False, judgement.why)
+    service_facts = facts.for_service(key)
+    platform = None if service_facts is None else PLATFORMS[service_facts.platform]
     needed = []
-    if requirements.requires_snapshot_artifacts:
+    if platform is not None and requirements.requires_snapshot_artifacts:
         needed.append(platform.feature_snapshot_env)
-    if requirements.requires_snapshot_manifest_path:
+    if platform is not None and requirements.requires_snapshot_manifest_path:
         needed.append(platform.manifest_env)
-    if requirements.requires_strategy_config_path:
-        needed.append(platform.strategy_config_env)
     missing = [name for name in needed if not env.plain.get(name)]
     if missing:
-        return Validity(False, f"{profile} at {release} needs {', '.join(missing)}, which that env lacks")
-    return Validity(True, f"{profile} runs on {spec.platform} at {release}")
+        return Validity(False, f"{judgement.why}, but needs {', '.join(missing)}, which that env lacks")
+    return Validity(True, judgement.why)
 
 
 def _hold_strategy_env(desired: ServiceEnv, live: LiveService, spec: ServiceSpec) -> ServiceEnv:
@@ -318,13 +314,17 @@ def plan_service(
     spec: ServiceSpec,
     bundle: ReleaseBundle,
     live: Optional[LiveService],
-    matrices: Mapping[str, ProfileMatrix],
+    facts: Optional[ProfileFacts],
 ) -> ServicePlan:
-    """The phase of one service for this `pulumi up`, what it applies, and why."""
+    """The phase of one service for this `pulumi up`, what it applies, and why.
+
+    `facts` are the profile facts the gate proved (None when they could not be: the service is blocked).
+    """
     platform = PLATFORMS[spec.platform]
     desired_tag = bundle.us_equity_strategies
-    matrix = matrices.get(desired_tag)
-    requirements = None if matrix is None else matrix.requirements(spec.strategy_profile, spec.platform)
+    repo = bundle.repositories.for_platform(spec.platform)
+    judgement = None if facts is None else facts.judge_service(spec.strategy_profile, key)
+    requirements = None if judgement is None else judgement.requirements
     live_dry_run = None if live is None else live.env.get(platform.dry_run_env)
     dry_run = dry_run_value(spec, live_dry_run, live is not None)
 
@@ -334,13 +334,19 @@ def plan_service(
         return ServicePlan(key, spec, "blocked", f"{platform.dry_run_env}: {DRY_RUN_UNSET}", held, held, live, EnvDiff(), EnvDiff())
     assert dry_run is not None
     if requirements is None:
-        # The stack loader refuses such a config; fail closed if one reaches here anyway.
-        reason = f"{spec.strategy_profile} is not runtime-enabled on {spec.platform} at UES {desired_tag}"
+        # The gate's profile-facts check refuses such a config; fail closed if one reaches here anyway.
+        reason = (
+            f"the profile facts of UES {desired_tag} and {repo}@{short(spec.commit)} are not proved (the gate could not "
+            "read them and there is no lock that did), so nothing about this service can be judged"
+            if judgement is None
+            else judgement.why
+        )
         placeholder = ServiceRevision(spec.image, spec.commit, ServiceEnv({}), bundle.quant_platform_kit, desired_tag)
         held = live_revision(live) if live is not None else placeholder
         settings, owned, traffic = applied_inputs(spec, "blocked", held, live)
+        fix = "prove them (see the gate's profile-facts checks)" if judgement is None else "fix strategyProfile or the commit"
         return ServicePlan(
-            key, spec, "blocked", f"{reason}; fix strategyProfile", held, placeholder, live, EnvDiff(), EnvDiff(),
+            key, spec, "blocked", f"{reason}; {fix}", held, placeholder, live, EnvDiff(), EnvDiff(),
             warnings=live_warnings(spec, bundle, live), applied_settings=settings, applied_owned=owned,
             applied_traffic=traffic, settings_diff=full_settings_diff(live, settings, traffic),
         )  # fmt: skip
@@ -429,15 +435,16 @@ def plan_service(
 
     live_tag = live.release_tags.ues
     image_first_env = _hold_strategy_env(desired.env, live, spec)
-    live_on_desired = profile_validity(live.profile, desired_tag, spec, image_first_env, matrices, desired_tag)
-    desired_on_live = profile_validity(spec.strategy_profile, live_tag, spec, desired.env, matrices, desired_tag)
+    assert facts is not None
+    live_on_desired = profile_validity(live.profile, spec.commit, desired_tag, key, repo, image_first_env, facts)
+    desired_on_live = profile_validity(spec.strategy_profile, live.commit, live_tag, key, repo, desired.env, facts)
     image_first = ServiceRevision(
         image=spec.image, commit=spec.commit, env=image_first_env, qpk_tag=bundle.quant_platform_kit, ues_tag=desired_tag
     )
     env_first = ServiceRevision(image=held.image, commit=held.commit, env=desired.env, qpk_tag=held.qpk_tag, ues_tag=held.ues_tag)
     env_pending = not env_diff(image_first.env, desired.env).empty
     unknown_release = (
-        "; the live image's UES release is unknown (not deployed by this program), so only the desired matrix was consulted"
+        "; the live image's UES release is unknown (not deployed by this program), so only the bundle's proved facts were consulted"
         if live_tag is None
         else ""
     )
@@ -482,7 +489,7 @@ def plan_service(
         return deploy_image()
     if desired_on_live.ok:
         return switch_env_first()
-    both = _profiles_valid_on_both(spec, desired_tag, live_tag, matrices)
+    both = _profiles_valid_on_both(key, repo, spec, live, facts)
     fix = (
         f"first switch strategyProfile to one valid on both images ({', '.join(both)}), pulumi up, then deploy"
         if both
@@ -496,11 +503,11 @@ def plan_service(
     )
 
 
-def _profiles_valid_on_both(
-    spec: ServiceSpec, desired_tag: str, live_tag: Optional[str], matrices: Mapping[str, ProfileMatrix]
-) -> list[str]:
-    desired = matrices.get(desired_tag)
-    live = matrices.get(live_tag if live_tag is not None else desired_tag)
-    if desired is None or live is None:
-        return []
-    return sorted(set(desired.enabled_on(spec.platform)) & set(live.enabled_on(spec.platform)))
+def _profiles_valid_on_both(key: str, repo: str, spec: ServiceSpec, live: LiveService, facts: ProfileFacts) -> list[str]:
+    names = facts.bundle.profiles
+    return sorted(
+        name
+        for name in names
+        if facts.judge_image(name, key, repo, spec.commit, facts.ues_tag).requirements is not None
+        and facts.judge_image(name, key, repo, live.commit, live.release_tags.ues).requirements is not None
+    )

@@ -1,7 +1,7 @@
 """The offline cutover plan: the gate verdict, each service's phase and env diff, and the ordered next steps.
 
 Pure: `build_plan` takes the config, a gate report (or None when there is none), live state and the
-matrices, and calls the same `plan_service` the Pulumi program calls. The renderers only format.
+profile facts the gate proved, and calls the same `plan_service` the Pulumi program calls. The renderers only format.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Protocol, Sequence
 
 from components.platforms import PLATFORMS, STRATEGY_PROFILE
-from components.profiles import ProfileMatrix
+from components.profiles import ProfileFacts
 from release.config import StackConfig
 from release.control_chars import escape_controls
 from release.images import NOT_GIVEN, ImageCheck, pruned_repository_warning
@@ -66,6 +66,9 @@ class CutoverPlan:
     # The configured image of every service: present (with its digest), missing or unverified.
     images: Mapping[str, ImageCheck] = field(default_factory=dict)
     images_source: str = "none given"
+    # The profile facts every phase and env was judged by, and where they came from.
+    facts: Optional[ProfileFacts] = None
+    facts_source: str = "not proved"
 
     @property
     def gate_ok(self) -> bool:
@@ -224,16 +227,17 @@ def build_plan(
     config: StackConfig,
     gate: Optional[Any],
     live_by_key: Mapping[str, Optional[LiveService]],
-    matrices: Mapping[str, ProfileMatrix],
+    facts: Optional[ProfileFacts],
     lock: Optional[Any] = None,
     gate_note: str = "",
     live_source: str = "none (planned as if every service were new)",
     absent_from_live: Sequence[str] = (),
     images: Optional[Mapping[str, ImageCheck]] = None,
     images_source: str = "none given",
+    facts_source: str = "",
 ) -> CutoverPlan:
     """The whole plan; `images` None means no image was checked (every image change is blocked)."""
-    services = tuple(plan_service(key, spec, config.release, live_by_key.get(key), matrices) for key, spec in config.services.items())
+    services = tuple(plan_service(key, spec, config.release, live_by_key.get(key), facts) for key, spec in config.services.items())
     if images is None:
         images = {key: ImageCheck(key, spec.image, "unverified", NOT_GIVEN) for key, spec in config.services.items()}
     steps = build_steps(services, gate, config)
@@ -253,6 +257,8 @@ def build_plan(
         notes=notes,
         images=dict(images),
         images_source=images_source,
+        facts=facts,
+        facts_source=facts_source or facts_note(facts),
     )
 
 
@@ -266,9 +272,26 @@ def _diff_json(diff: EnvDiff, against: str) -> dict[str, Any]:
     }
 
 
-def _input_mode(service: ServicePlan, matrices: Optional[Mapping[str, ProfileMatrix]] = None) -> str:
-    platform_snapshot = any(name.endswith("_FEATURE_SNAPSHOT_PATH") for name in service.desired.env.plain)
-    return "snapshot_backed" if platform_snapshot else "direct_runtime"
+def _requirements(plan: CutoverPlan, service: ServicePlan) -> Any:
+    return None if plan.facts is None else plan.facts.requirements(service.spec.strategy_profile, service.key)
+
+
+def _input_mode(plan: CutoverPlan, service: ServicePlan) -> str:
+    requirements = _requirements(plan, service)
+    return "unproved" if requirements is None else requirements.input_mode
+
+
+def strategy_config_text(plan: CutoverPlan, service: ServicePlan) -> Optional[str]:
+    """Where a snapshot profile's strategy config comes from on this platform commit (None: it reads none)."""
+    requirements = _requirements(plan, service)
+    if requirements is None or requirements.strategy_config == "none":
+        return None
+    path = service.spec.snapshot.strategy_config_path if service.spec.snapshot is not None else None
+    if path is not None:
+        return f"config path {path}"
+    if requirements.strategy_config == "bundled_or_env":
+        return f"bundled {requirements.bundled_config}"
+    return "module defaults (the platform commit bundles no config and no config path is set)"
 
 
 def dry_run_json(service: ServicePlan) -> dict[str, Any]:
@@ -341,7 +364,8 @@ def to_json(plan: CutoverPlan) -> dict[str, Any]:
                 "image_check": image_json(plan, s),
                 "scheduler": scheduler_summary(s.spec),
                 "strategy_profile": s.spec.strategy_profile,
-                "input_mode": _input_mode(s),
+                "input_mode": _input_mode(plan, s),
+                "strategy_config": strategy_config_text(plan, s),
                 "dry_run": dry_run_json(s),
                 "phase": s.phase,
                 "next_phase": s.next_phase,
@@ -371,6 +395,7 @@ def to_json(plan: CutoverPlan) -> dict[str, Any]:
             "github_owner": bundle.github_owner,
         },
         "gate": gate_json(plan),
+        "profile_facts": plan.facts_source,
         "live_source": plan.live_source,
         "images_source": plan.images_source,
         "notes": list(plan.notes),
@@ -426,6 +451,7 @@ def render_text(plan: CutoverPlan) -> str:
     ]
     for check in gate["checks"]:
         lines.append(f"  [{'ok' if check['ok'] else check['status']}] {check['id']}: {check['message']}")
+    lines += ["", f"Profile facts: {plan.facts_source}"]
     lines += ["", f"Live state: {plan.live_source}", f"Images: {plan.images_source}"]
     lines += [f"  note: {note}" for note in plan.notes]
     for service in data["services"]:
@@ -437,7 +463,8 @@ def render_text(plan: CutoverPlan) -> str:
             f"  commit:  {service['commit']}",
             f"  image:   {service['image']}",
             f"  digest:  {_image_text(service['image_check'])}",
-            f"  profile: {service['strategy_profile']} ({service['input_mode']})",
+            f"  profile: {service['strategy_profile']} ({service['input_mode']})"
+            + (f", strategy config: {service['strategy_config']}" if service["strategy_config"] else ""),
             f"  dry run: {service['dry_run']['env']} live {_raw(service['dry_run']['live'])} -> "
             f"{_raw(service['dry_run']['desired'])} (dryRunOnly: {str(service['dry_run']['config']).lower()})",
             f"  reason:  {service['reason']}",
@@ -458,6 +485,15 @@ def render_text(plan: CutoverPlan) -> str:
     lines += ["", f"Plan: {'can proceed' if plan.ok else 'BLOCKED'}"]
     # Live env values and server messages are data: a newline in one must not forge a report line.
     return "\n".join(escape_controls(line) for line in lines) + "\n"
+
+
+def facts_note(facts: Optional[ProfileFacts], origin: str = "") -> str:
+    """Where the plan's profile facts come from, e.g. `proved now from github (...)` or `from the lock at ...`."""
+    if facts is None:
+        return f"NOT PROVED: without them no phase or env can be judged, so every service is blocked; prove them with {WHAT_VERIFIES}"
+    ues = facts.bundle
+    platforms = ", ".join(sorted({f"{p.repo}@{p.commit[:7]}" for p in (facts.for_service(k) for k in facts.services) if p is not None}))
+    return f"{origin or 'proved'}: UES {ues.repo}@{ues.tag} ({ues.commit[:7]}), {platforms}"
 
 
 def lock_note(lock: Any) -> str:

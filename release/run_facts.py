@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from components.profiles import ProfileMatrix
-from release.config import PlatformId
+from components.profiles import ProfileFacts
 
 
 @dataclass(frozen=True)
@@ -27,19 +26,19 @@ class RunFacts:
         return isinstance(name, str) and name in self.names
 
 
-def run_facts(matrix: ProfileMatrix, profile: str, platform: PlatformId) -> Optional[RunFacts]:
-    """Facts of a runtime-enabled profile on a platform at the matrix's UES release; None when it can't run there."""
-    requirements = matrix.requirements(profile, platform)
-    canonical = matrix.canonical(profile)
-    entry = matrix.profiles.get(canonical)
+def run_facts(facts: ProfileFacts, profile: str, key: str) -> Optional[RunFacts]:
+    """Facts of a runtime-enabled profile on a service's platform commit, from the proved profile facts of
+    the bundle's UES release; None when it can't run there."""
+    requirements = facts.requirements(profile, key)
+    canonical = facts.canonical(profile)
+    entry = facts.bundle.profiles.get(canonical)
     if requirements is None or entry is None:
         return None
-    aliases = {alias for alias, target in matrix.aliases.items() if target == canonical}
     return RunFacts(
         profile=canonical,
         display_name=entry.display_name,
         snapshot_backed=requirements.requires_snapshot_artifacts,
         manifest_required=requirements.requires_snapshot_manifest_path,
         manifest_contract=requirements.manifest_contract,
-        names=frozenset({canonical, *aliases}),
+        names=frozenset({canonical, *entry.aliases}),
     )

@@ -16,8 +16,8 @@ import yaml
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 
-from components.env import config_problems
-from components.profiles import UnknownMatrixError, matrix_for
+from components.env import config_problems, profile_config_problems
+from components.profiles import ProfileFacts
 from release.config import (
     PROJECT_NAME,
     QUOTABLE_PATTERN,
@@ -267,18 +267,19 @@ def parse_stack(
             except ValidationError as error:
                 problems += _pydantic_problems(f"{SERVICES_KEY}.{key}", error)
 
-    matrix = None
-    if bundle is not None:
-        try:
-            matrix = matrix_for(bundle.us_equity_strategies)
-        except UnknownMatrixError as error:
-            problems.append(ConfigProblem(path=f"{RELEASE_KEY}.usEquityStrategies", message=str(error)))
-    # Cross-field rules still run when the release is invalid (without the profile rules), so one
-    # preview lists every fix. A service whose fields fail their formats is left out until they are fixed.
-    problems += config_problems(services, matrix)
+    # Profile rules need the facts the gate proves from the pinned sources, so they run once those are
+    # known (`raise_profile_problems`), still before anything is registered or planned.
+    problems += config_problems(services)
     for key, spec in services.items():
         problems += scheduler_problems(key, spec)
     if problems:
         raise ConfigError(problems, source)
     assert bundle is not None
     return StackConfig(release=bundle, services=services)
+
+
+def raise_profile_problems(config: StackConfig, facts: ProfileFacts, source: str = "stack config") -> None:
+    """Second stage of validation, once the profile facts are proved: ConfigError listing every problem."""
+    problems = profile_config_problems(config.services, facts)
+    if problems:
+        raise ConfigError(problems, source)

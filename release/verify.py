@@ -22,7 +22,7 @@ from components.platforms import (
     is_legacy_env,
     looks_secret,
 )
-from components.profiles import ProfileMatrix
+from components.profiles import ProfileFacts
 from release.config import ReleaseBundle, ServiceSpec
 from release.control_chars import escape_controls
 from release.live import LiveService
@@ -42,9 +42,10 @@ def _names(names: Iterable[str]) -> str:
     return ", ".join(sorted(names)) or "none"
 
 
-def expected_env(spec: ServiceSpec, live: LiveService, matrix: ProfileMatrix) -> Optional[ServiceEnv]:
-    """The env the config gives this service, with `keep` read from the live flag; None if the profile is invalid."""
-    requirements = matrix.requirements(spec.strategy_profile, spec.platform)
+def expected_env(key: str, spec: ServiceSpec, live: LiveService, facts: ProfileFacts) -> Optional[ServiceEnv]:
+    """The env the config gives this service, with `keep` read from the live flag; None if the profile is
+    not runtime-enabled on the service's commit (by the proved facts) or the live flag is unset."""
+    requirements = facts.requirements(spec.strategy_profile, key)
     if requirements is None:
         return None
     platform = PLATFORMS[spec.platform]
@@ -53,13 +54,13 @@ def expected_env(spec: ServiceSpec, live: LiveService, matrix: ProfileMatrix) ->
 
 
 def verify_service(
-    key: str, spec: ServiceSpec, bundle: ReleaseBundle, live: Optional[LiveService], matrix: ProfileMatrix
+    key: str, spec: ServiceSpec, bundle: ReleaseBundle, live: Optional[LiveService], facts: ProfileFacts
 ) -> list[VerifyCheck]:
     """Every runbook check for one service, in runbook order."""
     if live is None:
         return [VerifyCheck("service", False, f"{spec.service_name} has no live state; it was not found in --live input")]
     platform = PLATFORMS[spec.platform]
-    expected = expected_env(spec, live, matrix)
+    expected = expected_env(key, spec, live, facts)
     checks: list[VerifyCheck] = []
 
     place_ok = live.service_name == spec.service_name and live.project in (None, spec.project) and live.region in (None, spec.region)
@@ -89,8 +90,8 @@ def verify_service(
             VerifyCheck(
                 "runtime-target",
                 False,
-                f"not checked: {spec.strategy_profile} is not valid at UES {matrix.ues_tag}"
-                if matrix.requirements(spec.strategy_profile, spec.platform) is None
+                f"not checked: {facts.judge_service(spec.strategy_profile, key).why}"
+                if facts.requirements(spec.strategy_profile, key) is None
                 else f"not checked: no explicit {platform.dry_run_env} to derive it from",
             )
         )

@@ -15,7 +15,6 @@ import yaml
 from components.env import desired_env
 from components.ownership import COMPONENT_TYPE, SERVICE_TYPE
 from components.platforms import RUNTIME_TARGET_JSON
-from components.profiles import load_matrices
 from components.program import deploy
 from release.adopt import import_urns
 from release.cli import main
@@ -25,13 +24,22 @@ from release.plan import build_plan
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.gate_doubles import Check, Gate
 from tests.fixtures.live_json import knative_for_spec, present_images, write_live_dir
+from tests.fixtures.profile_sources import profile_facts
 from tests.fixtures.pulumi_mocks import PROVIDER_TYPE, run_under_mocks
 
 CONFIG = load_stack_file(stack_file("prod"))
-MATRICES = load_matrices()
+FACTS = profile_facts(CONFIG)
 PASSED = Gate(ok=True, checks=(Check("qpk-tag", True, "v0.7.10 resolves"),))
 RELEASE = {"quantPlatformKit": "v0.7.10", "usEquityStrategies": "v0.7.13"}
 PLACE = ("platform", "project", "region", "serviceName")
+
+
+@pytest.fixture(autouse=True)
+def ues_catalog_source(seed_fake, monkeypatch):
+    """adopt reads UES's catalog at the bundle tag (for canonical names) from GitHub: the fake serves it."""
+    for name in ("GITHUB_TOKEN", "CUTOVER_SOURCE", "CUTOVER_GIT_ROOT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GITHUB_API_URL", seed_fake.base_url)
 
 
 def minimal_stack(path: Path, **extra_per_key: dict[str, Any]) -> Path:
@@ -48,7 +56,7 @@ def minimal_stack(path: Path, **extra_per_key: dict[str, Any]) -> Path:
 def running_env(key: str, without: tuple[str, ...] = ()) -> dict[str, str]:
     """What the service runs at the seed target, dry run on; `without` drops names (a seed-era service)."""
     spec = CONFIG.services[key]
-    requirements = MATRICES[CONFIG.release.us_equity_strategies].requirements(spec.strategy_profile, spec.platform)
+    requirements = FACTS.requirements(spec.strategy_profile, key)
     assert requirements is not None
     env = desired_env(spec, requirements, "true")
     plain = {name: value for name, value in env.plain.items() if name not in without}
@@ -125,7 +133,7 @@ def test_adopt_then_plan_against_the_same_live_state_changes_nothing_but_derived
     )
     config = load_stack_file(adopted_stack)
     live = read_live_path(live_dir, config.services)
-    plan = build_plan(config, PASSED, live, MATRICES, images=present_images(config.services))
+    plan = build_plan(config, PASSED, live, profile_facts(config), images=present_images(config.services))
     phases = {service.key: service.phase for service in plan.services}
     assert phases == {"ibkr": "switch-env", "schwab": "in-sync", "longbridge-hk": "in-sync", "longbridge-sg": "switch-env"}
     for service in plan.services:
@@ -147,7 +155,7 @@ def test_the_import_file_names_exactly_what_the_program_registers(tmp_path, caps
     for entry in services:
         # Its own logical name, under its component, on its project's provider.
         assert entry["name"] == f"{entry['parent']}-cloud-run" and entry["provider"] in document["nameTable"]
-    run = run_under_mocks(lambda: deploy(CONFIG))
+    run = run_under_mocks(lambda: deploy(CONFIG, FACTS))
     assert run.error is None, run.error
     registered = {engine_urn(r.urn) for r in run.resources if r.type in (SERVICE_TYPE, COMPONENT_TYPE)}
     assert set(import_urns(document, "prod").values()) == registered
@@ -250,7 +258,7 @@ def test_with_the_live_jobs_adopt_writes_their_settings_and_their_imports(tmp_pa
     names = {entry["name"]: entry for entry in document["resources"]}
     assert names["schwab-scheduler"]["parent"] == "schwab" and names["schwab-invoker"]["provider"] == "gcp-charlesschwabquant"
     # Every child resolves to what the program registers under the same component.
-    run = run_under_mocks(lambda: deploy(CONFIG))
+    run = run_under_mocks(lambda: deploy(CONFIG, FACTS))
     registered = {engine_urn(r.urn) for r in run.resources if r.type != PROVIDER_TYPE}
     assert set(import_urns(document, "prod").values()) <= registered
 
@@ -262,3 +270,11 @@ def test_without_the_jobs_adopt_says_the_import_file_lacks_them(tmp_path, capsys
     assert "scheduler jobs not read (no --scheduler)" in err and "--scheduler gcloud" in err
     names = {entry["name"] for entry in json.loads(imports.read_text(encoding="utf-8"))["resources"]}
     assert not any(name.endswith("-scheduler") or name.endswith("-invoker") for name in names)
+
+
+def test_adopt_without_a_readable_ues_catalog_refuses_instead_of_guessing_names(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GITHUB_API_URL", "http://127.0.0.1:9")  # nothing listens: the catalog cannot be read
+    live_dir = write_live_dir(tmp_path / "live", live_documents())
+    code, err, output, _ = adopt(tmp_path, live_dir, minimal_stack(tmp_path / "Pulumi.prod.yaml"), capsys)
+    assert code == 2 and not output.exists()
+    assert "UES v0.7.13's catalog could not be read to name profiles canonically" in err

@@ -8,11 +8,11 @@ import json
 import pytest
 
 from components.env import desired_env
-from components.profiles import load_matrices
 from release.cli import main
 from release.stack import load_stack_file
 from tests.fixtures.git_repos import prod_stack_text
 from tests.fixtures.live_json import knative_for_spec, release_annotations, write_images_dir, write_live_dir, write_scheduling
+from tests.fixtures.profile_sources import profile_facts
 
 
 @pytest.fixture
@@ -55,6 +55,41 @@ def test_plan_offline_reads_the_lock_and_says_pulumi_up_re_verifies(capsys, stac
     code, out = run(capsys, "plan", "--config-file", str(stack), *images_args(stack, stack.parent / "images"))
     assert code == 0, out
     assert "verified from lock at" in out and "pulumi up` re-verifies online" in out
+    # The plan judges every profile by the facts the lock proved, and says so.
+    assert "Profile facts: from the lock at " in out and "(proved then from git)" in out
+    assert "[ok] profile-facts:longbridge-hk: qqq_tech_enhancement (QQQ Tech Enhancement; snapshot_backed" in out
+    assert "profile: qqq_tech_enhancement (snapshot_backed), strategy config: config path gs://" in out
+
+
+def _offline_plan(capsys, stack, monkeypatch) -> tuple[int, str]:
+    monkeypatch.setenv("GITHUB_API_URL", "http://127.0.0.1:9")
+    code = main(["plan", "--config-file", str(stack), *images_args(stack, stack.parent / "images")])
+    return code, capsys.readouterr().err
+
+
+def test_plan_offline_refuses_a_lock_from_before_profile_facts(capsys, stack, seed_repos, monkeypatch):
+    assert run(capsys, "lock", *git_args(stack, seed_repos))[0] == 0
+    path = stack.with_name("Pulumi.prod.lock.json")
+    data = json.loads(path.read_text())
+    data.update(schema_version=1, matrix_tag="v0.7.13")
+    del data["profile_facts"], data["profile_facts_sha256"]
+    path.write_text(json.dumps(data))
+    code, err = _offline_plan(capsys, stack, monkeypatch)
+    assert code == 2 and "written before profile facts were recorded in locks; run `python -m release lock` again" in err
+    # `lock` itself still reads it (its tags are the immutability record) and replaces it.
+    assert run(capsys, "lock", *git_args(stack, seed_repos))[0] == 0
+    assert json.loads(path.read_text())["schema_version"] == 2
+
+
+def test_plan_offline_refuses_tampered_facts_with_exit_2(capsys, stack, seed_repos, monkeypatch):
+    assert run(capsys, "lock", *git_args(stack, seed_repos))[0] == 0
+    path = stack.with_name("Pulumi.prod.lock.json")
+    data = json.loads(path.read_text())
+    schwab = data["profile_facts"]["platforms"][data["profile_facts"]["services"]["schwab"]]
+    schwab["rollout_allowlist"].append("qqq_tech_enhancement")  # widen what Schwab may run, by hand
+    path.write_text(json.dumps(data))
+    code, err = _offline_plan(capsys, stack, monkeypatch)
+    assert code == 2 and "profile facts do not match their provenance" in err and "do not match profile_facts_sha256" in err
 
 
 def test_plan_of_stale_platform_pins_is_blocked_at_the_pin_step(capsys, tmp_path, seed_repos):
@@ -70,16 +105,17 @@ def test_plan_of_stale_platform_pins_is_blocked_at_the_pin_step(capsys, tmp_path
 
 def test_verify_passes_on_the_switched_services_and_records_the_switch(capsys, stack, seed_repos, tmp_path):
     config = load_stack_file(stack)
-    matrix = load_matrices()[config.release.us_equity_strategies]
+    facts = profile_facts(config)
     tags = release_annotations(config.release.quant_platform_kit, config.release.us_equity_strategies)
     documents = []
-    for spec in config.services.values():
-        env = desired_env(spec, matrix.requirements(spec.strategy_profile, spec.platform), "true")
+    for key, spec in config.services.items():
+        env = desired_env(spec, facts.requirements(spec.strategy_profile, key), "true")
         documents.append(knative_for_spec(spec, env, annotations=tags))
     live = write_live_dir(tmp_path / "live", documents)
     record = tmp_path / "ops.jsonl"
     jobs, iam = write_scheduling(tmp_path / "scheduling", config.services)
     scheduling = ["--scheduler", str(jobs), "--iam", str(iam)]
+    assert run(capsys, "lock", *git_args(stack, seed_repos))[0] == 0  # verify judges by the facts the lock proved
     code, out = run(capsys, "verify", "--config-file", str(stack), "--live", str(live), "--record", str(record), *scheduling)
     assert code == 0, out
     lines = [json.loads(line) for line in record.read_text().splitlines()]

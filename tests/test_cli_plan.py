@@ -32,6 +32,8 @@ OLD = "1111111111111111111111111111111111111111"
 @dataclass(frozen=True)
 class FakeLock:
     locked_at: str = "2026-04-20T09:00:00+00:00"
+    source: str = "github"
+    profile_facts: object = "(carried by the offline gate double)"
 
 
 PASSED = Gate(ok=True, checks=(Check("qpk-tag", True, "v0.7.10 resolves"),))

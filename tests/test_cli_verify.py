@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from components.profiles import load_matrices, matrix_for
 from release.cli import main
 from release.live import from_knative_json
 from release.stack import load_stack_file, stack_file
@@ -25,16 +24,19 @@ from tests.fixtures.live_json import (
     write_live_dir,
     write_scheduling,
 )
+from tests.fixtures.prod_lock import prod_lock_path
+from tests.fixtures.profile_sources import profile_facts
 
 CONFIG = load_stack_file(stack_file("prod"))
-MATRIX = matrix_for(CONFIG.release.us_equity_strategies, load_matrices())
+FACTS = profile_facts(CONFIG)
+KEY_OF = {spec.service_name: key for key, spec in CONFIG.services.items()}
 TAGS = release_annotations(CONFIG.release.quant_platform_kit, CONFIG.release.us_equity_strategies)
 FLAG = {"ibkr": "IBKR_DRY_RUN_ONLY", "schwab": "SCHWAB_DRY_RUN_ONLY", "longbridge": "LONGBRIDGE_DRY_RUN_ONLY"}
 
 
 def switched_document(key: str, **env_update) -> dict:
     spec = CONFIG.services[key]
-    env = expected_env(spec, from_knative_json(knative_for_spec(spec, {FLAG[spec.platform]: "false"})), MATRIX)
+    env = expected_env(KEY_OF[spec.service_name], spec, from_knative_json(knative_for_spec(spec, {FLAG[spec.platform]: "false"})), FACTS)
     return knative_for_spec(spec, {**env.plain, **env_update}, secrets=dict(env.secrets), annotations=TAGS)
 
 
@@ -48,7 +50,7 @@ def scheduling_args(directory: Path, **overrides) -> list[str]:
 
 
 def test_all_switched_passes(tmp_path, capsys):
-    code = main(["verify", "--live", str(all_switched(tmp_path / "live")), *scheduling_args(tmp_path)])
+    code = main(["verify", "--lock", prod_lock_path(), "--live", str(all_switched(tmp_path / "live")), *scheduling_args(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "FAIL" not in out and out.count("PASS commit-live") == len(CONFIG.services)
@@ -56,14 +58,25 @@ def test_all_switched_passes(tmp_path, capsys):
 
 def test_one_stale_var_fails_with_exit_1(tmp_path, capsys):
     stale = switched_document("ibkr", IBKR_FEATURE_SNAPSHOT_PATH="gs://b/old.csv")
-    code = main(["verify", "--live", str(all_switched(tmp_path / "live", ibkr=stale))])
+    code = main(["verify", "--lock", prod_lock_path(), "--live", str(all_switched(tmp_path / "live", ibkr=stale))])
     out = capsys.readouterr().out
     assert code == 1
     assert "FAIL input-mode: stale IBKR_FEATURE_SNAPSHOT_PATH" in out
 
 
 def test_json_format(tmp_path, capsys):
-    code = main(["verify", "--format", "json", "--live", str(all_switched(tmp_path / "live")), *scheduling_args(tmp_path)])
+    code = main(
+        [
+            "verify",
+            "--lock",
+            prod_lock_path(),
+            "--format",
+            "json",
+            "--live",
+            str(all_switched(tmp_path / "live")),
+            *scheduling_args(tmp_path),
+        ]
+    )
     data = json.loads(capsys.readouterr().out)
     assert code == 0 and data["ok"] is True
     assert [s["key"] for s in data["services"]] == list(CONFIG.services)
@@ -71,13 +84,13 @@ def test_json_format(tmp_path, capsys):
 
 def test_service_missing_from_live_fails(tmp_path, capsys):
     write_live_dir(tmp_path / "live", [switched_document("ibkr")])
-    assert main(["verify", "--live", str(tmp_path / "live")]) == 1
+    assert main(["verify", "--lock", prod_lock_path(), "--live", str(tmp_path / "live")]) == 1
     assert "FAIL service: charles-schwab-quant-service has no live state" in capsys.readouterr().out
 
 
 def test_bad_live_input_is_exit_2(tmp_path, capsys):
     (tmp_path / "x.json").write_text("{", encoding="utf-8")
-    assert main(["verify", "--live", str(tmp_path / "x.json")]) == 2
+    assert main(["verify", "--lock", prod_lock_path(), "--live", str(tmp_path / "x.json")]) == 2
     assert "not valid JSON" in capsys.readouterr().err
 
 
@@ -88,7 +101,18 @@ def test_live_is_required(capsys):
 def test_a_failed_verification_is_recorded_marked_verified_false(tmp_path, capsys):
     stale = switched_document("ibkr", IBKR_FEATURE_SNAPSHOT_PATH="gs://b/old.csv")
     record = tmp_path / "ops.jsonl"
-    code = main(["verify", "--live", str(all_switched(tmp_path / "live", ibkr=stale)), "--record", str(record), *scheduling_args(tmp_path)])
+    code = main(
+        [
+            "verify",
+            "--lock",
+            prod_lock_path(),
+            "--live",
+            str(all_switched(tmp_path / "live", ibkr=stale)),
+            "--record",
+            str(record),
+            *scheduling_args(tmp_path),
+        ]
+    )
     assert code == 1
     lines = {line["key"]: line for line in map(json.loads, record.read_text().splitlines())}
     assert lines["ibkr"]["verified"] is False
@@ -98,23 +122,23 @@ def test_a_failed_verification_is_recorded_marked_verified_false(tmp_path, capsy
 def test_a_record_that_cannot_be_used_stops_verify_before_any_check(tmp_path, capsys):
     record = tmp_path / "ops.jsonl"
     record.write_bytes(b"\xff\n")
-    assert main(["verify", "--live", str(all_switched(tmp_path / "live")), "--record", str(record)]) == 2
+    assert main(["verify", "--lock", prod_lock_path(), "--live", str(all_switched(tmp_path / "live")), "--record", str(record)]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "ops.jsonl: is not UTF-8 text" in captured.err
 
 
-def test_verify_takes_no_lock(tmp_path, capsys):
-    # verify compares live state with the config; it never read a lock, so it no longer accepts one.
+def test_verify_needs_a_lock_that_proved_the_profile_facts(tmp_path, capsys):
+    # verify reads no source: it judges by the profile facts the stack's lock (or --lock) proved.
     assert main(["verify", "--live", str(all_switched(tmp_path / "live")), "--lock", str(tmp_path / "missing.json")]) == 2
-    assert "unrecognized arguments: --lock" in capsys.readouterr().err
+    assert "missing.json: no lock; verify judges by the profile facts a lock proved" in capsys.readouterr().err
 
 
 def test_record_appends_one_line_per_service(tmp_path, capsys):
     live = all_switched(tmp_path / "live")
     record = tmp_path / "ops.jsonl"
     scheduling = scheduling_args(tmp_path)
-    assert main(["verify", "--live", str(live), "--record", str(record), *scheduling]) == 0
-    assert main(["verify", "--live", str(live), "--record", str(record), *scheduling]) == 0
+    assert main(["verify", "--lock", prod_lock_path(), "--live", str(live), "--record", str(record), *scheduling]) == 0
+    assert main(["verify", "--lock", prod_lock_path(), "--live", str(live), "--record", str(record), *scheduling]) == 0
     lines = [json.loads(line) for line in record.read_text().splitlines()]
     assert len(lines) == 2 * len(CONFIG.services)
     second_ibkr = [line for line in lines if line["key"] == "ibkr"][1]
@@ -155,7 +179,7 @@ def gcloud_answers(answers: Path) -> None:
         write_json(answers / "iam" / f"{spec.service_name}.json", invoker_policy(spec))
 
 
-GCLOUD_ALL = ["verify", "--live", "gcloud", "--scheduler", "gcloud", "--iam", "gcloud"]
+GCLOUD_ALL = ["verify", "--lock", prod_lock_path(), "--live", "gcloud", "--scheduler", "gcloud", "--iam", "gcloud"]
 
 
 def test_live_from_gcloud(fake_gcloud, capsys):
@@ -167,7 +191,9 @@ def test_live_from_gcloud(fake_gcloud, capsys):
 
 
 def verify_out(tmp_path, capsys, **overrides) -> tuple[int, str]:
-    code = main(["verify", "--live", str(all_switched(tmp_path / "live")), *scheduling_args(tmp_path, **overrides)])
+    code = main(
+        ["verify", "--lock", prod_lock_path(), "--live", str(all_switched(tmp_path / "live")), *scheduling_args(tmp_path, **overrides)]
+    )
     return code, capsys.readouterr().out
 
 
@@ -213,7 +239,7 @@ def test_a_missing_job_or_binding_fails(tmp_path, capsys):
 
 
 def test_without_scheduler_and_iam_input_the_checks_fail_as_not_verified(tmp_path, capsys):
-    code = main(["verify", "--format", "json", "--live", str(all_switched(tmp_path / "live"))])
+    code = main(["verify", "--lock", prod_lock_path(), "--format", "json", "--live", str(all_switched(tmp_path / "live"))])
     data = json.loads(capsys.readouterr().out)
     assert code == 1
     failed = {check["id"] for service in data["services"] for check in service["checks"] if not check["ok"]}
@@ -237,6 +263,8 @@ def test_bad_scheduler_or_iam_input_is_exit_2(tmp_path, capsys, which, document,
     jobs, iam = write_scheduling(tmp_path, CONFIG.services)
     target = (jobs / "extra.json") if which == "jobs" else (iam / f"{CONFIG.services['ibkr'].service_name}.json")
     write_json(target, document)
-    code = main(["verify", "--live", str(all_switched(tmp_path / "live")), "--scheduler", str(jobs), "--iam", str(iam)])
+    code = main(
+        ["verify", "--lock", prod_lock_path(), "--live", str(all_switched(tmp_path / "live")), "--scheduler", str(jobs), "--iam", str(iam)]
+    )
     assert code == 2
     assert message in capsys.readouterr().err

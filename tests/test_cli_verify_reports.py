@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 import release.first_run
-from components.profiles import load_matrices, matrix_for
 from release.cli import main
 from release.first_run import run_date
 from release.live import from_knative_json
@@ -19,10 +18,13 @@ from release.stack import load_stack_file, stack_file
 from release.verify import expected_env
 from tests.fixtures.gcs_emulator import EMULATOR_ENV, running_emulator
 from tests.fixtures.live_json import knative_for_spec, release_annotations, write_live_dir, write_scheduling
+from tests.fixtures.prod_lock import prod_lock_path
+from tests.fixtures.profile_sources import profile_facts
 from tests.fixtures.run_reports import REPORTS_URI, SCOPES, report_uri, runtime_report, sha256, snapshot_csv, snapshot_manifest
 
 CONFIG = load_stack_file(stack_file("prod"))
-MATRIX = matrix_for(CONFIG.release.us_equity_strategies, load_matrices())
+FACTS = profile_facts(CONFIG)
+KEY_OF = {spec.service_name: key for key, spec in CONFIG.services.items()}
 TAGS = release_annotations(CONFIG.release.quant_platform_kit, CONFIG.release.us_equity_strategies)
 FLAG = {"ibkr": "IBKR_DRY_RUN_ONLY", "schwab": "SCHWAB_DRY_RUN_ONLY", "longbridge": "LONGBRIDGE_DRY_RUN_ONLY"}
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -46,7 +48,9 @@ def emulated(gcs, monkeypatch):
 def live_dir(directory: Path) -> Path:
     documents = []
     for spec in CONFIG.services.values():
-        env = expected_env(spec, from_knative_json(knative_for_spec(spec, {FLAG[spec.platform]: "false"})), MATRIX)
+        env = expected_env(
+            KEY_OF[spec.service_name], spec, from_knative_json(knative_for_spec(spec, {FLAG[spec.platform]: "false"})), FACTS
+        )
         documents.append(knative_for_spec(spec, env.plain, secrets=dict(env.secrets), annotations=TAGS))
     return write_live_dir(directory, documents)
 
@@ -55,7 +59,7 @@ def publish_runs(gcs, skip=()):
     for key, spec in CONFIG.services.items():
         if key in skip:
             continue
-        facts = run_facts(MATRIX, spec.strategy_profile, spec.platform)
+        facts = run_facts(FACTS, spec.strategy_profile, KEY_OF[spec.service_name])
         gcs.put(report_uri(spec, SCOPES[key], RUN), runtime_report(spec, facts.display_name, RUN, snapshot_backed=facts.snapshot_backed))
     paths = CONFIG.services["longbridge-hk"].snapshot
     as_of = run_date(NOW) - timedelta(days=1)
@@ -69,7 +73,7 @@ def publish_runs(gcs, skip=()):
 
 def verify(tmp_path, *extra):
     jobs, iam = write_scheduling(tmp_path / "scheduling", CONFIG.services)
-    return main(["verify", "--live", str(live_dir(tmp_path / "live")), "--reports", "--reports-uri", REPORTS_URI,
+    return main(["verify", "--lock", prod_lock_path(), "--live", str(live_dir(tmp_path / "live")), "--reports", "--reports-uri", REPORTS_URI,
                  "--since", SINCE.isoformat(), "--scheduler", str(jobs), "--iam", str(iam), *extra])  # fmt: skip
 
 
@@ -142,5 +146,5 @@ def test_wait_polls_until_the_report_arrives(emulated, tmp_path, capsys, monkeyp
     ],
 )
 def test_bad_reports_arguments_are_exit_2(tmp_path, capsys, args, message):
-    assert main(["verify", "--live", str(live_dir(tmp_path / "live")), *args]) == 2
+    assert main(["verify", "--lock", prod_lock_path(), "--live", str(live_dir(tmp_path / "live")), *args]) == 2
     assert message in capsys.readouterr().err

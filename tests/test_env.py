@@ -16,12 +16,13 @@ from components.env import (
     stack_problems,
 )
 from components.platforms import OWNED_ENV_NAMES, PLATFORMS, is_dry_run, looks_secret
-from components.profiles import matrix_for
 from release.config import SecretRef, SnapshotPaths
 from release.stack import load_stack_file, stack_file
+from tests.fixtures.profile_sources import profile_facts
 
 CONFIG = load_stack_file(stack_file("prod"))
-MATRIX = matrix_for(CONFIG.release.us_equity_strategies)
+FACTS = profile_facts(CONFIG)
+KEY_OF = {spec.service_name: key for key, spec in CONFIG.services.items()}
 ARTIFACTS = "gs://qsl-runtime-logs-shared/strategy-artifacts/us_equity/qqq_tech_enhancement/"
 CHAT = "-1001234567890"
 
@@ -110,7 +111,7 @@ EXPECTED = {
 
 def env_of(key: str, dry_run: str | None = "true") -> ServiceEnv:
     spec = CONFIG.services[key]
-    return desired_env(spec, MATRIX.requirements(spec.strategy_profile, spec.platform), dry_run)
+    return desired_env(spec, FACTS.requirements(spec.strategy_profile, KEY_OF[spec.service_name]), dry_run)
 
 
 @pytest.mark.parametrize("key", sorted(EXPECTED))
@@ -125,7 +126,7 @@ def test_desired_env_of_each_prod_service_is_exactly_the_contract(key):
 @pytest.mark.parametrize("key", sorted(EXPECTED))
 def test_no_service_carries_input_mode_env_its_profile_does_not_read(key):
     spec = CONFIG.services[key]
-    requirements = MATRIX.requirements(spec.strategy_profile, spec.platform)
+    requirements = FACTS.requirements(spec.strategy_profile, KEY_OF[spec.service_name])
     input_mode_env = set().union(*(platform.input_mode_env for platform in PLATFORMS.values()))
     present = input_mode_env & set(env_of(key).names())
     if requirements.requires_snapshot_artifacts:
@@ -138,7 +139,7 @@ def test_no_service_carries_input_mode_env_its_profile_does_not_read(key):
 def test_a_direct_runtime_profile_drops_snapshot_paths_even_if_a_spec_carries_them():
     # parse_stack refuses this spec; desired_env must still never emit the stale paths.
     spec = CONFIG.services["ibkr"].model_copy(update={"snapshot": SnapshotPaths(feature_snapshot_path="gs://b/a.csv")})
-    env = desired_env(spec, MATRIX.requirements(spec.strategy_profile, "ibkr"), "true")
+    env = desired_env(spec, FACTS.requirements(spec.strategy_profile, "ibkr"), "true")
     assert not {"IBKR_FEATURE_SNAPSHOT_PATH", "IBKR_RECONCILIATION_OUTPUT_PATH"} & set(env.plain)
 
 
@@ -202,7 +203,7 @@ def test_runtime_target_is_never_derived_from_an_unset_flag(dry_run):
 
 def test_desired_revision_carries_image_commit_and_release():
     spec = CONFIG.services["longbridge-hk"]
-    revision = desired_revision(spec, CONFIG.release, MATRIX.requirements(spec.strategy_profile, spec.platform), "true")
+    revision = desired_revision(spec, CONFIG.release, FACTS.requirements(spec.strategy_profile, KEY_OF[spec.service_name]), "true")
     assert (revision.image, revision.commit) == (spec.image, spec.commit)
     assert revision.image.endswith(":" + spec.commit)
     assert (revision.qpk_tag, revision.ues_tag) == ("v0.7.10", "v0.7.13")
@@ -211,7 +212,7 @@ def test_desired_revision_carries_image_commit_and_release():
 def test_prod_config_has_no_problems_and_rules_see_every_service():
     assert stack_problems(CONFIG.services) == []
     for key, spec in CONFIG.services.items():
-        assert service_problems(key, spec, MATRIX) == []
+        assert service_problems(key, spec) == []
 
 
 def test_owned_names_cover_every_platforms_strategy_env():

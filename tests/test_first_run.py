@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from components.profiles import load_matrices, matrix_for
 from release.first_run import FirstRunOptions, first_run_checks, parse_since, parse_wait, poll_first_run
 from release.gcs import GcsFault, GcsReader
 from release.live import from_knative_json
@@ -17,10 +16,12 @@ from release.run_facts import run_facts
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.gcs_emulator import EMULATOR_ENV, running_emulator
 from tests.fixtures.live_json import knative_for_spec
+from tests.fixtures.profile_sources import profile_facts
 from tests.fixtures.run_reports import REPORTS_URI, report_uri, runtime_report
 
 CONFIG = load_stack_file(stack_file("prod"))
-MATRIX = matrix_for(CONFIG.release.us_equity_strategies, load_matrices())
+FACTS = profile_facts(CONFIG)
+KEY_OF = {spec.service_name: key for key, spec in CONFIG.services.items()}
 SCHWAB = CONFIG.services["schwab"]
 SINCE = datetime(2026, 11, 24, 15, 0, tzinfo=timezone.utc)
 
@@ -44,7 +45,7 @@ def schwab_live(ready_since="2026-11-24T15:00:00Z"):
 
 
 def facts():
-    return run_facts(MATRIX, SCHWAB.strategy_profile, SCHWAB.platform)
+    return run_facts(FACTS, SCHWAB.strategy_profile, KEY_OF[SCHWAB.service_name])
 
 
 class FakeClock:

@@ -28,6 +28,7 @@ import yaml
 from release.config import PROJECT_NAME
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.live_json import knative_for_spec, write_json
+from tests.fixtures.prod_lock import prod_lock_path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROD_TEXT = stack_file("prod").read_text(encoding="utf-8")
@@ -89,7 +90,7 @@ def healthy_live(tmp: Path, **bend: Any) -> Path:
 
 
 def verify_live(**bend: Callable[[dict[str, Any]], None]) -> Callable[[Path], list[str]]:
-    return lambda tmp: ["verify", "--live", str(healthy_live(tmp, **bend))]
+    return lambda tmp: ["verify", "--lock", prod_lock_path(), "--live", str(healthy_live(tmp, **bend))]
 
 
 def check_with_fifo_lock(tmp: Path) -> list[str]:
@@ -139,7 +140,7 @@ CASES = [
     Case("deeply nested stack file", plan_of(DEEP_YAML), 2, ("nests deeper than 64 levels", "Pulumi.hostile.yaml"), ("RecursionError",)),
     Case(
         "deeply nested --live file",
-        lambda tmp: ["verify", "--live", str(stack_text(tmp, nested_json(100000), "deep.json"))],
+        lambda tmp: ["verify", "--lock", prod_lock_path(), "--live", str(stack_text(tmp, nested_json(100000), "deep.json"))],
         2,
         ("deep.json", "nests deeper than 64 levels"),
         ("RecursionError",),
@@ -154,11 +155,11 @@ CASES = [
     Case("directory as --config-file", lambda tmp: ["plan", "--config-file", str(tmp)], 2, ("is a directory, not a regular file",)),
     Case(
         "FIFO inside a --live directory",
-        lambda tmp: ["verify", "--live", str(fifo(healthy_live(tmp) / "zz.json").parent)],
+        lambda tmp: ["verify", "--lock", prod_lock_path(), "--live", str(fifo(healthy_live(tmp) / "zz.json").parent)],
         2,
         ("zz.json", "is a FIFO"),
     ),  # fmt: skip
-    Case("/dev/zero as --live", lambda tmp: ["verify", "--live", "/dev/zero"], 2, ("/dev/zero", "is a device")),
+    Case("/dev/zero as --live", lambda tmp: ["verify", "--lock", prod_lock_path(), "--live", "/dev/zero"], 2, ("/dev/zero", "is a device")),
     Case(
         "FIFO as --lock",
         lambda tmp: ["plan", "--lock", str(fifo(tmp / "x.lock.json"))],
@@ -168,7 +169,7 @@ CASES = [
     Case("FIFO as the stack's lock", check_with_fifo_lock, 2, ("Pulumi.f.lock.json", "is a FIFO")),
     Case(
         "FIFO as --record",
-        lambda tmp: ["verify", "--live", str(healthy_live(tmp)), "--record", str(fifo(tmp / "ops.jsonl"))],
+        lambda tmp: ["verify", "--lock", prod_lock_path(), "--live", str(healthy_live(tmp)), "--record", str(fifo(tmp / "ops.jsonl"))],
         2,
         ("ops.jsonl", "is a FIFO"),
     ),  # fmt: skip
@@ -209,7 +210,7 @@ CASES = [
     Case("stack file over the size bound", plan_of(PROD_TEXT + "#" * (1024 * 1024) + "\n"), 2, ("larger than 1 MiB",)),
     Case(
         "--live file over the size bound",
-        lambda tmp: ["verify", "--live", str(stack_text(tmp, " " * (4 * 1024 * 1024 + 1), "big.json"))],
+        lambda tmp: ["verify", "--lock", prod_lock_path(), "--live", str(stack_text(tmp, " " * (4 * 1024 * 1024 + 1), "big.json"))],
         2,
         ("big.json", "larger than 4 MiB"),
     ),  # fmt: skip
@@ -217,7 +218,7 @@ CASES = [
     Case("non-UTF-8 stack file", plan_of(PROD_TEXT.encode() + b"# \xff\xfe\n"), 2, ("Pulumi.hostile.yaml", "not UTF-8")),
     Case(
         "non-UTF-8 --live file",
-        lambda tmp: ["verify", "--live", str(stack_text(tmp, b'{"kind": "Service\xc3"}', "bad.json"))],
+        lambda tmp: ["verify", "--lock", prod_lock_path(), "--live", str(stack_text(tmp, b'{"kind": "Service\xc3"}', "bad.json"))],
         2,
         ("bad.json", "not UTF-8"),
     ),  # fmt: skip
@@ -229,7 +230,15 @@ CASES = [
     ),  # fmt: skip
     Case(
         "non-UTF-8 --record",
-        lambda tmp: ["verify", "--live", str(healthy_live(tmp)), "--record", str(stack_text(tmp, b"\xff\n", "ops.jsonl"))],
+        lambda tmp: [
+            "verify",
+            "--lock",
+            prod_lock_path(),
+            "--live",
+            str(healthy_live(tmp)),
+            "--record",
+            str(stack_text(tmp, b"\xff\n", "ops.jsonl")),
+        ],
         2,
         ("ops.jsonl", "not UTF-8"),
     ),  # fmt: skip
@@ -273,6 +282,8 @@ CASES = [
         "newline and ESC in a live env value",
         lambda tmp: [
             "plan",
+            "--lock",  # the lock's profile facts let the plan judge the service and show its env diff
+            prod_lock_path(),
             "--live",
             str(
                 healthy_live(
@@ -340,16 +351,16 @@ CASES = [
         2,
         ("release.quant_platform_kit: is not a known field; did you mean quantPlatformKit?",),
     ),  # fmt: skip
-    # 22. verify never read a lock or a source: it does not accept them
+    # 22. verify reads no source (it judges by the profile facts of a lock), and a missing lock is bad input
     Case(
         "verify --lock missing",
         lambda tmp: ["verify", "--live", str(healthy_live(tmp)), "--lock", str(tmp / "missing.json")],
         2,
-        ("unrecognized arguments: --lock",),
+        ("missing.json: no lock",),
     ),  # fmt: skip
     Case(
         "verify --source git",
-        lambda tmp: ["verify", "--live", str(healthy_live(tmp)), "--source", "git"],
+        lambda tmp: ["verify", "--lock", prod_lock_path(), "--live", str(healthy_live(tmp)), "--source", "git"],
         2,
         ("unrecognized arguments: --source",),
     ),  # fmt: skip

@@ -6,7 +6,6 @@ from datetime import date
 
 import pytest
 
-from components.profiles import load_matrices, matrix_for
 from release.gcs import GcsFault, GcsReader
 from release.live import from_knative_json
 from release.manifest import manifest_checks, month_lag, scan_csv
@@ -14,10 +13,12 @@ from release.run_facts import run_facts
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.gcs_emulator import EMULATOR_ENV, denying_gate, running_emulator
 from tests.fixtures.live_json import knative_for_spec
+from tests.fixtures.profile_sources import profile_facts
 from tests.fixtures.run_reports import DROP, sha256, snapshot_csv, snapshot_manifest
 
 CONFIG = load_stack_file(stack_file("prod"))
-MATRIX = matrix_for(CONFIG.release.us_equity_strategies, load_matrices())
+FACTS = profile_facts(CONFIG)
+KEY_OF = {spec.service_name: key for key, spec in CONFIG.services.items()}
 HK = CONFIG.services["longbridge-hk"]
 PATHS = HK.snapshot
 TODAY = date(2026, 11, 24)
@@ -56,7 +57,7 @@ def publish(gcs, as_of=AS_OF, csv_bytes=None, config_bytes=CONFIG_BYTES, **manif
 
 
 def run(reader, live=None, spec=HK, today=TODAY):
-    facts = run_facts(MATRIX, spec.strategy_profile, spec.platform)
+    facts = run_facts(FACTS, spec.strategy_profile, KEY_OF[spec.service_name])
     result = manifest_checks(reader, spec, live or live_hk(), facts, today)
     return result, {c.id: c for c in result.checks}
 

@@ -1,4 +1,4 @@
-"""release/ordering.py: the phase rule as tables over live state, against the real matrices and prod stack."""
+"""release/ordering.py: the phase rule as tables over live state, against profile facts read from fixture sources and the prod stack."""
 
 from __future__ import annotations
 
@@ -8,20 +8,36 @@ import pytest
 
 from components.env import ServiceEnv
 from components.platforms import PLATFORMS
-from components.profiles import load_matrices
+from components.profiles import ProfileFacts
 from release.config import ReleaseBundle, SecretRef
 from release.live import LiveService, from_knative_json
 from release.ordering import ServicePlan, env_diff, live_revision, plan_service
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.live_json import knative_for_spec, release_annotations
+from tests.fixtures.profile_sources import platform_source_files, profile_facts
 
 OLD = "1111111111111111111111111111111111111111"
 SNAP = "gs://bucket/old_feature_snapshot.csv"
 
 CONFIG = load_stack_file(stack_file("prod"))
 BUNDLE = CONFIG.release
-MATRICES = load_matrices()
 OLD_BUNDLE = ReleaseBundle(quant_platform_kit="v0.7.8", us_equity_strategies="v0.7.11")
+
+
+def platform_files(platform: str, commit: str) -> dict:
+    """The OLD commits are the platforms' baseline commits (old allowlists); every other is the seed target."""
+    return platform_source_files(platform, "baseline" if commit == OLD else "target")
+
+
+def facts_of(config) -> ProfileFacts:
+    return profile_facts(config, platform_files=platform_files)
+
+
+# What a lock would have kept: UES v0.7.11 at the OLD (baseline) commits, and v0.7.13 at the seed commits.
+OLD_CONFIG = CONFIG.model_copy(
+    update={"release": OLD_BUNDLE, "services": {k: s.model_copy(update={"commit": OLD}) for k, s in CONFIG.services.items()}}
+)
+FACTS = facts_of(CONFIG).with_history(facts_of(OLD_CONFIG))
 
 
 def old_image(spec) -> str:
@@ -44,7 +60,8 @@ def live_of(key: str, env: dict, commit=OLD, image=None, tags=("v0.7.8", "v0.7.1
 
 def plan(key: str, live, bundle=BUNDLE, **spec_changes) -> ServicePlan:
     spec = CONFIG.services[key].model_copy(update=spec_changes)
-    result = plan_service(key, spec, bundle, live, MATRICES)
+    config = CONFIG.model_copy(update={"release": bundle, "services": {**CONFIG.services, key: spec}})
+    result = plan_service(key, spec, bundle, live, facts_of(config).with_history(FACTS))
     assert_one_kind_of_change(result)
     return result
 
@@ -121,7 +138,7 @@ def test_second_up_after_the_image_is_confirmed_switches_env():
     assert third.phase == "in-sync" and third.env_diff.empty
 
 
-def test_unknown_live_release_is_judged_by_the_desired_matrix():
+def test_unknown_live_release_is_judged_by_the_bundles_facts():
     result = plan("ibkr", live_of("ibkr", IBKR_OLD_ENV, tags=None))
     assert result.phase == "deploy-image"
     assert "unknown" in result.reason
@@ -157,7 +174,7 @@ def test_neither_order_valid_is_blocked_with_what_to_change():
     result = plan("ibkr", live_of("ibkr", env))
     assert result.phase == "blocked"
     assert "IBKR_FEATURE_SNAPSHOT_MANIFEST_PATH" in result.reason  # why image-first fails
-    assert "soxl_soxx_trend_income is not runtime-enabled on ibkr at UES v0.7.11" in result.reason
+    assert "soxl_soxx_trend_income is not a profile of UES v0.7.11" in result.reason  # why env-first fails
     assert "global_etf_rotation, russell_1000_multi_factor_defensive" in result.reason  # valid on both images
 
 

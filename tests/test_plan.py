@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 
 from components.platforms import PLATFORMS
-from components.profiles import load_matrices
 from release.live import from_knative_json
 from release.plan import build_plan, gate_stage, render_text, to_json
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.gate_doubles import Check, Gate
 from tests.fixtures.live_json import knative_for_spec, present_images, release_annotations
+from tests.fixtures.profile_sources import profile_facts
 
 CONFIG = load_stack_file(stack_file("prod"))
-MATRICES = load_matrices()
+FACTS = profile_facts(CONFIG)
 OLD = "1111111111111111111111111111111111111111"
 IMAGES = present_images(CONFIG.services)
 
@@ -35,7 +35,7 @@ def old_live(key: str, profile: str, tags=("v0.7.8", "v0.7.11")):
 
 
 def test_without_live_every_service_is_created_and_the_plan_proceeds():
-    plan = build_plan(CONFIG, PASSED, {}, MATRICES, images=IMAGES)
+    plan = build_plan(CONFIG, PASSED, {}, FACTS, images=IMAGES)
     assert [s.phase for s in plan.services] == ["create"] * len(CONFIG.services)
     assert plan.ok
     data = to_json(plan)
@@ -45,7 +45,7 @@ def test_without_live_every_service_is_created_and_the_plan_proceeds():
 
 def test_forward_release_steps_deploy_first_then_switch():
     live = {"ibkr": old_live("ibkr", "global_etf_rotation")}
-    data = to_json(build_plan(CONFIG, PASSED, live, MATRICES, images=IMAGES))
+    data = to_json(build_plan(CONFIG, PASSED, live, FACTS, images=IMAGES))
     ibkr_steps = [step for step in data["steps"] if step["service"] == "ibkr"]
     assert ibkr_steps[0]["action"].startswith("pulumi up: deploy image ca6cae8 to interactive-brokers-quant-service")
     assert ibkr_steps[1]["action"].startswith("pulumi up again")
@@ -61,7 +61,7 @@ def test_forward_release_steps_deploy_first_then_switch():
 
 def test_json_has_the_documented_keys_and_never_secret_values():
     live = {"ibkr": old_live("ibkr", "global_etf_rotation")}
-    data = to_json(build_plan(CONFIG, PASSED, live, MATRICES, images=IMAGES))
+    data = to_json(build_plan(CONFIG, PASSED, live, FACTS, images=IMAGES))
     assert set(data) >= {"bundle", "gate", "services", "steps"}
     assert data["gate"]["ok"] is True and {"id", "ok", "message"} <= set(data["gate"]["checks"][0])
     ibkr = data["services"][0]
@@ -69,7 +69,7 @@ def test_json_has_the_documented_keys_and_never_secret_values():
     assert "TELEGRAM_TOKEN" in ibkr["env_diff"]["changed"] and "LEAKED_PASSWORD" in ibkr["env_diff"]["removed"]
     details = {d["name"]: d for d in ibkr["env_diff"]["details"]}
     assert details["TELEGRAM_TOKEN"]["after"] == "secret:interactive-brokers-telegram-token:latest"
-    text = json.dumps(data) + render_text(build_plan(CONFIG, PASSED, live, MATRICES, images=IMAGES))
+    text = json.dumps(data) + render_text(build_plan(CONFIG, PASSED, live, FACTS, images=IMAGES))
     assert "hunter2" not in text
 
 
@@ -82,7 +82,7 @@ def test_failed_gate_blocks_and_steps_start_at_the_first_unmet_release_step():
             Check("ues-pins-qpk", False, "UES v0.7.13 pins QPK v0.7.9", "failed"),
         ),
     )
-    plan = build_plan(CONFIG, gate, {}, MATRICES)
+    plan = build_plan(CONFIG, gate, {}, FACTS)
     assert not plan.ok
     stages = [step.stage for step in plan.steps]
     assert stages[:2] == ["tag-ues", "platform-pins"]
@@ -91,7 +91,7 @@ def test_failed_gate_blocks_and_steps_start_at_the_first_unmet_release_step():
 
 def test_unverified_gate_names_what_would_verify_it():
     gate = Gate(ok=False, unverified=True, unreachable=True, checks=(Check("qpk-tag", False, "no network", "error"),))
-    plan = build_plan(CONFIG, gate, {}, MATRICES, gate_note="GitHub unreachable and no lock")
+    plan = build_plan(CONFIG, gate, {}, FACTS, gate_note="GitHub unreachable and no lock")
     assert not plan.ok and len(plan.services) == len(CONFIG.services)
     assert "GITHUB_TOKEN" in plan.steps[0].action and "--git-root" in plan.steps[0].action and "lock" in plan.steps[0].action
     assert "UNVERIFIED" in render_text(plan)
@@ -99,7 +99,7 @@ def test_unverified_gate_names_what_would_verify_it():
 
 def test_blocked_service_blocks_the_plan_even_with_a_passing_gate():
     live = {"ibkr": old_live("ibkr", "tech_pullback_cash_buffer")}
-    plan = build_plan(CONFIG, PASSED, live, MATRICES, images=IMAGES)
+    plan = build_plan(CONFIG, PASSED, live, FACTS, images=IMAGES)
     assert not plan.ok and [s.key for s in plan.blocked] == ["ibkr"]
     assert plan.steps[0].stage == "resolve" and plan.steps[0].service == "ibkr"
 
@@ -124,16 +124,16 @@ def test_rollback_is_labelled_and_env_first():
             },
         }
     )
-    data = to_json(build_plan(older, PASSED, {"schwab": live}, MATRICES, images=present_images(older.services)))
+    data = to_json(build_plan(older, PASSED, {"schwab": live}, FACTS, images=present_images(older.services)))
     service = data["services"][0]
     assert service["rollback"] is True and service["phase"] == "switch-env" and service["next_phase"] == "deploy-image"
     assert "rollback, env first" in data["steps"][0]["action"]
     assert data["steps"][1]["action"].startswith("pulumi up again") and "deploy image 1111111" in data["steps"][1]["action"]
-    assert "(rollback)" in render_text(build_plan(older, PASSED, {"schwab": live}, MATRICES, images=present_images(older.services)))
+    assert "(rollback)" in render_text(build_plan(older, PASSED, {"schwab": live}, FACTS, images=present_images(older.services)))
 
 
 def test_services_absent_from_live_input_are_noted():
-    plan = build_plan(CONFIG, PASSED, {}, MATRICES, absent_from_live=("schwab",))
+    plan = build_plan(CONFIG, PASSED, {}, FACTS, absent_from_live=("schwab",))
     assert "charles-schwab-quant-service is not in the live input" in render_text(plan)
 
 
@@ -149,7 +149,7 @@ def test_gate_stage_orders_unknown_checks_first():
 def test_the_plan_shows_the_dry_run_flag_live_and_desired_raw_values():
     spec = CONFIG.services["ibkr"]
     unset = from_knative_json(knative_for_spec(spec, {"STRATEGY_PROFILE": "global_etf_rotation"}, commit=OLD), spec.service_name)
-    plan = build_plan(CONFIG, PASSED, {"ibkr": unset, "schwab": old_live("schwab", "tqqq_growth_income")}, MATRICES)
+    plan = build_plan(CONFIG, PASSED, {"ibkr": unset, "schwab": old_live("schwab", "tqqq_growth_income")}, FACTS)
     services = {s["key"]: s for s in to_json(plan)["services"]}
     assert services["ibkr"]["dry_run"] == {"env": "IBKR_DRY_RUN_ONLY", "config": "keep", "live": None, "desired": None}
     assert services["ibkr"]["phase"] == "blocked" and "set `dryRunOnly: true` or `false`" in services["ibkr"]["reason"]
@@ -162,7 +162,7 @@ def test_the_plan_shows_the_dry_run_flag_live_and_desired_raw_values():
 
 
 def test_without_images_a_plan_that_changes_an_image_is_blocked_and_says_how_to_verify():
-    plan = build_plan(CONFIG, PASSED, {}, MATRICES)
+    plan = build_plan(CONFIG, PASSED, {}, FACTS)
     assert not plan.ok and {s.key for s in plan.image_blocked} == set(CONFIG.services)
     data = to_json(plan)
     assert {s["image_check"]["status"] for s in data["services"]} == {"unverified"}
@@ -175,11 +175,11 @@ def test_an_in_sync_service_needs_no_image_check():
     from components.env import desired_env
 
     spec = CONFIG.services["schwab"]
-    env = desired_env(spec, MATRICES[CONFIG.release.us_equity_strategies].requirements(spec.strategy_profile, spec.platform), "true")
+    env = desired_env(spec, FACTS.requirements(spec.strategy_profile, "schwab"), "true")
     tags = release_annotations(CONFIG.release.quant_platform_kit, CONFIG.release.us_equity_strategies)
     live = from_knative_json(knative_for_spec(spec, env, annotations=tags), spec.service_name)
     config = CONFIG.model_copy(update={"services": {"schwab": spec.model_copy(update={"dry_run_only": True})}})
-    plan = build_plan(config, PASSED, {"schwab": live}, MATRICES)
+    plan = build_plan(config, PASSED, {"schwab": live}, FACTS)
     assert plan.services[0].phase == "in-sync" and plan.ok
 
 
@@ -189,14 +189,14 @@ def test_a_missing_image_blocks_and_names_image_and_commit():
     from release.images import missing
 
     images["schwab"] = missing("schwab", schwab, "no describe document")
-    plan = build_plan(CONFIG, PASSED, {}, MATRICES, images=images)
+    plan = build_plan(CONFIG, PASSED, {}, FACTS, images=images)
     assert not plan.ok and [s.key for s in plan.image_blocked] == ["schwab"]
     step = plan.steps[0]
     assert step.stage == "resolve" and schwab.image in step.action and schwab.commit in step.action
 
 
 def test_present_image_shows_digest_beside_tag_and_pruning_warning():
-    plan = build_plan(CONFIG, PASSED, {}, MATRICES, images=IMAGES)
+    plan = build_plan(CONFIG, PASSED, {}, FACTS, images=IMAGES)
     ibkr = to_json(plan)["services"][0]
     assert ibkr["image_check"]["deployed"] == IMAGES["ibkr"].resolved.deployed
     assert ibkr["image_check"]["tag"] == CONFIG.services["ibkr"].commit
@@ -210,7 +210,7 @@ def test_plan_shows_the_managed_job_and_lists_companion_jobs_as_held():
 
     hk = CONFIG.services["longbridge-hk"].model_copy(update={"scheduler": SchedulerSpec(time_zone="Asia/Hong_Kong")})
     config = CONFIG.model_copy(update={"services": {**CONFIG.services, "longbridge-hk": hk}})
-    plan = build_plan(config, PASSED, {}, MATRICES, images=IMAGES)
+    plan = build_plan(config, PASSED, {}, FACTS, images=IMAGES)
     services = {s["key"]: s for s in to_json(plan)["services"]}
     ibkr = services["ibkr"]["scheduler"]
     assert ibkr["job"] == "interactive-brokers-quant-scheduler"
@@ -234,12 +234,12 @@ def test_settings_diff_lists_what_this_up_changes_and_never_a_held_field():
     document["spec"]["template"]["spec"]["serviceAccountName"] = "hand@interactivebrokersquant.iam.gserviceaccount.com"
     live = {"ibkr": from_knative_json(document, spec.service_name)}
     # Nothing set in the config: ingress and account are held, so the diff is empty.
-    held = to_json(build_plan(CONFIG, PASSED, live, MATRICES, images=IMAGES))["services"][0]
+    held = to_json(build_plan(CONFIG, PASSED, live, FACTS, images=IMAGES))["services"][0]
     assert held["key"] == "ibkr" and held["settings_diff"] == []
     # The config sets ingress: exactly that field shows, live -> desired; the account stays held.
     services = {**CONFIG.services, "ibkr": spec.model_copy(update={"ingress": "internal"})}
     config = CONFIG.model_copy(update={"services": services})
-    plan = build_plan(config, PASSED, live, MATRICES, images=IMAGES)
+    plan = build_plan(config, PASSED, live, FACTS, images=IMAGES)
     data = to_json(plan)["services"][0]
     assert data["settings_diff"] == [{"field": "ingress", "live": "INGRESS_TRAFFIC_ALL", "desired": "INGRESS_TRAFFIC_INTERNAL_ONLY"}]
     # The same function feeds the program: what the plan shows is what it registers.
@@ -257,7 +257,7 @@ def test_a_service_still_deployed_by_its_platform_workflow_is_warned_about():
     document = knative_for_spec(spec, {"STRATEGY_PROFILE": "tqqq_growth_income", "SCHWAB_DRY_RUN_ONLY": "true"}, commit=OLD,
                                 image=spec.image.rsplit(":", 1)[0] + ":" + OLD)  # fmt: skip
     document["spec"]["template"]["metadata"]["labels"]["managed-by"] = "github-actions"
-    plan = build_plan(CONFIG, PASSED, {"schwab": from_knative_json(document, spec.service_name)}, MATRICES, images=IMAGES)
+    plan = build_plan(CONFIG, PASSED, {"schwab": from_knative_json(document, spec.service_name)}, FACTS, images=IMAGES)
     warnings = next(s for s in to_json(plan)["services"] if s["key"] == "schwab")["warnings"]
     warning = next(w for w in warnings if "managed-by=github-actions" in w)
     assert "QuantStrategyLab/CharlesSchwabPlatform" in warning

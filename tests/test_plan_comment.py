@@ -6,7 +6,6 @@ import dataclasses
 
 from components.ownership import SettingChange
 from components.platforms import PLATFORMS
-from components.profiles import load_matrices
 from release.cli import main
 from release.images import ImageCheck
 from release.live import LiveService, from_knative_json
@@ -15,9 +14,10 @@ from release.plan_comment import MARKER, MAX_COMMENT_CHARS, render_comment
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.gate_doubles import Check, Gate
 from tests.fixtures.live_json import knative_for_spec, present_images, release_annotations, write_images_dir
+from tests.fixtures.profile_sources import profile_facts
 
 CONFIG = load_stack_file(stack_file("prod"))
-MATRICES = load_matrices()
+FACTS = profile_facts(CONFIG)
 OLD = "1111111111111111111111111111111111111111"
 PASSED = Gate(ok=True, checks=(Check("qpk-tag", True, "v0.7.10 -> abc"),))
 IMAGES = present_images(CONFIG.services)
@@ -47,7 +47,7 @@ def visible(comment: str) -> list[str]:
 
 def passing_plan() -> CutoverPlan:
     live = {"ibkr": previous_release("ibkr", "global_etf_rotation"), "schwab": previous_release("schwab", "semiconductor_rotation_income")}
-    return build_plan(CONFIG, PASSED, live, MATRICES, live_source="gcloud", images=IMAGES)
+    return build_plan(CONFIG, PASSED, live, FACTS, live_source="gcloud", images=IMAGES)
 
 
 def blocked_plan() -> CutoverPlan:
@@ -67,7 +67,7 @@ def blocked_plan() -> CutoverPlan:
         **IMAGES,
         "longbridge-sg": ImageCheck("longbridge-sg", CONFIG.services["longbridge-sg"].image, "missing", "not in the registry"),
     }
-    return build_plan(CONFIG, gate, live, MATRICES, live_source="gcloud", images=images)
+    return build_plan(CONFIG, gate, live, FACTS, live_source="gcloud", images=images)
 
 
 def test_passing_plan_verdict_first_then_a_row_per_service_with_phase_and_changes():
@@ -148,7 +148,7 @@ def test_a_row_names_the_settings_this_up_changes():
     document["metadata"]["annotations"]["run.googleapis.com/ingress"] = "all"
     live = {"ibkr": from_knative_json(document, CONFIG.services["ibkr"].service_name)}
     services = {**CONFIG.services, "ibkr": CONFIG.services["ibkr"].model_copy(update={"ingress": "internal"})}
-    plan = build_plan(CONFIG.model_copy(update={"services": services}), PASSED, live, MATRICES, images=IMAGES)
+    plan = build_plan(CONFIG.model_copy(update={"services": services}), PASSED, live, FACTS, images=IMAGES)
     row = next(line for line in visible(render_comment(plan)) if line.startswith("| ibkr"))
     assert "image 1111111 → ca6cae8" in row and "settings ~ingress" in row
 

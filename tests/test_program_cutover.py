@@ -18,6 +18,7 @@ from tests.test_program import SERVICES, expected_registered_env
 
 IBKR = SERVICES["ibkr"]
 BASELINE = "f4496da" + "0" * 33
+
 BASELINE_IMAGE = IBKR["image"].rsplit(":", 1)[0] + f":{BASELINE}"
 SNAPSHOT = "gs://qsl-runtime-logs-interactivebrokersquant/strategy-artifacts/us_equity/russell/snapshot.csv"
 
@@ -148,10 +149,10 @@ def test_a_live_read_that_fails_for_another_reason_stops_the_run(github_api):
 
 def test_exported_phase_matches_the_offline_plan(github_api):
     # The program and `python -m release plan` share plan_service: the same live state gives the same phase.
-    from components.profiles import load_matrices
     from release.live import from_cloud_run_v2
     from release.ordering import plan_service
     from release.stack import load_stack_file, stack_file
+    from tests.fixtures.profile_sources import profile_facts
 
     config = load_stack_file(stack_file("prod"))
     live_doc = baseline_live()
@@ -177,7 +178,7 @@ def test_exported_phase_matches_the_offline_plan(github_api):
         "terminal_conditions": [{"type": "Ready", "state": "CONDITION_SUCCEEDED"}],
         "traffic_statuses": [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}],
     }
-    offline = plan_service("ibkr", config.services["ibkr"], config.release, from_cloud_run_v2(snake), load_matrices())
+    offline = plan_service("ibkr", config.services["ibkr"], config.release, from_cloud_run_v2(snake), profile_facts(config))
     assert run.outputs["ibkr"]["phase"] == offline.phase == "deploy-image"
 
 

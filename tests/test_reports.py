@@ -6,7 +6,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from components.profiles import load_matrices, matrix_for
 from release.gcs import GcsReader
 from release.live import from_knative_json
 from release.reports import find_first_run, found_check, month_segments, report_checks
@@ -14,10 +13,12 @@ from release.run_facts import run_facts
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.gcs_emulator import EMULATOR_ENV, denying_gate, running_emulator
 from tests.fixtures.live_json import knative_for_spec
+from tests.fixtures.profile_sources import profile_facts
 from tests.fixtures.run_reports import ARTIFACTS, REPORTS_URI, SCOPES, report_uri, runtime_report
 
 CONFIG = load_stack_file(stack_file("prod"))
-MATRIX = matrix_for(CONFIG.release.us_equity_strategies, load_matrices())
+FACTS = profile_facts(CONFIG)
+KEY_OF = {spec.service_name: key for key, spec in CONFIG.services.items()}
 FLAG = {"ibkr": "IBKR_DRY_RUN_ONLY", "schwab": "SCHWAB_DRY_RUN_ONLY", "longbridge": "LONGBRIDGE_DRY_RUN_ONLY"}
 SINCE = datetime(2026, 11, 24, 15, 0, tzinfo=timezone.utc)
 NOW = datetime(2026, 11, 25, 23, 0, tzinfo=timezone.utc)
@@ -48,7 +49,7 @@ def live_for(key: str, spec=None, dry_run: str | None = "false", **env):
 
 
 def facts_for(spec):
-    facts = run_facts(MATRIX, spec.strategy_profile, spec.platform)
+    facts = run_facts(FACTS, spec.strategy_profile, KEY_OF[spec.service_name])
     assert facts is not None
     return facts
 

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from release.config import ConfigError, ConfigProblem
-from release.stack import load_stack_file, parse_stack, stack_file
+from release.stack import load_stack_file, parse_stack, raise_profile_problems, stack_file
+from tests.fixtures.profile_sources import profile_facts
 
 PROD_FILE = stack_file("prod")
 PROD_RAW = yaml.safe_load(PROD_FILE.read_text(encoding="utf-8"))["config"]
@@ -22,10 +23,12 @@ OTHER_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 def problems_for(mutate: Callable[[dict, dict], None]) -> list[ConfigProblem]:
+    """Both validation stages: the structure at load, then the rules that need the proved profile facts."""
     release, services = copy.deepcopy(RELEASE_RAW), copy.deepcopy(SERVICES_RAW)
     mutate(release, services)
     with pytest.raises(ConfigError) as caught:
-        parse_stack(release, services)
+        config = parse_stack(release, services)
+        raise_profile_problems(config, profile_facts(config))
     return caught.value.problems
 
 
@@ -75,24 +78,6 @@ GS = "gs://qsl-runtime-logs-shared/strategy-artifacts/us_equity/x/"
 # (case id, mutation, the one expected problem path, words its message must contain)
 ONE_PROBLEM_CASES = [
     ("unknown platform", setter("ibkr", platform="ibkrr"), "services.ibkr.platform", ["'ibkrr'", "ibkr", "schwab", "longbridge"]),
-    (
-        "unknown profile",
-        setter("schwab", strategyProfile="moon_shot"),
-        "services.schwab.strategyProfile",
-        ["moon_shot is not a profile at UES v0.7.13", "soxl_soxx_trend_income, tqqq_growth_income"],
-    ),
-    (
-        "alias profile",
-        setter("schwab", strategyProfile="hybrid_growth_income"),
-        "services.schwab.strategyProfile",
-        ["old alias", "write tqqq_growth_income"],
-    ),
-    (
-        "profile not on platform",
-        setter("schwab", strategyProfile="qqq_tech_enhancement"),
-        "services.schwab.strategyProfile",
-        ["qqq_tech_enhancement is not runtime-enabled on schwab at UES v0.7.13 (enabled: soxl_soxx_trend_income, tqqq_growth_income)"],
-    ),
     (
         "snapshot profile without manifest",
         in_snapshot("longbridge-hk", manifestPath=None),
@@ -185,12 +170,6 @@ ONE_PROBLEM_CASES = [
     ),
     ("malformed release tag", in_release(usEquityStrategies="0.7.13"), "release.usEquityStrategies", ["v<version>", "v0.7.10"]),
     ("non-canonical release tag", in_release(quantPlatformKit="v0.7.010"), "release.quantPlatformKit", ["write it as v0.7.10"]),
-    (
-        "release without a matrix",
-        in_release(usEquityStrategies="v0.7.99"),
-        "release.usEquityStrategies",
-        ["no profile matrix for UES v0.7.99", "v0.7.11, v0.7.13", "profile_matrices.json"],
-    ),
     ("short commit", setter("ibkr", commit="ca6cae8"), "services.ibkr.commit", ["all 40 lowercase hex"]),
     ("uppercase commit", setter("ibkr", commit=IBKR_COMMIT.upper()), "services.ibkr.commit", ["40 lowercase hex"]),
     (
@@ -446,7 +425,6 @@ def test_snapshot_profile_without_any_paths_reports_each_missing_path():
 
 def test_several_problems_in_several_services_are_reported_together():
     def mutate(release: dict, services: dict) -> None:
-        services["schwab"]["strategyProfile"] = "qqq_tech_enhancement"
         services["longbridge-sg"]["accountRegion"] = "HK"
         services["ibkr"]["env"]["IB_PASSWORD"] = "hunter2"
         services["longbridge-hk"]["snapshot"]["manifestPath"] = "s3://bucket/m.json"
@@ -454,20 +432,19 @@ def test_several_problems_in_several_services_are_reported_together():
     problems = problems_for(mutate)
     assert sorted(problem.path for problem in problems) == sorted(
         [
-            "services.schwab.strategyProfile",
             "services.longbridge-sg.accountRegion",
             "services.ibkr.env.IB_PASSWORD",
             "services.longbridge-hk.snapshot.manifestPath",
         ]
     )
     report = ConfigError(problems).report()
-    assert report.startswith("stack config is invalid (4 problems):")
-    assert len(report.splitlines()) == 5
+    assert report.startswith("stack config is invalid (3 problems):")
+    assert len(report.splitlines()) == 4
 
 
-def test_an_invalid_release_still_reports_the_service_rules_that_need_no_profile_matrix():
+def test_an_invalid_release_still_reports_the_service_rules_that_need_no_profile_facts():
     def mutate(release: dict, services: dict) -> None:
-        release["usEquityStrategies"] = "v0.7.99"
+        release["usEquityStrategies"] = "0.7.99"
         services["longbridge-sg"]["accountRegion"] = "HK"
         services["schwab"]["serviceName"] = "interactive-brokers-quant-service"
 

@@ -10,13 +10,13 @@ import pytest
 
 from components.env import ServiceEnv, ServiceRevision, desired_revision, dry_run_value
 from components.ownership import RELEASE_RECORD_ANNOTATION
-from components.profiles import matrix_for
 from components.program import Providers, deploy
 from components.strategy_service import COMPONENT_TYPE, StrategyService, StrategyServiceArgs, service_logical_name
 from release.config import SchedulerSpec, SecretRef
 from release.scheduling import JobReadError
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.live_json import scheduler_job as scheduler_job_json
+from tests.fixtures.profile_sources import profile_facts
 from tests.fixtures.pulumi_mocks import (
     INVOKER_TYPE,
     JOB_TYPE,
@@ -29,6 +29,7 @@ from tests.fixtures.pulumi_mocks import (
 )
 
 CONFIG = load_stack_file(stack_file("prod"))
+FACTS = profile_facts(CONFIG)
 
 
 def build_one(key: str, revision: ServiceRevision, **spec_changes):
@@ -45,13 +46,13 @@ def build_one(key: str, revision: ServiceRevision, **spec_changes):
 
 def revision(key: str) -> ServiceRevision:
     spec = CONFIG.services[key]
-    requirements = matrix_for(CONFIG.release.us_equity_strategies).requirements(spec.strategy_profile, spec.platform)
+    requirements = FACTS.requirements(spec.strategy_profile, key)
     return desired_revision(spec, CONFIG.release, requirements, dry_run_value(spec, None, live_exists=False))
 
 
 @pytest.fixture(scope="module")
 def prod_run():
-    run = run_under_mocks(lambda: deploy(CONFIG))
+    run = run_under_mocks(lambda: deploy(CONFIG, FACTS))
     assert run.error is None, run.error
     return run
 
@@ -241,7 +242,7 @@ def hk_job_key():
 
 
 def run_with(config=CONFIG, **mocks):
-    run = run_under_mocks(lambda: deploy(config), mocks=CutoverMocks(**mocks))
+    run = run_under_mocks(lambda: deploy(config, profile_facts(config)), mocks=CutoverMocks(**mocks))
     assert run.error is None, run.error
     return run
 
@@ -304,7 +305,7 @@ def test_a_job_that_cannot_be_read_stops_the_run_before_any_service():
     def unreadable(spec):
         raise JobReadError("https://cloudscheduler.googleapis.com/v1/...: HTTP 403")
 
-    run = run_under_mocks(lambda: deploy(CONFIG, read_job=unreadable))
+    run = run_under_mocks(lambda: deploy(CONFIG, FACTS, read_job=unreadable))
     assert run.error is not None and "HTTP 403" in str(run.error)
     assert run.services() == {} and run.of_type(JOB_TYPE) == []
 
@@ -344,6 +345,6 @@ def test_a_blocked_service_whose_policy_cannot_be_read_stops_the_run():
             return super().call(args)
 
     key, live = hk_live(ready=False)
-    run = run_under_mocks(lambda: deploy(CONFIG), mocks=Denied(live={key: live}))
+    run = run_under_mocks(lambda: deploy(CONFIG, FACTS), mocks=Denied(live={key: live}))
     assert run.error is not None and "could not be read" in str(run.error) and "403" in str(run.error)
     assert run.services() == {}

@@ -7,14 +7,15 @@ from datetime import datetime, timezone
 
 import pytest
 
-from components.profiles import load_matrices, matrix_for
 from release.live import from_knative_json
 from release.stack import load_stack_file, stack_file
 from release.verify import expected_env, last_records, operator_record, verify_service
 from tests.fixtures.live_json import knative_for_spec, release_annotations
+from tests.fixtures.profile_sources import profile_facts
 
 CONFIG = load_stack_file(stack_file("prod"))
-MATRIX = matrix_for(CONFIG.release.us_equity_strategies, load_matrices())
+FACTS = profile_facts(CONFIG)
+KEY_OF = {spec.service_name: key for key, spec in CONFIG.services.items()}
 TAGS = release_annotations(CONFIG.release.quant_platform_kit, CONFIG.release.us_equity_strategies)
 
 
@@ -23,7 +24,7 @@ def switched(key: str, **bend):
     spec = CONFIG.services[key]
     platform_flag = {"ibkr": "IBKR", "schwab": "SCHWAB", "longbridge": "LONGBRIDGE"}[spec.platform] + "_DRY_RUN_ONLY"
     seed = from_knative_json(knative_for_spec(spec, {platform_flag: "false"}))
-    env = expected_env(spec, seed, MATRIX)
+    env = expected_env(KEY_OF[spec.service_name], spec, seed, FACTS)
     plain = dict(env.plain)
     plain.update(bend.pop("env_update", {}))
     for name in bend.pop("env_remove", ()):
@@ -35,13 +36,13 @@ def switched(key: str, **bend):
 
 
 def failing(key: str, live) -> dict[str, str]:
-    checks = verify_service(key, CONFIG.services[key], CONFIG.release, live, MATRIX)
+    checks = verify_service(key, CONFIG.services[key], CONFIG.release, live, FACTS)
     return {check.id: check.message for check in checks if not check.ok}
 
 
 @pytest.mark.parametrize("key", sorted(CONFIG.services))
 def test_switched_service_passes_every_check(key):
-    checks = verify_service(key, CONFIG.services[key], CONFIG.release, switched(key), MATRIX)
+    checks = verify_service(key, CONFIG.services[key], CONFIG.release, switched(key), FACTS)
     assert [c.id for c in checks if not c.ok] == []
     assert {"service", "strategy-profile", "runtime-target", "input-mode", "no-stale-env", "commit-live", "secrets-are-refs"} <= {
         c.id for c in checks
