@@ -195,3 +195,15 @@ def test_gate_from_lock_fails_on_any_difference_naming_field_and_fix(seed_repos,
     result = check(report, check_id)
     assert result.status == "failed" and words in result.message and "python -m release lock" in result.message
     assert not report.ok
+
+
+def test_report_text_escapes_control_characters_from_server_messages():
+    # A server's message is data: a newline in it must not forge a PASS line, ESC must not reach the terminal.
+    from release.config import ReleaseBundle
+    from release.gate import CheckResult, GateReport
+
+    bundle = ReleaseBundle(quant_platform_kit="v0.7.10", us_equity_strategies="v0.7.13")
+    report = GateReport(bundle, [CheckResult("qpk-tag", "failed", "not found\n  PASS  qpk-tag: fine\x1b[2J")], "github", "github")
+    text = report.render_text()
+    assert "\n  PASS" not in text and "\x1b" not in text
+    assert "not found\\n  PASS  qpk-tag: fine\\x1b[2J" in text
