@@ -270,7 +270,8 @@ def report_checks(
         "report-display-name",
         name == facts.display_name,
         f"summary.strategy_display_name {shown(name) if name is not None else '(absent)'}"
-        + ("" if name == facts.display_name else f"; expected {facts.display_name!r}"),
+        + ("" if name == facts.display_name else f"; expected {facts.display_name!r}")
+        + f" (per {facts.proved_from})",
     )
 
     if spec.platform == "ibkr":

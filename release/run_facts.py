@@ -21,6 +21,8 @@ class RunFacts:
     manifest_contract: Optional[str]
     # The canonical name and every alias the release still maps to it (manifests may carry an alias).
     names: frozenset[str]
+    # Where the display name was proved: the catalog file, ref and blob.
+    proved_from: str = "the proved profile facts"
 
     def means_this_profile(self, name: object) -> bool:
         return isinstance(name, str) and name in self.names
@@ -41,4 +43,5 @@ def run_facts(facts: ProfileFacts, profile: str, key: str) -> Optional[RunFacts]
         manifest_required=requirements.requires_snapshot_manifest_path,
         manifest_contract=requirements.manifest_contract,
         names=frozenset({canonical, *entry.aliases}),
+        proved_from=next((f.describe() for f in facts.bundle.files if f.path.endswith("/catalog.py")), "the proved profile facts"),
     )

@@ -134,6 +134,7 @@ def test_wrong_display_name_fails(gcs, reader):
     _, checks = first_run(reader, "longbridge-sg")
     assert failed(checks) == ["report-display-name"]
     assert "'TQQQ Growth Income'" in checks["report-display-name"].message
+    assert "UsEquityStrategies@v0.7.13:src/us_equity_strategies/catalog.py (blob " in checks["report-display-name"].message
 
 
 def test_dry_run_mismatch_fails(gcs, reader):
