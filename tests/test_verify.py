@@ -129,3 +129,11 @@ def test_keep_over_an_unset_live_flag_fails_verify_instead_of_reading_it_as_dry(
     bad = failing("schwab", switched("schwab", env_remove=("SCHWAB_DRY_RUN_ONLY",)))
     assert "SCHWAB_DRY_RUN_ONLY: the live flag is unset" in bad["dry-run"]
     assert "no explicit SCHWAB_DRY_RUN_ONLY" in bad["runtime-target"]
+
+
+def test_verify_text_escapes_control_characters_quoted_from_live_state():
+    from release.verify import ServiceVerification, VerifyCheck, render_verify_text
+
+    check = VerifyCheck("strategy-profile", False, "STRATEGY_PROFILE=x\n  PASS commit-live: forged\x1b[2J")
+    text = render_verify_text([ServiceVerification("ibkr", "interactive-brokers-quant-service", (check,))])
+    assert "\n  PASS" not in text and "\x1b" not in text and "x\\n  PASS commit-live: forged\\x1b[2J" in text
