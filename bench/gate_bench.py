@@ -24,11 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def endpoint(request: str) -> str:
     """`GET /repos/o/r/git/trees/<sha>` -> `git/trees`; `.../commits/<sha>/status` -> `commits/status`."""
+    if request.startswith("POST "):
+        return "graphql"
     parts = request.split("?")[0].split("/")[4:]
     return f"{parts[0]}/{parts[1]}" if parts[0] == "git" else f"{parts[0]}/{parts[-1]}"
 
 
-def measure(config, repos_factory, latency: float, pool: int, repeat: int):
+def measure(config, repos_factory, latency: float, pool: int, repeat: int, graphql: bool):
     from release.gate import run_gate
     from release.github_source import GitHubSource
     from tests.fixtures.github_fake import running
@@ -36,7 +38,9 @@ def measure(config, repos_factory, latency: float, pool: int, repeat: int):
     best, requests, endpoints, ok, in_flight = float("inf"), 0, Counter(), False, 0
     for _ in range(repeat):
         with running(repos_factory(), latency=latency) as fake:
-            source = GitHubSource(config.release.github_owner, base_url=fake.base_url, concurrency=pool)
+            # a token only the fake sees: GitHub's GraphQL API needs one, so it switches GraphQL on
+            token = "bench-token-for-the-local-fake" if graphql else None
+            source = GitHubSource(config.release.github_owner, token, fake.base_url, concurrency=pool, graphql=graphql)
             started = time.perf_counter()
             report = run_gate(config, source)
             wall = time.perf_counter() - started
@@ -68,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency-ms", type=float, default=50.0, help="injected latency per request")
     parser.add_argument("--repeat", type=int, default=3, help="runs; the fastest counts")
-    parser.add_argument("--pools", default="1,8", help="pool sizes to compare (1 = one question at a time)")
+    parser.add_argument("--pools", default="1,8", help="REST pool sizes to compare (1 = one question at a time)")
+    parser.add_argument("--graphql-pools", default="8", help="pool sizes to run with GraphQL (CI and blobs batched)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from release.stack import load_stack_file, stack_file
@@ -84,15 +89,21 @@ def main(argv: list[str] | None = None) -> int:
     ]
     all_ok = True
     print(f"latency {args.latency_ms:g} ms/request, best of {args.repeat}")
-    print(f"{'stack':<34} {'pool':>4} {'requests':>8} {'max in flight':>13} {'wall s':>7} {'wall/latency':>12}  gate")
+    print(f"{'stack':<38} {'mode':>7} {'pool':>4} {'requests':>8} {'max in flight':>13} {'wall s':>7} {'wall/latency':>12}  gate")
+    modes = [(False, int(size)) for size in args.pools.split(",") if size] + [
+        (True, int(size)) for size in args.graphql_pools.split(",") if size
+    ]
     for name, config, factory in stacks:
         commits = len({spec.commit for spec in config.services.values()})
         label = f"{name} ({len(config.services)} services, {commits} commits)"
-        for pool in (int(size) for size in args.pools.split(",")):
-            wall, requests, endpoints, ok, in_flight = measure(config, factory, latency, pool, args.repeat)
+        for graphql, pool in modes:
+            wall, requests, endpoints, ok, in_flight = measure(config, factory, latency, pool, args.repeat, graphql)
             all_ok = all_ok and ok
-            print(f"{label:<34} {pool:>4} {requests:>8} {in_flight:>13} {wall:>7.3f} {wall / latency:>12.1f}  {'PASS' if ok else 'FAIL'}")
-        print("  requests per endpoint: " + ", ".join(f"{count} {name}" for name, count in sorted(endpoints.items())))
+            mode = "graphql" if graphql else "rest"
+            print(
+                f"{label:<38} {mode:>7} {pool:>4} {requests:>8} {in_flight:>13} {wall:>7.3f} {wall / latency:>12.1f}  {'PASS' if ok else 'FAIL'}"
+            )
+            print("    requests per endpoint: " + ", ".join(f"{count} {what}" for what, count in sorted(endpoints.items())))
     print(f"--source git over the seed clones (prod): {git_wall(args.repeat) * 1000:.0f} ms")
     return 0 if all_ok else 1
 

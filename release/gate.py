@@ -255,7 +255,13 @@ def run_gate(config: StackConfig, source: ReleaseSource, lock: Optional[Lock] = 
     answers = getattr(source, "answers", None)
     pool_size = getattr(source, "concurrency", 1)
     if isinstance(answers, Answers) and pool_size > 1:
-        explore(answers, lambda: _gate_pass(config, source, lock), pool_size, getattr(source, "deadline", lambda: None))
+        explore(
+            answers,
+            lambda: _gate_pass(config, source, lock),
+            pool_size,
+            getattr(source, "deadline", lambda: None),
+            group=getattr(source, "group_questions", None),
+        )
     return _gate_pass(config, source, lock)
 
 

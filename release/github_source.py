@@ -38,19 +38,22 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Hashable, Optional, TypeVar
 
 from release.config import COMMIT_PATTERN
 from release.sources import (
     Answers,
     CiStatus,
+    Job,
     MalformedResponse,
     NotFound,
     Pending,
+    Pendings,
     SourceError,
     TagNotFound,
     TreeSource,
     Unreachable,
+    one_job_each,
     server_text,
     shown_url,
     validate_api_url,
@@ -70,6 +73,7 @@ MAX_PAGES = 10  # 100 items a page: 1000 statuses or check runs on one commit is
 MAX_BODY_BYTES = 8 << 20
 DEFAULT_CONCURRENCY = 8  # requests in flight at once; GitHub's secondary limits start well above this
 MAX_CONCURRENCY = 32
+GRAPHQL_OBJECTS = 20  # commits or blobs per GraphQL query: well inside GitHub's node limits
 BACKOFF_MAX = 2.0
 USER_AGENT = "us-equity-cutover-release-gate"
 
@@ -91,6 +95,7 @@ class GitHubSource(TreeSource):
         max_pages: int = MAX_PAGES,
         max_redirects: int = MAX_REDIRECTS,
         concurrency: int = DEFAULT_CONCURRENCY,
+        graphql: bool = True,
     ) -> None:
         if not 1 <= concurrency <= MAX_CONCURRENCY:
             raise ValueError(f"concurrency must be 1..{MAX_CONCURRENCY}")
@@ -103,6 +108,13 @@ class GitHubSource(TreeSource):
             total_timeout=total_timeout, clock=clock, max_pages=max_pages, max_redirects=max_redirects,
         )  # fmt: skip
         self.answers = Answers()
+        # GraphQL only with a token (GitHub refuses it anonymously) and only until it first fails; until
+        # one query has worked, only one is in flight (a broken endpoint costs one query, not one per round).
+        self._graphql = graphql and bool(self._token)
+        self._graphql_proven = False
+        self._graphql_probing = False
+        self._graphql_asked: set[Hashable] = set()  # each question goes to GraphQL at most once
+        self._blob_repos: dict[str, str] = {}
 
     def describe(self) -> str:
         return f"github ({shown_url(self.base_url)}, {'token from GITHUB_TOKEN' if self._token else 'no token'})"
@@ -144,6 +156,7 @@ class GitHubSource(TreeSource):
         # by whichever file's question reaches it first. A fault is the blob's, reported under the call of
         # each file that needs it, so the report does not depend on which question fetched it.
         call = f"GET {self._path(repo, 'git', 'blobs', blob)} ({path} at {ref})"
+        self._blob_repos.setdefault(blob, repo)
         try:
             return self._ask(("blob", blob), call, lambda: self._blob(repo, blob, call))
         except Pending:
@@ -179,6 +192,78 @@ class GitHubSource(TreeSource):
             raise
         runs = self._ask(("check-runs", repo, sha), runs_call, lambda: self._check_runs(repo, sha, runs_call))
         return ci_verdict(statuses, runs)
+
+    # -- several questions in one request (GraphQL) -----------------------------------------------------
+
+    def group_questions(self, pending: Pendings) -> list[Job]:
+        """While the gate explores: CI and blob questions go to GitHub's GraphQL API, up to
+        GRAPHQL_OBJECTS a query; everything else (refs, tags, recursive trees) is asked over REST. An
+        answer GraphQL does not give cleanly (an error, a missing or truncated part, another object's
+        id, content that does not hash to the blob) is not taken: the question stays open, and the next
+        pass asks it over REST. After one failed query GraphQL is not used again in this run."""
+        if not self._graphql:
+            return one_job_each(self.answers, pending)
+        if self._graphql_probing:
+            # wait for the first query's fate; these questions are pending again at the next pass
+            waiting = {key for key in pending if _graphql_kind(key) and key not in self._graphql_asked}
+            return one_job_each(self.answers, {key: asked for key, asked in pending.items() if key not in waiting})
+        objects: dict[tuple[str, str, str], list[tuple[Hashable, str]]] = {}
+        singles: Pendings = {}
+        for key, (call, fetch) in pending.items():
+            kind = key[0] if isinstance(key, tuple) and key not in self._graphql_asked else None
+            if kind in ("status", "check-runs") and isinstance(key, tuple):
+                objects.setdefault(("Commit", str(key[1]), str(key[2])), []).append((key, call))
+            elif kind == "blob" and isinstance(key, tuple) and str(key[1]) in self._blob_repos:
+                objects.setdefault(("Blob", self._blob_repos[str(key[1])], str(key[1])), []).append((key, call))
+            else:
+                singles[key] = (call, fetch)
+        jobs = one_job_each(self.answers, singles)
+        items = sorted(objects.items())
+        if items and not self._graphql_proven:
+            self._graphql_probing = True
+            items = items[:GRAPHQL_OBJECTS]
+        for start in range(0, len(items), GRAPHQL_OBJECTS):
+            chunk = items[start : start + GRAPHQL_OBJECTS]
+            questions = tuple(question for _, asked in chunk for question in asked)
+            self._graphql_asked.update(key for key, _ in questions)
+            jobs.append((questions, functools.partial(self._graphql_job, [target for target, _ in chunk])))
+        return jobs
+
+    def _graphql_job(self, targets: list[tuple[str, str, str]]) -> None:
+        fields = {
+            "Commit": "status { contexts { context state } } checkSuites(first: 20) { totalCount nodes { "
+            "checkRuns(first: 100, filterBy: {checkType: LATEST}) { totalCount nodes { name status conclusion } } } }",
+            "Blob": "text isBinary isTruncated",
+        }
+        parts = [
+            f"o{index}: repository(owner: {json.dumps(self.owner)}, name: {json.dumps(repo)}) "
+            f'{{ object(oid: "{oid}") {{ __typename oid ... on {kind} {{ {fields[kind]} }} }} }}'
+            for index, (kind, repo, oid) in enumerate(targets)
+        ]
+        call = f"POST {self._http.graphql_path} ({len(targets)} objects)"
+        try:
+            data = self._http.post_json(call, self._http.graphql_path, {"query": "query { " + " ".join(parts) + " }"})
+            answers = data.get("data") if isinstance(data, dict) and not data.get("errors") else None
+        except SourceError:
+            answers = None
+        if not isinstance(answers, dict):
+            self._graphql, self._graphql_probing = False, False
+            return
+        self._graphql_proven, self._graphql_probing = True, False
+        for index, (kind, repo, oid) in enumerate(targets):
+            node = answers.get(f"o{index}")
+            found = node.get("object") if isinstance(node, dict) else None
+            if not isinstance(found, dict) or found.get("oid") != oid or found.get("__typename") != kind:
+                continue
+            try:
+                if kind == "Commit":
+                    statuses, runs = _graphql_ci(found)
+                    self.answers.provide(("status", repo, oid), statuses)
+                    self.answers.provide(("check-runs", repo, oid), runs)
+                else:
+                    self.answers.provide(("blob", oid), _graphql_blob(found, oid))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue  # asked again over REST, which says what is wrong with it
 
     # -- one question each ----------------------------------------------------------------------------
 
@@ -319,6 +404,49 @@ def _api_path(*parts: str) -> str:
     return "/repos/" + "/".join(urllib.parse.quote(part, safe="") for part in parts)
 
 
+def _graphql_kind(key: Hashable) -> bool:
+    return isinstance(key, tuple) and bool(key) and key[0] in ("status", "check-runs", "blob")
+
+
+def _graphql_ci(commit: dict[str, Any]) -> tuple[list[tuple[str, str]], list[tuple[str, Optional[str], Optional[str]]]]:
+    """The REST shapes of a commit's statuses and latest check runs from a GraphQL Commit, or ValueError
+    when GraphQL did not send all of them."""
+    status = commit.get("status")
+    contexts = [] if status is None else status["contexts"]
+    statuses = []
+    for context in contexts:
+        state = {"expected": "pending"}.get(str(context["state"]).lower(), str(context["state"]).lower())
+        if not isinstance(context["context"], str) or state not in ("success", "pending", "failure", "error"):
+            raise ValueError("a status without context or with an unknown state")
+        statuses.append((server_text(context["context"], limit=80), state))
+    suites = commit["checkSuites"]
+    if suites["totalCount"] != len(suites["nodes"]):
+        raise ValueError("more check suites than one page")
+    runs: list[tuple[str, Optional[str], Optional[str]]] = []
+    for suite in suites["nodes"]:
+        listed = suite["checkRuns"]
+        if listed["totalCount"] != len(listed["nodes"]):
+            raise ValueError("more check runs than one page")
+        for run in listed["nodes"]:
+            if not isinstance(run["name"], str) or not isinstance(run["status"], str):
+                raise ValueError("a check run without name or status")
+            conclusion = run.get("conclusion")
+            runs.append(
+                (server_text(run["name"], limit=80), run["status"].lower(), conclusion.lower() if isinstance(conclusion, str) else None)
+            )
+    return statuses, runs
+
+
+def _graphql_blob(blob: dict[str, Any], oid: str) -> str:
+    text = blob["text"]
+    if blob.get("isBinary") is not False or blob.get("isTruncated") is not False or not isinstance(text, str):
+        raise ValueError("binary or truncated")
+    content = text.encode("utf-8")
+    if hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest() != oid:
+        raise ValueError("content does not hash to its id")
+    return text
+
+
 def ci_verdict(statuses: list[tuple[str, str]], runs: list[tuple[str, Optional[str], Optional[str]]]) -> CiStatus:
     """Green only when at least one status or check run succeeded and none failed or is still running.
 
@@ -376,6 +504,10 @@ class BoundedHTTP:
         parts = urllib.parse.urlsplit(base_url)
         self._scheme, self._host, self._port = parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
         self._base_path = parts.path.rstrip("/")
+        # GitHub Enterprise serves REST under /api/v3 and GraphQL at /api/graphql; github.com at /graphql.
+        self.graphql_path = (
+            self._base_path.removesuffix("/v3") + "/graphql" if self._base_path.endswith("/api/v3") else self._base_path + "/graphql"
+        )
         self._token = token
         self._timeout, self._retries, self._backoff = timeout, retries, backoff
         self._total_timeout, self._clock = total_timeout, clock
@@ -445,8 +577,14 @@ class BoundedHTTP:
             )
         return target.path + (f"?{target.query}" if target.query else "")
 
-    def _get(self, call: str, target: str) -> tuple[Any, dict[str, str]]:
-        """One logical GET: retries for 5xx/202/connection faults, redirects on the same origin only."""
+    def post_json(self, call: str, path: str, payload: dict[str, Any]) -> Any:
+        """A read-only POST (GraphQL): same bounds and retries as a GET; a redirect is refused."""
+        data, _ = self._get(call, path, body=json.dumps(payload).encode())
+        return data
+
+    def _get(self, call: str, target: str, body: Optional[bytes] = None) -> tuple[Any, dict[str, str]]:
+        """One logical GET (or, with a body, a POST): retries for 5xx/202/connection faults, redirects on
+        the same origin only and only for a GET."""
         run_deadline = self.run_deadline()
         redirects = 0
         attempt = 0
@@ -454,7 +592,7 @@ class BoundedHTTP:
             if self._clock() >= run_deadline:
                 raise self.spent(call)
             try:
-                status, headers, body = self._attempt(call, target, run_deadline)
+                status, headers, answer = self._attempt(call, target, run_deadline, body)
             except _ConnectFailed as failed:
                 if attempt < self._retries and self._clock() < run_deadline:
                     attempt += 1
@@ -467,6 +605,8 @@ class BoundedHTTP:
                     source_wide=True,
                 ) from None
             if status in REDIRECT_STATUSES:
+                if body is not None:
+                    raise SourceError(call, f"GitHub redirected a query ({status})", "check GITHUB_API_URL points at the GitHub API itself")
                 redirects += 1
                 if redirects > self._max_redirects:
                     raise SourceError(call, f"more than {self._max_redirects} redirects", "check GITHUB_API_URL")
@@ -486,10 +626,10 @@ class BoundedHTTP:
                     )
                 raise Unreachable(
                     call,
-                    f"GitHub answered {status}{self._message(body)} after {attempt + 1} tries",
+                    f"GitHub answered {status}{self._message(answer)} after {attempt + 1} tries",
                     "retry later; the gate fails closed meanwhile",
                 )
-            return self._answer(call, status, headers, body), headers
+            return self._answer(call, status, headers, answer), headers
 
     def _answer(self, call: str, status: int, headers: dict[str, str], body: bytes) -> Any:
         if status == 200:
@@ -519,7 +659,7 @@ class BoundedHTTP:
             return ""
         return f" ({server_text(message, self.secrets, 160)})" if isinstance(message, str) and message else ""
 
-    def _attempt(self, call: str, target: str, run_deadline: float) -> tuple[int, dict[str, str], bytes]:
+    def _attempt(self, call: str, target: str, run_deadline: float, body: Optional[bytes] = None) -> tuple[int, dict[str, str], bytes]:
         """One request, finished (headers and body) by min(now + timeout, run deadline), or failed."""
         deadline = min(self._clock() + self._timeout, run_deadline)
         budget_bound = deadline == run_deadline
@@ -542,7 +682,10 @@ class BoundedHTTP:
             watchdog = _Watchdog(connection, remaining)
             try:
                 try:
-                    connection.request("GET", target, headers=headers)
+                    if body is None:
+                        connection.request("GET", target, headers=headers)
+                    else:
+                        connection.request("POST", target, body=body, headers={**headers, "Content-Type": "application/json"})
                     response = connection.getresponse()
                 except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                     if reused and not watchdog.fired:
@@ -552,21 +695,21 @@ class BoundedHTTP:
                 length = response.getheader("content-length")
                 if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
                     raise _TooLarge()
-                body = bytearray()
+                received = bytearray()
                 while chunk := response.read1(65536):
-                    body += chunk
-                    if len(body) > MAX_BODY_BYTES:
+                    received += chunk
+                    if len(received) > MAX_BODY_BYTES:
                         raise _TooLarge()
                     if self._clock() >= deadline:
                         raise TimeoutError()
                 if watchdog.fired:
                     raise TimeoutError()  # the socket was shut at the deadline: what came is not the answer
                 if response.length:
-                    raise http.client.IncompleteRead(bytes(body), response.length)
+                    raise http.client.IncompleteRead(bytes(received), response.length)
                 response.close()  # the body is read whole: the connection can carry the next request
                 if response.will_close:
                     self._drop(connection)
-                return response.status, {name.lower(): value for name, value in response.getheaders()}, bytes(body)
+                return response.status, {name.lower(): value for name, value in response.getheaders()}, bytes(received)
             except _TooLarge:
                 self._drop(connection)
                 raise MalformedResponse(

@@ -8,6 +8,7 @@ check instead of a traceback, so a fault always fails closed.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import threading
@@ -275,6 +276,11 @@ class Answers:
         with self._lock:
             self._outcomes.setdefault(key, (False, error))
 
+    def provide(self, key: Hashable, value: object) -> None:
+        """An answer fetched together with others (one GraphQL query for several questions)."""
+        with self._lock:
+            self._outcomes.setdefault(key, (True, value))
+
     def ask(self, key: Hashable, call: str, fetch: Callable[[], T]) -> T:
         first_time = key not in self._asked
         self._asked.add(key)
@@ -309,6 +315,15 @@ def exploring(source: object) -> bool:
 MAX_PASSES = 10_000  # each pass follows at least one new answer; a cap all the same
 
 
+Pendings = dict[Hashable, tuple[str, Callable[[], object]]]
+Job = tuple[tuple[tuple[Hashable, str], ...], Callable[[], None]]  # ((key, call)...), what settles them
+
+
+def one_job_each(answers: Answers, pending: Pendings) -> list[Job]:
+    """The default grouping: each question its own request."""
+    return [(((key, call),), functools.partial(answers.settle, key, fetch)) for key, (call, fetch) in pending.items()]
+
+
 def explore(
     answers: Answers,
     run_pass: Callable[[], object],
@@ -316,6 +331,7 @@ def explore(
     deadline: Callable[[], Optional[float]],
     clock: Callable[[], float] = time.monotonic,
     grace: float = 0.5,
+    group: Optional[Callable[[Pendings], list[Job]]] = None,
 ) -> None:
     """Fetch every question the logic reaches, up to `pool_size` at once, before the real pass.
 
@@ -327,33 +343,36 @@ def explore(
     the caller runs the logic once more for real, from the answers alone: the same report as asking one
     question at a time. At the deadline (plus `grace` for requests ending on their own watchdogs),
     questions still outstanding are recorded as unverified and abandoned; queued ones never start.
+    `group` may answer several pending questions with one request (GraphQL); a job that leaves some of
+    its questions unanswered has them asked again by the next pass.
     """
     pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="gate-request")
-    in_flight: dict[Future[None], tuple[Hashable, str]] = {}
+    in_flight: dict[Future[None], tuple[tuple[Hashable, str], ...]] = {}
     try:
         for _ in range(MAX_PASSES):
             answers.begin_pass(speculate=True)
             started = clock()
             run_pass()
             pass_time = clock() - started
-            flying = {key for key, _ in in_flight.values()}
-            for key, (call, fetch) in answers.pending.items():
-                if key not in flying and not answers.known(key):
-                    in_flight[pool.submit(answers.settle, key, fetch)] = (key, call)
+            flying = {key for questions in in_flight.values() for key, _ in questions}
+            new = {key: asked for key, asked in answers.pending.items() if key not in flying and not answers.known(key)}
+            for questions, job in (group or functools.partial(one_job_each, answers))(new):
+                in_flight[pool.submit(job)] = questions
             if not in_flight:
                 return
             end = deadline()
             timeout = None if end is None else max(0.0, end + grace - clock())
             done, _ = wait(list(in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
             if not done:
-                for future, (key, call) in in_flight.items():
+                for future, questions in in_flight.items():
                     future.cancel()
-                    answers.record(
-                        key,
-                        Unreachable(
-                            call, "cancelled: the run's time budget ended before an answer", "retry when the source responds faster"
-                        ),
-                    )
+                    for key, call in questions:
+                        answers.record(
+                            key,
+                            Unreachable(
+                                call, "cancelled: the run's time budget ended before an answer", "retry when the source responds faster"
+                            ),
+                        )
                 return
             if len(done) < len(in_flight) and pass_time > 0.002:
                 # A pass costs time the pool could use: let answers that are about to land join this one

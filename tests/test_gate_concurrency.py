@@ -17,9 +17,9 @@ from tests.fixtures.github_fake import IBKR, OWNER, QPK, SCHWAB, SEED_TARGET_COM
 IBKR_TARGET = SEED_TARGET_COMMITS[IBKR]
 
 
-def source(fake, concurrency: int, **kwargs) -> GitHubSource:
+def source(fake, concurrency: int, token=None, **kwargs) -> GitHubSource:
     kwargs.setdefault("timeout", 1)
-    return GitHubSource(OWNER, None, fake.base_url, backoff=0.0, concurrency=concurrency, **kwargs)
+    return GitHubSource(OWNER, token, fake.base_url, backoff=0.0, concurrency=concurrency, **kwargs)
 
 
 def outcome(report) -> tuple[str, str]:
@@ -133,3 +133,61 @@ def test_the_pool_size_setting_is_used():
 
     assert make_source("github", prod_config().release, None, {"CUTOVER_GATE_CONCURRENCY": "3"}).concurrency == 3
     assert make_source("github", prod_config().release, None, {}).concurrency == 8
+
+
+# -- GraphQL: several CI and blob questions in one query, REST as the fallback ---------------------------
+
+GRAPHQL_TOKEN = "ghp_graphqlTokenForTheFake0123456789abcd"
+
+
+@pytest.mark.parametrize("stack", ["prod", "generated"])
+def test_graphql_answers_give_the_rest_report_with_fewer_requests(stack):
+    config, repos = (prod_config(), prod_seed_repos()) if stack == "prod" else generated_stack(services=40, commits=10)
+    with running(repos) as fake:
+        rest = run_gate(config, source(fake, 8, token=GRAPHQL_TOKEN, graphql=False))
+        asked_over_rest = len(fake.requests)
+        graphql = run_gate(config, source(fake, 8, token=GRAPHQL_TOKEN))
+        asked_with_graphql = fake.requests[asked_over_rest:]
+    assert rest.ok and outcome(graphql) == outcome(rest)
+    assert any(line.startswith("POST /graphql") for line in asked_with_graphql)
+    assert not any("/commits/" in line or "/git/blobs/" in line for line in asked_with_graphql)  # all through GraphQL
+    assert len(asked_with_graphql) < asked_over_rest
+
+
+@pytest.mark.parametrize("fault", ["500", "404", "malformed", "wrong-blob", "ratelimit"])
+def test_a_failing_graphql_endpoint_falls_back_to_rest_with_the_same_report(fault):
+    with running(prod_seed_repos()) as fake:
+        rest = run_gate(prod_config(), source(fake, 8, token=GRAPHQL_TOKEN, graphql=False))
+        before = len(fake.requests)
+        fake.add_fault("/graphql", fault)
+        fallback = run_gate(prod_config(), source(fake, 8, token=GRAPHQL_TOKEN))
+        asked = fake.requests[before:]
+    assert outcome(fallback) == outcome(rest) and fallback.ok
+    # one query (tried 3 times on a 500), never again after it failed
+    assert sum(line.startswith("POST /graphql") for line in asked) == (3 if fault == "500" else 1)
+    assert any("/check-runs" in line for line in asked) and any("/git/blobs/" in line for line in asked)
+
+
+def test_an_anonymous_run_never_asks_graphql():
+    with running(prod_seed_repos()) as fake:
+        assert run_gate(prod_config(), source(fake, 8)).ok
+        assert not any(line.startswith("POST") for line in fake.requests)
+
+
+def test_a_graphql_answer_that_does_not_match_its_question_is_asked_again_over_rest():
+    repos = prod_seed_repos()
+    with running(repos) as fake:
+        original = fake.graphql
+
+        def tampered(query, authorization, path):  # every blob's text replaced: it no longer hashes to its id
+            status, body = original(query, authorization, path)
+            for node in body.get("data", {}).values():
+                if node and node.get("object") and node["object"].get("__typename") == "Blob":
+                    node["object"]["text"] += "# tampered\n"
+            return status, body
+
+        fake.graphql = tampered
+        report = run_gate(prod_config(), source(fake, 8, token=GRAPHQL_TOKEN))
+        assert report.ok  # the REST answers, verified, stand in for the tampered ones
+        assert any("/git/blobs/" in line for line in fake.requests)
+        assert not any("/check-runs" in line for line in fake.requests)  # CI answers matched and were kept

@@ -103,7 +103,8 @@ def test_hostile_github_fails_closed_in_bounded_time_naming_the_endpoint(item, m
     with running(prod_seed_repos(), hang_seconds=4.0) as fake, running({}, host="127.0.0.2") as elsewhere:
         fake.elsewhere = elsewhere.base_url
         fake.add_fault(match, fault)
-        source = GitHubSource(OWNER, TOKEN, fake.base_url, timeout=1, retries=1, backoff=0.0, total_timeout=10)
+        # REST only here: with a token, GraphQL would answer CI and blobs (its own hostile rows are below)
+        source = GitHubSource(OWNER, TOKEN, fake.base_url, timeout=1, retries=1, backoff=0.0, total_timeout=10, graphql=False)
         report, elapsed = bounded(lambda: run_gate(prod_config(), source), bound)
         result = check(report, check_id)
         assert result.status == status and not report.ok, result
@@ -115,6 +116,22 @@ def test_hostile_github_fails_closed_in_bounded_time_naming_the_endpoint(item, m
         assert elapsed < bound
         # the fault is that question's own: an unrelated check is still verified
         assert check(report, "qpk-tag" if check_id != "qpk-tag" else "ues-tag").status == "passed"
+
+
+GRAPHQL_FAULTS = ["drip", "drip-headers", "202", "redirect-away", "echo-auth", "huge", "nested", "malformed", "500"]
+
+
+@pytest.mark.parametrize("fault", GRAPHQL_FAULTS)
+def test_a_hostile_graphql_endpoint_costs_one_bounded_query_then_rest_answers(fault):
+    with running(prod_seed_repos(), hang_seconds=4.0) as fake, running({}, host="127.0.0.2") as elsewhere:
+        fake.elsewhere = elsewhere.base_url
+        fake.add_fault("/graphql", fault)
+        source = GitHubSource(OWNER, TOKEN, fake.base_url, timeout=1, retries=1, backoff=0.0, total_timeout=10)
+        report, elapsed = bounded(lambda: run_gate(prod_config(), source), 4.0)
+        assert report.ok, report.render_text()  # REST answered what GraphQL would not
+        assert elapsed < 1 * 2 + 1.5  # at most one query's tries, each within the request timeout
+        assert elsewhere.requests == [] and TOKEN not in report.render_text()
+        assert sum(line.startswith("POST") for line in fake.requests) <= 2  # one query (and its one retry)
 
 
 def test_10_a_slow_drip_everywhere_ends_by_the_total_deadline():
