@@ -262,3 +262,38 @@ def test_a_service_still_deployed_by_its_platform_workflow_is_warned_about():
     warning = next(w for w in warnings if "managed-by=github-actions" in w)
     assert "QuantStrategyLab/CharlesSchwabPlatform" in warning
     assert "ENABLE_GITHUB_CLOUD_RUN_DEPLOY" in warning and "ENABLE_GITHUB_ENV_SYNC" in warning
+
+
+def test_strategy_config_source_is_planned_from_the_facts_bundled_env_or_module_defaults():
+    hk = CONFIG.services["longbridge-hk"]
+    without_path = hk.snapshot.model_copy(update={"strategy_config_path": None})
+    ibkr = CONFIG.services["ibkr"].model_copy(
+        update={
+            "strategy_profile": "qqq_tech_enhancement",
+            "snapshot": without_path.model_copy(update={"feature_snapshot_path": "gs://b/s.csv"}),
+        }
+    )
+    services = {**CONFIG.services, "longbridge-hk": hk.model_copy(update={"snapshot": without_path}), "ibkr": ibkr}
+    config = CONFIG.model_copy(update={"services": services})
+    plan = build_plan(config, PASSED, {}, profile_facts(config), images=IMAGES, facts_source="proved now from test")
+    data = {s["key"]: s for s in to_json(plan)["services"]}
+    # LongBridge's commit bundles no config: nothing is required, and without a path it runs module defaults.
+    assert data["longbridge-hk"]["strategy_config"].startswith("module defaults")
+    hk_plan = next(s for s in plan.services if s.key == "longbridge-hk")
+    assert "LONGBRIDGE_STRATEGY_CONFIG_PATH" not in hk_plan.desired.env.plain and hk_plan.phase == "create"
+    # IBKR's commit has the file the catalog names: the bundled config is what runs.
+    assert data["ibkr"]["strategy_config"] == "bundled research/configs/growth_pullback_tech_pullback_cash_buffer.json"
+    assert data["schwab"]["strategy_config"] is None and data["schwab"]["input_mode"] == "direct_runtime"
+    # The prod stack sets a path on longbridge-hk: that is what the plan says it reads.
+    prod = {s["key"]: s for s in to_json(build_plan(CONFIG, PASSED, {}, FACTS, images=IMAGES))["services"]}
+    assert prod["longbridge-hk"]["strategy_config"].startswith("config path gs://")
+    text = render_text(plan)
+    assert "Profile facts: proved now from test" in text
+    assert "profile: qqq_tech_enhancement (snapshot_backed), strategy config: module defaults" in text
+
+
+def test_without_facts_every_service_is_blocked_and_the_plan_says_why():
+    plan = build_plan(CONFIG, PASSED, {}, None, images=IMAGES)
+    assert {s.phase for s in plan.services} == {"blocked"} and not plan.ok
+    assert all("profile facts of UES v0.7.13" in s.reason and "not proved" in s.reason for s in plan.services)
+    assert "Profile facts: NOT PROVED" in render_text(plan)
