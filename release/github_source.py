@@ -21,7 +21,8 @@ at once, and questions not yet asked are not asked.
 
 Concurrency: every answer goes through `self.answers` (release/sources.py `Answers`), which the gate
 explores with up to `concurrency` requests in flight (`release.sources.explore`); the HTTP client keeps one
-connection per pool thread.
+connection per pool thread. With a token, `group_questions` lets one GraphQL query answer the CI and blob
+questions of up to GRAPHQL_OBJECTS objects while exploring; REST answers whatever GraphQL did not, cleanly.
 """
 
 from __future__ import annotations
