@@ -326,7 +326,10 @@ class _CatFileBatch:
             self._process = None
 
     def __del__(self) -> None:
-        self.close()
+        try:
+            self.close()
+        except Exception:  # at interpreter shutdown; the process ends with our stdin anyway
+            pass
 
 
 MAX_TREE_DEPTH = 64
