@@ -65,6 +65,7 @@ def _check(args: argparse.Namespace) -> int:
     except (SourceSelectionError, LockError) as error:
         raise UsageError(str(error)) from None
     report = run_gate(config, source, lock)
+    _check_profile_config(args, config, report)
     if args.format == "json":
         print(json.dumps(report.to_json(), indent=2, sort_keys=True))
     else:
@@ -88,6 +89,8 @@ def _lock(args: argparse.Namespace) -> int:
     except (SourceSelectionError, LockError) as error:
         raise UsageError(str(error)) from None
     report = run_gate(config, source, previous)
+    # A config the proved facts refuse (e.g. a manifest path missing) is never locked: exit 2, lock unchanged.
+    _check_profile_config(args, config, report)
     try:
         written = write_lock(path, report) if report.ok else None
     except OSError as error:
@@ -167,6 +170,13 @@ def _plan(args: argparse.Namespace) -> int:
     else:
         print(render_text(plan), end="")
     return EXIT_OK if plan.ok else EXIT_NO
+
+
+def _check_profile_config(args: argparse.Namespace, config: StackConfig, report: Any) -> None:
+    """Second validation stage once the gate proved the profile facts: ConfigError (exit 2) for any problem."""
+    facts = _proved_profiles(report)
+    if facts is not None:
+        raise_profile_problems(config, facts, str(config_path(args)))
 
 
 def _proved_profiles(gate: Any) -> Any:

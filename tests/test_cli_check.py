@@ -79,3 +79,16 @@ def test_github_unreachable_is_exit_1_with_the_failed_call_and_no_token(capsys, 
     assert code == 1 and "UNVERIFIED" in out
     assert f"GET /repos/{OWNER}/QuantPlatformKit/git/ref/tags/v0.7.10" in out and "rate limit" in out
     assert TOKEN not in out + err and "Traceback" not in out + err
+
+
+def test_a_config_the_proved_facts_refuse_is_never_locked(capsys, tmp_path, seed_repos):
+    # longbridge-hk runs qqq_tech_enhancement, whose adapter (read at UES v0.7.13) requires a manifest path.
+    text = prod_stack_text(seed_repos.target)
+    manifest_line = next(line for line in text.splitlines() if "manifestPath:" in line)
+    path = tmp_path / "Pulumi.prod.yaml"
+    path.write_text(text.replace(manifest_line + "\n", ""))
+    git = ["--config-file", str(path), "--source", "git", "--git-root", str(seed_repos.root)]
+    code, _, err = run(capsys, "lock", *git)
+    assert code == 2 and not (tmp_path / "Pulumi.prod.lock.json").exists()
+    assert "services.longbridge-hk.snapshot.manifestPath: qqq_tech_enhancement requires a snapshot manifest" in err
+    assert run(capsys, "check", *git)[0] == 2
