@@ -126,6 +126,12 @@ def _plan(args: argparse.Namespace) -> int:
         images = read_images(args.images, config.services)
     except ImageInputError as error:
         raise UsageError(str(error)) from None
+    from release.scheduling import SchedulingInputError, read_jobs
+
+    try:
+        jobs = read_jobs(args.scheduler, config.services)
+    except SchedulingInputError as error:
+        raise UsageError(str(error)) from None
     lock_file = args.lock if args.lock is not None else lock_path(config_path(args))
     try:
         lock = read_lock(lock_file)
@@ -160,7 +166,7 @@ def _plan(args: argparse.Namespace) -> int:
     plan = build_plan(
         config, gate, live.services, facts, lock=lock, gate_note=note, live_source=live.source,
         absent_from_live=live.absent, images=images.checks, images_source=images.source,
-        facts_source=facts_note(facts, origin),
+        facts_source=facts_note(facts, origin), jobs=jobs,
     )  # fmt: skip
     if args.format == "json":
         print(json.dumps(to_json(plan), indent=2))
@@ -423,6 +429,10 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--images",
         help="image check: `gcloud artifacts docker images describe --format=json` output (file or directory), or 'gcloud'",
+    )
+    plan.add_argument(
+        "--scheduler",
+        help="live scheduler jobs (gcloud scheduler jobs describe JSON, file or directory, or 'gcloud'): shows what this update changes on each job",
     )
     verify = command("verify", _verify, "after pulumi up: the runbook checks against live state", sources=False)
     verify.add_argument("--lock", type=Path, help="the lock whose profile facts verify judges by (default: the stack's lock)")

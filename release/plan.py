@@ -17,7 +17,7 @@ from release.control_chars import escape_controls
 from release.images import NOT_GIVEN, ImageCheck, pruned_repository_warning
 from release.live import LiveService
 from release.ordering import EnvDiff, ServicePlan, env_diff, plan_service, short
-from release.scheduling import scheduler_summary, scheduler_text
+from release.scheduling import LiveSchedulerJob, job_changes, job_changes_text, scheduler_summary, scheduler_text
 
 # The release order (README "Release order"); a step's stage says where in it the step belongs.
 STAGES = ("verify-gate", "tag-qpk", "tag-ues", "platform-pins", "deploy-image", "switch-env", "resolve")
@@ -69,6 +69,8 @@ class CutoverPlan:
     # The profile facts every phase and env was judged by, and where they came from.
     facts: Optional[ProfileFacts] = None
     facts_source: str = "not proved"
+    # The live scheduler jobs by key (None: the service has none); the whole mapping None when not read.
+    jobs: Optional[Mapping[str, Optional[LiveSchedulerJob]]] = None
 
     @property
     def gate_ok(self) -> bool:
@@ -235,6 +237,7 @@ def build_plan(
     images: Optional[Mapping[str, ImageCheck]] = None,
     images_source: str = "none given",
     facts_source: str = "",
+    jobs: Optional[Mapping[str, Optional[LiveSchedulerJob]]] = None,
 ) -> CutoverPlan:
     """The whole plan; `images` None means no image was checked (every image change is blocked)."""
     services = tuple(plan_service(key, spec, config.release, live_by_key.get(key), facts) for key, spec in config.services.items())
@@ -259,6 +262,7 @@ def build_plan(
         images_source=images_source,
         facts=facts,
         facts_source=facts_source or facts_note(facts),
+        jobs=jobs,
     )
 
 
@@ -362,7 +366,12 @@ def to_json(plan: CutoverPlan) -> dict[str, Any]:
                 "commit": s.spec.commit,
                 "image": s.spec.image,
                 "image_check": image_json(plan, s),
-                "scheduler": scheduler_summary(s.spec),
+                "scheduler": {
+                    **scheduler_summary(s.spec),
+                    "this_update": None
+                    if plan.jobs is None
+                    else job_changes(s.spec, s.phase == "blocked", None if s.live is None else s.live.url, plan.jobs.get(s.key)),
+                },
                 "strategy_profile": s.spec.strategy_profile,
                 "input_mode": _input_mode(plan, s),
                 "strategy_config": strategy_config_text(plan, s),
@@ -471,6 +480,10 @@ def render_text(plan: CutoverPlan) -> str:
         ]
         lines += [f"  warning: {warning}" for warning in [*service["warnings"], *service["image_check"]["warnings"]]]
         lines += scheduler_text(service["scheduler"])
+        if service["scheduler"]["this_update"] is not None:
+            lines += job_changes_text(service["scheduler"]["this_update"])
+        else:
+            lines.append("    job this update: not shown (pass --scheduler to read the live job; pulumi up holds its settings)")
         lines.append("  env diff (live -> desired; secrets as refs):")
         match = next(s for s in plan.services if s.key == service["key"])
         lines += _diff_text(match.env_diff)

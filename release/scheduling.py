@@ -785,3 +785,49 @@ def import_resources(key: str, spec: ServiceSpec, live: Optional[LiveSchedulerJo
         }
     )
     return entries
+
+
+# --- plan: what this `pulumi up` does to the job --------------------------------------------------
+
+NEW_SERVICE_URL = "<the new service's URL>"
+
+
+def job_changes(spec: ServiceSpec, blocked: bool, service_url: Optional[str], live: Optional[LiveSchedulerJob]) -> dict[str, Any]:
+    """The job's fields this update changes, live -> registered (the same `job_inputs` the program
+    registers): `create` (no live job), `update`, `no change`, or `held` (blocked: registered as live)."""
+    if blocked:
+        return {"action": "held" if live is not None else "none (blocked, no live job)", "changes": []}
+    desired = job_inputs(spec, live)
+    url = service_url.rstrip("/") if service_url else NEW_SERVICE_URL
+    want: dict[str, Any] = {
+        "schedule": desired.schedule,
+        "timeZone": desired.time_zone,
+        "paused": desired.paused,
+        "attemptDeadline": desired.attempt_deadline,
+        "uri": run_uri(url),
+        "httpMethod": HTTP_METHOD,
+        "serviceAccount": desired.service_account,
+        "audience": url,
+    }
+    if live is None:
+        return {"action": "create", "changes": [{"field": f, "live": None, "desired": v} for f, v in want.items() if v is not None]}
+    have: dict[str, Any] = {
+        "schedule": live.schedule,
+        "timeZone": live.time_zone,
+        "paused": live.paused,
+        "attemptDeadline": live.attempt_deadline,
+        "uri": live.uri,
+        "httpMethod": live.http_method,
+        "serviceAccount": live.oidc_service_account,
+        "audience": live.audience,
+    }
+    changes = [{"field": f, "live": have[f], "desired": v} for f, v in want.items() if v is not None and v != have[f]]
+    return {"action": "update" if changes else "no change", "changes": changes}
+
+
+def job_changes_text(changes: Mapping[str, Any]) -> list[str]:
+    lines = [f"    job this update: {changes['action']}"]
+    for change in changes["changes"]:
+        before = "(none)" if change["live"] is None else json.dumps(change["live"])
+        lines.append(f"      ~ {change['field']}: {before} -> {json.dumps(change['desired'])}")
+    return lines

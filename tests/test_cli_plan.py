@@ -236,3 +236,17 @@ def test_bad_scheduler_config_exits_2_naming_service_and_field(gate, tmp_path, c
     err = capsys.readouterr().err
     for field in ("schedule", "timeZone", "serviceAccount"):
         assert f"services.longbridge-hk.scheduler.{field}" in err
+
+
+def test_plan_reads_live_jobs_with_scheduler(gate, tmp_path, capsys):
+    from tests.fixtures.live_json import write_scheduling
+
+    jobs, _ = write_scheduling(tmp_path / "scheduling", CONFIG.services, jobs={"schwab": None})
+    argv = ["plan", "--format", "json", "--live", str(old_live_dir(tmp_path / "live")), "--images", str(images_dir(tmp_path / "images"))]
+    code = main([*argv, "--scheduler", str(jobs)])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    actions = {s["key"]: s["scheduler"]["this_update"]["action"] for s in data["services"]}
+    assert actions == {"ibkr": "no change", "schwab": "create", "longbridge-hk": "no change", "longbridge-sg": "no change"}
+    (jobs / "junk.json").write_text("[1]", encoding="utf-8")
+    assert main([*argv, "--scheduler", str(jobs)]) == 2

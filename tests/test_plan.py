@@ -297,3 +297,40 @@ def test_without_facts_every_service_is_blocked_and_the_plan_says_why():
     assert {s.phase for s in plan.services} == {"blocked"} and not plan.ok
     assert all("profile facts of UES v0.7.13" in s.reason and "not proved" in s.reason for s in plan.services)
     assert "Profile facts: NOT PROVED" in render_text(plan)
+
+
+def test_with_the_live_jobs_the_plan_shows_what_this_update_changes_on_each():
+    from release.scheduling import from_job_json
+    from tests.fixtures.live_json import scheduler_job
+
+    ibkr, schwab = CONFIG.services["ibkr"], CONFIG.services["schwab"]
+    live = {"ibkr": old_live("ibkr", "global_etf_rotation"), "schwab": old_live("schwab", "tqqq_growth_income")}
+    jobs = {
+        # IBKR's job still calls an old URL: this update retargets it, its schedule is held.
+        "ibkr": from_job_json(scheduler_job(ibkr, url="https://old.a.run.app", schedule="50 15 * * 1-5", deadline="330s"), "j"),
+        "schwab": from_job_json(scheduler_job(schwab, url=live["schwab"].url), "j"),
+    }
+    plan = build_plan(CONFIG, PASSED, live, MATRICES, images=IMAGES, jobs=jobs)
+    services = {s["key"]: s["scheduler"]["this_update"] for s in to_json(plan)["services"]}
+    assert services["ibkr"]["action"] == "update"
+    assert {c["field"]: (c["live"], c["desired"]) for c in services["ibkr"]["changes"]} == {
+        "uri": ("https://old.a.run.app/run", f"{live['ibkr'].url}/run"),
+        "audience": ("https://old.a.run.app", live["ibkr"].url),
+    }
+    assert services["schwab"] == {"action": "no change", "changes": []}
+    created = services["longbridge-hk"]
+    assert created["action"] == "create" and {"field": "schedule", "live": None, "desired": "45 15 * * 1-5"} in created["changes"]
+    text = render_text(plan)
+    assert "job this update: update" in text and '~ uri: "https://old.a.run.app/run" ->' in text
+    assert "not shown (pass --scheduler" in render_text(build_plan(CONFIG, PASSED, live, MATRICES, images=IMAGES))
+
+
+def test_a_blocked_services_job_is_held():
+    from release.scheduling import from_job_json
+    from tests.fixtures.live_json import scheduler_job
+
+    live = {"ibkr": old_live("ibkr", "tech_pullback_cash_buffer")}
+    jobs = {"ibkr": from_job_json(scheduler_job(CONFIG.services["ibkr"], state="PAUSED"), "j")}
+    plan = build_plan(CONFIG, PASSED, live, MATRICES, images=IMAGES, jobs=jobs)
+    assert plan.services[0].phase == "blocked"
+    assert to_json(plan)["services"][0]["scheduler"]["this_update"] == {"action": "held", "changes": []}
