@@ -310,7 +310,7 @@ def test_with_the_live_jobs_the_plan_shows_what_this_update_changes_on_each():
         "ibkr": from_job_json(scheduler_job(ibkr, url="https://old.a.run.app", schedule="50 15 * * 1-5", deadline="330s"), "j"),
         "schwab": from_job_json(scheduler_job(schwab, url=live["schwab"].url), "j"),
     }
-    plan = build_plan(CONFIG, PASSED, live, MATRICES, images=IMAGES, jobs=jobs)
+    plan = build_plan(CONFIG, PASSED, live, FACTS, images=IMAGES, jobs=jobs)
     services = {s["key"]: s["scheduler"]["this_update"] for s in to_json(plan)["services"]}
     assert services["ibkr"]["action"] == "update"
     assert {c["field"]: (c["live"], c["desired"]) for c in services["ibkr"]["changes"]} == {
@@ -322,7 +322,7 @@ def test_with_the_live_jobs_the_plan_shows_what_this_update_changes_on_each():
     assert created["action"] == "create" and {"field": "schedule", "live": None, "desired": "45 15 * * 1-5"} in created["changes"]
     text = render_text(plan)
     assert "job this update: update" in text and '~ uri: "https://old.a.run.app/run" ->' in text
-    assert "not shown (pass --scheduler" in render_text(build_plan(CONFIG, PASSED, live, MATRICES, images=IMAGES))
+    assert "not shown (pass --scheduler" in render_text(build_plan(CONFIG, PASSED, live, FACTS, images=IMAGES))
 
 
 def test_a_blocked_services_job_is_held():
@@ -331,6 +331,6 @@ def test_a_blocked_services_job_is_held():
 
     live = {"ibkr": old_live("ibkr", "tech_pullback_cash_buffer")}
     jobs = {"ibkr": from_job_json(scheduler_job(CONFIG.services["ibkr"], state="PAUSED"), "j")}
-    plan = build_plan(CONFIG, PASSED, live, MATRICES, images=IMAGES, jobs=jobs)
+    plan = build_plan(CONFIG, PASSED, live, FACTS, images=IMAGES, jobs=jobs)
     assert plan.services[0].phase == "blocked"
     assert to_json(plan)["services"][0]["scheduler"]["this_update"] == {"action": "held", "changes": []}
