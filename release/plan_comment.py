@@ -11,9 +11,10 @@ markdown, kept on one line and capped, so it can neither break the table nor gro
 from __future__ import annotations
 
 import re
+from typing import Any, Mapping, Optional
 
 from release.ordering import EnvDiff, ServicePlan, short
-from release.plan import CutoverPlan, gate_json
+from release.plan import CutoverPlan, gate_json, to_json
 
 # Hidden in the rendered comment; the workflow finds the comment to update by it.
 MARKER = "<!-- us-equity-cutover:plan -->"
@@ -48,11 +49,12 @@ def _phase(service: ServicePlan) -> str:
     return label + (f", then {service.next_phase}" if service.next_phase else "")
 
 
-def _changes(service: ServicePlan) -> str:
+def _changes(service: ServicePlan, job: Optional[Mapping[str, Any]] = None) -> str:
     """What this `pulumi up` changes on the service, in a few words (values are in the full plan).
 
     The main change first, then the Cloud Run settings it also changes (scaling, resources, traffic, ...),
-    then env names: the cell is capped, and a settings change must not be the part that is cut.
+    then the scheduler job, then env names: the cell is capped, and a settings or job change must not be
+    the part that is cut. `job` is the plan's `scheduler.this_update` (None when the live jobs were not read).
     """
     applied = service.applied_env_diff
     env = [] if applied.empty else [f"env {_names(applied)}"]
@@ -74,6 +76,12 @@ def _changes(service: ServicePlan) -> str:
         fields = [f"~{change.field}" for change in service.settings_diff]
         more = len(fields) - MAX_NAMES
         parts.append("settings " + " ".join(fields[:MAX_NAMES]) + (f" (+{more} more)" if more > 0 else ""))
+    if job is not None and job.get("action") == "create":
+        parts.append("job created")
+    elif job is not None and job.get("action") == "update":
+        fields = [f"~{change['field']}" for change in job.get("changes", [])]
+        more = len(fields) - MAX_NAMES
+        parts.append("job " + " ".join(fields[:MAX_NAMES]) + (f" (+{more} more)" if more > 0 else ""))
     return "; ".join(parts + env) or "nothing"
 
 
@@ -107,6 +115,7 @@ def render_comment(plan: CutoverPlan, full_text: str = "", stack: str = "prod") 
     """The comment body: verdict, why (when blocked), one row per service, the second-run note, the full plan."""
     bundle = plan.config.release
     gate = gate_json(plan)
+    jobs = {s["key"]: s["scheduler"]["this_update"] for s in to_json(plan)["services"] if "scheduler" in s}
     gate_word = "PASS" if gate["ok"] else ("UNVERIFIED" if gate["unverified"] else "FAIL")
     verdict = "✅ can proceed" if plan.ok else "❌ BLOCKED"
     lines = [MARKER, f"### Cutover plan `{_inline(stack, 40)}`: {verdict}"]
@@ -126,7 +135,8 @@ def render_comment(plan: CutoverPlan, full_text: str = "", stack: str = "prod") 
     ]
     for service in plan.services:
         name = f"{_inline(service.key, 40)} ({_inline(service.spec.service_name, 60)})"
-        lines.append(f"| {name} | {_inline(_phase(service))} | {_inline(_changes(service))} |")
+        job = jobs.get(service.key)
+        lines.append(f"| {name} | {_inline(_phase(service))} | {_inline(_changes(service, job))} |")
     second = [service.key for service in plan.services if service.next_phase]
     if second:
         lines += [

@@ -165,3 +165,21 @@ def test_settings_the_update_changes_are_named_in_the_row():
         if line.startswith("| ibkr ")
     ]
     assert len(rows) == 1 and "strategy env held; settings ~max_instances ~traffic; env +ACCOUNT_GROUP" in rows[0]
+
+
+def test_a_row_names_the_scheduler_job_fields_this_up_changes():
+    from release.scheduling import from_job_json
+    from tests.fixtures.live_json import scheduler_job
+
+    live = {"ibkr": previous_release("ibkr", "global_etf_rotation"), "schwab": previous_release("schwab", "semiconductor_rotation_income")}
+    jobs = {
+        # IBKR's job still calls an old URL: this update retargets it; Schwab's job is already right.
+        "ibkr": from_job_json(scheduler_job(CONFIG.services["ibkr"], url="https://old.a.run.app"), "j"),
+        "schwab": from_job_json(scheduler_job(CONFIG.services["schwab"], url=live["schwab"].url), "j"),
+    }
+    plan = build_plan(CONFIG, PASSED, live, FACTS, live_source="gcloud", images=IMAGES, jobs=jobs)
+    rows = {line.split(" ")[1]: line for line in visible(render_comment(plan)) if line.startswith("| ")}
+    assert "strategy env held; job ~uri ~audience; env +" in rows["ibkr"]
+    assert "job" not in rows["schwab"].split("|")[3]
+    # Without the live jobs read, the row claims nothing about them.
+    assert "job" not in render_comment(passing_plan()).split("<details>")[0].split("| ibkr", 1)[1].split("|")[2]
