@@ -39,14 +39,14 @@ from components.platforms import (
 )
 from components.profiles import UesFacts
 from release.config import (
-    GCP_PROJECT_PATTERN,
-    GCP_REGION_PATTERN,
     PROJECT_NAME,
     SERVICE_ACCOUNT_PATTERN,
-    SERVICE_NAME_PATTERN,
     PlatformId,
     SecretRef,
     ServiceSpec,
+    check_project_id,
+    check_region,
+    check_service_name,
 )
 from release.live import LiveService, service_id
 
@@ -77,23 +77,17 @@ class AdoptTarget(BaseModel):
     def _project(cls, value: str) -> str:
         if value.isdigit():
             raise ValueError(f"{value} is a project number; the import id needs the project id (gcloud projects describe {value})")
-        if not GCP_PROJECT_PATTERN.fullmatch(value):
-            raise ValueError(f"{value!r} is not a GCP project id (6-30 of a-z, 0-9, -)")
-        return value
+        return check_project_id(value)
 
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
-        if not GCP_REGION_PATTERN.fullmatch(value):
-            raise ValueError(f"{value!r} is not a GCP region such as us-central1")
-        return value
+        return check_region(value)
 
     @field_validator("service_name")
     @classmethod
     def _service_name(cls, value: str) -> str:
-        if not SERVICE_NAME_PATTERN.fullmatch(value):
-            raise ValueError(f"{value!r} is not a Cloud Run service name")
-        return value
+        return check_service_name(value)
 
 
 def adopt_targets(services_raw: Any, source: str) -> dict[str, AdoptTarget]:

@@ -64,6 +64,25 @@ SERVICE_ACCOUNT_PATTERN = re.compile(r"([a-z][a-z0-9-]{4,28}[a-z0-9])@([a-z][-a-
 QUOTABLE_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 
 
+def check_project_id(value: str) -> str:
+    """A GCP project id (the stack's, an import id's); ValueError naming the expected shape otherwise."""
+    if not GCP_PROJECT_PATTERN.fullmatch(value):
+        raise ValueError(f"{value!r} is not a GCP project id (6-30 of a-z, 0-9, -)")
+    return value
+
+
+def check_region(value: str) -> str:
+    if not GCP_REGION_PATTERN.fullmatch(value):
+        raise ValueError(f"{value!r} is not a GCP region such as us-central1")
+    return value
+
+
+def check_service_name(value: str) -> str:
+    if not SERVICE_NAME_PATTERN.fullmatch(value):
+        raise ValueError(f"{value!r} is not a Cloud Run service name (a-z, 0-9, -; at most 49 characters)")
+    return value
+
+
 class ConfigModel(BaseModel):
     """Base for every config model: unknown keys are errors, keys are camelCase, values are immutable.
 
@@ -311,23 +330,17 @@ class ServiceSpec(ConfigModel):
     @field_validator("project")
     @classmethod
     def _project(cls, value: str) -> str:
-        if not GCP_PROJECT_PATTERN.fullmatch(value):
-            raise ValueError(f"{value!r} is not a GCP project id (6-30 of a-z, 0-9, -)")
-        return value
+        return check_project_id(value)
 
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
-        if not GCP_REGION_PATTERN.fullmatch(value):
-            raise ValueError(f"{value!r} is not a GCP region such as us-central1")
-        return value
+        return check_region(value)
 
     @field_validator("service_name")
     @classmethod
     def _service_name(cls, value: str) -> str:
-        if not SERVICE_NAME_PATTERN.fullmatch(value):
-            raise ValueError(f"{value!r} is not a Cloud Run service name (a-z, 0-9, -; at most 49 characters)")
-        return value
+        return check_service_name(value)
 
     @field_validator("commit")
     @classmethod
@@ -387,9 +400,7 @@ class ServiceSpec(ConfigModel):
     @field_validator("service_account_project")
     @classmethod
     def _service_account_project(cls, value: Optional[str]) -> Optional[str]:
-        if value is not None and not GCP_PROJECT_PATTERN.fullmatch(value):
-            raise ValueError(f"{value!r} is not a GCP project id (6-30 of a-z, 0-9, -)")
-        return value
+        return None if value is None else check_project_id(value)
 
     @model_validator(mode="after")
     def _service_account_in_project(self) -> "ServiceSpec":

@@ -16,7 +16,6 @@ from release.live import from_knative_json
 from release.run_facts import run_facts
 from release.stack import load_stack_file, stack_file
 from release.verify import expected_env
-from tests.fixtures.gcs_emulator import EMULATOR_ENV, running_emulator
 from tests.fixtures.live_json import knative_for_spec, release_annotations, write_live_dir, write_scheduling
 from tests.fixtures.prod_lock import prod_lock_path
 from tests.fixtures.profile_sources import profile_facts
@@ -30,19 +29,6 @@ FLAG = {"ibkr": "IBKR_DRY_RUN_ONLY", "schwab": "SCHWAB_DRY_RUN_ONLY", "longbridg
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 SINCE = NOW - timedelta(hours=2)
 RUN = NOW - timedelta(hours=1)
-
-
-@pytest.fixture(scope="module")
-def gcs():
-    with running_emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture()
-def emulated(gcs, monkeypatch):
-    gcs.wipe()
-    monkeypatch.setenv(EMULATOR_ENV, gcs.url)
-    return gcs
 
 
 def live_dir(directory: Path) -> Path:

@@ -9,12 +9,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from release.first_run import FirstRunOptions, first_run_checks, parse_since, parse_wait, poll_first_run
-from release.gcs import GcsFault, GcsReader
+from release.gcs import GcsFault
 from release.live import from_knative_json
 from release.reports import RunSearch
 from release.run_facts import run_facts
 from release.stack import load_stack_file, stack_file
-from tests.fixtures.gcs_emulator import EMULATOR_ENV, running_emulator
 from tests.fixtures.live_json import knative_for_spec
 from tests.fixtures.profile_sources import profile_facts
 from tests.fixtures.run_reports import REPORTS_URI, report_uri, runtime_report
@@ -24,19 +23,6 @@ FACTS = profile_facts(CONFIG)
 KEY_OF = {spec.service_name: key for key, spec in CONFIG.services.items()}
 SCHWAB = CONFIG.services["schwab"]
 SINCE = datetime(2026, 11, 24, 15, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture(scope="module")
-def gcs():
-    with running_emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture()
-def reader(gcs, monkeypatch):
-    gcs.wipe()
-    monkeypatch.setenv(EMULATOR_ENV, gcs.url)
-    return GcsReader(call_deadline=10)
 
 
 def schwab_live(ready_since="2026-11-24T15:00:00Z"):

@@ -8,19 +8,7 @@ import time
 import pytest
 
 from release.gcs import GcsFault, GcsReader, GcsUri, parse_gs_uri
-from tests.fixtures.gcs_emulator import EMULATOR_ENV, denying_gate, running_emulator, silent_server
-
-
-@pytest.fixture(scope="module")
-def gcs():
-    with running_emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture()
-def reader(gcs, monkeypatch):
-    monkeypatch.setenv(EMULATOR_ENV, gcs.url)
-    return GcsReader(call_deadline=10)
+from tests.fixtures.gcs_emulator import EMULATOR_ENV, denying_gate, silent_server
 
 
 def test_parse_gs_uri():

@@ -11,7 +11,7 @@ from release.live import from_knative_json
 from release.manifest import manifest_checks, month_lag, scan_csv
 from release.run_facts import run_facts
 from release.stack import load_stack_file, stack_file
-from tests.fixtures.gcs_emulator import EMULATOR_ENV, denying_gate, running_emulator
+from tests.fixtures.gcs_emulator import EMULATOR_ENV, denying_gate
 from tests.fixtures.live_json import knative_for_spec
 from tests.fixtures.profile_sources import profile_facts
 from tests.fixtures.run_reports import DROP, sha256, snapshot_csv, snapshot_manifest
@@ -24,19 +24,6 @@ PATHS = HK.snapshot
 TODAY = date(2026, 11, 24)
 AS_OF = date(2026, 11, 20)
 CONFIG_BYTES = b'{"name": "qqq_tech_enhancement", "cash_buffer": 0.1}'
-
-
-@pytest.fixture(scope="module")
-def gcs():
-    with running_emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture()
-def reader(gcs, monkeypatch):
-    gcs.wipe()
-    monkeypatch.setenv(EMULATOR_ENV, gcs.url)
-    return GcsReader(call_deadline=10)
 
 
 def live_hk(**env):

@@ -11,7 +11,7 @@ from release.live import from_knative_json
 from release.reports import find_first_run, found_check, month_segments, report_checks
 from release.run_facts import run_facts
 from release.stack import load_stack_file, stack_file
-from tests.fixtures.gcs_emulator import EMULATOR_ENV, denying_gate, running_emulator
+from tests.fixtures.gcs_emulator import EMULATOR_ENV, denying_gate
 from tests.fixtures.live_json import knative_for_spec
 from tests.fixtures.profile_sources import profile_facts
 from tests.fixtures.run_reports import ARTIFACTS, REPORTS_URI, SCOPES, report_uri, runtime_report
@@ -23,19 +23,6 @@ FLAG = {"ibkr": "IBKR_DRY_RUN_ONLY", "schwab": "SCHWAB_DRY_RUN_ONLY", "longbridg
 SINCE = datetime(2026, 11, 24, 15, 0, tzinfo=timezone.utc)
 NOW = datetime(2026, 11, 25, 23, 0, tzinfo=timezone.utc)
 RUN = datetime(2026, 11, 24, 20, 45, 3, tzinfo=timezone.utc)
-
-
-@pytest.fixture(scope="module")
-def gcs():
-    with running_emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture()
-def reader(gcs, monkeypatch):
-    gcs.wipe()
-    monkeypatch.setenv(EMULATOR_ENV, gcs.url)
-    return GcsReader(call_deadline=10)
 
 
 def live_for(key: str, spec=None, dry_run: str | None = "false", **env):
