@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Optional
 
 from components.env import ServiceRevision
+from release import gcloud
 from release.config import IMAGE_DIGEST_PATTERN, ReleaseBundle, ServiceSpec, split_image
 from release.local_files import InputFileError, json_files, load_json, read_text
 
@@ -26,10 +27,7 @@ ARTIFACT_REGISTRY_HOST = re.compile(r"(?P<location>[a-z]+-[a-z]+[0-9]+|[a-z]+)-d
 # The repository `gcloud run deploy --source` and the platforms' deploy workflows push to; the workflow
 # deletes every image of its package but the newest after each deploy (CONTRACT.md section 2).
 WORKFLOW_REPOSITORY = "cloud-run-source-deploy"
-GCLOUD_TIMEOUT_SECONDS = 120
 MAX_DOCUMENT_BYTES = 1_000_000
-# gcloud's answer for an image that does not exist; anything else is a failure, not "missing".
-GCLOUD_NOT_FOUND_MARKERS = ("NOT_FOUND", "not found", "Not found")
 
 ImageStatus = Literal["present", "missing", "unverified"]
 
@@ -216,7 +214,7 @@ def read_images_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[st
     return {key: found.get(key) or missing(key, spec, f"no describe document for it in {path}") for key, spec in services.items()}
 
 
-Runner = Callable[..., "subprocess.CompletedProcess[str]"]
+Runner = gcloud.Runner
 
 
 def gcloud_describe_command(spec: ServiceSpec) -> list[str]:
@@ -224,30 +222,18 @@ def gcloud_describe_command(spec: ServiceSpec) -> list[str]:
 
 
 def read_images_gcloud(services: Mapping[str, ServiceSpec], runner: Runner = subprocess.run) -> dict[str, ImageCheck]:
-    """Describe every configured image through gcloud; "not found" means missing, any other failure is an error."""
+    """Describe every configured image through gcloud; only gcloud's not-found answer means missing, any other failure is an error."""
     checks: dict[str, ImageCheck] = {}
     for key, spec in services.items():
         command = gcloud_describe_command(spec)
         where = " ".join(command)
         try:
-            done = runner(command, capture_output=True, text=True, timeout=GCLOUD_TIMEOUT_SECONDS, check=False)
-        except FileNotFoundError:
-            raise ImageInputError(f"{where}: gcloud is not installed; install the Google Cloud SDK or pass --images DIR") from None
-        except subprocess.TimeoutExpired:
-            raise ImageInputError(f"{where}: timed out after {GCLOUD_TIMEOUT_SECONDS}s; check gcloud auth and network") from None
-        if done.returncode != 0:
-            stderr = (done.stderr or "").strip()
-            if any(marker in stderr for marker in GCLOUD_NOT_FOUND_MARKERS):
-                checks[key] = missing(key, spec, "gcloud: not found")
-                continue
-            last = stderr.splitlines()[-1][:300] if stderr else "no output"
-            raise ImageInputError(f"{where}: failed (exit {done.returncode}): {last}; check gcloud auth login and the image path")
-        if len(done.stdout or "") > MAX_DOCUMENT_BYTES:
-            raise ImageInputError(f"{where}: printed more than {MAX_DOCUMENT_BYTES} bytes; run it by hand")
-        try:
-            document = load_json(done.stdout, where, "run it by hand to see what gcloud prints")
-        except InputFileError as error:
-            raise ImageInputError(str(error).replace("is not valid JSON", "printed invalid JSON")) from None
+            document = gcloud.describe(command, runner, "check gcloud auth login and the image path", MAX_DOCUMENT_BYTES)
+        except gcloud.GcloudError as error:
+            raise ImageInputError(str(error)) from None
+        if document is None:
+            checks[key] = missing(key, spec, "gcloud: not found")
+            continue
         repository, digest = from_describe_json(document, where)
         resolved = resolved_from(spec, repository, digest, where, f"services.{key}.image")
         checks[key] = ImageCheck(key, spec.image, "present", f"{resolved.deployed} (gcloud)", resolved)

@@ -44,6 +44,7 @@ from components.ownership import (
     user_entries,
 )
 from components.platforms import COMMIT_LABEL, RUNTIME_TARGET_JSON, STRATEGY_PROFILE
+from release import gcloud
 from release.config import SECRET_VERSION_PATTERN, SERVICE_NAME_PATTERN, SecretRef, ServiceSpec
 from release.local_files import LIVE_FILE_MAX_BYTES, InputFileError, json_files, load_json, read_text
 
@@ -55,8 +56,6 @@ V2_CONDITION_STATES = (
     "STATE_UNSPECIFIED", "CONDITION_PENDING", "CONDITION_RECONCILING", "CONDITION_FAILED", V2_CONDITION_SUCCEEDED,
 )  # fmt: skip
 # What gcloud prints when the service does not exist; any other failure is an error, not "new".
-GCLOUD_NOT_FOUND_MARKERS = ("could not be found", "NOT_FOUND")
-GCLOUD_TIMEOUT_SECONDS = 120
 # What a field name in a live document may look like to be named in a message; anything else is "an entry".
 SAFE_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
 # Env names as Cloud Run accepts them; a name outside this is malformed input, not something to print.
@@ -700,7 +699,7 @@ def read_live_path(path: Path, services: Mapping[str, ServicePlace]) -> dict[str
     return {key: found.get(key) for key in services}
 
 
-Runner = Callable[..., "subprocess.CompletedProcess[str]"]
+Runner = gcloud.Runner
 
 
 def gcloud_describe_command(spec: ServicePlace) -> list[str]:
@@ -711,35 +710,18 @@ def gcloud_describe_command(spec: ServicePlace) -> list[str]:
 
 
 def read_live_gcloud(services: Mapping[str, ServicePlace], runner: Runner = subprocess.run) -> dict[str, Optional[LiveService]]:
-    """Live state by running gcloud per configured service; "could not be found" means the service is new."""
+    """Live state by running gcloud per configured service; only gcloud's not-found answer means the service is new."""
     result: dict[str, Optional[LiveService]] = {}
     for key, spec in services.items():
         command = gcloud_describe_command(spec)
         where = " ".join(command)
         try:
-            done = runner(command, capture_output=True, text=True, timeout=GCLOUD_TIMEOUT_SECONDS, check=False)
-        except FileNotFoundError:
-            raise LiveStateError("gcloud is not installed", where, "install the Google Cloud SDK or pass --live DIR") from None
-        except subprocess.TimeoutExpired:
-            raise LiveStateError(f"timed out after {GCLOUD_TIMEOUT_SECONDS}s", where, "check gcloud auth and network") from None
-        if done.returncode != 0:
-            stderr = (done.stderr or "").strip()
-            if any(marker in stderr for marker in GCLOUD_NOT_FOUND_MARKERS):
-                result[key] = None
-                continue
-            raise LiveStateError(
-                f"failed (exit {done.returncode}): {stderr.splitlines()[-1] if stderr else 'no output'}",
-                where,
-                "check gcloud auth login and the project/region in the stack",
-            )
-        try:
-            if len(done.stdout) > LIVE_FILE_MAX_BYTES:
-                raise InputFileError(
-                    f"printed more than {LIVE_FILE_MAX_BYTES} characters", where, "run it by hand to see what gcloud prints"
-                )
-            document = load_json(done.stdout, where, "run it by hand to see what gcloud prints")
-        except InputFileError as error:
-            raise LiveStateError(error.what.replace("is not valid JSON", "printed invalid JSON"), where, error.fix) from None
+            document = gcloud.describe(command, runner, "check gcloud auth login and the project/region in the stack", LIVE_FILE_MAX_BYTES)
+        except gcloud.GcloudError as error:
+            raise LiveStateError(error.what, error.where, error.fix) from None
+        if document is None:
+            result[key] = None
+            continue
         result[key] = _check_place(from_knative_json(document, expected_name=spec.service_name, source=where), spec, where)
     return result
 

@@ -20,10 +20,11 @@ import time
 import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from release import gcloud
 from release.config import ConfigProblem, ServiceSpec
 from release.local_files import MAX_LIVE_FILES, InputFileError, load_json, read_text
 
@@ -45,7 +46,6 @@ EXTRA_COMPANIONS: Mapping[str, tuple[str, ...]] = {"schwab": ("schwab-monitor-di
 DEADLINE_PATTERN = re.compile(r"([1-9][0-9]{1,3})s")
 MIN_DEADLINE_SECONDS, MAX_DEADLINE_SECONDS = 15, 1800
 ACCOUNT_NAME_PATTERN = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
-GCLOUD_TIMEOUT_SECONDS = 120
 MAX_DOCUMENT_BYTES = 1_000_000
 
 # --- unix-cron, as Cloud Scheduler reads it ------------------------------------------------------
@@ -356,30 +356,14 @@ def read_iam_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[str, 
     return {key: found.get(key) for key in services}
 
 
-Runner = Callable[..., "subprocess.CompletedProcess[str]"]
-_NOT_FOUND = ("NOT_FOUND", "not found", "could not be found")
+Runner = gcloud.Runner
 
 
 def _gcloud(command: list[str], runner: Runner) -> Optional[Any]:
-    where = " ".join(command)
     try:
-        done = runner(command, capture_output=True, text=True, timeout=GCLOUD_TIMEOUT_SECONDS, check=False)
-    except FileNotFoundError:
-        raise SchedulingInputError(f"{where}: gcloud is not installed; install the Google Cloud SDK or pass a file/directory") from None
-    except subprocess.TimeoutExpired:
-        raise SchedulingInputError(f"{where}: timed out after {GCLOUD_TIMEOUT_SECONDS}s; check gcloud auth and network") from None
-    if done.returncode != 0:
-        stderr = (done.stderr or "").strip()
-        if any(marker in stderr for marker in _NOT_FOUND):
-            return None
-        last = stderr.splitlines()[-1][:300] if stderr else "no output"
-        raise SchedulingInputError(f"{where}: failed (exit {done.returncode}): {last}; check gcloud auth login and the project/region")
-    if len(done.stdout or "") > MAX_DOCUMENT_BYTES:
-        raise SchedulingInputError(f"{where}: printed more than {MAX_DOCUMENT_BYTES} bytes; run it by hand")
-    try:
-        return load_json(done.stdout, where, "run it by hand")
-    except InputFileError as error:
-        raise SchedulingInputError(str(error).replace("is not valid JSON", "printed invalid JSON")) from None
+        return gcloud.describe(command, runner, "check gcloud auth login and the project/region", MAX_DOCUMENT_BYTES)
+    except gcloud.GcloudError as error:
+        raise SchedulingInputError(str(error)) from None
 
 
 def job_describe_command(spec: ServiceSpec) -> list[str]:
