@@ -20,7 +20,7 @@ from typing import Any, Callable, Literal, Mapping, Optional
 from components.env import ServiceRevision
 from release import gcloud
 from release.config import IMAGE_DIGEST_PATTERN, ReleaseBundle, ServiceSpec, split_image
-from release.local_files import InputFileError, json_files, load_json, read_text
+from release.local_files import InputFileError, input_files, json_items, load_json, read_text
 
 # <location>-docker.pkg.dev/<project>/<repository>/<image path>: the only registry the invoke can read.
 ARTIFACT_REGISTRY_HOST = re.compile(r"(?P<location>[a-z]+-[a-z]+[0-9]+|[a-z]+)-docker\.pkg\.dev")
@@ -174,26 +174,18 @@ def read_images_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[st
     A configured image that no document describes is reported missing: the operator described every
     image there is, so one without a document was not found.
     """
-    if path.is_dir():
-        try:
-            files = json_files(path)
-        except InputFileError as error:
-            raise ImageInputError(str(error)) from None
-        if not files:
-            raise ImageInputError(f"{path}: holds no *.json files; write one image describe JSON per image into it")
-    elif path.exists():
-        files = [path]
-    else:
-        raise ImageInputError(f"{path}: does not exist; pass a describe JSON file, a directory of them, or 'gcloud'")
+    try:
+        files = input_files(
+            path, "write one image describe JSON per image into it", "pass a describe JSON file, a directory of them, or 'gcloud'"
+        )
+    except InputFileError as error:
+        raise ImageInputError(str(error)) from None
     by_repository: dict[str, list[str]] = {}
     for key, spec in services.items():
         by_repository.setdefault(split_image(spec.image)[0], []).append(key)
     found: dict[str, ImageCheck] = {}
     for file in files:
-        document = _load(file)
-        items = document if isinstance(document, list) else [document]
-        for index, item in enumerate(items):
-            where = f"{file}[{index}]" if isinstance(document, list) else str(file)
+        for item, where in json_items(_load(file), file):
             repository, digest = from_describe_json(item, where)
             keys = by_repository.get(repository)
             if keys is None:

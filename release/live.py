@@ -46,7 +46,7 @@ from components.ownership import (
 from components.platforms import COMMIT_LABEL, RUNTIME_TARGET_JSON, STRATEGY_PROFILE
 from release import gcloud
 from release.config import SECRET_VERSION_PATTERN, SERVICE_NAME_PATTERN, SecretRef, ServiceSpec
-from release.local_files import LIVE_FILE_MAX_BYTES, InputFileError, json_files, load_json, read_text
+from release.local_files import LIVE_FILE_MAX_BYTES, InputFileError, input_files, json_items, load_json, read_text
 
 # Knative v1 puts the region in this label; a describe of the right name in the wrong region is a mismatch.
 LOCATION_LABEL = "cloud.googleapis.com/location"
@@ -664,24 +664,16 @@ def read_live_path(path: Path, services: Mapping[str, ServicePlace]) -> dict[str
     Every document must describe a configured service (matched by service name). A configured service
     with no document is reported as None, i.e. not live: planned as new (the plan warns about it).
     """
-    if path.is_dir():
-        try:
-            files = json_files(path)
-        except InputFileError as error:
-            raise LiveStateError(error.what, error.where, error.fix) from None
-        if not files:
-            raise LiveStateError("holds no *.json files", str(path), "write one gcloud describe JSON per service into it")
-    elif path.exists():
-        files = [path]
-    else:
-        raise LiveStateError("does not exist", str(path), "pass a describe JSON file, a directory of them, or 'gcloud'")
+    try:
+        files = input_files(
+            path, "write one gcloud describe JSON per service into it", "pass a describe JSON file, a directory of them, or 'gcloud'"
+        )
+    except InputFileError as error:
+        raise LiveStateError(error.what, error.where, error.fix) from None
     key_by_name = {spec.service_name: key for key, spec in services.items()}
     found: dict[str, LiveService] = {}
     for file in files:
-        document = _load_json(file)
-        items = document if isinstance(document, list) else [document]
-        for index, item in enumerate(items):
-            where = f"{file}[{index}]" if isinstance(document, list) else str(file)
+        for item, where in json_items(_load_json(file), file):
             live = from_knative_json(item, source=where)
             key = key_by_name.get(live.service_name)
             if key is None:

@@ -133,6 +133,25 @@ def json_files(directory: Path, limit: int = MAX_LIVE_FILES) -> list[Path]:
     return sorted(files)
 
 
+def input_files(path: Path, fix_empty: str, fix_missing: str, limit: int = MAX_LIVE_FILES) -> list[Path]:
+    """What an input option names: the file itself, or the *.json files of a directory (listing capped)."""
+    if path.is_dir():
+        files = json_files(path, limit)
+        if not files:
+            raise InputFileError("holds no *.json files", str(path), fix_empty)
+        return files
+    if path.exists():
+        return [path]
+    raise InputFileError("does not exist", str(path), fix_missing)
+
+
+def json_items(document: Any, file: Path) -> list[tuple[Any, str]]:
+    """The documents one JSON file holds (one, or a list of them), each with where it stands (`file[2]`)."""
+    if isinstance(document, list):
+        return [(item, f"{file}[{index}]") for index, item in enumerate(document)]
+    return [(document, str(file))]
+
+
 def nesting_depth(value: Any, limit: int = MAX_NESTING) -> int:
     """How deep lists and maps nest in parsed data, counted without recursion; stops past `limit`."""
     deepest = 0

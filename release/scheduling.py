@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from release import gcloud
 from release.config import ConfigProblem, ServiceSpec
-from release.local_files import MAX_LIVE_FILES, InputFileError, load_json, read_text
+from release.local_files import InputFileError, input_files, json_items, load_json, read_text
 
 DEFAULT_SCHEDULE = "45 15 * * 1-5"
 DEFAULT_TIME_ZONE = "America/New_York"
@@ -304,16 +304,11 @@ def _load(path: Path, fix: str) -> Any:
 
 
 def _files(path: Path, option: str, what: str) -> list[Path]:
-    if path.is_dir():
-        files = sorted(path.glob("*.json"))
-        if not files:
-            raise SchedulingInputError(f"{path}: holds no *.json files; write one {what} per file into it")
-        if len(files) > MAX_LIVE_FILES:
-            raise SchedulingInputError(f"{path}: holds {len(files)} files, more than {MAX_LIVE_FILES}; keep one per service")
-        return files
-    if path.exists():
-        return [path]
-    raise SchedulingInputError(f"{path}: does not exist; pass a {what} file, a directory of them, or 'gcloud' to {option}")
+    # The shared lister: a directory's listing stops past the file cap instead of listing it all first.
+    try:
+        return input_files(path, f"write one {what} per file into it", f"pass a {what} file, a directory of them, or 'gcloud' to {option}")
+    except InputFileError as error:
+        raise SchedulingInputError(str(error)) from None
 
 
 def read_jobs_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[str, Optional[LiveSchedulerJob]]:
@@ -326,9 +321,7 @@ def read_jobs_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[str,
     found: dict[str, LiveSchedulerJob] = {}
     for file in _files(path, "--scheduler", "gcloud scheduler jobs describe JSON"):
         document = _load(file, "write it with gcloud scheduler jobs describe JOB --location REGION --format=json")
-        items = document if isinstance(document, list) else [document]
-        for index, item in enumerate(items):
-            where = f"{file}[{index}]" if isinstance(document, list) else str(file)
+        for item, where in json_items(document, file):
             job = from_job_json(item, where)
             ident = f"projects/{job.project}/locations/{job.region}/jobs/{job.name}"
             key = by_id.get(ident)

@@ -103,3 +103,24 @@ def test_yaml_shape_refuses_aliases_and_deep_nesting(text, message):
 
 def test_yaml_shape_accepts_an_ordinary_stack_file():
     check_yaml_shape("config:\n  p:release:\n    a: [1, 2]\n    b: {c: d}\n", "stack.yaml", "fix")
+
+
+def test_input_files_is_the_file_or_the_capped_json_listing_of_a_directory(tmp_path):
+    from release.local_files import input_files, json_items
+
+    single = tmp_path / "one.json"
+    single.write_text("{}")
+    assert input_files(single, "fill it", "name one") == [single]
+    with pytest.raises(InputFileError, match="does not exist; name one"):
+        input_files(tmp_path / "absent", "fill it", "name one")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputFileError, match="holds no \\*.json files; fill it"):
+        input_files(empty, "fill it", "name one")
+    (empty / "b.json").write_text("{}")
+    (empty / "a.json").write_text("{}")
+    assert [p.name for p in input_files(empty, "fill it", "name one")] == ["a.json", "b.json"]
+    with pytest.raises(InputFileError, match="holds more than 1 \\*.json files"):
+        input_files(empty, "fill it", "name one", limit=1)
+    assert json_items({"a": 1}, single) == [({"a": 1}, str(single))]
+    assert json_items([1, 2], single) == [(1, f"{single}[0]"), (2, f"{single}[1]")]
