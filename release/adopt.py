@@ -42,11 +42,11 @@ from release.config import (
     PROJECT_NAME,
     SERVICE_ACCOUNT_PATTERN,
     PlatformId,
+    ProjectId,
+    RegionName,
     SecretRef,
+    ServiceName,
     ServiceSpec,
-    check_project_id,
-    check_region,
-    check_service_name,
 )
 from release.live import LiveService, service_id
 
@@ -68,26 +68,17 @@ class AdoptTarget(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, alias_generator=to_camel, populate_by_name=True)
 
     platform: PlatformId
-    project: str
-    region: str
-    service_name: str
+    project: ProjectId
+    region: RegionName
+    service_name: ServiceName
 
-    @field_validator("project")
+    @field_validator("project", mode="before")
     @classmethod
-    def _project(cls, value: str) -> str:
-        if value.isdigit():
+    def _project_number(cls, value: object) -> object:
+        # Before the id check: a number is the likeliest mistake (metadata.namespace holds it), so say so.
+        if isinstance(value, str) and value.isdigit():
             raise ValueError(f"{value} is a project number; the import id needs the project id (gcloud projects describe {value})")
-        return check_project_id(value)
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, value: str) -> str:
-        return check_region(value)
-
-    @field_validator("service_name")
-    @classmethod
-    def _service_name(cls, value: str) -> str:
-        return check_service_name(value)
+        return value
 
 
 def adopt_targets(services_raw: Any, source: str) -> dict[str, AdoptTarget]:

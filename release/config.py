@@ -8,10 +8,10 @@ turns every failure into one ``ConfigProblem`` per problem.
 from __future__ import annotations
 
 import re
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 from packaging.version import InvalidVersion, Version
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from release.control_chars import escape_controls
@@ -81,6 +81,12 @@ def check_service_name(value: str) -> str:
     if not SERVICE_NAME_PATTERN.fullmatch(value):
         raise ValueError(f"{value!r} is not a Cloud Run service name (a-z, 0-9, -; at most 49 characters)")
     return value
+
+
+# Where a service lives, checked the same way wherever a model names it (the stack, adopt's targets).
+ProjectId = Annotated[str, AfterValidator(check_project_id)]
+RegionName = Annotated[str, AfterValidator(check_region)]
+ServiceName = Annotated[str, AfterValidator(check_service_name)]
 
 
 class ConfigModel(BaseModel):
@@ -290,9 +296,9 @@ class ServiceSpec(ConfigModel):
     """One Cloud Run strategy service as the operator declares it; the key is the stack config map key."""
 
     platform: PlatformId = Field(description="ibkr | schwab | longbridge")
-    project: str = Field(description="GCP project id that owns the service")
-    region: str = Field(description="Cloud Run region")
-    service_name: str = Field(description="Cloud Run service name; never derived from a strategy")
+    project: ProjectId = Field(description="GCP project id that owns the service")
+    region: RegionName = Field(description="Cloud Run region")
+    service_name: ServiceName = Field(description="Cloud Run service name; never derived from a strategy")
     commit: str = Field(description="full 40-hex platform repo commit the image was built from")
     image: str = Field(description="<registry path>:<commit> or <registry path>@sha256:<digest>")
     strategy_profile: str = Field(description="canonical UES profile to run")
@@ -304,7 +310,7 @@ class ServiceSpec(ConfigModel):
     account_region: Optional[AccountRegion] = Field(None, description="LongBridge only: HK | SG")
     longport_secret_name: Optional[str] = Field(None, description="LongBridge only: the region's token secret")
     service_account: Optional[str] = Field(None, description="runtime service account; held at the live value when absent")
-    service_account_project: Optional[str] = Field(
+    service_account_project: Optional[ProjectId] = Field(
         None, description="the project of serviceAccount when it is not `project` (says so explicitly)"
     )
     snapshot: Optional[SnapshotPaths] = Field(None, description="input-mode paths of a snapshot-backed profile")
@@ -326,21 +332,6 @@ class ServiceSpec(ConfigModel):
         if value is True or value is False or value == "keep":
             return value
         raise ValueError(f"{value!r} is not allowed; use true, false or keep (keep holds the live value)")
-
-    @field_validator("project")
-    @classmethod
-    def _project(cls, value: str) -> str:
-        return check_project_id(value)
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, value: str) -> str:
-        return check_region(value)
-
-    @field_validator("service_name")
-    @classmethod
-    def _service_name(cls, value: str) -> str:
-        return check_service_name(value)
 
     @field_validator("commit")
     @classmethod
@@ -396,11 +387,6 @@ class ServiceSpec(ConfigModel):
                 "(or remove it to use the platform's runtime account)"
             )
         return value
-
-    @field_validator("service_account_project")
-    @classmethod
-    def _service_account_project(cls, value: Optional[str]) -> Optional[str]:
-        return None if value is None else check_project_id(value)
 
     @model_validator(mode="after")
     def _service_account_in_project(self) -> "ServiceSpec":
