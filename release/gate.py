@@ -30,7 +30,7 @@ from release.control_chars import escape_controls
 from release.gate_profiles import lock_profile_checks, profile_checks
 from release.lock import Lock
 from release.pins import PIN_FILES, PYPROJECT_TOML, QPK_PACKAGE, RELEASE_KINDS, UES_PACKAGE, Pin, PinFileError, pins_from_file
-from release.sources import Answers, NotFound, Pending, ReleaseSource, SourceError, explore
+from release.sources import Answers, NotFound, Pending, ReleaseSource, SourceError, explore, exploring
 
 Status = Literal["passed", "failed", "error", "skipped"]
 LOCK_FIX = "run `python -m release lock` to verify and record the current config"
@@ -261,6 +261,7 @@ def run_gate(config: StackConfig, source: ReleaseSource, lock: Optional[Lock] = 
             pool_size,
             getattr(source, "deadline", lambda: None),
             group=getattr(source, "group_questions", None),
+            priority=getattr(source, "question_priority", None),
         )
     return _gate_pass(config, source, lock)
 
@@ -294,6 +295,12 @@ def _gate_pass(config: StackConfig, source: ReleaseSource, lock: Optional[Lock])
     ues_label = f"{ues_repo}@{bundle.us_equity_strategies}"
     ues_qpk_pins: list[Pin] = []
     ues_blocked: Optional[_Blocked] = tag_blocked.get("ues-tag")
+    if ues_commit is None and exploring(source):
+        # The tag is still resolving: ask for the pin file by the tag's name meanwhile (this pass is thrown away).
+        try:
+            source.read_file(ues_repo, bundle.us_equity_strategies, PYPROJECT_TOML)
+        except SourceError:
+            pass
     if ues_commit is not None:
         read = _read_pins(source, ues_repo, ues_commit, (PYPROJECT_TOML,))
         ues_blocked = read.blocked

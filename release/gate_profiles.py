@@ -11,11 +11,12 @@ not answer.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Callable, Literal, Optional, TypeVar
 
 from components.profiles import PlatformFacts, ProfileFacts, UesFacts, judge, platform_key
-from release.config import ReleaseBundle, StackConfig
+from release.config import PlatformId, ReleaseBundle, StackConfig
 from release.profile_source import (
     ADAPTERS_MODULE,
     REGISTRY_PATH,
@@ -26,9 +27,12 @@ from release.profile_source import (
     read_platform_facts,
     read_ues_facts,
 )
-from release.sources import NotFound, Pending, ReleaseSource, SourceError, exploring
+from release.sources import Answers, NotFound, Pending, ReleaseSource, SourceError, exploring
+
+T = TypeVar("T")
 
 CHECK = "profile-facts"
+UNKNOWN_COMMIT = "0" * 40
 LITERAL_ONLY = (
     "the gate reads only literal module-level data (it never imports UES or the platform); "
     "release a version whose file states it literally, or extend release/profile_source.py for the new form"
@@ -43,24 +47,27 @@ class ProfileCheck:
     unreachable: bool = False
 
 
-def _files(source: ReleaseSource, repo: str, ref: str, commit: str) -> RepoFiles:
+def _files(source: ReleaseSource, repo: str, ref: str, commit: str, read_at: Optional[str] = None) -> RepoFiles:
+    """`repo`'s files at `commit`, read through the source at `read_at` (default: the commit itself)."""
+    at = read_at or commit
     return RepoFiles(
         repo=repo,
         ref=ref,
         commit=commit,
-        read_text=lambda path: source.read_file(repo, commit, path),
-        blob_of=lambda path: source.blob_id(repo, commit, path),
-        present=lambda paths: source.list_files(repo, commit, paths),
+        read_text=lambda path: source.read_file(repo, at, path),
+        blob_of=lambda path: source.blob_id(repo, at, path),
+        present=lambda paths: source.list_files(repo, at, paths),
     )
 
 
-def _ask_ahead(config: StackConfig, source: ReleaseSource, ues_commit: str) -> None:
-    """Only while the gate explores its questions concurrently (the UES read is still pending): ask now
+def _ask_ahead(config: StackConfig, source: ReleaseSource, ues_at: str) -> None:
+    """Only while the gate explores its questions concurrently (the UES read is still pending; `ues_at` is
+    UES's commit, or the tag's name while it resolves): ask now
     for the files whose paths do not depend on UES's answers, so they arrive in the same round trips:
     UES's runtime adapters module beside its catalog, and each platform's registry at its commit. The
     outcomes are thrown away here; the real pass reads them from the source's answers."""
     repos = config.release.repositories
-    ues_files = _files(source, repos.us_equity_strategies, config.release.us_equity_strategies, ues_commit)
+    ues_files = _files(source, repos.us_equity_strategies, config.release.us_equity_strategies, ues_at)
     wanted: list[tuple[RepoFiles, str]] = []
     try:
         directory = next((d for d in UES_PACKAGE_DIRS if ues_files.present((f"{d}/catalog.py",))), None)
@@ -75,6 +82,29 @@ def _ask_ahead(config: StackConfig, source: ReleaseSource, ues_commit: str) -> N
             files.read_text(path)
         except SourceError:
             pass
+
+
+def _derived(source: ReleaseSource, key: tuple[object, ...], compute: Callable[[], T]) -> T:
+    """Facts parsed once per run from a source that keeps its answers (they cannot change within it)."""
+    answers = getattr(source, "answers", None)
+    return answers.derived(key, compute) if isinstance(answers, Answers) else compute()
+
+
+def _read_platform(source: ReleaseSource, repo: str, commit: str, platform: PlatformId, bundled: tuple[str, ...]) -> PlatformFacts:
+    return read_platform_facts(_files(source, repo, commit, commit), platform, bundled)
+
+
+def _read_ahead_at_tag(config: StackConfig, source: ReleaseSource) -> None:
+    """Only while exploring, with UES's tag still resolving: read UES's facts by the tag's name (a source
+    that can list a tree by tag name answers now; the others raise Pending), and ask ahead for the rest,
+    so the chain tag -> tree -> catalog -> the module it names does not wait for the tag's commit."""
+    tag = config.release.us_equity_strategies
+    try:
+        # the commit is not known yet: a placeholder for the provenance these throw-away facts record
+        read_ues_facts(_files(source, config.release.repositories.us_equity_strategies, tag, UNKNOWN_COMMIT, read_at=tag))
+    except (SourceError, FactsReadError):
+        pass
+    _ask_ahead(config, source, tag)
 
 
 def _fault(check_id: str, where: str, error: SourceError) -> ProfileCheck:
@@ -98,10 +128,16 @@ def profile_checks(
     tag = bundle.us_equity_strategies
     ues_label = f"{repos.us_equity_strategies}@{tag}"
     if ues_commit is None:
+        if exploring(source):
+            _read_ahead_at_tag(config, source)
         reason = ues_blocked or "ues-tag did not resolve"
         return [ProfileCheck(f"{CHECK}:{key}", "failed" if "failed" in reason else "error", f"not checked: {reason}") for key in keys], None
     try:
-        ues = read_ues_facts(_files(source, repos.us_equity_strategies, tag, ues_commit))
+        ues = _derived(
+            source,
+            ("ues-facts", repos.us_equity_strategies, tag, ues_commit),
+            lambda: read_ues_facts(_files(source, repos.us_equity_strategies, tag, ues_commit)),
+        )
     except FactsReadError as error:
         return [ProfileCheck(f"{CHECK}:{key}", "failed", f"{ues_label} {error}; {LITERAL_ONLY}") for key in keys], None
     except SourceError as error:
@@ -121,8 +157,11 @@ def profile_checks(
         where = f"{repo}@{spec.commit[:7]} (services.{key}.commit)"
         if label not in platforms and label not in failures:
             try:
-                platforms[label] = read_platform_facts(
-                    _files(source, repo, spec.commit, spec.commit), spec.platform, bundled_config_paths(ues)
+                bundled = bundled_config_paths(ues)
+                platforms[label] = _derived(
+                    source,
+                    ("platform-facts", repo, spec.commit, spec.platform, bundled),
+                    functools.partial(_read_platform, source, repo, spec.commit, spec.platform, bundled),
                 )
             except FactsReadError as error:
                 failures[label] = ProfileCheck(check_id, "failed", f"{where} {error}; {LITERAL_ONLY}")

@@ -116,6 +116,7 @@ class GitHubSource(TreeSource):
         self._graphql_probing = False
         self._graphql_asked: set[Hashable] = set()  # each question goes to GraphQL at most once
         self._blob_repos: dict[str, str] = {}
+        self._tags_at: dict[tuple[str, str], frozenset[str]] = {}  # (repo, commit) -> tags resolved to it
 
     def describe(self) -> str:
         return f"github ({shown_url(self.base_url)}, {'token from GITHUB_TOKEN' if self._token else 'no token'})"
@@ -141,6 +142,8 @@ class GitHubSource(TreeSource):
             ) from error
         for _ in range(MAX_TAG_DEPTH):
             if kind == "commit":
+                # a new frozenset each time: pool threads read this while a pass may add to it
+                self._tags_at[(repo, sha)] = self._tags_at.get((repo, sha), frozenset()) | {tag}
                 return sha
             if kind != "tag":
                 raise MalformedResponse(call, f"tag {tag} points at a {kind}, not a commit", "tag a commit")
@@ -212,7 +215,7 @@ class GitHubSource(TreeSource):
         singles: Pendings = {}
         for key, (call, fetch) in pending.items():
             kind = key[0] if isinstance(key, tuple) and key not in self._graphql_asked else None
-            if kind in ("status", "check-runs") and isinstance(key, tuple):
+            if kind in ("status", "check-runs", "commit-tree") and isinstance(key, tuple):
                 objects.setdefault(("Commit", str(key[1]), str(key[2])), []).append((key, call))
             elif kind == "blob" and isinstance(key, tuple) and str(key[1]) in self._blob_repos:
                 objects.setdefault(("Blob", self._blob_repos[str(key[1])], str(key[1])), []).append((key, call))
@@ -232,7 +235,7 @@ class GitHubSource(TreeSource):
 
     def _graphql_job(self, targets: list[tuple[str, str, str]]) -> None:
         fields = {
-            "Commit": "status { contexts { context state } } checkSuites(first: 20) { totalCount nodes { "
+            "Commit": "tree { oid } status { contexts { context state } } checkSuites(first: 20) { totalCount nodes { "
             "checkRuns(first: 100, filterBy: {checkType: LATEST}) { totalCount nodes { name status conclusion } } } }",
             "Blob": "text isBinary isTruncated",
         }
@@ -258,6 +261,9 @@ class GitHubSource(TreeSource):
                 continue
             try:
                 if kind == "Commit":
+                    tree = found.get("tree")
+                    if isinstance(tree, dict) and isinstance(tree.get("oid"), str) and COMMIT_PATTERN.fullmatch(tree["oid"]):
+                        self.answers.provide(("commit-tree", repo, oid), tree["oid"])
                     statuses, runs = _graphql_ci(found)
                     self.answers.provide(("status", repo, oid), statuses)
                     self.answers.provide(("check-runs", repo, oid), runs)
@@ -287,9 +293,66 @@ class GitHubSource(TreeSource):
     def _commit_of(self, repo: str, ref: str) -> str:
         return ref if COMMIT_PATTERN.fullmatch(ref) else self.resolve_tag(repo, ref)
 
+    def _listing(self, repo: str, ref: str) -> dict[str, str]:
+        commit = ref if COMMIT_PATTERN.fullmatch(ref) else None
+        try:
+            commit = commit or self.resolve_tag(repo, ref)
+            return self._tree(repo, commit)
+        except Pending:
+            # Exploring, and the tag's commit or its tree is still on its way (ref, tag object, tree:
+            # three round trips). GitHub also lists a tree by tag name, so ask that in the first round and
+            # let the exploring passes go on to the files it lists. Only throw-away passes see this
+            # listing: the real pass reads the commit's own tree, which `_tree` takes from here only
+            # after checking that it is that commit's tree.
+            if commit is None:
+                return self._named_tree(repo, ref)[1]
+            named = self._named_listing(repo, commit)
+            tree_id = self.answers.value(("commit-tree", repo, commit))
+            if named is None or (tree_id is not None and tree_id != named[0]):
+                raise
+            return named[1]
+
     def _tree(self, repo: str, sha: str) -> dict[str, str]:
         call = f"GET {self._path(repo, 'git', 'trees', sha)}?recursive=1"
-        return self._ask(("tree", repo, sha), call, lambda: self._tree_entries(repo, sha, call))
+        key = ("tree", repo, sha)
+        named = self._named_listing(repo, sha)
+        if named is not None and not self.answers.known(key):
+            # A tag's tree was listed by name while the tag resolved: it is this commit's tree when the
+            # commit's own tree id (a smaller question, batched into GraphQL with a token) says so. Then it
+            # becomes the tree's answer, and is asked below like any other, so a report built this way is
+            # the one asking by sha gives. A fault, a mismatch (the tag moved since, a branch of the same
+            # name) or a question not asked while exploring falls through to asking by sha.
+            tree_id = self._commit_tree_id(repo, sha)
+            if tree_id == named[0]:
+                self.answers.provide(key, dict(named[1]))
+        return self._ask(key, call, lambda: self._tree_entries(repo, sha, call))
+
+    def _named_tree(self, repo: str, tag: str) -> tuple[str, dict[str, str]]:
+        call = f"GET {self._path(repo, 'git', 'trees', tag)}?recursive=1"
+        return self._ask(("named-tree", repo, tag), call, lambda: self._tree_by_name(repo, tag, call))
+
+    def _named_listing(self, repo: str, sha: str) -> Optional[tuple[str, dict[str, str]]]:
+        """The tree listed by name for a tag that resolved to `sha`, if it was asked and answered."""
+        for tag in sorted(self._tags_at.get((repo, sha), frozenset())):
+            named = self.answers.value(("named-tree", repo, tag))
+            if isinstance(named, tuple):
+                return named
+        return None
+
+    def _commit_tree_id(self, repo: str, sha: str) -> Optional[str]:
+        """The commit's tree id, asked only while exploring (and then cached); None when unknown or a
+        fault. Never asked in the real pass, so it cannot change that pass's outcomes."""
+        key = ("commit-tree", repo, sha)
+        if self.answers.speculating and not self.answers.known(key):
+            call = f"GET {self._path(repo, 'git', 'commits', sha)}"
+            self._ask(key, call, lambda: self._commit_object_tree(repo, sha, call))  # raises Pending
+        value = self.answers.value(key)
+        return value if isinstance(value, str) else None
+
+    def question_priority(self, key: Hashable) -> int:
+        """While exploring with a full pool: what opens further questions first, leaves (CI) last."""
+        kind = key[0] if isinstance(key, tuple) and key else None
+        return {"blob": 1, "status": 2, "check-runs": 2}.get(str(kind), 0)  # refs, tags, trees, commits: 0
 
     def _tag_ref(self, repo: str, tag: str, call: str) -> tuple[str, str]:
         data = self._http.get_json(call, self._path(repo, "git", "ref", "tags", tag))
@@ -321,18 +384,22 @@ class GitHubSource(TreeSource):
         if _field(data, "sha", str) == sha:
             # The trees API also accepts a tree's own id; a commit's tree always has a different id.
             raise NotFound(call, f"{sha} is a tree in {self.owner}/{repo}, not a commit", "use the commit sha")
-        if data.get("truncated") is True:
-            # A partial listing would make a present file look absent (a pin file, a bundled config).
-            raise MalformedResponse(call, "GitHub truncated the recursive tree listing", "check the repository's size")
-        entries = {}
-        for element in _field(data, "tree", list):
-            if not isinstance(element, dict) or not isinstance(element.get("path"), str) or not isinstance(element.get("sha"), str):
-                raise MalformedResponse(
-                    call, "malformed response (tree entry without path or sha)", "check GITHUB_API_URL points at a GitHub API"
-                )
-            if element.get("type") == "blob":
-                entries[element["path"]] = element["sha"]
-        return entries
+        return _blobs_listed(data, call)
+
+    def _tree_by_name(self, repo: str, tag: str, call: str) -> tuple[str, dict[str, str]]:
+        """(tree id, path -> blob id) of the tree GitHub lists for a ref name; a guess until checked."""
+        data = self._http.get_json(call, self._path(repo, "git", "trees", tag) + "?recursive=1")
+        tree = _field(data, "sha", str)
+        if not COMMIT_PATTERN.fullmatch(tree):
+            raise ValueError("the tree id is not a 40-hex sha")
+        return tree, _blobs_listed(data, call)
+
+    def _commit_object_tree(self, repo: str, sha: str, call: str) -> str:
+        data = self._http.get_json(call, self._path(repo, "git", "commits", sha))
+        tree = _field(data, "tree", dict).get("sha")
+        if _field(data, "sha", str) != sha or not isinstance(tree, str) or not COMMIT_PATTERN.fullmatch(tree):
+            raise MalformedResponse(call, f"asked for commit {sha}, got another object", "check GITHUB_API_URL points at a GitHub API")
+        return tree
 
     def _blob(self, repo: str, blob: str, call: str) -> str:
         data = self._http.get_json(call, self._path(repo, "git", "blobs", blob))
@@ -406,7 +473,7 @@ def _api_path(*parts: str) -> str:
 
 
 def _graphql_kind(key: Hashable) -> bool:
-    return isinstance(key, tuple) and bool(key) and key[0] in ("status", "check-runs", "blob")
+    return isinstance(key, tuple) and bool(key) and key[0] in ("status", "check-runs", "commit-tree", "blob")
 
 
 def _graphql_ci(commit: dict[str, Any]) -> tuple[list[tuple[str, str]], list[tuple[str, Optional[str], Optional[str]]]]:
@@ -471,6 +538,22 @@ def ci_verdict(statuses: list[tuple[str, str]], runs: list[tuple[str, Optional[s
             return CiStatus("none", "no commit status or check run reported")
         return CiStatus("none", f"nothing succeeded: {len(runs)} check run(s) all neutral or skipped, {len(statuses)} status(es)")
     return CiStatus("success", f"{len(statuses)} status(es), {len(runs)} check run(s), {succeeded} succeeded, none failed")
+
+
+def _blobs_listed(data: dict[str, Any], call: str) -> dict[str, str]:
+    """path -> blob id of a recursive tree listing; a partial listing is refused."""
+    if data.get("truncated") is True:
+        # A partial listing would make a present file look absent (a pin file, a bundled config).
+        raise MalformedResponse(call, "GitHub truncated the recursive tree listing", "check the repository's size")
+    entries = {}
+    for element in _field(data, "tree", list):
+        if not isinstance(element, dict) or not isinstance(element.get("path"), str) or not isinstance(element.get("sha"), str):
+            raise MalformedResponse(
+                call, "malformed response (tree entry without path or sha)", "check GITHUB_API_URL points at a GitHub API"
+            )
+        if element.get("type") == "blob":
+            entries[element["path"]] = element["sha"]
+    return entries
 
 
 def _object_of(obj: dict[str, Any]) -> tuple[str, str]:

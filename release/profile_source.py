@@ -21,6 +21,7 @@ construct: the gate fails closed instead of guessing.
 from __future__ import annotations
 
 import ast
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
@@ -117,6 +118,13 @@ def _dotted(node: ast.expr) -> Optional[str]:
     return None
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed(text: str, path: str) -> ast.Module:
+    """Parsed once per distinct file: the gate reads the same files in every pass while it explores.
+    The trees are only read, never changed, so sharing one between passes is safe."""
+    return ast.parse(text, filename=path)
+
+
 class SourceModule:
     """One parsed module: its module-level bindings and imports, evaluated on demand."""
 
@@ -125,7 +133,7 @@ class SourceModule:
         if len(text) > MAX_SOURCE_CHARS:
             raise FactsReadError(path, 1, f"file has {len(text)} characters", f"at most {MAX_SOURCE_CHARS}")
         try:
-            tree = ast.parse(text, filename=path)
+            tree = _parsed(text, path)
         except SyntaxError as error:
             raise FactsReadError(path, error.lineno or 1, f"does not parse ({error.msg})", "valid Python") from None
         except (RecursionError, MemoryError, ValueError) as error:

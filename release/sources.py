@@ -9,6 +9,7 @@ check instead of a traceback, so a fault always fails closed.
 from __future__ import annotations
 
 import functools
+import heapq
 import ipaddress
 import re
 import threading
@@ -146,8 +147,12 @@ class TreeSource:
     def _read_blob(self, repo: str, blob: str, path: str, ref: str) -> str:
         raise NotImplementedError
 
+    def _listing(self, repo: str, ref: str) -> dict[str, str]:
+        """The tree of the commit `ref` names (a sha, or a tag resolved first)."""
+        return self._tree(repo, self._commit_of(repo, ref))
+
     def list_files(self, repo: str, ref: str, paths: tuple[str, ...]) -> frozenset[str]:
-        tree = self._tree(repo, self._commit_of(repo, ref))
+        tree = self._listing(repo, ref)
         return frozenset(path for path in paths if path in tree)
 
     def read_file(self, repo: str, ref: str, path: str) -> Optional[str]:
@@ -155,7 +160,7 @@ class TreeSource:
         return None if blob is None else self._read_blob(repo, blob, path, ref)
 
     def blob_id(self, repo: str, ref: str, path: str) -> Optional[str]:
-        return self._tree(repo, self._commit_of(repo, ref)).get(path)
+        return self._listing(repo, ref).get(path)
 
 
 # -- what may be shown --------------------------------------------------------------------------------
@@ -253,6 +258,8 @@ class Answers:
         self._outcomes: dict[Hashable, tuple[bool, object]] = {}
         self._asked: set[Hashable] = set()
         self._latch: Optional[SourceError] = None
+        self._derived: dict[Hashable, tuple[object, frozenset[Hashable]]] = {}
+        self._recording = threading.local()  # the questions a `derived` computation asks, per thread
         self.speculating = False
         self.pending: dict[Hashable, tuple[str, Callable[[], object]]] = {}
 
@@ -276,14 +283,48 @@ class Answers:
         with self._lock:
             self._outcomes.setdefault(key, (False, error))
 
+    def value(self, key: Hashable) -> Optional[object]:
+        """The answer to `key` when it is known and is a fact (not a fault); None otherwise. Asks nothing."""
+        with self._lock:
+            outcome = self._outcomes.get(key)
+        return outcome[1] if outcome is not None and outcome[0] else None
+
     def provide(self, key: Hashable, value: object) -> None:
         """An answer fetched together with others (one GraphQL query for several questions)."""
         with self._lock:
             self._outcomes.setdefault(key, (True, value))
 
+    def derived(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """A value computed from answers alone (facts parsed from files the source sent), kept for the
+        run, so passes over the same answers do not parse the same files again.
+
+        Kept only when `compute` finished: a pending or failed question raises through and it is
+        computed again next time. A kept value stands for computing it again exactly: its questions all
+        had answers, so they are counted as asked in this pass, and after a source-wide fault in this
+        pass it is computed again (its questions may now be "not attempted")."""
+        with self._lock:
+            kept = self._derived.get(key)
+        if kept is not None and self._latch is None:
+            self._asked |= kept[1]
+            return cast(T, kept[0])
+        outer: Optional[set[Hashable]] = getattr(self._recording, "keys", None)
+        self._recording.keys = set()
+        try:
+            value = compute()
+            asked = frozenset(self._recording.keys)
+        finally:
+            inner = self._recording.keys
+            self._recording.keys = None if outer is None else outer | inner
+        with self._lock:
+            self._derived.setdefault(key, (value, asked))
+        return value
+
     def ask(self, key: Hashable, call: str, fetch: Callable[[], T]) -> T:
         first_time = key not in self._asked
         self._asked.add(key)
+        recording = getattr(self._recording, "keys", None)
+        if recording is not None:
+            recording.add(key)
         if self._latch is not None and first_time:
             down = self._latch
             raise Unreachable(call, f"not attempted: {down.call} already failed ({down.reason})", down.fix, source_wide=True)
@@ -332,6 +373,7 @@ def explore(
     clock: Callable[[], float] = time.monotonic,
     grace: float = 0.5,
     group: Optional[Callable[[Pendings], list[Job]]] = None,
+    priority: Optional[Callable[[Hashable], int]] = None,
 ) -> None:
     """Fetch every question the logic reaches, up to `pool_size` at once, before the real pass.
 
@@ -345,18 +387,30 @@ def explore(
     questions still outstanding are recorded as unverified and abandoned; queued ones never start.
     `group` may answer several pending questions with one request (GraphQL); a job that leaves some of
     its questions unanswered has them asked again by the next pass.
+
+    When more questions are open than the pool has room for, the lowest `priority(key)` starts first
+    (then the order the logic reached them): a question that opens further questions (a tag, a tree)
+    should not wait behind a leaf (a CI status), or the run pays a round trip more than its depth.
     """
     pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="gate-request")
     in_flight: dict[Future[None], tuple[tuple[Hashable, str], ...]] = {}
+    queued: list[tuple[int, int, tuple[tuple[Hashable, str], ...], Callable[[], None]]] = []  # a heap
+    order = 0
     try:
         for _ in range(MAX_PASSES):
             answers.begin_pass(speculate=True)
             started = clock()
             run_pass()
             pass_time = clock() - started
-            flying = {key for questions in in_flight.values() for key, _ in questions}
-            new = {key: asked for key, asked in answers.pending.items() if key not in flying and not answers.known(key)}
+            outstanding = {key for questions in in_flight.values() for key, _ in questions}
+            outstanding |= {key for _, _, questions, _ in queued for key, _ in questions}
+            new = {key: asked for key, asked in answers.pending.items() if key not in outstanding and not answers.known(key)}
             for questions, job in (group or functools.partial(one_job_each, answers))(new):
+                rank = min((priority(key) for key, _ in questions), default=0) if priority is not None else 0
+                heapq.heappush(queued, (rank, order, questions, job))
+                order += 1
+            while queued and len(in_flight) < pool_size:
+                _, _, questions, job = heapq.heappop(queued)
                 in_flight[pool.submit(job)] = questions
             if not in_flight:
                 return
@@ -364,8 +418,10 @@ def explore(
             timeout = None if end is None else max(0.0, end + grace - clock())
             done, _ = wait(list(in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
             if not done:
-                for future, questions in in_flight.items():
+                for future in in_flight:
                     future.cancel()
+                abandoned = [questions for questions in in_flight.values()] + [questions for _, _, questions, _ in queued]
+                for questions in abandoned:
                     for key, call in questions:
                         answers.record(
                             key,

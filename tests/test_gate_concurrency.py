@@ -12,9 +12,10 @@ from release.gate import run_gate
 from release.github_source import GitHubSource
 from tests.fixtures.generated_stack import generated_stack
 from tests.fixtures.git_repos import prod_config
-from tests.fixtures.github_fake import IBKR, OWNER, QPK, SCHWAB, SEED_TARGET_COMMITS, UES, prod_seed_repos, running
+from tests.fixtures.github_fake import IBKR, OWNER, QPK, SCHWAB, SEED_TARGET_COMMITS, UES, fake_sha, prod_seed_repos, running
 
 IBKR_TARGET = SEED_TARGET_COMMITS[IBKR]
+UES_TAG = prod_config().release.us_equity_strategies
 
 
 def source(fake, concurrency: int, token=None, **kwargs) -> GitHubSource:
@@ -59,11 +60,23 @@ def test_the_concurrent_report_equals_the_sequential_one(scenario, faults, overr
             fake.add_fault(match, kind)
         for concurrency in (1, 8):
             before = len(fake.requests)
-            results[concurrency] = (outcome(run_gate(config_for(overrides), source(fake, concurrency))), len(fake.requests) - before)
+            results[concurrency] = (outcome(run_gate(config_for(overrides), source(fake, concurrency))), fake.requests[before:])
     (sequential, asked_one_by_one), (concurrent, asked_together) = results[1], results[8]
     assert concurrent == sequential
     if not faults and "Release gate: PASS" in sequential[0]:
-        assert asked_together == asked_one_by_one  # no more requests than one at a time
+        assert sorted(asked_together) == by_tag_name(asked_one_by_one)  # only the tree asked another way
+
+
+def by_tag_name(asked: list[str]) -> list[str]:
+    """What a concurrent run asks instead of a sequential run's `asked` (sorted): UES's tree by the tag's
+    name, while the tag resolves, plus the tag commit's tree id that proves it, instead of by the commit."""
+    tree_by_sha = next(line for line in asked if f"/{UES}/git/trees/" in line)
+    commit = tree_by_sha.split("/git/trees/")[1].split("?")[0]
+    instead = [
+        f"GET /repos/{OWNER}/{UES}/git/trees/{UES_TAG}?recursive=1",
+        f"GET /repos/{OWNER}/{UES}/git/commits/{commit}",
+    ]
+    return sorted([line for line in asked if line != tree_by_sha] + instead)
 
 
 def test_the_generated_stack_report_equals_the_sequential_one_and_asks_each_object_once():
@@ -77,7 +90,8 @@ def test_the_generated_stack_report_equals_the_sequential_one_and_asks_each_obje
             results[concurrency] = (outcome(report), sorted(asked))
             assert report.ok, report.render_text()
             assert len(set(asked)) == len(asked)  # per (repo, object), once per run
-    assert results[8] == results[1]  # the same report and the very same requests
+    assert results[8][0] == results[1][0]  # the same report
+    assert results[8][1] == by_tag_name(results[1][1])  # and the same requests but for UES's tree
     # per platform commit at least its tree, its own requirements.txt blob, CI status and check runs
     assert sum(1 for line in results[8][1] if "Platform/" in line) >= 12 * 4
 
@@ -191,3 +205,61 @@ def test_a_graphql_answer_that_does_not_match_its_question_is_asked_again_over_r
         assert report.ok  # the REST answers, verified, stand in for the tampered ones
         assert any("/git/blobs/" in line for line in fake.requests)
         assert not any("/check-runs" in line for line in fake.requests)  # CI answers matched and were kept
+
+
+# -- UES's tree listed by the tag's name while the tag resolves -------------------------------------------
+
+UES_TREE_BY_NAME = f"{UES}/git/trees/{UES_TAG}?"
+UES_TREE_BY_SHA = f"{UES}/git/trees/{fake_sha(UES, UES_TAG)}?"
+
+
+def reports_and_requests(setup) -> tuple[tuple[str, str], tuple[str, str], list[str]]:
+    """The sequential and the concurrent report on one fake prepared by `setup`, and what the concurrent run asked."""
+    with running(prod_seed_repos(), latency=0.002) as fake:
+        setup(fake)
+        sequential = outcome(run_gate(prod_config(), source(fake, 1)))
+        before = len(fake.requests)
+        concurrent = outcome(run_gate(prod_config(), source(fake, 8)))
+        return sequential, concurrent, fake.requests[before:]
+
+
+def test_the_tree_listed_by_name_stands_for_the_commit_tree_only_when_its_id_matches():
+    def moved(fake) -> None:  # the by-name listing shows another commit's tree (a tag moved since, a branch preferred)
+        fake.trees_by_name[(UES, UES_TAG)] = fake_sha(UES, "v0.7.12")
+
+    sequential, concurrent, asked = reports_and_requests(moved)
+    assert concurrent == sequential and "Release gate: PASS" in sequential[0]
+    assert sum(UES_TREE_BY_NAME in line for line in asked) == 1
+    assert sum(f"{UES}/git/commits/{fake_sha(UES, UES_TAG)}" in line for line in asked) == 1
+    assert sum(UES_TREE_BY_SHA in line for line in asked) == 1  # the mismatch sent it back to the commit's sha
+
+
+def test_when_the_tree_listed_by_name_matches_the_commit_tree_is_not_asked_by_sha():
+    sequential, concurrent, asked = reports_and_requests(lambda fake: None)
+    assert concurrent == sequential
+    assert sum(UES_TREE_BY_NAME in line for line in asked) == 1 and not any(UES_TREE_BY_SHA in line for line in asked)
+
+
+@pytest.mark.parametrize(
+    "match, kind",
+    [
+        (UES_TREE_BY_NAME.rstrip("?"), "404"),
+        (UES_TREE_BY_NAME.rstrip("?"), "500"),
+        (UES_TREE_BY_NAME.rstrip("?"), "malformed"),
+        (f"{UES}/git/commits/", "404"),
+        (f"{UES}/git/commits/", "malformed"),
+        (f"{UES}/git/commits/", "ratelimit"),
+    ],
+)
+def test_a_fault_on_the_by_name_path_only_costs_its_request(match, kind):
+    sequential, concurrent, asked = reports_and_requests(lambda fake: fake.add_fault(match, kind))
+    assert concurrent == sequential and "Release gate: PASS" in sequential[0]
+    assert sum(UES_TREE_BY_SHA in line for line in asked) == 1
+
+
+def test_a_fault_only_on_the_tree_by_sha_is_not_met_when_the_name_answered():
+    """The one way the two modes' reports can differ: the concurrent run never asks that URL. It does not
+    pass on less: the tree it used is the one whose id the tag's commit names."""
+    sequential, concurrent, asked = reports_and_requests(lambda fake: fake.add_fault(UES_TREE_BY_SHA.rstrip("?"), "500"))
+    assert "Release gate: PASS" not in sequential[0] and "Release gate: PASS" in concurrent[0]
+    assert not any(UES_TREE_BY_SHA in line for line in asked)

@@ -8,7 +8,7 @@ from release.gate import run_gate
 from release.github_source import GitHubSource
 from release.sources import TagNotFound
 from tests.fixtures.git_repos import prod_config
-from tests.fixtures.github_fake import IBKR, OWNER, QPK, SEED_TARGET_COMMITS, fake_sha, prod_seed_repos, running
+from tests.fixtures.github_fake import IBKR, OWNER, QPK, SEED_TARGET_COMMITS, UES, fake_sha, prod_seed_repos, running
 
 TOKEN = "ghp_test_token_never_printed_0123456789"
 
@@ -28,10 +28,16 @@ def test_prod_stack_passes_with_few_requests_and_none_repeated(seed_fake):
     # + CI status and check runs per distinct platform commit 6 = 15; longbridge-hk/-sg share a commit.
     # Profile facts: UES catalog, adapters and the strategy module they import 3 + one strategy_registry.py
     # per distinct platform commit 3 (the bundled config is proved by the tree, not read) = 21.
-    assert len(seed_fake.requests) == 21, seed_fake.requests
+    # Asked concurrently (the default), UES's tree is listed by the tag's name in the first round and
+    # proved to be the tag commit's tree by that commit's tree id: one request more (22), two rounds fewer.
+    assert len(seed_fake.requests) == 22, seed_fake.requests
+    assert seed_fake.count(f"{UES}/git/trees/v0.7.13?") == 1 and seed_fake.count(f"{UES}/git/commits/") == 1
     assert len(set(seed_fake.requests)) == len(seed_fake.requests)
     run_gate(prod_config(), source)
-    assert len(seed_fake.requests) == 21  # everything cached within the source
+    assert len(seed_fake.requests) == 22  # everything cached within the source
+    one_at_a_time = source_for(seed_fake, concurrency=1)
+    assert run_gate(prod_config(), one_at_a_time).ok
+    assert len(seed_fake.requests) == 22 + 21  # the tree by its commit's sha, as before
 
 
 def test_missing_tag_is_a_definite_failure(seed_fake):
@@ -52,7 +58,7 @@ def test_server_error_is_retried_then_succeeds(seed_fake):
     seed_fake.add_fault(tree, "500", times=1)
     report = run_gate(prod_config(), source_for(seed_fake))
     assert report.ok, report.render_text()
-    assert seed_fake.count(tree) == 2 and len(seed_fake.requests) == 22
+    assert seed_fake.count(tree) == 2 and len(seed_fake.requests) == 23
 
 
 def test_persistent_server_error_is_bounded_and_unreachable(seed_fake):
