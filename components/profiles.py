@@ -15,6 +15,7 @@ decides a phase, an env or a verify check asks these models:
 
 from __future__ import annotations
 
+import functools
 from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
@@ -99,8 +100,9 @@ class UesFacts(FactsModel):
                     raise ValueError(f"alias {alias} of {name} is also a profile or another profile's alias")
         return self
 
-    @property
+    @functools.cached_property
     def aliases(self) -> dict[str, str]:
+        # cached: the model is frozen, and judging a stack asks for this once per profile per service
         return {alias: name for name, profile in sorted(self.profiles.items()) for alias in profile.aliases}
 
     def canonical(self, name: str) -> str:

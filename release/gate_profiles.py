@@ -149,6 +149,7 @@ def profile_checks(
     platforms: dict[str, PlatformFacts] = {}
     failures: dict[str, ProfileCheck] = {}  # per platform commit: read once, reported for each service
     services: dict[str, str] = {}
+    enabled_by_platform: dict[str, str] = {}
     for key in keys:
         spec = config.services[key]
         check_id = f"{CHECK}:{key}"
@@ -175,17 +176,23 @@ def profile_checks(
         services[key] = label
         if exploring(source):
             continue  # judging asks no question and this pass's report is thrown away
-        checks.append(_judge_service(check_id, key, spec.strategy_profile, platform, ues))
+        checks.append(_judge_service(check_id, key, spec.strategy_profile, platform, ues, enabled_by_platform))
     facts = None
     if not failures:
         facts = ProfileFacts(ues_tag=tag, ues={tag: ues}, platforms=platforms, services=services)
     return checks, facts
 
 
-def _judge_service(check_id: str, key: str, profile: str, platform: PlatformFacts, ues: UesFacts) -> ProfileCheck:
+def _judge_service(
+    check_id: str, key: str, profile: str, platform: PlatformFacts, ues: UesFacts, enabled_by_platform: dict[str, str]
+) -> ProfileCheck:
+    """One service's verdict; `enabled_by_platform` keeps each platform commit's enabled list for the
+    run's other services (judging every profile again per service made 200 services cost 30 ms)."""
     field = f"services.{key}.strategyProfile"
     catalog = next((f.path for f in ues.files if f.path.endswith("catalog.py")), "catalog.py")
-    enabled = enabled_text(platform, ues)
+    if platform.label not in enabled_by_platform:
+        enabled_by_platform[platform.label] = enabled_text(platform, ues)
+    enabled = enabled_by_platform[platform.label]
     read_from = ", ".join(f.describe() for f in (*ues.files, *platform.files))
     if profile in ues.aliases:
         return ProfileCheck(
@@ -220,6 +227,7 @@ def _judge_service(check_id: str, key: str, profile: str, platform: PlatformFact
 def lock_profile_checks(config: StackConfig, facts: ProfileFacts, when: str) -> list[ProfileCheck]:
     """The same verdicts from the facts a lock recorded (the offline plan)."""
     checks = []
+    enabled_by_platform: dict[str, str] = {}
     for key in sorted(config.services):
         spec = config.services[key]
         check_id = f"{CHECK}:{key}"
@@ -234,7 +242,7 @@ def lock_profile_checks(config: StackConfig, facts: ProfileFacts, when: str) -> 
                 )
             )
             continue
-        result = _judge_service(check_id, key, spec.strategy_profile, platform, facts.bundle)
+        result = _judge_service(check_id, key, spec.strategy_profile, platform, facts.bundle, enabled_by_platform)
         checks.append(ProfileCheck(result.id, result.status, f"{result.message.split('; read from ')[0]} ({when})"))
     return checks
 

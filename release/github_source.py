@@ -117,6 +117,7 @@ class GitHubSource(TreeSource):
         self._graphql_asked: set[Hashable] = set()  # each question goes to GraphQL at most once
         self._blob_repos: dict[str, str] = {}
         self._tags_at: dict[tuple[str, str], frozenset[str]] = {}  # (repo, commit) -> tags resolved to it
+        self._named_asked: set[tuple[str, str]] = set()  # (repo, tag) whose tree was asked by name
 
     def describe(self) -> str:
         return f"github ({shown_url(self.base_url)}, {'token from GITHUB_TOKEN' if self._token else 'no token'})"
@@ -315,8 +316,8 @@ class GitHubSource(TreeSource):
     def _tree(self, repo: str, sha: str) -> dict[str, str]:
         call = f"GET {self._path(repo, 'git', 'trees', sha)}?recursive=1"
         key = ("tree", repo, sha)
-        named = self._named_listing(repo, sha)
-        if named is not None and not self.answers.known(key):
+        named = None if self.answers.known(key) else self._named_listing(repo, sha)
+        if named is not None:
             # A tag's tree was listed by name while the tag resolved: it is this commit's tree when the
             # commit's own tree id (a smaller question, batched into GraphQL with a token) says so. Then it
             # becomes the tree's answer, and is asked below like any other, so a report built this way is
@@ -329,14 +330,20 @@ class GitHubSource(TreeSource):
 
     def _named_tree(self, repo: str, tag: str) -> tuple[str, dict[str, str]]:
         call = f"GET {self._path(repo, 'git', 'trees', tag)}?recursive=1"
+        self._named_asked.add((repo, tag))
         return self._ask(("named-tree", repo, tag), call, lambda: self._tree_by_name(repo, tag, call))
 
     def _named_listing(self, repo: str, sha: str) -> Optional[tuple[str, dict[str, str]]]:
-        """The tree listed by name for a tag that resolved to `sha`, if it was asked and answered."""
+        """The tree listed by name for a tag that resolved to `sha`, if it was asked and answered; while
+        exploring, Pending when it is still on its way (asking by sha meanwhile would ask twice)."""
         for tag in sorted(self._tags_at.get((repo, sha), frozenset())):
-            named = self.answers.value(("named-tree", repo, tag))
-            if isinstance(named, tuple):
-                return named
+            key = ("named-tree", repo, tag)
+            if self.answers.known(key):
+                named = self.answers.value(key)
+                if isinstance(named, tuple):
+                    return named
+            elif self.answers.speculating and (repo, tag) in self._named_asked:
+                return self._named_tree(repo, tag)  # raises Pending
         return None
 
     def _commit_tree_id(self, repo: str, sha: str) -> Optional[str]:
@@ -351,8 +358,11 @@ class GitHubSource(TreeSource):
 
     def question_priority(self, key: Hashable) -> int:
         """While exploring with a full pool: what opens further questions first, leaves (CI) last."""
+        if key in self._graphql_asked:
+            return -1  # one query answers up to GRAPHQL_OBJECTS questions: worth a slot before any single one
         kind = key[0] if isinstance(key, tuple) and key else None
-        return {"blob": 1, "status": 2, "check-runs": 2}.get(str(kind), 0)  # refs, tags, trees, commits: 0
+        # a tag's chain (ref, tag object, tree by name, commit's tree id) is the longest: 0
+        return {"tree": 1, "blob": 2, "status": 3, "check-runs": 3}.get(str(kind), 0)
 
     def _tag_ref(self, repo: str, tag: str, call: str) -> tuple[str, str]:
         data = self._http.get_json(call, self._path(repo, "git", "ref", "tags", tag))
