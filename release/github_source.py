@@ -2,7 +2,9 @@
 
 Round trips per question (each answer cached for the source's lifetime, per (repo, object)):
   resolve_tag   GET git/ref/tags/<tag> (+ GET git/tags/<sha> per annotated level)
-  list_files    GET git/trees/<commit>?recursive=1 - proves the commit exists and lists all its files at once
+  list_files    GET git/trees/<commit>?recursive=1 - proves the commit exists and lists all its files at once;
+                while exploring, files at a tag still resolving: GET git/trees/<tag>?recursive=1, taken as
+                the commit's tree once GET git/commits/<commit> names the same tree id (see `_tree`)
   read_file     GET git/blobs/<blob sha> - only for files the tree listed; identical files are fetched once
   ci_status     GET commits/<sha>/status + GET commits/<sha>/check-runs (pages followed, capped)
 
