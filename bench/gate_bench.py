@@ -31,8 +31,8 @@ def endpoint(request: str) -> str:
 
 
 def measure(config, repos_factory, latency: float, pool: int, repeat: int, graphql: bool):
-    from release.gate import run_gate
-    from release.github_source import GitHubSource
+    from release.gate.checks import run_gate
+    from release.gate.github_source import GitHubSource
     from tests.fixtures.github_fake import running
 
     best, requests, endpoints, ok, in_flight = float("inf"), 0, Counter(), False, 0
@@ -52,8 +52,8 @@ def measure(config, repos_factory, latency: float, pool: int, repeat: int, graph
 
 
 def git_wall(repeat: int) -> float:
-    from release.gate import run_gate
-    from release.git_source import GitSource
+    from release.gate.checks import run_gate
+    from release.gate.git_source import GitSource
     from tests.fixtures.git_repos import prod_config, seed_git_root
 
     with tempfile.TemporaryDirectory() as directory:

@@ -60,7 +60,7 @@ def child(config_path: Path) -> None:
     from components import program
     from tests.fixtures.pulumi_mocks import run_under_mocks
 
-    gate_available = importlib.util.find_spec("release.gate") is not None and os.environ.get("GITHUB_API_URL")
+    gate_available = importlib.util.find_spec("release.gate.checks") is not None and os.environ.get("GITHUB_API_URL")
     if not gate_available:
         from tests.fixtures.profile_sources import profile_facts
 
@@ -180,7 +180,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     print(f"marginal registration cost: {per_service_ms:.1f} ms per service (Pulumi SDK + mocks, {per_service:g} resources each)")
     if prod_detail["gate"] != "real":
-        print("note: release/gate.py or the GitHub fake is missing, so the gate was stubbed out")
+        print("note: release/gate/checks.py or the GitHub fake is missing, so the gate was stubbed out")
     return 0 if register_ratio <= resource_ratio else 1
 
 

@@ -9,7 +9,7 @@ when the stack config sets it (`serviceAccount`, `ingress`, `vpcAccess`, `scalin
 In the provider an absent optional input means "remove", so holding is the only safe reading of a field
 the program does not own: omitting Direct VPC egress cuts IBKR off its IB Gateway.
 
-Pure data and functions (no Pulumi): `release/ordering.py` computes the settings a run applies with
+Pure data and functions (no Pulumi): `release/cutover/ordering.py` computes the settings a run applies with
 `desired_settings`, `python -m release plan` shows `settings_diff` of exactly those, and the component
 maps the same `ServiceSettings` onto `gcp.cloudrunv2.Service` arguments.
 """

@@ -1,8 +1,8 @@
 """Strategy profile facts, as the release gate proved them from the pinned sources (issue 8).
 
-No hand-maintained matrix: `release/profile_source.py` reads UES's `catalog.py` and `runtime_adapters.py`
+No hand-maintained matrix: `release/gate/profile_source.py` reads UES's `catalog.py` and `runtime_adapters.py`
 at the bundle's tag and each platform's `strategy_registry.py` at its commit (with `ast`, never importing
-them); `release/gate_profiles.py` records them with their provenance; the lock stores them. Every rule that
+them); `release/gate/profile_checks.py` records them with their provenance; the lock stores them. Every rule that
 decides a phase, an env or a verify check asks these models:
 
 - a profile is runtime-enabled on a platform commit when it is in the platform's rollout allowlist, UES
@@ -28,7 +28,7 @@ InputMode = Literal["direct_runtime", "snapshot_backed"]
 # -- profile facts proved from the pinned sources (issue 8) ---------------------------------------------
 #
 # What the release gate read from UES at the bundle tag and from each platform at its commit, with where
-# it read it. `release/profile_source.py` reads them; the lock stores them; the rules consult them.
+# it read it. `release/gate/profile_source.py` reads them; the lock stores them; the rules consult them.
 
 SNAPSHOT_INPUT = "feature_snapshot"  # among a profile's required inputs: the profile is snapshot-backed
 RUNTIME_ENABLED = "runtime_enabled"

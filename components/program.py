@@ -22,10 +22,10 @@ from components.platforms import STRATEGY_PROFILE
 from components.profiles import ProfileFacts
 from components.strategy_service import StrategyService, StrategyServiceArgs
 from release.config import ConfigError, ServiceSpec, StackConfig
-from release.images import ImageLookupError, ImageMissingError, ResolvedImage, pin_digest, resolve_image_invoke
-from release.live import LiveService, LiveStateError, read_cloud_run_v2
-from release.ordering import ServicePlan, plan_service
-from release.scheduling import (
+from release.cutover.images import ImageLookupError, ImageMissingError, ResolvedImage, pin_digest, resolve_image_invoke
+from release.cutover.live import LiveService, LiveStateError, read_cloud_run_v2
+from release.cutover.ordering import ServicePlan, plan_service
+from release.cutover.scheduling import (
     INVOKER_ROLE,
     JobInputs,
     JobReadError,
@@ -45,7 +45,7 @@ LiveReader = Callable[[ServiceSpec, "gcp.Provider"], Optional[LiveService]]
 
 def read_live_service(spec: ServiceSpec, provider: gcp.Provider) -> Optional[LiveService]:
     """The live service through the `getService` invoke (v2 shape); only the provider's exact
-    "<service id> not found" means it is new (release/live.py `is_not_found_error`)."""
+    "<service id> not found" means it is new (release/cutover/live.py `is_not_found_error`)."""
     return read_cloud_run_v2(
         lambda: gcp.cloudrunv2.get_service(
             name=spec.service_name,
@@ -152,9 +152,9 @@ def check_release(config: StackConfig, environ: Optional[Mapping[str, str]] = No
     The rules that need those facts (the config's second validation stage) run here too.
     """
     # Imported here so the component and its tests do not depend on the gate's source adapters.
-    from release.gate import run_gate
-    from release.lock import LockError, lock_path, read_lock
-    from release.sources import SourceSelectionError, source_from_env
+    from release.gate.checks import run_gate
+    from release.gate.lock import LockError, lock_path, read_lock
+    from release.gate.sources import SourceSelectionError, source_from_env
 
     try:
         source = source_from_env(config.release, os.environ if environ is None else environ)

@@ -28,8 +28,8 @@ from components.ownership import (
 )
 from components.platforms import STRATEGY_PROFILE, looks_secret
 from release.config import ServiceSpec
-from release.live import LATEST_100, TrafficTarget
-from release.scheduling import INVOKER_ROLE, JobInputs, run_uri
+from release.cutover.live import LATEST_100, TrafficTarget
+from release.cutover.scheduling import INVOKER_ROLE, JobInputs, run_uri
 
 # gcloud rewrites these on every manual deploy; they say nothing about what the service runs, and
 # diffing on them would turn every preview after a hand deploy into noise.
@@ -56,7 +56,7 @@ class StrategyServiceArgs:
     input_mode: Optional[str] = None
 
     job: Optional[JobInputs] = None
-    """The scheduler job that calls the service (computed by `release/scheduling.py`); None registers no
+    """The scheduler job that calls the service (computed by `release/cutover/scheduling.py`); None registers no
     job (a blocked service whose live service has none: nothing about it changes)."""
 
     invoker_member: Optional[str] = None
@@ -67,7 +67,7 @@ class StrategyServiceArgs:
 
     settings: Optional[ServiceSettings] = None
     """Every Cloud Run setting to register (held live values or configured ones, from
-    `release.ordering.applied_inputs`); None = a new service's defaults (CONTRACT.md section 2)."""
+    `release.cutover.ordering.applied_inputs`); None = a new service's defaults (CONTRACT.md section 2)."""
 
     owned: Optional[OwnedMetadata] = None
     """The owned labels/annotations to register; None = derived from the revision."""

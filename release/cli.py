@@ -54,9 +54,9 @@ def _check(args: argparse.Namespace) -> int:
     import json
     import os
 
-    from release.gate import run_gate
-    from release.lock import LockError, lock_path, read_lock
-    from release.sources import SourceSelectionError, make_source
+    from release.gate.checks import run_gate
+    from release.gate.lock import LockError, lock_path, read_lock
+    from release.gate.sources import SourceSelectionError, make_source
 
     config = load_config(args)
     try:
@@ -77,9 +77,9 @@ def _lock(args: argparse.Namespace) -> int:
     import json
     import os
 
-    from release.gate import run_gate
-    from release.lock import LockError, lock_path, read_lock, write_lock
-    from release.sources import SourceSelectionError, make_source
+    from release.gate.checks import run_gate
+    from release.gate.lock import LockError, lock_path, read_lock, write_lock
+    from release.gate.sources import SourceSelectionError, make_source
 
     config = load_config(args)
     path = lock_path(config_path(args))
@@ -109,13 +109,13 @@ def _plan(args: argparse.Namespace) -> int:
     import json
     import os
 
-    from release.gate import gate_from_lock, run_gate
-    from release.images import ImageInputError, read_images
-    from release.live import LiveStateError, read_live
-    from release.lock import lock_path, read_lock
-    from release.plan import build_plan, facts_note, lock_note, render_text, to_json, unverified_note
-    from release.plan_comment import render_comment
-    from release.sources import SourceError, SourceSelectionError, make_source
+    from release.cutover.images import ImageInputError, read_images
+    from release.cutover.live import LiveStateError, read_live
+    from release.cutover.plan import build_plan, facts_note, lock_note, render_text, to_json, unverified_note
+    from release.cutover.plan_comment import render_comment
+    from release.gate.checks import gate_from_lock, run_gate
+    from release.gate.lock import lock_path, read_lock
+    from release.gate.sources import SourceError, SourceSelectionError, make_source
 
     config = load_config(args)
     try:
@@ -126,7 +126,7 @@ def _plan(args: argparse.Namespace) -> int:
         images = read_images(args.images, config.services)
     except ImageInputError as error:
         raise UsageError(str(error)) from None
-    from release.scheduling import SchedulingInputError, read_jobs
+    from release.cutover.scheduling import SchedulingInputError, read_jobs
 
     try:
         jobs = read_jobs(args.scheduler, config.services)
@@ -194,10 +194,9 @@ def _verify(args: argparse.Namespace) -> int:
     import json
     from datetime import datetime, timezone
 
-    from release.live import LiveStateError, read_live
-    from release.local_files import RECORD_MAX_BYTES, InputFileError, append_text, read_text
-    from release.scheduling import SchedulingInputError, read_iam, read_jobs, scheduler_checks
-    from release.verify import (
+    from release.cutover.live import LiveStateError, read_live
+    from release.cutover.scheduling import SchedulingInputError, read_iam, read_jobs, scheduler_checks
+    from release.cutover.verify import (
         ServiceVerification,
         last_records,
         operator_record,
@@ -205,6 +204,7 @@ def _verify(args: argparse.Namespace) -> int:
         verify_json,
         verify_service,
     )
+    from release.local_files import RECORD_MAX_BYTES, InputFileError, append_text, read_text
 
     config = load_config(args)
     # The record is read before anything else: a FIFO or a corrupt file is bad input, found before the checks run.
@@ -270,8 +270,8 @@ def _verify_facts(args: argparse.Namespace, config: StackConfig) -> tuple[Any, s
     verify runs right after `pulumi up`, whose config `python -m release lock` proved; it reads no source
     itself, so without a lock that carries facts for this config there is nothing to judge by (exit 2).
     """
-    from release.gate import gate_from_lock
-    from release.lock import LockError, lock_path, read_lock
+    from release.gate.checks import gate_from_lock
+    from release.gate.lock import LockError, lock_path, read_lock
 
     lock_file = args.lock if args.lock is not None else lock_path(config_path(args))
     try:
@@ -296,9 +296,9 @@ def _first_runs(args: argparse.Namespace, config: StackConfig, live: Mapping[str
     """`verify --reports`: each service's first run after the cutover and its snapshot, read from GCS."""
     import time
 
-    from release.first_run import FirstRunOptions, first_run_checks, parse_since, parse_wait
-    from release.gcs import GcsReader, parse_gs_uri
-    from release.run_facts import run_facts
+    from release.first_run.gcs import GcsReader, parse_gs_uri
+    from release.first_run.run_facts import run_facts
+    from release.first_run.verification import FirstRunOptions, first_run_checks, parse_since, parse_wait
 
     if not args.reports:
         given = [
@@ -330,9 +330,9 @@ def _adopt(args: argparse.Namespace) -> int:
     import json
     from importlib import metadata
 
-    from release.adopt import AdoptError, adopt_all, adopt_scheduling, adopt_targets, adopted_specs, import_file, render_services
-    from release.live import LiveStateError, read_live
-    from release.scheduling import SchedulingInputError, read_jobs
+    from release.cutover.adopt import AdoptError, adopt_all, adopt_scheduling, adopt_targets, adopted_specs, import_file, render_services
+    from release.cutover.live import LiveStateError, read_live
+    from release.cutover.scheduling import SchedulingInputError, read_jobs
     from release.stack import RELEASE_KEY, SERVICES_KEY, read_stack_keys
 
     path = config_path(args)
@@ -379,11 +379,11 @@ def _adopt_catalog(args: argparse.Namespace, bundle: Any) -> Any:
     that tag, else read now through the source (never a hand-kept list of aliases)."""
     import os
 
-    from release.adopt import AdoptError
-    from release.gate_profiles import read_bundle_catalog
-    from release.lock import LockError, lock_path, read_lock
-    from release.profile_source import FactsReadError
-    from release.sources import SourceError, SourceSelectionError, make_source
+    from release.cutover.adopt import AdoptError
+    from release.gate.lock import LockError, lock_path, read_lock
+    from release.gate.profile_checks import read_bundle_catalog
+    from release.gate.profile_source import FactsReadError
+    from release.gate.sources import SourceError, SourceSelectionError, make_source
 
     try:
         lock = read_lock(lock_path(config_path(args)))

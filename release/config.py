@@ -223,7 +223,7 @@ class SecretRef(ConfigModel):
 class SchedulerSpec(ConfigModel):
     """The service's Cloud Scheduler job; a field left out is held at the live job's value (defaults for a
     new job: CONTRACT.md section 2). Rules that need the service (account vs project) live in
-    `release/scheduling.py`."""
+    `release/cutover/scheduling.py`."""
 
     schedule: Optional[str] = Field(None, description="unix-cron, e.g. 45 15 * * 1-5")
     time_zone: Optional[str] = Field(None, description="IANA time zone, e.g. America/New_York")

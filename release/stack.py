@@ -30,8 +30,8 @@ from release.config import (
     StackConfig,
 )
 from release.control_chars import control_char_paths
+from release.cutover.scheduling import scheduler_problems
 from release.local_files import STACK_FILE_MAX_BYTES, InputFileError, check_yaml_shape, load_json, read_text
-from release.scheduling import scheduler_problems
 from release.yaml_core import compose_core, load_core
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -16,11 +16,11 @@ from components.env import desired_env
 from components.ownership import COMPONENT_TYPE, SERVICE_TYPE
 from components.platforms import RUNTIME_TARGET_JSON
 from components.program import deploy
-from release.adopt import import_urns
 from release.cli import main
 from release.config import PROJECT_NAME
-from release.live import read_live_path
-from release.plan import build_plan
+from release.cutover.adopt import import_urns
+from release.cutover.live import read_live_path
+from release.cutover.plan import build_plan
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.gate_doubles import Check, Gate
 from tests.fixtures.live_json import knative_for_spec, present_images, write_live_dir

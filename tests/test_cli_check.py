@@ -3,7 +3,7 @@ import json
 import pytest
 
 from release.cli import main
-from release.lock import read_lock
+from release.gate.lock import read_lock
 from tests.fixtures.git_repos import prod_stack_text
 from tests.fixtures.github_fake import OWNER, prod_seed_repos, running
 

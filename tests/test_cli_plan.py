@@ -20,9 +20,9 @@ from release.stack import load_stack_file, stack_file
 from tests.fixtures.gate_doubles import Check, Gate
 from tests.fixtures.live_json import image_describe, knative_for_spec, release_annotations, write_images_dir, write_json, write_live_dir
 
-gate_module = pytest.importorskip("release.gate")
-sources_module = pytest.importorskip("release.sources")
-lock_module = pytest.importorskip("release.lock")
+gate_module = pytest.importorskip("release.gate.checks")
+sources_module = pytest.importorskip("release.gate.sources")
+lock_module = pytest.importorskip("release.gate.lock")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG = load_stack_file(stack_file("prod"))

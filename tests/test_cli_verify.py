@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from release.cli import main
-from release.live import from_knative_json
+from release.cutover.live import from_knative_json
+from release.cutover.verify import expected_env
 from release.stack import load_stack_file, stack_file
-from release.verify import expected_env
 from tests.fixtures.live_json import (
     invoker_policy,
     knative_for_spec,
@@ -173,7 +173,7 @@ def gcloud_answers(answers: Path) -> None:
     """Service, job and IAM answers for every configured service, as the fake gcloud serves them."""
     all_switched(answers)
     for spec in CONFIG.services.values():
-        from release.scheduling import job_name
+        from release.cutover.scheduling import job_name
 
         write_json(answers / f"{job_name(spec)}.json", scheduler_job(spec))
         write_json(answers / "iam" / f"{spec.service_name}.json", invoker_policy(spec))

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-import release.first_run
+import release.first_run.verification
 from release.cli import main
-from release.first_run import run_date
-from release.live import from_knative_json
-from release.run_facts import run_facts
+from release.cutover.live import from_knative_json
+from release.cutover.verify import expected_env
+from release.first_run.run_facts import run_facts
+from release.first_run.verification import run_date
 from release.stack import load_stack_file, stack_file
-from release.verify import expected_env
 from tests.fixtures.live_json import knative_for_spec, release_annotations, write_live_dir, write_scheduling
 from tests.fixtures.prod_lock import prod_lock_path
 from tests.fixtures.profile_sources import profile_facts
@@ -108,7 +108,7 @@ def test_record_keeps_run_id_and_snapshot(emulated, tmp_path, capsys):
 
 
 def test_wait_polls_until_the_report_arrives(emulated, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(release.first_run, "POLL_SECONDS", 0.2)
+    monkeypatch.setattr(release.first_run.verification, "POLL_SECONDS", 0.2)
     publish_runs(emulated, skip=("schwab",))
     schwab = CONFIG.services["schwab"]
     late = threading.Timer(0.7, lambda: emulated.put(report_uri(schwab, None, RUN), runtime_report(schwab, "TQQQ Growth Income", RUN)))

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from release.first_run import FirstRunOptions, first_run_checks, parse_since, parse_wait, poll_first_run
-from release.gcs import GcsFault
-from release.live import from_knative_json
-from release.reports import RunSearch
-from release.run_facts import run_facts
+from release.cutover.live import from_knative_json
+from release.first_run.gcs import GcsFault
+from release.first_run.reports import RunSearch
+from release.first_run.run_facts import run_facts
+from release.first_run.verification import FirstRunOptions, first_run_checks, parse_since, parse_wait, poll_first_run
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.live_json import knative_for_spec
 from tests.fixtures.profile_sources import profile_facts

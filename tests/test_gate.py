@@ -2,10 +2,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from release.gate import gate_from_lock, run_gate
-from release.git_source import GitSource
-from release.lock import lock_from_report
-from release.pins import PIN_FILES
+from release.gate.checks import gate_from_lock, run_gate
+from release.gate.git_source import GitSource
+from release.gate.lock import lock_from_report
+from release.gate.pins import PIN_FILES
 from tests.fixtures.git_repos import prod_config, seed_git_root
 from tests.fixtures.github_fake import (
     IBKR,
@@ -200,7 +200,7 @@ def test_gate_from_lock_fails_on_any_difference_naming_field_and_fix(seed_repos,
 def test_report_text_escapes_control_characters_from_server_messages():
     # A server's message is data: a newline in it must not forge a PASS line, ESC must not reach the terminal.
     from release.config import ReleaseBundle
-    from release.gate import CheckResult, GateReport
+    from release.gate.checks import CheckResult, GateReport
 
     bundle = ReleaseBundle(quant_platform_kit="v0.7.10", us_equity_strategies="v0.7.13")
     report = GateReport(bundle, [CheckResult("qpk-tag", "failed", "not found\n  PASS  qpk-tag: fine\x1b[2J")], "github", "github")

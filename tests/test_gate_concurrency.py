@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from release.gate import run_gate
-from release.github_source import GitHubSource
+from release.gate.checks import run_gate
+from release.gate.github_source import GitHubSource
 from tests.fixtures.generated_stack import generated_stack
 from tests.fixtures.git_repos import prod_config
 from tests.fixtures.github_fake import IBKR, OWNER, QPK, SCHWAB, SEED_TARGET_COMMITS, UES, fake_sha, prod_seed_repos, running
@@ -143,14 +143,14 @@ def test_a_commit_shared_by_services_is_asked_once_concurrently_too():
 
 @pytest.mark.parametrize("value, words", [("0", "1..32"), ("x", "a whole number"), ("99", "1..32")])
 def test_the_pool_size_setting_is_validated(value, words):
-    from release.sources import SourceSelectionError, make_source
+    from release.gate.sources import SourceSelectionError, make_source
 
     with pytest.raises(SourceSelectionError, match=words):
         make_source("github", prod_config().release, None, {"CUTOVER_GATE_CONCURRENCY": value})
 
 
 def test_the_pool_size_setting_is_used():
-    from release.sources import make_source
+    from release.gate.sources import make_source
 
     assert make_source("github", prod_config().release, None, {"CUTOVER_GATE_CONCURRENCY": "3"}).concurrency == 3
     assert make_source("github", prod_config().release, None, {}).concurrency == 8

@@ -1,13 +1,13 @@
-"""release/gate_profiles.py: the gate's `profile-facts:<key>` checks, over real git clones and the GitHub fake."""
+"""release/gate/profile_checks.py: the gate's `profile-facts:<key>` checks, over real git clones and the GitHub fake."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from release.gate import gate_from_lock, run_gate
-from release.git_source import GitSource
-from release.github_source import GitHubSource
-from release.lock import lock_from_report
+from release.gate.checks import gate_from_lock, run_gate
+from release.gate.git_source import GitSource
+from release.gate.github_source import GitHubSource
+from release.gate.lock import lock_from_report
 from tests.fixtures.git_repos import prod_config
 from tests.fixtures.github_fake import LONGBRIDGE, OWNER, SCHWAB, SEED_TARGET_COMMITS, UES, prod_seed_repos, running
 from tests.fixtures.profile_sources import BUNDLED_CONFIG, PACKAGE_DIR, SEED_ALLOWLISTS, registry_py, runtime_adapters_py

@@ -6,10 +6,10 @@ import subprocess
 
 import pytest
 
-from release import gcloud
-from release.images import ImageInputError, read_images_gcloud
-from release.live import LiveStateError, read_live_gcloud
-from release.scheduling import SchedulingInputError, read_iam_gcloud, read_jobs_gcloud
+from release.cutover import gcloud
+from release.cutover.images import ImageInputError, read_images_gcloud
+from release.cutover.live import LiveStateError, read_live_gcloud
+from release.cutover.scheduling import SchedulingInputError, read_iam_gcloud, read_jobs_gcloud
 from tests.fixtures.git_repos import prod_config
 
 COMMAND = ["gcloud", "run", "services", "describe", "x", "--format=json"]

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from release.gcs import GcsFault, GcsReader, GcsUri, parse_gs_uri
+from release.first_run.gcs import GcsFault, GcsReader, GcsUri, parse_gs_uri
 from tests.fixtures.gcs_emulator import EMULATOR_ENV, denying_gate, silent_server
 
 
@@ -127,7 +127,7 @@ def test_no_credentials_is_a_fault(monkeypatch):
 
 
 def test_values_from_storage_are_shown_short_and_on_one_line():
-    from release.gcs import shown
+    from release.first_run.gcs import shown
 
     assert shown(False) == "false" and shown(None) == "null" and shown(["a"]) == '["a"]'
     long = shown("token=" + "x" * 500 + "\nsecond line")

@@ -1,7 +1,7 @@
 import pytest
 
-from release.git_source import GitSource
-from release.sources import NotFound, TagNotFound, Unreachable
+from release.gate.git_source import GitSource
+from release.gate.sources import NotFound, TagNotFound, Unreachable
 from tests.fixtures.git_repos import GitRepo
 from tests.fixtures.github_fake import IBKR, QPK, UES
 
@@ -58,7 +58,7 @@ def test_ci_is_not_visible_to_git(seed_repos):
 )
 def test_bad_source_selection_is_a_clear_error(environ, words):
     from release.config import ReleaseBundle
-    from release.sources import SourceSelectionError, source_from_env
+    from release.gate.sources import SourceSelectionError, source_from_env
 
     with pytest.raises(SourceSelectionError, match=words.replace("(", r"\(")):
         source_from_env(ReleaseBundle(quant_platform_kit="v0.7.10", us_equity_strategies="v0.7.13"), environ)
@@ -66,8 +66,8 @@ def test_bad_source_selection_is_a_clear_error(environ, words):
 
 def test_source_from_env_selects_git_and_github(tmp_path):
     from release.config import ReleaseBundle
-    from release.github_source import GitHubSource
-    from release.sources import source_from_env
+    from release.gate.github_source import GitHubSource
+    from release.gate.sources import source_from_env
 
     bundle = ReleaseBundle(quant_platform_kit="v0.7.10", us_equity_strategies="v0.7.13", github_owner="Fork")
     assert isinstance(source_from_env(bundle, {"CUTOVER_SOURCE": "git", "CUTOVER_GIT_ROOT": str(tmp_path)}), GitSource)

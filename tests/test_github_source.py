@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from release.gate import run_gate
-from release.github_source import GitHubSource
-from release.sources import TagNotFound
+from release.gate.checks import run_gate
+from release.gate.github_source import GitHubSource
+from release.gate.sources import TagNotFound
 from tests.fixtures.git_repos import prod_config
 from tests.fixtures.github_fake import IBKR, OWNER, QPK, SEED_TARGET_COMMITS, UES, fake_sha, prod_seed_repos, running
 

@@ -17,10 +17,10 @@ from typing import Callable
 import pytest
 
 from release.cli import main as cli_main
-from release.gate import GateReport, run_gate
-from release.git_source import GitSource
-from release.github_source import GitHubSource, ci_verdict
-from release.sources import NotFound, SourceError, SourceSelectionError, make_source
+from release.gate.checks import GateReport, run_gate
+from release.gate.git_source import GitSource
+from release.gate.github_source import GitHubSource, ci_verdict
+from release.gate.sources import NotFound, SourceError, SourceSelectionError, make_source
 from release.stack import PROJECT_ROOT
 from tests.fixtures.git_repos import GitRepo, prod_config
 from tests.fixtures.github_fake import IBKR, OWNER, QPK, SEED_TARGET_COMMITS, UES, prod_seed_repos, running
@@ -376,7 +376,7 @@ def test_17_userinfo_in_the_api_url_is_not_in_the_report(seed_fake):
 
 
 def test_13_the_program_gets_the_same_bad_input_error():
-    from release.sources import source_from_env
+    from release.gate.sources import source_from_env
 
     with pytest.raises(SourceSelectionError, match="GITHUB_API_URL"):
         source_from_env(prod_config().release, {"GITHUB_API_URL": "file:///etc/passwd"})

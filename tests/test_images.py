@@ -1,4 +1,4 @@
-"""release/images.py: image references, the describe JSON and invoke readers, digest pinning, pruning warning."""
+"""release/cutover/images.py: image references, the describe JSON and invoke readers, digest pinning, pruning warning."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from components.env import ServiceEnv, ServiceRevision
-from release.images import (
+from release.cutover.images import (
     ImageInputError,
     ImageLookupError,
     ImageMissingError,

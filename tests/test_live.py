@@ -1,4 +1,4 @@
-"""release/live.py: the two readers agree on one model, and bad input is an error, never "not live"."""
+"""release/cutover/live.py: the two readers agree on one model, and bad input is an error, never "not live"."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from components.platforms import QPK_TAG_ANNOTATION, UES_TAG_ANNOTATION
 from release.config import SecretRef
-from release.live import LiveStateError, from_cloud_run_v2, from_knative_json, read_cloud_run_v2, read_live_gcloud, read_live_path
+from release.cutover.live import LiveStateError, from_cloud_run_v2, from_knative_json, read_cloud_run_v2, read_live_gcloud, read_live_path
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.cloud_run_v2 import get_service_result
 from tests.fixtures.live_json import knative_for_spec, knative_service, release_annotations, v2_service, write_json, write_live_dir

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from release.gate import run_gate
-from release.git_source import GitSource
-from release.lock import LockError, lock_path, read_lock, render_lock, write_lock
+from release.gate.checks import run_gate
+from release.gate.git_source import GitSource
+from release.gate.lock import LockError, lock_path, read_lock, render_lock, write_lock
 from tests.fixtures.git_repos import prod_config
 from tests.fixtures.github_fake import IBKR, QPK
 
@@ -128,7 +128,7 @@ def test_facts_that_do_not_match_their_provenance_are_refused(seed_repos, tmp_pa
 
 def test_a_consistent_edit_with_a_recomputed_digest_is_still_checked_against_the_lock(seed_repos, tmp_path):
     from components.profiles import ProfileFacts
-    from release.lock import facts_digest
+    from release.gate.lock import facts_digest
 
     path = tmp_path / "Pulumi.prod.lock.json"
     write_lock(path, passing(seed_repos), now=NOW)

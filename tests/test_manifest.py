@@ -6,10 +6,10 @@ from datetime import date
 
 import pytest
 
-from release.gcs import GcsFault, GcsReader
-from release.live import from_knative_json
-from release.manifest import manifest_checks, month_lag, scan_csv
-from release.run_facts import run_facts
+from release.cutover.live import from_knative_json
+from release.first_run.gcs import GcsFault, GcsReader
+from release.first_run.manifest import manifest_checks, month_lag, scan_csv
+from release.first_run.run_facts import run_facts
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.gcs_emulator import EMULATOR_ENV, denying_gate
 from tests.fixtures.live_json import knative_for_spec

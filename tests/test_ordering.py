@@ -1,4 +1,4 @@
-"""release/ordering.py: the phase rule as tables over live state, against profile facts read from fixture sources and the prod stack."""
+"""release/cutover/ordering.py: the phase rule as tables over live state, against profile facts read from fixture sources and the prod stack."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from components.env import ServiceEnv
 from components.platforms import PLATFORMS
 from components.profiles import ProfileFacts
 from release.config import ReleaseBundle, SecretRef
-from release.live import LiveService, from_knative_json
-from release.ordering import ServicePlan, env_diff, live_revision, plan_service
+from release.cutover.live import LiveService, from_knative_json
+from release.cutover.ordering import ServicePlan, env_diff, live_revision, plan_service
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.live_json import knative_for_spec, release_annotations
 from tests.fixtures.profile_sources import platform_source_files, profile_facts

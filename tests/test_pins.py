@@ -1,6 +1,6 @@
 import pytest
 
-from release.pins import (
+from release.gate.pins import (
     PinFileError,
     classify_ref,
     pin_from_requirement,

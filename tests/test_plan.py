@@ -1,12 +1,12 @@
-"""release/plan.py: the plan over every service, its verdict, and steps from the first unmet release step."""
+"""release/cutover/plan.py: the plan over every service, its verdict, and steps from the first unmet release step."""
 
 from __future__ import annotations
 
 import json
 
 from components.platforms import PLATFORMS
-from release.live import from_knative_json
-from release.plan import build_plan, gate_stage, render_text, to_json
+from release.cutover.live import from_knative_json
+from release.cutover.plan import build_plan, gate_stage, render_text, to_json
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.gate_doubles import Check, Gate
 from tests.fixtures.live_json import knative_for_spec, present_images, release_annotations
@@ -186,7 +186,7 @@ def test_an_in_sync_service_needs_no_image_check():
 def test_a_missing_image_blocks_and_names_image_and_commit():
     images = dict(IMAGES)
     schwab = CONFIG.services["schwab"]
-    from release.images import missing
+    from release.cutover.images import missing
 
     images["schwab"] = missing("schwab", schwab, "no describe document")
     plan = build_plan(CONFIG, PASSED, {}, FACTS, images=images)
@@ -300,7 +300,7 @@ def test_without_facts_every_service_is_blocked_and_the_plan_says_why():
 
 
 def test_with_the_live_jobs_the_plan_shows_what_this_update_changes_on_each():
-    from release.scheduling import from_job_json
+    from release.cutover.scheduling import from_job_json
     from tests.fixtures.live_json import scheduler_job
 
     ibkr, schwab = CONFIG.services["ibkr"], CONFIG.services["schwab"]
@@ -326,7 +326,7 @@ def test_with_the_live_jobs_the_plan_shows_what_this_update_changes_on_each():
 
 
 def test_a_blocked_services_job_is_held():
-    from release.scheduling import from_job_json
+    from release.cutover.scheduling import from_job_json
     from tests.fixtures.live_json import scheduler_job
 
     live = {"ibkr": old_live("ibkr", "tech_pullback_cash_buffer")}

@@ -1,4 +1,4 @@
-"""release/plan_comment.py: the PR comment a reviewer reads, on a blocked and on a passing plan of the four prod services."""
+"""release/cutover/plan_comment.py: the PR comment a reviewer reads, on a blocked and on a passing plan of the four prod services."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import dataclasses
 from components.ownership import SettingChange
 from components.platforms import PLATFORMS
 from release.cli import main
-from release.images import ImageCheck
-from release.live import LiveService, from_knative_json
-from release.plan import CutoverPlan, build_plan, render_text
-from release.plan_comment import MARKER, MAX_COMMENT_CHARS, render_comment
+from release.cutover.images import ImageCheck
+from release.cutover.live import LiveService, from_knative_json
+from release.cutover.plan import CutoverPlan, build_plan, render_text
+from release.cutover.plan_comment import MARKER, MAX_COMMENT_CHARS, render_comment
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.gate_doubles import Check, Gate
 from tests.fixtures.live_json import knative_for_spec, present_images, release_annotations, write_images_dir
@@ -116,14 +116,14 @@ def test_a_huge_full_plan_is_cut_below_githubs_limit_and_the_fence_holds():
 
 
 def test_cli_markdown_format_prints_the_comment_and_exits_with_the_verdict(capsys, monkeypatch, tmp_path):
-    import release.gate
-    import release.lock
-    import release.sources
+    import release.gate.checks
+    import release.gate.lock
+    import release.gate.sources
 
     verdicts = iter([PASSED, Gate(ok=False, checks=(Check("qpk-tag", False, "unreachable", "error"),), unverified=True, unreachable=True)])
-    monkeypatch.setattr(release.sources, "make_source", lambda kind, bundle, git_root, environ: object())
-    monkeypatch.setattr(release.gate, "run_gate", lambda config, source, lock=None: next(verdicts))
-    monkeypatch.setattr(release.lock, "read_lock", lambda path: None)
+    monkeypatch.setattr(release.gate.sources, "make_source", lambda kind, bundle, git_root, environ: object())
+    monkeypatch.setattr(release.gate.checks, "run_gate", lambda config, source, lock=None: next(verdicts))
+    monkeypatch.setattr(release.gate.lock, "read_lock", lambda path: None)
     images = str(write_images_dir(tmp_path / "images", [spec.image for spec in CONFIG.services.values()]))
     assert main(["plan", "--format", "markdown", "--images", images]) == 0
     out = capsys.readouterr().out
@@ -168,7 +168,7 @@ def test_settings_the_update_changes_are_named_in_the_row():
 
 
 def test_a_row_names_the_scheduler_job_fields_this_up_changes():
-    from release.scheduling import from_job_json
+    from release.cutover.scheduling import from_job_json
     from tests.fixtures.live_json import scheduler_job
 
     live = {"ibkr": previous_release("ibkr", "global_etf_rotation"), "schwab": previous_release("schwab", "semiconductor_rotation_income")}

@@ -1,11 +1,11 @@
-"""release/profile_source.py: profile facts read from source files with `ast`, never by importing them."""
+"""release/gate/profile_source.py: profile facts read from source files with `ast`, never by importing them."""
 
 from __future__ import annotations
 
 import pytest
 
 from components.profiles import judge
-from release.profile_source import (
+from release.gate.profile_source import (
     FactsReadError,
     PackageSource,
     bundled_config_paths,

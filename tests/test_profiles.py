@@ -78,7 +78,7 @@ def test_aliases_display_names_and_names():
 
 def _older_facts() -> ProfileFacts:
     """UES v0.7.11 and the platforms' baseline commits, as an earlier lock proved them."""
-    from release.profile_source import bundled_config_paths, read_platform_facts, read_ues_facts
+    from release.gate.profile_source import bundled_config_paths, read_platform_facts, read_ues_facts
 
     ues = read_ues_facts(repo_files(UES_REPO, "v0.7.11", fake_commit(UES_REPO, "v0.7.11"), ues_source_files("v0.7.11")))
     commit = fake_commit("schwab", "baseline")

@@ -149,8 +149,8 @@ def test_a_live_read_that_fails_for_another_reason_stops_the_run(github_api):
 
 def test_exported_phase_matches_the_offline_plan(github_api):
     # The program and `python -m release plan` share plan_service: the same live state gives the same phase.
-    from release.live import from_cloud_run_v2
-    from release.ordering import plan_service
+    from release.cutover.live import from_cloud_run_v2
+    from release.cutover.ordering import plan_service
     from release.stack import load_stack_file, stack_file
     from tests.fixtures.profile_sources import profile_facts
 

@@ -14,7 +14,7 @@ import pulumi
 
 from components.ownership import RELEASE_RECORD_ANNOTATION
 from components.platforms import COMMIT_LABEL
-from release.live import from_cloud_run_v2
+from release.cutover.live import from_cloud_run_v2
 from tests.fixtures.cloud_run_v2 import BY_REVISION, LATEST, get_service_result, live_from_registered
 from tests.fixtures.pulumi_mocks import CutoverMocks, ProgramRun, ProviderInvokeError, deployed_image, run_main, service_env
 from tests.test_program import SERVICES

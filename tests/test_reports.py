@@ -6,10 +6,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from release.gcs import GcsReader
-from release.live import from_knative_json
-from release.reports import find_first_run, found_check, month_segments, report_checks
-from release.run_facts import run_facts
+from release.cutover.live import from_knative_json
+from release.first_run.gcs import GcsReader
+from release.first_run.reports import find_first_run, found_check, month_segments, report_checks
+from release.first_run.run_facts import run_facts
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.gcs_emulator import EMULATOR_ENV, denying_gate
 from tests.fixtures.live_json import knative_for_spec

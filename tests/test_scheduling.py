@@ -1,4 +1,4 @@
-"""release/scheduling.py: scheduler config rules, job names, the job the program registers, live readers."""
+"""release/cutover/scheduling.py: scheduler config rules, job names, the job the program registers, live readers."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from release.config import ConfigError, SchedulerSpec
-from release.live import from_knative_json
-from release.scheduling import (
+from release.cutover.live import from_knative_json
+from release.cutover.scheduling import (
     JobReadError,
     SchedulingInputError,
     companion_jobs,
@@ -266,7 +266,7 @@ def test_api_unreachable_stops_the_run():
 
 
 def test_adopted_scheduler_block_carries_only_what_differs_from_the_defaults():
-    from release.scheduling import adopted_scheduler
+    from release.cutover.scheduling import adopted_scheduler
 
     assert adopted_scheduler(IBKR, None) is None
     assert adopted_scheduler(IBKR, from_job_json(scheduler_job(IBKR, deadline="330s"), "live")) is None
@@ -283,7 +283,7 @@ def test_adopted_scheduler_block_carries_only_what_differs_from_the_defaults():
 
 
 def test_import_entries_name_what_the_program_registers():
-    from release.scheduling import import_resources
+    from release.cutover.scheduling import import_resources
 
     live = from_job_json(scheduler_job(IBKR), "live")
     job, member = import_resources("ibkr", IBKR, live, parent="ibkr", provider="gcp-interactivebrokersquant")

@@ -1,4 +1,4 @@
-"""`release/sources.py`'s run machinery without any server: `Answers` (one outcome per question, the
+"""`release/gate/sources.py`'s run machinery without any server: `Answers` (one outcome per question, the
 derived-value memo) and `explore` (the bounded pool, its priorities, its deadline)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from release.sources import Answers, NotFound, Pending, SourceError, Unreachable, explore
+from release.gate.sources import Answers, NotFound, Pending, SourceError, Unreachable, explore
 
 
 def test_a_derived_value_is_computed_once_and_counts_its_questions_as_asked():

@@ -13,7 +13,7 @@ from components.ownership import RELEASE_RECORD_ANNOTATION
 from components.program import Providers, deploy
 from components.strategy_service import COMPONENT_TYPE, StrategyService, StrategyServiceArgs, service_logical_name
 from release.config import SchedulerSpec, SecretRef
-from release.scheduling import JobReadError
+from release.cutover.scheduling import JobReadError
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.live_json import scheduler_job as scheduler_job_json
 from tests.fixtures.profile_sources import profile_facts
@@ -322,7 +322,7 @@ def test_services_sharing_an_image_look_it_up_once():
 
 
 def test_import_entries_resolve_to_the_registered_job_and_member(prod_run):
-    from release.scheduling import from_job_json, import_resources
+    from release.cutover.scheduling import from_job_json, import_resources
 
     registered = {(r.type, r.name): r for r in prod_run.resources}
     components = {r.name: r.urn for r in prod_run.of_type(COMPONENT_TYPE)}

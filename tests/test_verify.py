@@ -1,4 +1,4 @@
-"""release/verify.py: the runbook checks pass on a switched service and name each way one can be wrong."""
+"""release/cutover/verify.py: the runbook checks pass on a switched service and name each way one can be wrong."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from release.live import from_knative_json
+from release.cutover.live import from_knative_json
+from release.cutover.verify import expected_env, last_records, operator_record, verify_service
 from release.stack import load_stack_file, stack_file
-from release.verify import expected_env, last_records, operator_record, verify_service
 from tests.fixtures.live_json import knative_for_spec, release_annotations
 from tests.fixtures.profile_sources import profile_facts
 
@@ -132,7 +132,7 @@ def test_keep_over_an_unset_live_flag_fails_verify_instead_of_reading_it_as_dry(
 
 
 def test_verify_text_escapes_control_characters_quoted_from_live_state():
-    from release.verify import ServiceVerification, VerifyCheck, render_verify_text
+    from release.cutover.verify import ServiceVerification, VerifyCheck, render_verify_text
 
     check = VerifyCheck("strategy-profile", False, "STRATEGY_PROFILE=x\n  PASS commit-live: forged\x1b[2J")
     text = render_verify_text([ServiceVerification("ibkr", "interactive-brokers-quant-service", (check,))])

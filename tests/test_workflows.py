@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from release.plan_comment import SECOND_UP
+from release.cutover.plan_comment import SECOND_UP
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"

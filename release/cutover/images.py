@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Optional
 
 from components.env import ServiceRevision
-from release import gcloud
 from release.config import IMAGE_DIGEST_PATTERN, ReleaseBundle, ServiceSpec, split_image
+from release.cutover import gcloud
 from release.local_files import InputFileError, input_files, json_items, load_json, read_text
 
 # <location>-docker.pkg.dev/<project>/<repository>/<image path>: the only registry the invoke can read.

@@ -28,11 +28,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from components.profiles import ProfileFacts, platform_key
 from release.config import COMMIT_PATTERN, release_version
+from release.gate.pins import Pin
 from release.local_files import LOCK_MAX_BYTES, InputFileError, load_json, read_text
-from release.pins import Pin
 
 if TYPE_CHECKING:
-    from release.gate import GateReport
+    from release.gate.checks import GateReport
 
 LOCK_SCHEMA: Final = 2
 LOCK_AGAIN = "run `python -m release lock` again"

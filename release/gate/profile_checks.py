@@ -17,7 +17,7 @@ from typing import Callable, Literal, Optional, TypeVar
 
 from components.profiles import PlatformFacts, ProfileFacts, UesFacts, judge, platform_key
 from release.config import PlatformId, ReleaseBundle, StackConfig
-from release.profile_source import (
+from release.gate.profile_source import (
     ADAPTERS_MODULE,
     REGISTRY_PATH,
     UES_PACKAGE_DIRS,
@@ -27,7 +27,7 @@ from release.profile_source import (
     read_platform_facts,
     read_ues_facts,
 )
-from release.sources import Answers, NotFound, Pending, ReleaseSource, SourceError, exploring
+from release.gate.sources import Answers, NotFound, Pending, ReleaseSource, SourceError, exploring
 
 T = TypeVar("T")
 
@@ -35,7 +35,7 @@ CHECK = "profile-facts"
 UNKNOWN_COMMIT = "0" * 40
 LITERAL_ONLY = (
     "the gate reads only literal module-level data (it never imports UES or the platform); "
-    "release a version whose file states it literally, or extend release/profile_source.py for the new form"
+    "release a version whose file states it literally, or extend release/gate/profile_source.py for the new form"
 )
 
 

@@ -16,7 +16,17 @@ from pathlib import Path
 from typing import Optional
 
 from release.config import COMMIT_PATTERN, DEFAULT_GITHUB_OWNER, github_repo_problem
-from release.sources import CiStatus, MalformedResponse, NotFound, SourceError, TagNotFound, TreeSource, Unreachable, server_text, shown_url
+from release.gate.sources import (
+    CiStatus,
+    MalformedResponse,
+    NotFound,
+    SourceError,
+    TagNotFound,
+    TreeSource,
+    Unreachable,
+    server_text,
+    shown_url,
+)
 
 # Keep git from reading the operator's config or prompting: the answers must depend on the clones only.
 # Replace objects are off for every command: git honours refs/replace/* by default (and `clone --mirror`

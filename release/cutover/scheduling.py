@@ -24,8 +24,8 @@ from typing import Any, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from release import gcloud
 from release.config import ConfigProblem, ServiceSpec
+from release.cutover import gcloud
 from release.local_files import InputFileError, input_files, json_items, load_json, read_text
 
 DEFAULT_SCHEDULE = "45 15 * * 1-5"
@@ -533,7 +533,7 @@ def scheduler_checks(
     """What must hold for the strategy to run at all: its job exists, is enabled, targets the service's
     current URL `/run` with OIDC for the expected account, and that account may invoke the service.
     Not given (`--scheduler`/`--iam` absent) is a failed check, not a pass."""
-    from release.verify import VerifyCheck
+    from release.cutover.verify import VerifyCheck
 
     name, account = job_name(spec), scheduler_account(spec)
     checks = []

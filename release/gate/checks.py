@@ -13,7 +13,7 @@ Checks, in report order:
   order                      UES's QPK pin is not newer than the bundle's QPK; a move back is a rollback
   platform-ci:<key>          (GitHub only) the platform commit's statuses and check runs are green
   profile-facts:<key>        UES's catalog/adapters at the tag and the platform's registry at its commit
-                             were read (release/gate_profiles.py) and the configured profile is enabled
+                             were read (release/gate/profile_checks.py) and the configured profile is enabled
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from packaging.version import Version
 from components.profiles import ProfileFacts, platform_key
 from release.config import ReleaseBundle, StackConfig, release_version
 from release.control_chars import escape_controls
-from release.gate_profiles import lock_profile_checks, profile_checks
-from release.lock import Lock
-from release.pins import PIN_FILES, PYPROJECT_TOML, QPK_PACKAGE, RELEASE_KINDS, UES_PACKAGE, Pin, PinFileError, pins_from_file
-from release.sources import Answers, NotFound, Pending, ReleaseSource, SourceError, explore, exploring
+from release.gate.lock import Lock
+from release.gate.pins import PIN_FILES, PYPROJECT_TOML, QPK_PACKAGE, RELEASE_KINDS, UES_PACKAGE, Pin, PinFileError, pins_from_file
+from release.gate.profile_checks import lock_profile_checks, profile_checks
+from release.gate.sources import Answers, NotFound, Pending, ReleaseSource, SourceError, explore, exploring
 
 Status = Literal["passed", "failed", "error", "skipped"]
 LOCK_FIX = "run `python -m release lock` to verify and record the current config"
@@ -249,7 +249,7 @@ def run_gate(config: StackConfig, source: ReleaseSource, lock: Optional[Lock] = 
 
     A source that can answer concurrently (`answers` and `concurrency` > 1: GitHub) is first explored:
     the checks run as throw-away passes that collect the questions they reach, which a bounded pool
-    asks at once (see `release.sources.explore`); then the checks run for real from those answers,
+    asks at once (see `release.gate.sources.explore`); then the checks run for real from those answers,
     so the report is the one asking one question at a time would give, in the same order.
     """
     answers = getattr(source, "answers", None)

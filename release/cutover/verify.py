@@ -25,8 +25,8 @@ from components.platforms import (
 from components.profiles import ProfileFacts
 from release.config import ReleaseBundle, ServiceSpec
 from release.control_chars import escape_controls
-from release.live import LiveService
-from release.ordering import env_diff
+from release.cutover.live import LiveService
+from release.cutover.ordering import env_diff
 
 
 @dataclass(frozen=True)

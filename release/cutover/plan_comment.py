@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Optional
 
-from release.ordering import EnvDiff, ServicePlan, short
-from release.plan import CutoverPlan, gate_json, to_json
+from release.cutover.ordering import EnvDiff, ServicePlan, short
+from release.cutover.plan import CutoverPlan, gate_json, to_json
 
 # Hidden in the rendered comment; the workflow finds the comment to update by it.
 MARKER = "<!-- us-equity-cutover:plan -->"

@@ -21,8 +21,8 @@ MAX_REDIRECTS; `Link: rel=next` pages likewise, at most MAX_PAGES; a body is at 
 Every fault names the endpoint. Rate limits and a rejected token are not waited out: they fail closed
 at once, and questions not yet asked are not asked.
 
-Concurrency: every answer goes through `self.answers` (release/sources.py `Answers`), which the gate
-explores with up to `concurrency` requests in flight (`release.sources.explore`); the HTTP client keeps one
+Concurrency: every answer goes through `self.answers` (release/gate/sources.py `Answers`), which the gate
+explores with up to `concurrency` requests in flight (`release.gate.sources.explore`); the HTTP client keeps one
 connection per pool thread. With a token, `group_questions` lets one GraphQL query answer the CI and blob
 questions of up to GRAPHQL_OBJECTS objects while exploring; REST answers whatever GraphQL did not, cleanly.
 """
@@ -44,7 +44,7 @@ import urllib.request
 from typing import Any, Callable, Hashable, Optional, TypeVar
 
 from release.config import COMMIT_PATTERN
-from release.sources import (
+from release.gate.sources import (
     Answers,
     CiStatus,
     Job,

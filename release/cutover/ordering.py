@@ -32,7 +32,7 @@ from components.ownership import (
 from components.platforms import COMMIT_LABEL, OWNED_ENV_NAMES, PLATFORMS, STRATEGY_PROFILE, looks_secret
 from components.profiles import ProfileFacts
 from release.config import ReleaseBundle, ServiceSpec, release_version
-from release.live import LATEST_100, LiveService, TrafficTarget
+from release.cutover.live import LATEST_100, LiveService, TrafficTarget
 
 # The label the platforms' own deploy workflow puts on what it deploys (CONTRACT.md section 2).
 MANAGED_BY_LABEL = "managed-by"

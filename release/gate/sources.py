@@ -1,7 +1,7 @@
 """Where the gate's facts come from: the source protocol, its errors, and choosing a source.
 
-Two implementations answer the same questions: `release/github_source.py` (the GitHub REST API
-over a bounded HTTP client) and `release/git_source.py` (plain git over a directory of clones). Every fault is a
+Two implementations answer the same questions: `release/gate/github_source.py` (the GitHub REST API
+over a bounded HTTP client) and `release/gate/git_source.py` (plain git over a directory of clones). Every fault is a
 `SourceError` that names the call, the reason and the fix; the gate turns it into a failed or "error"
 check instead of a traceback, so a fault always fails closed.
 """
@@ -448,7 +448,7 @@ def make_source(kind: str, bundle: ReleaseBundle, git_root: Optional[Path], envi
     if kind == "github":
         if git_root is not None:
             raise SourceSelectionError(f"a git root ({git_root}) only applies to the git source; drop it or use git")
-        from release.github_source import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, GitHubSource
+        from release.gate.github_source import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, GitHubSource
 
         api_url = environ.get(ENV_API_URL) or None
         concurrency_text = (environ.get(ENV_CONCURRENCY) or str(DEFAULT_CONCURRENCY)).strip()
@@ -470,7 +470,7 @@ def make_source(kind: str, bundle: ReleaseBundle, git_root: Optional[Path], envi
     if kind == "git":
         if git_root is None:
             raise SourceSelectionError(f"the git source needs a directory of clones: pass --git-root DIR or set {ENV_GIT_ROOT}")
-        from release.git_source import GitSource
+        from release.gate.git_source import GitSource
 
         return GitSource(git_root, bundle.github_owner)
     raise SourceSelectionError(f"unknown source {kind!r}; use one of: {', '.join(SOURCE_KINDS)}")

@@ -14,12 +14,12 @@ from typing import Any, Callable, Optional, TextIO
 from zoneinfo import ZoneInfo
 
 from release.config import ServiceSpec
-from release.gcs import GcsReader
-from release.live import LiveService
-from release.manifest import manifest_checks
-from release.reports import RunSearch, find_first_run, found_check, report_checks, run_record
-from release.run_facts import RunFacts
-from release.verify import VerifyCheck
+from release.cutover.live import LiveService
+from release.cutover.verify import VerifyCheck
+from release.first_run.gcs import GcsReader
+from release.first_run.manifest import manifest_checks
+from release.first_run.reports import RunSearch, find_first_run, found_check, report_checks, run_record
+from release.first_run.run_facts import RunFacts
 
 POLL_SECONDS = 30.0
 # The runtimes date a run in New York time; staleness is judged on that calendar.

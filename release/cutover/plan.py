@@ -14,10 +14,10 @@ from components.platforms import PLATFORMS, STRATEGY_PROFILE
 from components.profiles import ProfileFacts
 from release.config import StackConfig
 from release.control_chars import escape_controls
-from release.images import NOT_GIVEN, ImageCheck, pruned_repository_warning
-from release.live import LiveService
-from release.ordering import EnvDiff, ServicePlan, env_diff, plan_service, short
-from release.scheduling import LiveSchedulerJob, job_changes, job_changes_text, scheduler_summary, scheduler_text
+from release.cutover.images import NOT_GIVEN, ImageCheck, pruned_repository_warning
+from release.cutover.live import LiveService
+from release.cutover.ordering import EnvDiff, ServicePlan, env_diff, plan_service, short
+from release.cutover.scheduling import LiveSchedulerJob, job_changes, job_changes_text, scheduler_summary, scheduler_text
 
 # The release order (README "Release order"); a step's stage says where in it the step belongs.
 STAGES = ("verify-gate", "tag-qpk", "tag-ues", "platform-pins", "deploy-image", "switch-env", "resolve")
@@ -40,7 +40,7 @@ class GateCheckLike(Protocol):
 
 
 class GateLike(Protocol):
-    """What the plan reads of release.gate.GateReport."""
+    """What the plan reads of release.gate.checks.GateReport."""
 
     ok: bool
     checks: Sequence[Any]

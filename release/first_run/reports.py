@@ -17,10 +17,10 @@ from typing import Any, Mapping, Optional
 
 from components.platforms import PLATFORMS, TRUTHY
 from release.config import PlatformId, ServiceSpec
-from release.gcs import GcsFault, GcsReader, GcsUri, parse_gs_uri, shown
-from release.live import LiveService
-from release.run_facts import RunFacts
-from release.verify import VerifyCheck
+from release.cutover.live import LiveService
+from release.cutover.verify import VerifyCheck
+from release.first_run.gcs import GcsFault, GcsReader, GcsUri, parse_gs_uri, shown
+from release.first_run.run_facts import RunFacts
 
 REPORT_SCHEMA = "runtime_report.v1"
 REPORTS_URI_ENV = "EXECUTION_REPORT_GCS_URI"

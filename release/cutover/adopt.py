@@ -48,7 +48,7 @@ from release.config import (
     ServiceName,
     ServiceSpec,
 )
-from release.live import LiveService, service_id
+from release.cutover.live import LiveService, service_id
 
 SERVICES_CONFIG_KEY = f"{PROJECT_NAME}:services"
 PROVIDER_TYPE = "pulumi:providers:gcp"
@@ -338,8 +338,8 @@ def adopt_scheduling(
     services: dict[str, dict[str, Any]], specs: Mapping[str, ServiceSpec], jobs: Mapping[str, Optional[Any]]
 ) -> dict[str, list[dict[str, Any]]]:
     """With the live jobs: each entry's `scheduler:` block and the import entries of job and invoker member
-    (release/scheduling.py names them as the program registers them). Returns the import entries per key."""
-    from release.scheduling import adopted_scheduler, import_resources
+    (release/cutover/scheduling.py names them as the program registers them). Returns the import entries per key."""
+    from release.cutover.scheduling import adopted_scheduler, import_resources
 
     children: dict[str, list[dict[str, Any]]] = {}
     for key, spec in specs.items():

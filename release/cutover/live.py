@@ -44,8 +44,8 @@ from components.ownership import (
     user_entries,
 )
 from components.platforms import COMMIT_LABEL, RUNTIME_TARGET_JSON, STRATEGY_PROFILE
-from release import gcloud
 from release.config import SECRET_VERSION_PATTERN, SERVICE_NAME_PATTERN, SecretRef, ServiceSpec
+from release.cutover import gcloud
 from release.local_files import LIVE_FILE_MAX_BYTES, InputFileError, input_files, json_items, load_json, read_text
 
 # Knative v1 puts the region in this label; a describe of the right name in the wrong region is a mismatch.

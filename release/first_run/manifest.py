@@ -17,10 +17,10 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
 from components.platforms import PLATFORMS
 from release.config import ServiceSpec
-from release.gcs import CSV_MAX_BYTES, GcsFault, GcsReader, parse_gs_uri, shown
-from release.live import LiveService
-from release.run_facts import RunFacts
-from release.verify import VerifyCheck
+from release.cutover.live import LiveService
+from release.cutover.verify import VerifyCheck
+from release.first_run.gcs import CSV_MAX_BYTES, GcsFault, GcsReader, parse_gs_uri, shown
+from release.first_run.run_facts import RunFacts
 
 MANIFEST_TYPE = "feature_snapshot"
 REQUIRED_FIELDS = ("contract_version", "strategy_profile", "config_name", "snapshot_as_of", "snapshot_sha256", "config_sha256")
