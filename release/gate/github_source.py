@@ -23,8 +23,9 @@ at once, and questions not yet asked are not asked.
 
 Concurrency: every answer goes through `self.answers` (release/gate/sources.py `Answers`), which the gate
 explores with up to `concurrency` requests in flight (`release.gate.sources.explore`); the HTTP client keeps one
-connection per pool thread. With a token, `group_questions` lets one GraphQL query answer the CI and blob
-questions of up to GRAPHQL_OBJECTS objects while exploring; REST answers whatever GraphQL did not, cleanly.
+connection per pool thread. With a token, `group_questions` lets one GraphQL query answer the CI, commit
+tree id and blob questions of up to GRAPHQL_OBJECTS objects while exploring; REST answers whatever GraphQL
+did not, cleanly. When the pool is full, `question_priority` orders what starts next.
 """
 
 from __future__ import annotations
@@ -203,7 +204,7 @@ class GitHubSource(TreeSource):
     # -- several questions in one request (GraphQL) -----------------------------------------------------
 
     def group_questions(self, pending: Pendings) -> list[Job]:
-        """While the gate explores: CI and blob questions go to GitHub's GraphQL API, up to
+        """While the gate explores: CI, commit tree id and blob questions go to GitHub's GraphQL API, up to
         GRAPHQL_OBJECTS a query; everything else (refs, tags, recursive trees) is asked over REST. An
         answer GraphQL does not give cleanly (an error, a missing or truncated part, another object's
         id, content that does not hash to the blob) is not taken: the question stays open, and the next
@@ -360,7 +361,7 @@ class GitHubSource(TreeSource):
 
     def question_priority(self, key: Hashable) -> int:
         """While exploring with a full pool: what opens further questions first, leaves (CI) last."""
-        if key in self._graphql_asked:
+        if self._graphql and key in self._graphql_asked:
             return -1  # one query answers up to GRAPHQL_OBJECTS questions: worth a slot before any single one
         kind = key[0] if isinstance(key, tuple) and key else None
         # a tag's chain (ref, tag object, tree by name, commit's tree id) is the longest: 0
