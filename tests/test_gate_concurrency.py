@@ -279,3 +279,16 @@ def test_a_tree_listed_by_name_that_arrives_late_is_waited_for_not_asked_again_b
     sequential, concurrent, asked = reports_and_requests(late)
     assert concurrent == sequential and "Release gate: PASS" in sequential[0]
     assert sum(UES_TREE_BY_NAME in line for line in asked) == 1 and not any(UES_TREE_BY_SHA in line for line in asked)
+
+
+def test_facts_read_through_a_listing_not_yet_checked_are_not_kept_for_the_real_pass():
+    """The commit's tree id arrives late: meanwhile the passes read UES's facts through the listing by name
+    (another commit's tree here). Those facts may open questions, but the real pass must not reuse them."""
+
+    def moved_and_slow(fake) -> None:
+        fake.trees_by_name[(UES, UES_TAG)] = fake_sha(UES, "v0.7.12")
+        fake.slow_paths[f"{UES}/git/commits/"] = 0.3
+
+    sequential, concurrent, asked = reports_and_requests(moved_and_slow)
+    assert concurrent == sequential and "Release gate: PASS" in sequential[0]
+    assert sum(UES_TREE_BY_SHA in line for line in asked) == 1

@@ -54,6 +54,23 @@ def test_a_derived_value_that_met_a_pending_or_failed_question_is_not_kept():
     assert answers.derived(("facts", "a"), lambda: answers.ask(("blob", "a"), "GET a", lambda: "text") + "?") == "text?"
 
 
+def test_a_derived_value_built_on_a_guess_is_used_but_not_kept():
+    answers = Answers()
+    computed = []
+
+    def compute() -> str:
+        computed.append(1)
+        if len(computed) == 1:
+            answers.guessed()  # e.g. a tree listed by name whose id is not checked yet
+        return "facts"
+
+    answers.begin_pass(speculate=True)
+    assert answers.derived(("facts", "a"), compute) == "facts"
+    answers.begin_pass(speculate=False)
+    assert answers.derived(("facts", "a"), compute) == "facts" and len(computed) == 2  # computed again
+    assert answers.derived(("facts", "a"), compute) == "facts" and len(computed) == 2  # now kept
+
+
 def test_a_full_pool_starts_the_questions_that_open_others_before_the_leaves():
     """Pool of one: the logic reaches two CI questions first and a tree last; the tree is asked first."""
     answers = Answers()

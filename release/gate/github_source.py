@@ -309,12 +309,15 @@ class GitHubSource(TreeSource):
             # listing: the real pass reads the commit's own tree, which `_tree` takes from here only
             # after checking that it is that commit's tree.
             if commit is None:
-                return self._named_tree(repo, ref)[1]
-            named = self._named_listing(repo, commit)
-            tree_id = self.answers.value(("commit-tree", repo, commit))
-            if named is None or (tree_id is not None and tree_id != named[0]):
-                raise
-            return named[1]
+                listing = self._named_tree(repo, ref)[1]
+            else:
+                named = self._named_listing(repo, commit)
+                tree_id = self.answers.value(("commit-tree", repo, commit))
+                if named is None or (tree_id is not None and tree_id != named[0]):
+                    raise
+                listing = named[1]
+            self.answers.guessed()  # facts read through this listing are not kept for the real pass
+            return listing
 
     def _tree(self, repo: str, sha: str) -> dict[str, str]:
         call = f"GET {self._path(repo, 'git', 'trees', sha)}?recursive=1"

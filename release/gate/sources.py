@@ -265,6 +265,7 @@ class Answers:
 
     def begin_pass(self, speculate: bool) -> None:
         self._asked, self._latch, self.speculating, self.pending = set(), None, speculate, {}
+        self._recording.guessed = False
 
     def known(self, key: Hashable) -> bool:
         with self._lock:
@@ -308,16 +309,25 @@ class Answers:
             self._asked |= kept[1]
             return cast(T, kept[0])
         outer: Optional[set[Hashable]] = getattr(self._recording, "keys", None)
-        self._recording.keys = set()
+        outer_guessed: bool = getattr(self._recording, "guessed", False)
+        self._recording.keys, self._recording.guessed = set(), False
         try:
             value = compute()
-            asked = frozenset(self._recording.keys)
+            asked, guessed = frozenset(self._recording.keys), self._recording.guessed
         finally:
-            inner = self._recording.keys
+            inner, inner_guessed = self._recording.keys, self._recording.guessed
             self._recording.keys = None if outer is None else outer | inner
-        with self._lock:
-            self._derived.setdefault(key, (value, asked))
+            self._recording.guessed = outer_guessed or inner_guessed
+        if not guessed:
+            with self._lock:
+                self._derived.setdefault(key, (value, asked))
         return value
+
+    def guessed(self) -> None:
+        """While exploring, a source answered with something that is not yet an answer (a tree listed by
+        name before its id is checked): what is being derived from it now is not kept, only used to find
+        questions."""
+        self._recording.guessed = True
 
     def ask(self, key: Hashable, call: str, fetch: Callable[[], T]) -> T:
         first_time = key not in self._asked
