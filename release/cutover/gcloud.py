@@ -16,6 +16,9 @@ from release.local_files import InputFileError, load_json
 
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 
+# The value of `--live`, `--images`, `--scheduler` or `--iam` that reads through gcloud instead of a path.
+ARGUMENT = "gcloud"
+
 TIMEOUT_SECONDS = 120
 MAX_OUTPUT_CHARS = 4_000_000
 # gcloud's answers for a resource that does not exist (NOT_FOUND is the API's status, "could not be found"

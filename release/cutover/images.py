@@ -206,14 +206,11 @@ def read_images_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[st
     return {key: found.get(key) or missing(key, spec, f"no describe document for it in {path}") for key, spec in services.items()}
 
 
-Runner = gcloud.Runner
-
-
 def gcloud_describe_command(spec: ServiceSpec) -> list[str]:
     return ["gcloud", "artifacts", "docker", "images", "describe", spec.image, "--format=json"]
 
 
-def read_images_gcloud(services: Mapping[str, ServiceSpec], runner: Runner = subprocess.run) -> dict[str, ImageCheck]:
+def read_images_gcloud(services: Mapping[str, ServiceSpec], runner: gcloud.Runner = subprocess.run) -> dict[str, ImageCheck]:
     """Describe every configured image through gcloud; only gcloud's not-found answer means missing, any other failure is an error."""
     checks: dict[str, ImageCheck] = {}
     for key, spec in services.items():
@@ -232,7 +229,6 @@ def read_images_gcloud(services: Mapping[str, ServiceSpec], runner: Runner = sub
     return checks
 
 
-GCLOUD = "gcloud"
 NOT_GIVEN = "not verified: no --images given; pass --images gcloud, or a file/directory of `gcloud artifacts docker images describe <image> --format=json` output"
 
 
@@ -242,11 +238,11 @@ class ImagesInput:
     source: str
 
 
-def read_images(arg: Optional[str], services: Mapping[str, ServiceSpec], runner: Runner = subprocess.run) -> ImagesInput:
+def read_images(arg: Optional[str], services: Mapping[str, ServiceSpec], runner: gcloud.Runner = subprocess.run) -> ImagesInput:
     """`--images`: None (every image unverified), 'gcloud', or a describe JSON file / directory."""
     if arg is None:
         return ImagesInput({key: unverified(key, spec, NOT_GIVEN) for key, spec in services.items()}, "none given")
-    if arg == GCLOUD:
+    if arg == gcloud.ARGUMENT:
         return ImagesInput(read_images_gcloud(services, runner), "gcloud artifacts docker images describe")
     return ImagesInput(read_images_path(Path(arg), services), arg)
 

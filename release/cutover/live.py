@@ -691,9 +691,6 @@ def read_live_path(path: Path, services: Mapping[str, ServicePlace]) -> dict[str
     return {key: found.get(key) for key in services}
 
 
-Runner = gcloud.Runner
-
-
 def gcloud_describe_command(spec: ServicePlace) -> list[str]:
     return [
         "gcloud", "run", "services", "describe", spec.service_name,
@@ -701,7 +698,7 @@ def gcloud_describe_command(spec: ServicePlace) -> list[str]:
     ]  # fmt: skip
 
 
-def read_live_gcloud(services: Mapping[str, ServicePlace], runner: Runner = subprocess.run) -> dict[str, Optional[LiveService]]:
+def read_live_gcloud(services: Mapping[str, ServicePlace], runner: gcloud.Runner = subprocess.run) -> dict[str, Optional[LiveService]]:
     """Live state by running gcloud per configured service; only gcloud's not-found answer means the service is new."""
     result: dict[str, Optional[LiveService]] = {}
     for key, spec in services.items():
@@ -1023,14 +1020,11 @@ class LiveInput:
     source: str
 
 
-GCLOUD = "gcloud"
-
-
-def read_live(arg: Optional[str], services: Mapping[str, ServicePlace], runner: Runner = subprocess.run) -> LiveInput:
+def read_live(arg: Optional[str], services: Mapping[str, ServicePlace], runner: gcloud.Runner = subprocess.run) -> LiveInput:
     """`--live`: None (every service planned as new), 'gcloud', or a describe JSON file / directory."""
     if arg is None:
         return LiveInput({key: None for key in services}, (), "none given (planned as if every service were new; pass --live)")
-    if arg == GCLOUD:
+    if arg == gcloud.ARGUMENT:
         live = read_live_gcloud(services, runner=runner)
         return LiveInput(live, (), "gcloud run services describe")
     live = read_live_path(Path(arg), services)

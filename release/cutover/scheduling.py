@@ -349,10 +349,7 @@ def read_iam_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[str, 
     return {key: found.get(key) for key in services}
 
 
-Runner = gcloud.Runner
-
-
-def _gcloud(command: list[str], runner: Runner) -> Optional[Any]:
+def _gcloud(command: list[str], runner: gcloud.Runner) -> Optional[Any]:
     try:
         return gcloud.describe(command, runner, "check gcloud auth login and the project/region", MAX_DOCUMENT_BYTES)
     except gcloud.GcloudError as error:
@@ -373,7 +370,7 @@ def iam_policy_command(spec: ServiceSpec) -> list[str]:
     ]  # fmt: skip
 
 
-def read_jobs_gcloud(services: Mapping[str, ServiceSpec], runner: Runner = subprocess.run) -> dict[str, Optional[LiveSchedulerJob]]:
+def read_jobs_gcloud(services: Mapping[str, ServiceSpec], runner: gcloud.Runner = subprocess.run) -> dict[str, Optional[LiveSchedulerJob]]:
     jobs: dict[str, Optional[LiveSchedulerJob]] = {}
     for key, spec in services.items():
         command = job_describe_command(spec)
@@ -385,7 +382,7 @@ def read_jobs_gcloud(services: Mapping[str, ServiceSpec], runner: Runner = subpr
     return jobs
 
 
-def read_iam_gcloud(services: Mapping[str, ServiceSpec], runner: Runner = subprocess.run) -> dict[str, Optional[IamPolicy]]:
+def read_iam_gcloud(services: Mapping[str, ServiceSpec], runner: gcloud.Runner = subprocess.run) -> dict[str, Optional[IamPolicy]]:
     policies: dict[str, Optional[IamPolicy]] = {}
     for key, spec in services.items():
         command = iam_policy_command(spec)
@@ -394,25 +391,22 @@ def read_iam_gcloud(services: Mapping[str, ServiceSpec], runner: Runner = subpro
     return policies
 
 
-GCLOUD = "gcloud"
-
-
 def read_jobs(
-    arg: Optional[str], services: Mapping[str, ServiceSpec], runner: Runner = subprocess.run
+    arg: Optional[str], services: Mapping[str, ServiceSpec], runner: gcloud.Runner = subprocess.run
 ) -> Optional[dict[str, Optional[LiveSchedulerJob]]]:
     """`--scheduler`: None when not given (the checks then fail as unverified), 'gcloud', or a file/directory."""
     if arg is None:
         return None
-    return read_jobs_gcloud(services, runner) if arg == GCLOUD else read_jobs_path(Path(arg), services)
+    return read_jobs_gcloud(services, runner) if arg == gcloud.ARGUMENT else read_jobs_path(Path(arg), services)
 
 
 def read_iam(
-    arg: Optional[str], services: Mapping[str, ServiceSpec], runner: Runner = subprocess.run
+    arg: Optional[str], services: Mapping[str, ServiceSpec], runner: gcloud.Runner = subprocess.run
 ) -> Optional[dict[str, Optional[IamPolicy]]]:
     """`--iam`: None when not given, 'gcloud', or a `<service name>.json` file / directory of them."""
     if arg is None:
         return None
-    return read_iam_gcloud(services, runner) if arg == GCLOUD else read_iam_path(Path(arg), services)
+    return read_iam_gcloud(services, runner) if arg == gcloud.ARGUMENT else read_iam_path(Path(arg), services)
 
 
 # --- the job the program registers ---------------------------------------------------------------
