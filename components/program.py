@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Callable, Mapping, Optional
 
 import pulumi
@@ -37,7 +38,7 @@ from release.cutover.scheduling import (
     read_job_api,
     scheduler_account,
 )
-from release.stack import load_pulumi_config, raise_profile_problems, stack_file
+from release.stack import PROJECT_FILE, load_pulumi_config, project_dir, raise_profile_problems, stack_file
 
 LiveReader = Callable[[ServiceSpec, "gcp.Provider"], Optional[LiveService]]
 """How the program sees one live service: (spec, its project's provider) -> live state, None when new."""
@@ -158,8 +159,8 @@ def check_release(config: StackConfig, environ: Optional[Mapping[str, str]] = No
 
     try:
         source = source_from_env(config.release, os.environ if environ is None else environ)
-        lock = read_lock(lock_path(stack_file(pulumi.get_stack())))
-    except (SourceSelectionError, LockError) as error:
+        lock = read_lock(lock_path(stack_file(pulumi.get_stack(), program_project_dir())))
+    except (SourceSelectionError, LockError, ConfigError) as error:
         raise pulumi.RunError(f"release gate: {error}") from None
     report = run_gate(config, source, lock)
     if not report.ok:
@@ -171,6 +172,15 @@ def check_release(config: StackConfig, environ: Optional[Mapping[str, str]] = No
     except ConfigError as error:
         raise pulumi.RunError(error.report()) from None
     return facts
+
+
+def program_project_dir() -> Path:
+    """The directory of the project's `Pulumi.yaml`, where the stack's lock sits: the engine's root
+    directory when it names one (the program may run from elsewhere), else found from the current directory."""
+    root = pulumi.get_root_directory()
+    if root and Path(root).is_absolute() and (Path(root) / PROJECT_FILE).is_file():
+        return Path(root)
+    return project_dir()
 
 
 class Providers:

@@ -35,13 +35,34 @@ from release.local_files import STACK_FILE_MAX_BYTES, InputFileError, check_yaml
 from release.yaml_core import compose_core, load_core
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_FILE = "Pulumi.yaml"
 RELEASE_KEY = "release"
 SERVICES_KEY = "services"
 KNOWN_KEYS = (RELEASE_KEY, SERVICES_KEY)
 
 
-def stack_file(stack: str, root: Path = PROJECT_ROOT) -> Path:
-    return root / f"Pulumi.{stack}.yaml"
+def project_dir(start: Optional[Path] = None) -> Path:
+    """The Pulumi project a command works on: the nearest directory holding `Pulumi.yaml`, from `start`
+    (default: the current directory) upwards, the way the pulumi CLI finds its project. Stacks and their
+    locks sit beside it, so a checkout's commands read that checkout's stack, wherever the code lives."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):  # bounded by the path's depth
+        if (directory / PROJECT_FILE).is_file():
+            return directory
+    raise ConfigError(
+        [
+            ConfigProblem(
+                path=str(here),
+                message=f"no {PROJECT_FILE} here or in a parent directory; run from the project's checkout or pass --config-file",
+            )
+        ],
+        "project directory",
+    )
+
+
+def stack_file(stack: str, root: Optional[Path] = None) -> Path:
+    """`Pulumi.<stack>.yaml` of the project at `root` (default: the project the current directory is in)."""
+    return (root if root is not None else project_dir()) / f"Pulumi.{stack}.yaml"
 
 
 def _display_path(parts: list[str]) -> str:

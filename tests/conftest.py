@@ -2,4 +2,10 @@
 
 # Fixtures several modules share, registered once here: a fixture imported into a test module is
 # shadowed by the parameter that requests it (ruff F811), and the import looks unused (F401).
-pytest_plugins = ("tests.fixtures.github_fake", "tests.fixtures.git_repos", "tests.fixtures.program_gate", "tests.fixtures.gcs_emulator")
+pytest_plugins = (
+    "tests.fixtures.working_tree_guard",
+    "tests.fixtures.github_fake",
+    "tests.fixtures.git_repos",
+    "tests.fixtures.program_gate",
+    "tests.fixtures.gcs_emulator",
+)

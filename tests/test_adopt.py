@@ -21,13 +21,14 @@ from release.config import PROJECT_NAME
 from release.cutover.adopt import import_urns
 from release.cutover.live import read_live_path
 from release.cutover.plan import build_plan
-from release.stack import load_stack_file, stack_file
+from release.stack import load_stack_file
 from tests.fixtures.gate_doubles import Check, Gate
 from tests.fixtures.live_json import knative_for_spec, present_images, write_live_dir
 from tests.fixtures.profile_sources import profile_facts
+from tests.fixtures.projects import SEED_STACK_FILE
 from tests.fixtures.pulumi_mocks import PROVIDER_TYPE, run_under_mocks
 
-CONFIG = load_stack_file(stack_file("prod"))
+CONFIG = load_stack_file(SEED_STACK_FILE)
 FACTS = profile_facts(CONFIG)
 PASSED = Gate(ok=True, checks=(Check("qpk-tag", True, "v0.7.10 resolves"),))
 RELEASE = {"quantPlatformKit": "v0.7.10", "usEquityStrategies": "v0.7.13"}

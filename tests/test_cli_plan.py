@@ -19,13 +19,14 @@ from release.cli import main
 from release.stack import load_stack_file, stack_file
 from tests.fixtures.gate_doubles import Check, Gate
 from tests.fixtures.live_json import image_describe, knative_for_spec, release_annotations, write_images_dir, write_json, write_live_dir
+from tests.fixtures.projects import SEED_STACK_FILE
 
 gate_module = pytest.importorskip("release.gate.checks")
 sources_module = pytest.importorskip("release.gate.sources")
 lock_module = pytest.importorskip("release.gate.lock")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CONFIG = load_stack_file(stack_file("prod"))
+CONFIG = load_stack_file(SEED_STACK_FILE)
 OLD = "1111111111111111111111111111111111111111"
 
 
@@ -167,6 +168,7 @@ def test_missing_explicit_lock_exits_2(gate, tmp_path, capsys):
     assert main(["plan", "--lock", str(tmp_path / "nope.lock.json")]) == 2
 
 
+@pytest.mark.project_files
 def test_make_plan_offline_renders_every_service_without_a_traceback(tmp_path):
     """The real gate, as `make plan` runs it on this machine: no network, no token, the stack's lock if any."""
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
@@ -213,7 +215,7 @@ def test_malformed_images_input_exits_2(gate, tmp_path, capsys, document, messag
 
 
 def test_malformed_image_reference_in_the_stack_exits_2_naming_service_and_field(gate, tmp_path, capsys):
-    text = (PROJECT_ROOT / "Pulumi.prod.yaml").read_text(encoding="utf-8")
+    text = SEED_STACK_FILE.read_text(encoding="utf-8")
     bad = text.replace(CONFIG.services["schwab"].image, CONFIG.services["schwab"].image.rsplit(":", 1)[0] + "@sha256:abc", 1)
     path = tmp_path / "Pulumi.bad.yaml"
     path.write_text(bad, encoding="utf-8")
@@ -222,7 +224,7 @@ def test_malformed_image_reference_in_the_stack_exits_2_naming_service_and_field
 
 
 def test_bad_scheduler_config_exits_2_naming_service_and_field(gate, tmp_path, capsys):
-    text = (PROJECT_ROOT / "Pulumi.prod.yaml").read_text(encoding="utf-8")
+    text = SEED_STACK_FILE.read_text(encoding="utf-8")
     block = (
         "      scheduler:\n"
         '        schedule: "45 15 * * 1-8"\n'

@@ -13,7 +13,7 @@ import pytest
 from release.cli import main
 from release.cutover.live import from_knative_json
 from release.cutover.verify import expected_env
-from release.stack import load_stack_file, stack_file
+from release.stack import load_stack_file
 from tests.fixtures.live_json import (
     invoker_policy,
     knative_for_spec,
@@ -26,8 +26,9 @@ from tests.fixtures.live_json import (
 )
 from tests.fixtures.prod_lock import prod_lock_path
 from tests.fixtures.profile_sources import profile_facts
+from tests.fixtures.projects import SEED_STACK_FILE
 
-CONFIG = load_stack_file(stack_file("prod"))
+CONFIG = load_stack_file(SEED_STACK_FILE)
 FACTS = profile_facts(CONFIG)
 KEY_OF = {spec.service_name: key for key, spec in CONFIG.services.items()}
 TAGS = release_annotations(CONFIG.release.quant_platform_kit, CONFIG.release.us_equity_strategies)

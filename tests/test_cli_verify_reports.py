@@ -15,13 +15,14 @@ from release.cutover.live import from_knative_json
 from release.cutover.verify import expected_env
 from release.first_run.run_facts import run_facts
 from release.first_run.verification import run_date
-from release.stack import load_stack_file, stack_file
+from release.stack import load_stack_file
 from tests.fixtures.live_json import knative_for_spec, release_annotations, write_live_dir, write_scheduling
 from tests.fixtures.prod_lock import prod_lock_path
 from tests.fixtures.profile_sources import profile_facts
+from tests.fixtures.projects import SEED_STACK_FILE
 from tests.fixtures.run_reports import REPORTS_URI, SCOPES, report_uri, runtime_report, sha256, snapshot_csv, snapshot_manifest
 
-CONFIG = load_stack_file(stack_file("prod"))
+CONFIG = load_stack_file(SEED_STACK_FILE)
 FACTS = profile_facts(CONFIG)
 KEY_OF = {spec.service_name: key for key, spec in CONFIG.services.items()}
 TAGS = release_annotations(CONFIG.release.quant_platform_kit, CONFIG.release.us_equity_strategies)

@@ -17,10 +17,11 @@ from components.env import (
 )
 from components.platforms import OWNED_ENV_NAMES, PLATFORMS, is_dry_run, looks_secret
 from release.config import SecretRef, SnapshotPaths
-from release.stack import load_stack_file, stack_file
+from release.stack import load_stack_file
 from tests.fixtures.profile_sources import profile_facts
+from tests.fixtures.projects import SEED_STACK_FILE
 
-CONFIG = load_stack_file(stack_file("prod"))
+CONFIG = load_stack_file(SEED_STACK_FILE)
 FACTS = profile_facts(CONFIG)
 KEY_OF = {spec.service_name: key for key, spec in CONFIG.services.items()}
 ARTIFACTS = "gs://qsl-runtime-logs-shared/strategy-artifacts/us_equity/qqq_tech_enhancement/"

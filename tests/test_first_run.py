@@ -13,12 +13,13 @@ from release.first_run.gcs import GcsFault
 from release.first_run.reports import RunSearch
 from release.first_run.run_facts import run_facts
 from release.first_run.verification import FirstRunOptions, first_run_checks, parse_since, parse_wait, poll_first_run
-from release.stack import load_stack_file, stack_file
+from release.stack import load_stack_file
 from tests.fixtures.live_json import knative_for_spec
 from tests.fixtures.profile_sources import profile_facts
+from tests.fixtures.projects import SEED_STACK_FILE
 from tests.fixtures.run_reports import REPORTS_URI, report_uri, runtime_report
 
-CONFIG = load_stack_file(stack_file("prod"))
+CONFIG = load_stack_file(SEED_STACK_FILE)
 FACTS = profile_facts(CONFIG)
 KEY_OF = {spec.service_name: key for key, spec in CONFIG.services.items()}
 SCHWAB = CONFIG.services["schwab"]

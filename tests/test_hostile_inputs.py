@@ -26,14 +26,15 @@ import pytest
 import yaml
 
 from release.config import PROJECT_NAME
-from release.stack import load_stack_file, stack_file
+from release.stack import load_stack_file
 from tests.fixtures.live_json import knative_for_spec, write_json
 from tests.fixtures.prod_lock import prod_lock_path
+from tests.fixtures.projects import SEED_STACK_FILE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PROD_TEXT = stack_file("prod").read_text(encoding="utf-8")
+PROD_TEXT = SEED_STACK_FILE.read_text(encoding="utf-8")
 PROD = yaml.safe_load(PROD_TEXT)
-CONFIG = load_stack_file(stack_file("prod"))
+CONFIG = load_stack_file(SEED_STACK_FILE)
 SERVICES_KEY = f"{PROJECT_NAME}:services"
 CREDENTIAL = "123456789:AAHsecretBotTokenValue"
 ALWAYS_FORBIDDEN = ("Traceback", "input_value")

@@ -21,9 +21,9 @@ from release.gate.checks import GateReport, run_gate
 from release.gate.git_source import GitSource
 from release.gate.github_source import GitHubSource, ci_verdict
 from release.gate.sources import NotFound, SourceError, SourceSelectionError, make_source
-from release.stack import PROJECT_ROOT
 from tests.fixtures.git_repos import GitRepo, prod_config
 from tests.fixtures.github_fake import IBKR, OWNER, QPK, SEED_TARGET_COMMITS, UES, prod_seed_repos, running
+from tests.fixtures.projects import SEED_STACK_FILE
 
 TOKEN = "ghp_hostileTokenNeverPrinted0123456789ab"
 
@@ -270,7 +270,7 @@ def test_20_sibling_the_git_source_never_reads_outside_its_root(seed_repos, tmp_
 
 # -- items 13, 17, 20, 22 through the CLI: bad input is exit 2 with one clear paragraph ----------------
 
-STACK = (PROJECT_ROOT / "Pulumi.prod.yaml").read_text(encoding="utf-8")
+STACK = SEED_STACK_FILE.read_text(encoding="utf-8")
 
 CLI_ROWS = [
     # (item, args, env, stack text replacements, exit, must appear, must not appear)

@@ -20,10 +20,11 @@ from release.cutover.images import (
     read_images_path,
     resolve_image_invoke,
 )
-from release.stack import load_stack_file, stack_file
+from release.stack import load_stack_file
 from tests.fixtures.live_json import image_describe, image_digest, write_images_dir, write_json
+from tests.fixtures.projects import SEED_STACK_FILE
 
-CONFIG = load_stack_file(stack_file("prod"))
+CONFIG = load_stack_file(SEED_STACK_FILE)
 IBKR = CONFIG.services["ibkr"]
 REPOSITORY = IBKR.image.rsplit(":", 1)[0]
 DIGEST = "sha256:" + "ab" * 32

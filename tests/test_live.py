@@ -11,9 +11,10 @@ import pytest
 from components.platforms import QPK_TAG_ANNOTATION, UES_TAG_ANNOTATION
 from release.config import SecretRef
 from release.cutover.live import LiveStateError, from_cloud_run_v2, from_knative_json, read_cloud_run_v2, read_live_gcloud, read_live_path
-from release.stack import load_stack_file, stack_file
+from release.stack import load_stack_file
 from tests.fixtures.cloud_run_v2 import get_service_result
 from tests.fixtures.live_json import knative_for_spec, knative_service, release_annotations, v2_service, write_json, write_live_dir
+from tests.fixtures.projects import SEED_STACK_FILE
 
 V2_LATEST = "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST"
 
@@ -24,7 +25,7 @@ IMAGE = f"us-central1-docker.pkg.dev/p/r/img:{SHA}"
 
 @pytest.fixture(scope="module")
 def services():
-    return load_stack_file(stack_file("prod")).services
+    return load_stack_file(SEED_STACK_FILE).services
 
 
 def test_knative_reads_every_field():

@@ -10,13 +10,14 @@ from release.cutover.live import from_knative_json
 from release.first_run.gcs import GcsFault, GcsReader
 from release.first_run.manifest import manifest_checks, month_lag, scan_csv
 from release.first_run.run_facts import run_facts
-from release.stack import load_stack_file, stack_file
+from release.stack import load_stack_file
 from tests.fixtures.gcs_emulator import EMULATOR_ENV, denying_gate
 from tests.fixtures.live_json import knative_for_spec
 from tests.fixtures.profile_sources import profile_facts
+from tests.fixtures.projects import SEED_STACK_FILE
 from tests.fixtures.run_reports import DROP, sha256, snapshot_csv, snapshot_manifest
 
-CONFIG = load_stack_file(stack_file("prod"))
+CONFIG = load_stack_file(SEED_STACK_FILE)
 FACTS = profile_facts(CONFIG)
 KEY_OF = {spec.service_name: key for key, spec in CONFIG.services.items()}
 HK = CONFIG.services["longbridge-hk"]

@@ -12,14 +12,15 @@ from components.profiles import ProfileFacts
 from release.config import ReleaseBundle, SecretRef
 from release.cutover.live import LiveService, from_knative_json
 from release.cutover.ordering import ServicePlan, env_diff, live_revision, plan_service
-from release.stack import load_stack_file, stack_file
+from release.stack import load_stack_file
 from tests.fixtures.live_json import knative_for_spec, release_annotations
 from tests.fixtures.profile_sources import platform_source_files, profile_facts
+from tests.fixtures.projects import SEED_STACK_FILE
 
 OLD = "1111111111111111111111111111111111111111"
 SNAP = "gs://bucket/old_feature_snapshot.csv"
 
-CONFIG = load_stack_file(stack_file("prod"))
+CONFIG = load_stack_file(SEED_STACK_FILE)
 BUNDLE = CONFIG.release
 OLD_BUNDLE = ReleaseBundle(quant_platform_kit="v0.7.8", us_equity_strategies="v0.7.11")
 

@@ -18,9 +18,10 @@ from components.ownership import (
     settings_diff,
 )
 from release.config import ConfigError
-from release.stack import load_stack_file, parse_stack, stack_file
+from release.stack import load_stack_file, parse_stack
+from tests.fixtures.projects import SEED_STACK_FILE
 
-CONFIG = load_stack_file(stack_file("prod"))
+CONFIG = load_stack_file(SEED_STACK_FILE)
 IBKR = CONFIG.services["ibkr"]
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,7 +104,7 @@ def test_release_record_round_trip():
 
 
 def _services_with(**changes):
-    raw = yaml.safe_load(stack_file("prod").read_text(encoding="utf-8"))["config"]
+    raw = yaml.safe_load(SEED_STACK_FILE.read_text(encoding="utf-8"))["config"]
     services = raw["us-equity-cutover:services"]
     services["ibkr"].update(changes)
     return raw["us-equity-cutover:release"], services
@@ -146,6 +147,7 @@ def test_long_form_secret_refs_are_accepted():
         parse_stack(release, services)
 
 
+@pytest.mark.project_files
 def test_the_stack_refreshes_before_diffing_and_has_no_default_gcp_provider():
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text(encoding="utf-8"))
     assert project["options"]["refresh"] == "always"

@@ -7,12 +7,13 @@ import json
 from components.platforms import PLATFORMS
 from release.cutover.live import from_knative_json
 from release.cutover.plan import build_plan, gate_stage, render_text, to_json
-from release.stack import load_stack_file, stack_file
+from release.stack import load_stack_file
 from tests.fixtures.gate_doubles import Check, Gate
 from tests.fixtures.live_json import knative_for_spec, present_images, release_annotations
 from tests.fixtures.profile_sources import profile_facts
+from tests.fixtures.projects import SEED_STACK_FILE
 
-CONFIG = load_stack_file(stack_file("prod"))
+CONFIG = load_stack_file(SEED_STACK_FILE)
 FACTS = profile_facts(CONFIG)
 OLD = "1111111111111111111111111111111111111111"
 IMAGES = present_images(CONFIG.services)

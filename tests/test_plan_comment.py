@@ -11,12 +11,13 @@ from release.cutover.images import ImageCheck
 from release.cutover.live import LiveService, from_knative_json
 from release.cutover.plan import CutoverPlan, build_plan, render_text
 from release.cutover.plan_comment import MARKER, MAX_COMMENT_CHARS, render_comment
-from release.stack import load_stack_file, stack_file
+from release.stack import load_stack_file
 from tests.fixtures.gate_doubles import Check, Gate
 from tests.fixtures.live_json import knative_for_spec, present_images, release_annotations, write_images_dir
 from tests.fixtures.profile_sources import profile_facts
+from tests.fixtures.projects import SEED_STACK_FILE
 
-CONFIG = load_stack_file(stack_file("prod"))
+CONFIG = load_stack_file(SEED_STACK_FILE)
 FACTS = profile_facts(CONFIG)
 OLD = "1111111111111111111111111111111111111111"
 PASSED = Gate(ok=True, checks=(Check("qpk-tag", True, "v0.7.10 -> abc"),))

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from components.profiles import ProfileFacts, UesFacts, platform_key
-from release.stack import load_stack_file, stack_file
+from release.stack import load_stack_file
 from tests.fixtures.profile_sources import (
     PLATFORM_REPOS,
     UES_REPO,
@@ -18,8 +18,9 @@ from tests.fixtures.profile_sources import (
     repo_files,
     ues_source_files,
 )
+from tests.fixtures.projects import SEED_STACK_FILE
 
-CONFIG = load_stack_file(stack_file("prod"))
+CONFIG = load_stack_file(SEED_STACK_FILE)
 FACTS = profile_facts(CONFIG)
 
 

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 from components.ownership import RELEASE_RECORD_ANNOTATION
 from components.platforms import COMMIT_LABEL
 from tests.fixtures.cloud_run_v2 import get_service_result, live_from_registered
+from tests.fixtures.projects import SEED_STACK_FILE
 from tests.fixtures.pulumi_mocks import CutoverMocks, ProgramRun, deployed_image, run_main, service_env
 from tests.test_env import target
 from tests.test_program import SERVICES, expected_registered_env
@@ -151,10 +152,10 @@ def test_exported_phase_matches_the_offline_plan(github_api):
     # The program and `python -m release plan` share plan_service: the same live state gives the same phase.
     from release.cutover.live import from_cloud_run_v2
     from release.cutover.ordering import plan_service
-    from release.stack import load_stack_file, stack_file
+    from release.stack import load_stack_file
     from tests.fixtures.profile_sources import profile_facts
 
-    config = load_stack_file(stack_file("prod"))
+    config = load_stack_file(SEED_STACK_FILE)
     live_doc = baseline_live()
     run = run_with_live({ibkr_key(): live_doc})
     snake = {

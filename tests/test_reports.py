@@ -10,13 +10,14 @@ from release.cutover.live import from_knative_json
 from release.first_run.gcs import GcsReader
 from release.first_run.reports import find_first_run, found_check, month_segments, report_checks
 from release.first_run.run_facts import run_facts
-from release.stack import load_stack_file, stack_file
+from release.stack import load_stack_file
 from tests.fixtures.gcs_emulator import EMULATOR_ENV, denying_gate
 from tests.fixtures.live_json import knative_for_spec
 from tests.fixtures.profile_sources import profile_facts
+from tests.fixtures.projects import SEED_STACK_FILE
 from tests.fixtures.run_reports import ARTIFACTS, REPORTS_URI, SCOPES, report_uri, runtime_report
 
-CONFIG = load_stack_file(stack_file("prod"))
+CONFIG = load_stack_file(SEED_STACK_FILE)
 FACTS = profile_facts(CONFIG)
 KEY_OF = {spec.service_name: key for key, spec in CONFIG.services.items()}
 FLAG = {"ibkr": "IBKR_DRY_RUN_ONLY", "schwab": "SCHWAB_DRY_RUN_ONLY", "longbridge": "LONGBRIDGE_DRY_RUN_ONLY"}

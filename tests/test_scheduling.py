@@ -32,10 +32,11 @@ from release.cutover.scheduling import (
     scheduler_problems,
     service_urls,
 )
-from release.stack import load_stack_file, parse_stack, stack_file
+from release.stack import load_stack_file, parse_stack
 from tests.fixtures.live_json import iam_policy, knative_for_spec, scheduler_job, service_url, write_json
+from tests.fixtures.projects import SEED_STACK_FILE
 
-CONFIG = load_stack_file(stack_file("prod"))
+CONFIG = load_stack_file(SEED_STACK_FILE)
 IBKR, SCHWAB, HK = CONFIG.services["ibkr"], CONFIG.services["schwab"], CONFIG.services["longbridge-hk"]
 
 

@@ -10,10 +10,11 @@ import pytest
 import yaml
 
 from release.config import ConfigError, ConfigProblem
-from release.stack import load_stack_file, parse_stack, raise_profile_problems, stack_file
+from release.stack import load_stack_file, parse_stack, raise_profile_problems
 from tests.fixtures.profile_sources import profile_facts
+from tests.fixtures.projects import SEED_STACK_FILE
 
-PROD_FILE = stack_file("prod")
+PROD_FILE = SEED_STACK_FILE
 PROD_RAW = yaml.safe_load(PROD_FILE.read_text(encoding="utf-8"))["config"]
 RELEASE_RAW = PROD_RAW["us-equity-cutover:release"]
 SERVICES_RAW = PROD_RAW["us-equity-cutover:services"]
@@ -479,6 +480,16 @@ def test_prod_stack_file_is_valid_and_secret_names_stay_plain():
     assert sorted(config.services) == ["ibkr", "longbridge-hk", "longbridge-sg", "schwab"]
     # *_SECRET_NAME holds the name of a secret, so it is allowed as a plain value.
     assert config.services["ibkr"].env["IB_ACCOUNT_GROUP_CONFIG_SECRET_NAME"] == "ibkr-account-groups"
+
+
+@pytest.mark.project_files
+def test_every_committed_stack_file_is_valid():
+    """The checkout's own stacks (what `make plan` and `pulumi up` read) pass the first validation stage."""
+    root = Path(__file__).resolve().parents[1]
+    stacks = sorted(root.glob("Pulumi.*.yaml"))
+    assert root / "Pulumi.prod.yaml" in stacks
+    for path in stacks:
+        assert load_stack_file(path).services, path
 
 
 def _write_prod_variant(tmp_path: Path, replace: Callable[[str], str]) -> Path:

@@ -14,9 +14,10 @@ from components.program import Providers, deploy
 from components.strategy_service import COMPONENT_TYPE, StrategyService, StrategyServiceArgs, service_logical_name
 from release.config import SchedulerSpec, SecretRef
 from release.cutover.scheduling import JobReadError
-from release.stack import load_stack_file, stack_file
+from release.stack import load_stack_file
 from tests.fixtures.live_json import scheduler_job as scheduler_job_json
 from tests.fixtures.profile_sources import profile_facts
+from tests.fixtures.projects import SEED_STACK_FILE
 from tests.fixtures.pulumi_mocks import (
     INVOKER_TYPE,
     JOB_TYPE,
@@ -28,7 +29,7 @@ from tests.fixtures.pulumi_mocks import (
     service_env,
 )
 
-CONFIG = load_stack_file(stack_file("prod"))
+CONFIG = load_stack_file(SEED_STACK_FILE)
 FACTS = profile_facts(CONFIG)
 
 
