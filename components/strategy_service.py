@@ -240,7 +240,6 @@ class StrategyService(pulumi.ComponentResource):
     commit: pulumi.Output[str]
     strategy_profile: pulumi.Output[Optional[str]]
     input_mode: pulumi.Output[Optional[str]]
-    latest_ready_revision: pulumi.Output[str]
     scheduler_job: pulumi.Output[Optional[str]]
 
     def __init__(self, args: StrategyServiceArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
@@ -281,7 +280,6 @@ class StrategyService(pulumi.ComponentResource):
         # A phase that holds the live env may apply a revision whose profile is not the spec's.
         self.strategy_profile = pulumi.Output.from_input(revision.env.plain.get(STRATEGY_PROFILE))
         self.input_mode = pulumi.Output.from_input(args.input_mode)
-        self.latest_ready_revision = service.latest_ready_revision
         self.scheduler_job = pulumi.Output.from_input(None if args.job is None else args.job.name)
         if args.job is not None:
             scheduler_job(args.key, args.job, service, self, args.provider)
@@ -298,7 +296,15 @@ class StrategyService(pulumi.ComponentResource):
         self.register_outputs(self.outputs())
 
     def outputs(self) -> dict[str, pulumi.Output[Any]]:
-        """The per-service map the stack exports under the service key."""
+        """The per-service map the stack exports under the service key.
+
+        Only values the preview already knows exactly as the update will leave them: the engine checks an
+        update's outputs against the saved plan (`pulumi up --plan`), and the provider previews an update
+        with the prior computed values (a revision name, a generation), so any output the update itself
+        changes fails the run mid-apply ("resource violates plan") after some services changed. The live
+        revision is what `python -m release verify` reads instead. `uri` is computed but never changes for
+        an existing service; for a new one it is unknown in the preview, which the plan accepts.
+        """
         return {
             "name": self.name,
             "project": self.project,
@@ -308,7 +314,6 @@ class StrategyService(pulumi.ComponentResource):
             "commit": self.commit,
             "strategyProfile": self.strategy_profile,
             "inputMode": self.input_mode,
-            "latestReadyRevision": self.latest_ready_revision,
             "schedulerJob": self.scheduler_job,
         }
 

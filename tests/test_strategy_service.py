@@ -172,7 +172,6 @@ def test_outputs_per_service_key(prod_run):
         "commit": spec.commit,
         "strategyProfile": "qqq_tech_enhancement",
         "inputMode": "snapshot_backed",
-        "latestReadyRevision": prod_run.services()["longbridge-hk"].state["latestReadyRevision"],
         "phase": "create",  # no live service under these mocks
         "schedulerJob": "longbridge-quant-hk-scheduler",
     }

@@ -62,17 +62,40 @@ def test_cutover_applies_the_saved_plan_after_approval_in_environment_prod():
     (uploads,) = steps_using(preview, "actions/upload-artifact")
     (downloads,) = steps_using(up, "actions/download-artifact")
     assert uploads["with"]["path"] == "plan.json" and downloads["with"]["name"] == uploads["with"]["name"]
-    (applies,) = steps_using(up, "pulumi/actions")
-    assert applies["with"]["command"] == "up" and applies["with"]["plan"] == "plan.json"
-    assert "${{ github.sha }}" in applies["with"]["message"]
+    applies = applying_step(up)
     order = [step.get("uses", step.get("run", "")) for step in up["steps"]]
-    apply_at = order.index(applies["uses"])
+    apply_at = order.index(applies["run"])
     verify_at = next(i for i, text in enumerate(order) if "release verify" in text and "--record" in text)
     record_at = max(i for i, step in enumerate(up["steps"]) if step in steps_using(up, "actions/upload-artifact"))
     assert apply_at < verify_at < record_at
     # The plan and the second-up note reach the run summary, found by the renderer's own wording.
     plan_step = next(step for step in preview["steps"] if "release plan" in step.get("run", ""))
     assert "GITHUB_STEP_SUMMARY" in plan_step["run"] and f"'^{SECOND_UP}'" in plan_step["run"]
+
+
+def applying_step(job: dict[str, Any]) -> dict[str, Any]:
+    (step,) = [step for step in job["steps"] if re.search(r"^\s*pulumi up\b", step.get("run", ""), re.M)]
+    return step
+
+
+def test_cutover_applies_with_the_plain_cli_which_previews_against_the_plan_before_changing_anything():
+    up = load("cutover.yml")["jobs"]["up"]
+    # pulumi/actions' `command: up` runs `pulumi up --skip-preview` (the Automation API's up): a plan
+    # violation would then stop the run mid-apply. In the up job it only installs the CLI.
+    (installs,) = steps_using(up, "pulumi/actions")
+    assert "command" not in installs["with"] and set(installs["with"]) == {"pulumi-version"}
+    step = applying_step(up)
+    (command,) = [line.strip() for line in step["run"].splitlines() if line.strip().startswith("pulumi up")]
+    words = command.split()
+    assert words[words.index("--plan") + 1] == "plan.json" and "--yes" in words
+    assert "--skip-preview" not in step["run"] and "--target" not in step["run"]
+    assert words[words.index("--stack") + 1] == '"$STACK"' and words[words.index("--message") + 1] == '"$UP_MESSAGE"'
+    assert "${{ github.sha }}" in step["env"]["UP_MESSAGE"]
+    # Its output is piped to the summary: without pipefail the step would take tee's exit status.
+    assert "set -o pipefail" in step["run"] and step["run"].strip().endswith('exit "$status"')
+    assert step["env"]["PULUMI_BACKEND_URL"] == "${{ vars.PULUMI_BACKEND_URL }}" and 'pulumi login "$PULUMI_BACKEND_URL"' in step["run"]
+    order = [step.get("uses", step.get("run", "")) for step in up["steps"]]
+    assert order.index(installs["uses"]) < order.index(step["run"])
 
 
 def test_one_cutover_at_a_time_never_cancelling_a_running_up():
