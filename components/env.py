@@ -148,6 +148,11 @@ def region_problems(key: str, spec: ServiceSpec, platform: Platform) -> list[Con
     return problems
 
 
+# Names Cloud Run sets in every container and refuses as env or secret env: a config naming one would
+# pass review and fail mid-`pulumi up`.
+CLOUD_RUN_RESERVED_ENV = frozenset({"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION"})
+
+
 def env_map_problems(key: str, spec: ServiceSpec, platform: Platform) -> list[ConfigProblem]:
     """The plain `env` and `secrets` maps: no owned or legacy names, no plain credentials, nothing missing."""
     problems = []
@@ -156,6 +161,10 @@ def env_map_problems(key: str, spec: ServiceSpec, platform: Platform) -> list[Co
             where = f"services.{key}.{map_name}.{name}"
             if name in OWNED_ENV_NAMES:
                 problems.append(ConfigProblem(path=where, message=f"is set by the program; use {_owned_hint(name)} instead"))
+            elif name in CLOUD_RUN_RESERVED_ENV:
+                problems.append(
+                    ConfigProblem(path=where, message="is set by Cloud Run itself and refused by its API (mid-update); delete it")
+                )
             elif is_legacy_env(name):
                 problems.append(ConfigProblem(path=where, message="is legacy env that a sync removes; delete it"))
             elif map_name == "env" and looks_secret(name):

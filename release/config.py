@@ -483,7 +483,8 @@ class ConfigError(ValueError):
         super().__init__(self.report())
 
     def report(self) -> str:
-        lines = [f"{self.source} is invalid ({len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}):"]
+        # The source is a path the operator typed (or a file name in a directory they listed): escaped too.
+        lines = [f"{escape_controls(self.source)} is invalid ({len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}):"]
         # Keys and values quoted in problems come from the operator's file: escape anything that could
         # forge a line or drive the terminal.
         lines += [f"  - {escape_controls(str(problem))}" for problem in self.problems]

@@ -10,14 +10,22 @@ from __future__ import annotations
 import re
 from typing import Any
 
-# C0 and C1 controls (Unicode category Cc, incl. NUL, ESC, CR, LF, DEL), line/paragraph separators, and the
-# bidirectional overrides that reorder what a terminal shows.
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# Unicode categories Cc (C0 and C1 controls: NUL, ESC, CR, LF, DEL, NEL), Cf (format characters: the
+# bidirectional marks and overrides that reorder what a terminal shows, U+061C included; zero-width
+# characters; the BOM) and Zl/Zp (line and paragraph separators), as of Unicode 14 (Python 3.11).
+CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f"
+    "\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
+)
 
 
 def _escape(match: re.Match[str]) -> str:
     char = match.group(0)
-    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+    code = ord(char)
+    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char) or (
+        f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+    )
 
 
 def escape_controls(text: str) -> str:

@@ -11,9 +11,16 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
+import selectors
+import signal
 import stat
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import yaml
 
@@ -78,25 +85,122 @@ def read_text(path: Path, max_bytes: int, fix: str) -> str:
         too_big = InputFileError(f"is larger than {size_text(max_bytes)}, the bound for this file", where, fix)
         if status.st_size > max_bytes:
             raise too_big
-        chunks, total = [], 0
-        # Read at most one byte past the bound: a file growing while read is refused, not read forever.
-        while total <= max_bytes:
-            chunk = os.read(fd, min(MIB, max_bytes + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        if total > max_bytes:
+        data = read_bounded(fd, max_bytes)
+        if data is None:
             raise too_big
     except OSError as error:
         raise InputFileError(f"cannot be read ({error.strerror})", where, fix) from None
     finally:
         os.close(fd)
-    data = b"".join(chunks)
+    return decode_utf8(data, where, fix)
+
+
+def read_bounded(fd: int, max_bytes: int) -> Optional[bytes]:
+    """Everything `fd` holds, or None once it holds more than `max_bytes`: at most one byte past the bound
+    is ever read, so a file growing while read (or `/dev/zero`) is refused, not read forever."""
+    chunks: list[bytes] = []
+    total = 0
+    while total <= max_bytes:
+        chunk = os.read(fd, min(MIB, max_bytes + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+    return None
+
+
+def decode_utf8(data: bytes, where: str, fix: str, what: str = "is not UTF-8 text") -> str:
+    """Strict UTF-8; InputFileError naming the offset of the first bad byte (never the bytes)."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise InputFileError(f"is not UTF-8 text (invalid byte at offset {error.start})", where, fix) from None
+        raise InputFileError(f"{what} (invalid byte at offset {error.start})", where, fix) from None
+
+
+# What a process may print on stderr before it is stopped: enough for any error message, never a flood.
+STDERR_MAX_BYTES = 64 * KIB
+
+
+@dataclass(frozen=True)
+class ProcessOutput:
+    """A finished process: exit code and its output as bytes (decode with `decode_utf8`)."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+class ProcessOutputError(Exception):
+    """A process stopped for breaking a bound: `what` says which (too much output, the deadline)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        super().__init__(what)
+
+
+def run_bounded(
+    command: Sequence[str],
+    max_bytes: int,
+    timeout: float,
+    env: Optional[Mapping[str, str]] = None,
+    stderr_max_bytes: int = STDERR_MAX_BYTES,
+) -> ProcessOutput:
+    """Run `command` with no stdin and read its output under the same bounds as a file: at most
+    `max_bytes` of stdout (and `stderr_max_bytes` of stderr), all within one total deadline of
+    `timeout` seconds. A process that prints more, or runs longer, is killed (with its process group)
+    and a ProcessOutputError says which bound it broke; an endless printer never reaches memory.
+    FileNotFoundError passes through (the program is not installed)."""
+    deadline = time.monotonic() + timeout
+    process = subprocess.Popen(
+        list(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=None if env is None else dict(env), start_new_session=True,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    bounds = {process.stdout.fileno(): ("stdout", max_bytes), process.stderr.fileno(): ("stderr", stderr_max_bytes)}
+    received: dict[int, list[bytes]] = {fd: [] for fd in bounds}
+    sizes = dict.fromkeys(bounds, 0)
+    broken: Optional[str] = None
+    with selectors.DefaultSelector() as selector:
+        for fd in bounds:
+            selector.register(fd, selectors.EVENT_READ)
+        while selector.get_map() and broken is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                broken = f"timed out after {timeout:g}s"
+                break
+            for key, _ in selector.select(remaining):
+                fd = int(key.fd)
+                chunk = os.read(fd, 64 * KIB)
+                if not chunk:
+                    selector.unregister(fd)
+                    continue
+                received[fd].append(chunk)
+                sizes[fd] += len(chunk)
+                name, bound = bounds[fd]
+                if sizes[fd] > bound:
+                    broken = f"printed more than {bound} bytes on {name}"
+                    break
+    if broken is None:
+        try:
+            process.wait(max(deadline - time.monotonic(), 0.0))
+        except subprocess.TimeoutExpired:
+            broken = f"timed out after {timeout:g}s"
+    if broken is not None:
+        _kill_group(process)
+    process.stdout.close()
+    process.stderr.close()
+    if broken is not None:
+        raise ProcessOutputError(broken)
+    return ProcessOutput(int(process.returncode), *(b"".join(received[fd]) for fd in bounds))
+
+
+def _kill_group(process: "subprocess.Popen[bytes]") -> None:
+    """Stop the process and anything it started (it runs in its own session), and reap it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        process.kill()
+    process.wait()
 
 
 def append_text(path: Path, text: str, fix: str) -> None:
@@ -171,39 +275,99 @@ def nesting_depth(value: Any, limit: int = MAX_NESTING) -> int:
     return deepest
 
 
+class DuplicateKeyError(ValueError):
+    """A JSON object naming the same key twice (the parser would silently keep the last one)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(key)
+
+
+def unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads` hook: an object is a map, so a key given twice is malformed, not "the last one wins"."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise DuplicateKeyError(key)
+        result[key] = value
+    return result
+
+
 def load_json(text: str, where: str, fix: str, object_pairs_hook: Optional[Any] = None) -> Any:
-    """Parse JSON with the nesting bound; InputFileError (naming `where`) for invalid or too-deep JSON."""
+    """Parse JSON with the nesting bound and one key per object; InputFileError (naming `where`, never
+    quoting the text) for invalid, too-deep or duplicate-key JSON, or a number too long to convert."""
     too_deep = InputFileError(f"nests deeper than {MAX_NESTING} levels", where, fix)
     try:
-        value = json.loads(text, object_pairs_hook=object_pairs_hook)
+        value = json.loads(text, object_pairs_hook=object_pairs_hook or unique_object)
     except RecursionError:
         raise too_deep from None
-    except ValueError as error:
-        if not isinstance(error, json.JSONDecodeError):
-            raise
+    except DuplicateKeyError as error:
+        shown = error.key if SAFE_KEY.fullmatch(error.key) else "a key"
+        raise InputFileError(f"names {shown} twice in one object", where, fix) from None
+    except json.JSONDecodeError as error:
         raise InputFileError(f"is not valid JSON ({error.msg} at line {error.lineno} column {error.colno})", where, fix) from None
+    except ValueError as error:
+        if object_pairs_hook is not None and not str(error).startswith("Exceeds the limit"):
+            raise  # the caller's own hook speaks for itself
+        # Python refuses to convert an integer of thousands of digits; no field of any input is one.
+        raise InputFileError(f"holds a number too long to read (over {sys.get_int_max_str_digits()} digits)", where, fix) from None
     if nesting_depth(value) > MAX_NESTING:
         raise too_deep
     return value
 
 
+# A key that may be named in a message; anything else (a credential, a terminal escape) is "a key".
+SAFE_KEY = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
+# Explicit YAML tags a stack file may use: the core schema's own. `!!binary`, `!!timestamp`, `!!set`,
+# `!!python/...` and local tags make values the Pulumi CLI reads differently or not at all.
+CORE_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")
+)  # fmt: skip
+# Characters PyYAML reads as line breaks but YAML 1.2 (the Pulumi CLI) does not: NEL and the Unicode
+# line/paragraph separators. The two readers would see different values, so a stack file may not hold them.
+YAML_BREAKS = {"\x85": "U+0085", "\u2028": "U+2028", "\u2029": "U+2029"}
+
+
+def yaml_error_text(error: Exception) -> str:
+    """A YAML error as what and where (line, column), without PyYAML's snippet of the offending line:
+    that line may hold a credential, and the message reaches logs and pull-request comments."""
+    problem = getattr(error, "problem", None) or getattr(error, "context", None) or type(error).__name__
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
+
+
 def check_yaml_shape(text: str, where: str, fix: str) -> None:
-    """Refuse YAML aliases and deep nesting before anything composes the document.
+    """Refuse what the YAML reader must never meet before anything composes the document.
 
     An alias is a pointer: a few lines of `&a [*b, *b, ...]` expand to billions of nodes (an alias bomb)
     and a self-reference never ends, so stack files may not use them at all; a stack file never needs one.
-    The check reads parser events, which never recurse and never expand an alias.
+    Tags outside the core schema and NEL/LS/PS are refused too (see CORE_TAGS, YAML_BREAKS). The check
+    reads parser events, which never recurse and never expand an alias.
     """
+    for char, code in YAML_BREAKS.items():
+        position = text.find(char)
+        if position >= 0:
+            raise InputFileError(
+                f"holds {code} at line {text.count(chr(10), 0, position) + 1}, which this reader and the Pulumi CLI read differently",
+                where,
+                "remove it or use a plain newline",
+            )
     depth = 0
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            line = str(event.start_mark.line + 1) if event.start_mark else "?"
             if isinstance(event, yaml.AliasEvent):
-                line = event.start_mark.line + 1 if event.start_mark else "?"
                 raise InputFileError(
                     f"uses a YAML alias (*{event.anchor}) at line {line}; aliases and merge keys are not allowed",
                     where,
                     "write the value out in full",
                 )
+            tag = getattr(event, "tag", None)
+            if tag is not None and tag != "!" and tag not in CORE_TAGS:
+                short = tag.replace("tag:yaml.org,2002:", "!!", 1)
+                shown = short if SAFE_KEY.fullmatch(short.lstrip("!")) else "a tag"
+                raise InputFileError(f"uses the YAML tag {shown} at line {line}; only plain values are allowed", where, "remove the tag")
             if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 depth += 1
                 if depth > MAX_NESTING:
@@ -212,4 +376,4 @@ def check_yaml_shape(text: str, where: str, fix: str) -> None:
                 depth -= 1
     except yaml.YAMLError as error:
         # Reported with the same words as the loader's own parse error would be.
-        raise InputFileError(f"is not valid YAML: {error}", where, fix) from None
+        raise InputFileError(f"is not valid YAML: {yaml_error_text(error)}", where, fix) from None

@@ -31,7 +31,7 @@ from release.config import (
 )
 from release.control_chars import control_char_paths
 from release.cutover.scheduling import scheduler_problems
-from release.local_files import STACK_FILE_MAX_BYTES, InputFileError, check_yaml_shape, load_json, read_text
+from release.local_files import STACK_FILE_MAX_BYTES, InputFileError, check_yaml_shape, load_json, read_text, yaml_error_text
 from release.yaml_core import compose_core, load_core
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -137,7 +137,7 @@ def read_stack_keys(path: Path) -> tuple[dict[str, Any], list[ConfigProblem]]:
             raise ConfigError(duplicates, source)
         document = load_core(text)
     except yaml.YAMLError as error:
-        raise ConfigError([ConfigProblem(path=source, message=f"is not valid YAML: {error}")], source) from None
+        raise ConfigError([ConfigProblem(path=source, message=f"is not valid YAML: {yaml_error_text(error)}")], source) from None
     config = document.get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):
         raise ConfigError([ConfigProblem(path="config", message="missing; a stack file has a top-level config: map")], source)
@@ -278,7 +278,11 @@ def parse_stack(
         )
     else:
         for key, raw in services_raw.items():
-            if not SERVICE_KEY_PATTERN.fullmatch(str(key)):
+            if not isinstance(key, str):
+                # YAML reads `123:` as a number; the Pulumi CLI hands the program a string, so the two would differ.
+                problems.append(ConfigProblem(path=f"{SERVICES_KEY}.{key}", message='service keys are strings; quote it, e.g. "123"'))
+                continue
+            if not SERVICE_KEY_PATTERN.fullmatch(key):
                 problems.append(
                     ConfigProblem(path=f"{SERVICES_KEY}.{key}", message="service keys are lowercase a-z, 0-9 and -, e.g. longbridge-hk")
                 )

@@ -27,11 +27,17 @@ class CoreSchemaLoader(yaml.SafeLoader):
 
     def construct_core_int(self, node: yaml.ScalarNode) -> int:
         text = str(self.construct_scalar(node))
-        if text.startswith("0o"):
-            return int(text[2:], 8)
-        if text.startswith("0x"):
-            return int(text[2:], 16)
-        return int(text, 10)  # 012 is twelve in YAML 1.2, not ten
+        try:
+            if text.startswith("0o"):
+                return int(text[2:], 8)
+            if text.startswith("0x"):
+                return int(text[2:], 16)
+            return int(text, 10)  # 012 is twelve in YAML 1.2, not ten
+        except ValueError:
+            # Python refuses to convert thousands of digits; no stack field is such a number.
+            raise yaml.constructor.ConstructorError(
+                None, None, f"an integer of {len(text)} digits is too long to read", node.start_mark
+            ) from None
 
 
 CoreSchemaLoader.add_implicit_resolver("tag:yaml.org,2002:null", _NULL, ["~", "n", "N", ""])

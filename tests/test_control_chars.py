@@ -17,6 +17,10 @@ from release.control_chars import control_char_paths, escape_controls
         ("del\x7f c1\x9b", "del\\x7f c1\\x9b"),
         ("line\u2028sep", "line\\u2028sep"),
         ("bidi\u202egnp.exe", "bidi\\u202egnp.exe"),
+        ("arabic letter mark\u061c", "arabic letter mark\\u061c"),
+        ("next line\x85", "next line\\x85"),
+        ("zero\u200bwidth\ufeff", "zero\\u200bwidth\\ufeff"),
+        ("tag\U000e0041", "tag\\U000e0041"),
         ("plain é 中文 -_.:/", "plain é 中文 -_.:/"),
     ],
 )
@@ -32,3 +36,18 @@ def test_control_char_paths_names_keys_and_values_without_their_text():
         ("services.ibkr.env.C[1]", "U+0000"),
     ]
     assert control_char_paths({"a": ["fine", {"b": 1}]}, "release") == []
+
+
+def test_every_control_format_and_separator_character_is_caught():
+    """Cc, Cf, Zl and Zp of the running Python's Unicode database: none may pass unescaped."""
+    import sys
+    import unicodedata
+
+    from release.control_chars import CONTROL
+
+    missed = [
+        f"U+{code:04X}"
+        for code in range(sys.maxunicode + 1)
+        if unicodedata.category(chr(code)) in ("Cc", "Cf", "Zl", "Zp") and not CONTROL.fullmatch(chr(code))
+    ]
+    assert missed == []

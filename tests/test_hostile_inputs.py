@@ -263,6 +263,71 @@ CASES = [
         ("env entry [1] has no valid name",),
         (CREDENTIAL, "AAHsecret"),
     ),  # fmt: skip
+    Case(
+        "100k-deep JSON inside the network-interfaces annotation",
+        verify_live(
+            n=lambda d: d["spec"]["template"]["metadata"]["annotations"].update(
+                {"run.googleapis.com/network-interfaces": nested_json(100000)}
+            )
+        ),
+        2,
+        ("run.googleapis.com/network-interfaces nests deeper than 64 levels",),
+        ("RecursionError",),
+    ),  # fmt: skip
+    Case(
+        "deeply nested line in --record",
+        lambda tmp: [
+            "verify",
+            "--lock",
+            prod_lock_path(),
+            "--live",
+            str(healthy_live(tmp)),
+            "--record",
+            str(stack_text(tmp, nested_json(100000) + "\n", "ops.jsonl")),
+        ],
+        1,
+        ("commit-live",),
+        ("RecursionError",),
+    ),  # fmt: skip
+    Case(
+        "live env entry with both a value and a secret ref",
+        verify_live(
+            e=set_env_entry({"name": "TELEGRAM_TOKEN", "value": CREDENTIAL, "valueFrom": {"secretKeyRef": {"name": "t", "key": "latest"}}})
+        ),
+        2,
+        ("env TELEGRAM_TOKEN has both a value and valueFrom",),
+        (CREDENTIAL, "AAHsecret"),
+    ),  # fmt: skip
+    Case(
+        "latestRevision entry naming an old revision",
+        verify_live(t=set_traffic(revisionName="interactive-brokers-quant-service-00001-old")),
+        1,
+        ("names interactive-brokers-quant-service-00001-old, not the latest ready revision",),
+    ),  # fmt: skip
+    Case(
+        "traffic percentages summing past 100",
+        verify_live(t=lambda d: d["status"]["traffic"].append({"revisionName": "x-00001-old", "percent": 50})),
+        2,
+        ("status.traffic percentages sum past 100",),
+    ),  # fmt: skip
+    Case(
+        "Ready while RoutesReady is False",
+        verify_live(c=lambda d: d["status"]["conditions"].append({"type": "RoutesReady", "status": "False"})),
+        2,
+        ("says Ready while RoutesReady is False",),
+    ),  # fmt: skip
+    Case(
+        "live document with a duplicate key",
+        lambda tmp: [
+            "verify",
+            "--lock",
+            prod_lock_path(),
+            "--live",
+            str(stack_text(tmp, '{"kind": "Service", "kind": "Service"}', "dup.json")),
+        ],
+        2,
+        ("dup.json", "names kind twice in one object"),
+    ),  # fmt: skip
     # A value no temporary path can contain: pytest's base directory is numbered (pytest-250/...).
     Case("live traffic percent out of range", verify_live(t=set_traffic(percent=730461)), 2, ("percent",), ("730461",)),
     # 19. control characters: refused in config, escaped when live state is printed
@@ -373,6 +438,53 @@ CASES = [
         2,
         ("x\\nPlan: can proceed: does not exist",),
         ("\nPlan: can proceed",),
+    ),  # fmt: skip
+    # Numbers, tags and characters two YAML readers see differently; errors never quote the offending line.
+    Case(
+        "5000-digit integer in the stack file",
+        plan_of(PROD_TEXT.replace("      dryRunOnly: keep\n", "      dryRunOnly: keep\n      big: " + "9" * 5000 + "\n", 1)),
+        2,
+        ("an integer of 5000 digits is too long to read",),
+    ),  # fmt: skip
+    Case(
+        "service keyed by a number",
+        plan_of(PROD_TEXT.replace("    ibkr:\n", "    123:\n", 1)),
+        2,
+        ("services.123: service keys are strings",),
+    ),  # fmt: skip
+    Case(
+        "YAML syntax error on a line holding a credential",
+        plan_of(PROD_TEXT.replace("      dryRunOnly: keep\n", f'      dryRunOnly: keep\n      token: "{CREDENTIAL}\n  x: [\n', 1)),
+        2,
+        ("is not valid YAML", "line"),
+        ("AAHsecret", "123456789"),
+    ),  # fmt: skip
+    Case("!!binary value", plan_of(PROD_TEXT.replace("dryRunOnly: keep", "dryRunOnly: !!binary aGVsbG8=", 1)), 2, ("YAML tag !!binary",)),
+    Case(
+        "U+0085 in a stack value",
+        plan_of(PROD_TEXT.replace("NOTIFY_LANG: zh", "NOTIFY_LANG: z\u0085h", 1)),
+        2,
+        ("holds U+0085 at line",),
+    ),  # fmt: skip
+    Case(
+        "bidi mark U+061C in a stack value",
+        plan_of(PROD_TEXT.replace("NOTIFY_LANG: zh", "NOTIFY_LANG: z\u061ch", 1)),
+        2,
+        ("contains a control character (U+061C)",),
+        ("\u061c",),
+    ),  # fmt: skip
+    Case(
+        "Cloud Run reserved env names",
+        plan_with(lambda services: (services["ibkr"]["env"].update(PORT="8081"), services["ibkr"]["secrets"].update(K_REVISION="x"))),
+        2,
+        ("services.ibkr.env.PORT: is set by Cloud Run itself", "services.ibkr.secrets.K_REVISION: is set by Cloud Run itself"),
+    ),  # fmt: skip
+    Case(
+        "ESC in a --config-file path",
+        lambda tmp: ["plan", "--config-file", str(stack_text(tmp, "config: [", "Pulumi.\x1b[2Jx.yaml"))],
+        2,
+        ("Pulumi.\\x1b[2Jx.yaml",),
+        ("\x1b",),
     ),  # fmt: skip
     # A stack name becomes a file name: it must not steer the path.
     Case("--stack with a path", lambda tmp: ["plan", "--stack", "../../etc/passwd"], 2, ("--stack is not a stack name",)),

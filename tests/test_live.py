@@ -560,3 +560,14 @@ def test_v1_secret_aliases_resolve_to_the_other_projects_secret():
     template["metadata"]["annotations"]["run.googleapis.com/secrets"] = "tg:not-a-path"
     with pytest.raises(LiveStateError, match="alias:projects"):
         from_knative_json(doc)
+
+
+def test_a_v2_env_entry_with_both_a_value_and_a_secret_source_is_malformed():
+    from tests.fixtures.live_json import v2_service
+
+    result = v2_service("interactive-brokers-quant-service", "r/x:1", "a" * 40, env={"TELEGRAM_TOKEN": "123:AAHsecret"})
+    entry = result["templates"][0]["containers"][0]["envs"][0]
+    entry["value_sources"] = [{"secret_key_reves": [{"secret": "t", "version": "latest"}]}]
+    with pytest.raises(LiveStateError, match="env TELEGRAM_TOKEN has both a value and a value source") as caught:
+        from_cloud_run_v2(result)
+    assert "AAHsecret" not in str(caught.value)

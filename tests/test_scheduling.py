@@ -299,3 +299,10 @@ def test_import_entries_name_what_the_program_registers():
         " roles/run.invoker serviceAccount:ibkr-platform-scheduler@interactivebrokersquant.iam.gserviceaccount.com"
     )
     assert [entry["name"] for entry in import_resources("ibkr", IBKR, None, "ibkr", "p")] == ["ibkr-invoker"]
+
+
+def test_a_template_urls_annotation_cannot_steer_the_job_to_another_host():
+    # Whoever deploys a revision sets template annotations; only the service-level list is Cloud Run's.
+    document = knative_for_spec(IBKR, {})
+    document["spec"]["template"]["metadata"]["annotations"]["run.googleapis.com/urls"] = json.dumps(["https://attacker.example"])
+    assert service_urls(from_knative_json(document, IBKR.service_name)) == (service_url(IBKR),)

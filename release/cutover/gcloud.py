@@ -9,12 +9,24 @@ read as missing it would plan a create, or call an image absent, on an answer th
 
 from __future__ import annotations
 
-import subprocess
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol, Union
 
-from release.local_files import InputFileError, load_json
+from release.local_files import InputFileError, ProcessOutputError, decode_utf8, load_json, run_bounded
 
-Runner = Callable[..., "subprocess.CompletedProcess[str]"]
+
+class Answer(Protocol):
+    """What a runner hands back: `ProcessOutput` (bytes), or a `CompletedProcess` of text in tests."""
+
+    @property
+    def returncode(self) -> int: ...
+    @property
+    def stdout(self) -> Union[bytes, str, None]: ...
+    @property
+    def stderr(self) -> Union[bytes, str, None]: ...
+
+
+# runner(command, max_bytes=..., timeout=...): the bounded process reader of release/local_files.py.
+Runner = Callable[..., Answer]
 
 # The value of `--live`, `--images`, `--scheduler` or `--iam` that reads through gcloud instead of a path.
 ARGUMENT = "gcloud"
@@ -40,25 +52,42 @@ def is_not_found(stderr: str) -> bool:
     return any(marker in stderr for marker in NOT_FOUND_MARKERS) and not any(marker in stderr for marker in DENIED_MARKERS)
 
 
+def run_gcloud(command: list[str], max_bytes: int, timeout: float) -> Answer:
+    """The default runner: gcloud under the shared bounds (release/local_files.py `run_bounded`)."""
+    return run_bounded(command, max_bytes, timeout)
+
+
+def _text(value: Union[bytes, str, None], where: str, what: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        try:
+            return decode_utf8(value, where, "run it by hand to see what gcloud prints", what)
+        except InputFileError as error:
+            raise GcloudError(error.what, where, error.fix) from None
+    return value
+
+
 def describe(command: list[str], runner: Runner, fix: str, max_chars: int = MAX_OUTPUT_CHARS) -> Optional[Any]:
     """gcloud's JSON answer to `command`; None when gcloud says the resource does not exist.
 
-    `fix` says what to check when the call fails (auth, project, region, the resource's path).
+    `fix` says what to check when the call fails (auth, project, region, the resource's path). The
+    output is read under its bound as it arrives: an endless answer is stopped, never held in memory.
     """
     where = " ".join(command)
     try:
-        done = runner(command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False)
+        done = runner(command, max_bytes=max_chars, timeout=TIMEOUT_SECONDS)
     except FileNotFoundError:
         raise GcloudError("gcloud is not installed", where, "install the Google Cloud SDK or pass a file or directory instead") from None
-    except subprocess.TimeoutExpired:
-        raise GcloudError(f"timed out after {TIMEOUT_SECONDS}s", where, "check gcloud auth and network") from None
+    except ProcessOutputError as error:
+        raise GcloudError(error.what, where, "run it by hand to see what gcloud prints; check gcloud auth and network") from None
     if done.returncode != 0:
-        stderr = (done.stderr or "").strip()
+        stderr = _text(done.stderr, where, "printed non-UTF-8 text on stderr").strip()
         if is_not_found(stderr):
             return None
         last = stderr.splitlines()[-1][:300] if stderr else "no output"
         raise GcloudError(f"failed (exit {done.returncode}): {last}", where, fix)
-    output = done.stdout or ""
+    output = _text(done.stdout, where, "printed non-UTF-8 output")
     if len(output) > max_chars:
         raise GcloudError(f"printed more than {max_chars} characters", where, "run it by hand to see what gcloud prints")
     try:

@@ -12,7 +12,6 @@ not checked is "unverified", never "probably there".
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Optional
@@ -210,7 +209,7 @@ def gcloud_describe_command(spec: ServiceSpec) -> list[str]:
     return ["gcloud", "artifacts", "docker", "images", "describe", spec.image, "--format=json"]
 
 
-def read_images_gcloud(services: Mapping[str, ServiceSpec], runner: gcloud.Runner = subprocess.run) -> dict[str, ImageCheck]:
+def read_images_gcloud(services: Mapping[str, ServiceSpec], runner: gcloud.Runner = gcloud.run_gcloud) -> dict[str, ImageCheck]:
     """Describe every configured image through gcloud; only gcloud's not-found answer means missing, any other failure is an error."""
     checks: dict[str, ImageCheck] = {}
     for key, spec in services.items():
@@ -238,7 +237,7 @@ class ImagesInput:
     source: str
 
 
-def read_images(arg: Optional[str], services: Mapping[str, ServiceSpec], runner: gcloud.Runner = subprocess.run) -> ImagesInput:
+def read_images(arg: Optional[str], services: Mapping[str, ServiceSpec], runner: gcloud.Runner = gcloud.run_gcloud) -> ImagesInput:
     """`--images`: None (every image unverified), 'gcloud', or a describe JSON file / directory."""
     if arg is None:
         return ImagesInput({key: unverified(key, spec, NOT_GIVEN) for key, spec in services.items()}, "none given")

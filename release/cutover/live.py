@@ -10,9 +10,7 @@ service as new would plan a create over a service that is running real orders.
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -139,6 +137,10 @@ class LiveService(LiveModel):
     annotations: dict[str, str] = Field(default_factory=dict)
     # The URL the service answers on (v1 `status.url`, v2 `uri`): what its scheduler job must target.
     url: Optional[str] = None
+    # Every other URL Cloud Run says the service answers on (the deterministic one): v1's service-level
+    # `run.googleapis.com/urls` annotation, v2's `urls`. Never a template annotation: whoever deploys a
+    # revision sets those, and a job must not be steered to another host by one.
+    urls: tuple[str, ...] = ()
     # Traffic as the service declares it (v1 spec.traffic, v2 traffics); `traffic` is what actually serves.
     declared_traffic: tuple[TrafficTarget, ...] = ()
     # Every setting the program does not own (components/ownership.py), in the provider's vocabulary.
@@ -153,8 +155,8 @@ class LiveService(LiveModel):
         if self.env.get(STRATEGY_PROFILE):
             return self.env[STRATEGY_PROFILE]
         try:
-            target = json.loads(self.env.get(RUNTIME_TARGET_JSON, ""))
-        except (ValueError, RecursionError):  # deep nesting is as unreadable as bad JSON
+            target = load_json(self.env.get(RUNTIME_TARGET_JSON, ""), RUNTIME_TARGET_JSON, "")
+        except InputFileError:  # deep nesting, a duplicate key or a huge number is as unreadable as bad JSON
             return None
         profile = target.get("strategy_profile") if isinstance(target, dict) else None
         return profile if isinstance(profile, str) and profile else None
@@ -186,6 +188,13 @@ class LiveService(LiveModel):
             )
         if not self.commit:
             return Confirmation(None, f"revision {self.latest_ready_revision} has no {COMMIT_LABEL} label")
+        stale = [t for t in self.traffic if t.latest and t.revision not in (None, self.latest_ready_revision)]
+        if stale:
+            # "latest" that names another revision contradicts itself: nothing proves what serves.
+            return Confirmation(
+                None,
+                f"a latestRevision traffic entry names {stale[0].revision}, not the latest ready revision {self.latest_ready_revision}",
+            )
         serving = sum(target.percent for target in self.traffic if target.latest or target.revision == self.latest_ready_revision)
         if serving != 100:
             split = ", ".join(f"{'latest' if t.latest else t.revision}={t.percent}%" for t in self.traffic) or "no traffic entries"
@@ -251,6 +260,8 @@ def _ready(statuses: list[Any], where: str, field: str, ready_value: str, known:
 
 
 V1_SECRETS = "run.googleapis.com/secrets"
+# The conditions Ready summarises: a service is not Ready while one of them has failed.
+V1_READY_PARTS = ("ConfigurationsReady", "RoutesReady")
 
 
 def _secret_aliases(template: Mapping[str, Any], where: str) -> dict[str, str]:
@@ -281,6 +292,9 @@ def _knative_env(entries: Any, where: str) -> tuple[dict[str, str], dict[str, Se
         if name in plain or name in secrets:
             raise LiveStateError(f"env {name} appears twice", where, "fix the service so each name is set once")
         value_from = entry.get("valueFrom")
+        if value_from is not None and entry.get("value") is not None:
+            # Which one Cloud Run would use is not for this program to guess (one may be a credential).
+            raise LiveStateError(f"env {name} has both a value and valueFrom", where, "pass gcloud's JSON unchanged")
         if value_from is None:
             plain[name] = _typed(entry.get("value"), str, where, f"env {name}.value", "")
             continue
@@ -422,9 +436,12 @@ def _knative_vpc(annotations: Mapping[str, str], where: str) -> Optional[VpcAcce
     interfaces: tuple[NetworkInterface, ...] = ()
     if annotations.get(V1_NETWORK_INTERFACES):
         try:
-            raw = json.loads(annotations[V1_NETWORK_INTERFACES])
-        except ValueError:
-            raise LiveStateError(f"{V1_NETWORK_INTERFACES} is not JSON", where, GCLOUD_FIX) from None
+            raw = load_json(annotations[V1_NETWORK_INTERFACES], where, GCLOUD_FIX)
+        except InputFileError as error:
+            # The shared JSON reader's bounds: a 100k-deep string is refused, never parsed into a RecursionError.
+            raise LiveStateError(
+                f"{V1_NETWORK_INTERFACES} {error.what.replace('is not valid JSON', 'is not JSON')}", where, GCLOUD_FIX
+            ) from None
         interfaces = tuple(
             NetworkInterface(
                 network=_mapping(item, where, V1_NETWORK_INTERFACES).get("network") or None,
@@ -533,7 +550,14 @@ def _knative_traffic(entries: Any, where: str, field: str) -> tuple[TrafficTarge
                 tag=_typed(entry.get("tag"), str, where, f"{field}[{index}].tag", "") or None,
             )
         )
-    return tuple(traffic)
+    return _within_100(tuple(traffic), where, field)
+
+
+def _within_100(traffic: tuple[TrafficTarget, ...], where: str, field: str) -> tuple[TrafficTarget, ...]:
+    """Traffic percentages are shares of one whole: entries summing past 100 describe no real service."""
+    if sum(target.percent for target in traffic) > 100:
+        raise LiveStateError(f"{field} percentages sum past 100", where, "pass the JSON unchanged")
+    return traffic
 
 
 def from_knative_json(data: Any, expected_name: Optional[str] = None, source: str = "live JSON") -> LiveService:
@@ -587,6 +611,11 @@ def _from_knative_json(data: Any, expected_name: Optional[str], source: str) -> 
         if _mapping(c, source, "status.conditions[]").get("type") == "Ready"
     ]
     ready = _ready(ready_statuses, source, "status.conditions", "True", ("True", "False", "Unknown"))
+    failed_parts = [
+        c.get("type") for c in conditions if isinstance(c, Mapping) and c.get("type") in V1_READY_PARTS and c.get("status") == "False"
+    ]
+    if ready and failed_parts:
+        raise LiveStateError(f"status.conditions says Ready while {failed_parts[0]} is False", source, "describe the service again")
     ready_since = next(
         (
             _transition_time(c.get("lastTransitionTime"))
@@ -618,8 +647,23 @@ def _from_knative_json(data: Any, expected_name: Optional[str], source: str) -> 
         settings=knative_settings(metadata, template, container, source),
         release_record=template_annotations.get(RELEASE_RECORD_ANNOTATION),
         url=_typed(status.get("url"), str, source, "status.url") or None,
+        urls=_listed_urls(_str_map(metadata.get("annotations"), source, "metadata.annotations").get(V1_URLS), source),
         source=source,
     )
+
+
+V1_URLS = "run.googleapis.com/urls"
+
+
+def _listed_urls(value: Optional[str], source: str) -> tuple[str, ...]:
+    """The service-level URL list (a JSON string); unreadable or deeply nested means "none listed"."""
+    if not value:
+        return ()
+    try:
+        listed = load_json(value, source, GCLOUD_FIX)
+    except InputFileError:
+        return ()
+    return tuple(url for url in listed if isinstance(url, str)) if isinstance(listed, list) else ()
 
 
 def _transition_time(value: Any) -> Optional[datetime]:
@@ -698,7 +742,7 @@ def gcloud_describe_command(spec: ServicePlace) -> list[str]:
     ]  # fmt: skip
 
 
-def read_live_gcloud(services: Mapping[str, ServicePlace], runner: gcloud.Runner = subprocess.run) -> dict[str, Optional[LiveService]]:
+def read_live_gcloud(services: Mapping[str, ServicePlace], runner: gcloud.Runner = gcloud.run_gcloud) -> dict[str, Optional[LiveService]]:
     """Live state by running gcloud per configured service; only gcloud's not-found answer means the service is new."""
     result: dict[str, Optional[LiveService]] = {}
     for key, spec in services.items():
@@ -895,7 +939,7 @@ def _v2_traffic(entries: Any, source: str, field: str) -> tuple[TrafficTarget, .
                 tag=_typed(_field(entry, "tag"), str, source, f"{where}.tag", "") or None,
             )
         )
-    return tuple(traffic)
+    return _within_100(tuple(traffic), source, field)
 
 
 def from_cloud_run_v2(result: Any, expected_name: Optional[str] = None, source: str = "gcp.cloudrunv2.get_service") -> LiveService:
@@ -934,6 +978,8 @@ def _from_cloud_run_v2(result: Any, expected_name: Optional[str], source: str) -
             raise LiveStateError(f"env {env_name} appears twice", source, "fix the service so each name is set once")
         # The provider names the secret ref list `secret_key_reves` (its plural of secretKeyRef).
         ref = _first(_field(_first(_field(env, "value_sources", [])), "secret_key_reves", []))
+        if ref is not None and _field(env, "value"):
+            raise LiveStateError(f"env {env_name} has both a value and a value source", source, "pass the invoke result unchanged")
         if ref is not None and _field(ref, "secret"):
             secrets[env_name] = _live_secret_ref(_field(ref, "secret"), _field(ref, "version"), source, f"env {env_name}.value_sources")
         else:
@@ -946,6 +992,7 @@ def _from_cloud_run_v2(result: Any, expected_name: Optional[str], source: str) -
     return LiveService(
         service_name=name,
         url=_typed(_field(result, "uri"), str, source, "uri") or None,
+        urls=tuple(url for url in _items(_field(result, "urls")) if isinstance(url, str)),
         project=_typed(_field(result, "project"), str, source, "project") or None,
         region=_typed(_field(result, "location"), str, source, "location") or None,
         image=str(image),
@@ -1020,7 +1067,7 @@ class LiveInput:
     source: str
 
 
-def read_live(arg: Optional[str], services: Mapping[str, ServicePlace], runner: gcloud.Runner = subprocess.run) -> LiveInput:
+def read_live(arg: Optional[str], services: Mapping[str, ServicePlace], runner: gcloud.Runner = gcloud.run_gcloud) -> LiveInput:
     """`--live`: None (every service planned as new), 'gcloud', or a describe JSON file / directory."""
     if arg is None:
         return LiveInput({key: None for key in services}, (), "none given (planned as if every service were new; pass --live)")

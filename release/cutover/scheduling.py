@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-import subprocess
 import time
 import zoneinfo
 from dataclasses import dataclass, field
@@ -370,7 +369,9 @@ def iam_policy_command(spec: ServiceSpec) -> list[str]:
     ]  # fmt: skip
 
 
-def read_jobs_gcloud(services: Mapping[str, ServiceSpec], runner: gcloud.Runner = subprocess.run) -> dict[str, Optional[LiveSchedulerJob]]:
+def read_jobs_gcloud(
+    services: Mapping[str, ServiceSpec], runner: gcloud.Runner = gcloud.run_gcloud
+) -> dict[str, Optional[LiveSchedulerJob]]:
     jobs: dict[str, Optional[LiveSchedulerJob]] = {}
     for key, spec in services.items():
         command = job_describe_command(spec)
@@ -382,7 +383,7 @@ def read_jobs_gcloud(services: Mapping[str, ServiceSpec], runner: gcloud.Runner 
     return jobs
 
 
-def read_iam_gcloud(services: Mapping[str, ServiceSpec], runner: gcloud.Runner = subprocess.run) -> dict[str, Optional[IamPolicy]]:
+def read_iam_gcloud(services: Mapping[str, ServiceSpec], runner: gcloud.Runner = gcloud.run_gcloud) -> dict[str, Optional[IamPolicy]]:
     policies: dict[str, Optional[IamPolicy]] = {}
     for key, spec in services.items():
         command = iam_policy_command(spec)
@@ -392,7 +393,7 @@ def read_iam_gcloud(services: Mapping[str, ServiceSpec], runner: gcloud.Runner =
 
 
 def read_jobs(
-    arg: Optional[str], services: Mapping[str, ServiceSpec], runner: gcloud.Runner = subprocess.run
+    arg: Optional[str], services: Mapping[str, ServiceSpec], runner: gcloud.Runner = gcloud.run_gcloud
 ) -> Optional[dict[str, Optional[LiveSchedulerJob]]]:
     """`--scheduler`: None when not given (the checks then fail as unverified), 'gcloud', or a file/directory."""
     if arg is None:
@@ -401,7 +402,7 @@ def read_jobs(
 
 
 def read_iam(
-    arg: Optional[str], services: Mapping[str, ServiceSpec], runner: gcloud.Runner = subprocess.run
+    arg: Optional[str], services: Mapping[str, ServiceSpec], runner: gcloud.Runner = gcloud.run_gcloud
 ) -> Optional[dict[str, Optional[IamPolicy]]]:
     """`--iam`: None when not given, 'gcloud', or a `<service name>.json` file / directory of them."""
     if arg is None:
@@ -502,18 +503,13 @@ def held_job_inputs(spec: ServiceSpec, live: LiveSchedulerJob) -> JobInputs:
 
 # --- verify --------------------------------------------------------------------------------------
 
-URLS_ANNOTATION = "run.googleapis.com/urls"
-
 
 def service_urls(live: Any) -> tuple[str, ...]:
-    """Every URL the live service answers on: `status.url`, plus the `run.googleapis.com/urls` list
-    (a service has a hashed and a deterministic URL; a job may target either)."""
-    urls = [] if live is None or not live.url else [live.url]
-    try:
-        listed = json.loads((live.annotations if live is not None else {}).get(URLS_ANNOTATION, "[]"))
-    except (ValueError, RecursionError):  # live state is data: deep nesting is as unreadable as bad JSON
-        listed = []
-    urls += [url for url in listed if isinstance(url, str)] if isinstance(listed, list) else []
+    """Every URL the live service answers on: `status.url`, plus the URLs Cloud Run lists for the
+    service (`LiveService.urls`: a service has a hashed and a deterministic URL; a job may target either)."""
+    if live is None:
+        return ()
+    urls = ([live.url] if live.url else []) + list(live.urls)
     return tuple(dict.fromkeys(url.rstrip("/") for url in urls))
 
 

@@ -8,7 +8,6 @@ every check passed.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Optional
@@ -27,6 +26,7 @@ from release.config import ReleaseBundle, ServiceSpec
 from release.control_chars import escape_controls
 from release.cutover.live import LiveService
 from release.cutover.ordering import env_diff
+from release.local_files import InputFileError, load_json
 
 
 @dataclass(frozen=True)
@@ -221,8 +221,9 @@ def last_records(lines: Iterable[str]) -> dict[str, dict[str, Any]]:
     latest: dict[str, dict[str, Any]] = {}
     for line in lines:
         try:
-            record = json.loads(line)
-        except ValueError:
+            # The shared JSON reader: a line nested 100k deep is malformed like any other, not a RecursionError.
+            record = load_json(line, "--record", "")
+        except InputFileError:
             continue
         if isinstance(record, dict) and isinstance(record.get("service"), str):
             latest[record["service"]] = record
