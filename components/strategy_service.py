@@ -29,7 +29,7 @@ from components.ownership import (
 from components.platforms import STRATEGY_PROFILE, looks_secret
 from release.config import ServiceSpec
 from release.cutover.live import LATEST_100, TrafficTarget
-from release.cutover.scheduling import INVOKER_ROLE, JobInputs, run_uri
+from release.cutover.scheduling import INVOKER_ROLE, JobInputs, is_credential_header, run_uri
 
 # gcloud rewrites these on every manual deploy; they say nothing about what the service runs, and
 # diffing on them would turn every preview after a hand deploy into noise.
@@ -318,6 +318,12 @@ class StrategyService(pulumi.ComponentResource):
         }
 
 
+def job_headers(job: JobInputs) -> dict[str, pulumi.Input[str]]:
+    """The job's headers (already as the provider reads them back); a credential header held from a job
+    without a token (a literal `Authorization`, say) is registered as a Pulumi secret, never in plain text."""
+    return {name: pulumi.Output.secret(value) if is_credential_header(name) else value for name, value in sorted(job.headers.items())}
+
+
 def scheduler_job(
     key: str, job: JobInputs, service: gcp.cloudrunv2.Service, parent: pulumi.Resource, provider: gcp.Provider
 ) -> gcp.cloudscheduler.Job:
@@ -339,7 +345,7 @@ def scheduler_job(
         http_target=gcp.cloudscheduler.JobHttpTargetArgs(
             uri=uri,
             http_method=job.http_method,
-            headers=dict(job.headers) or None,
+            headers=job_headers(job) or None,
             body=job.body,
             oidc_token=gcp.cloudscheduler.JobHttpTargetOidcTokenArgs(service_account_email=job.service_account, audience=audience),
         ),

@@ -21,9 +21,11 @@ from release.cutover.scheduling import (
     from_job_json,
     from_policy_json,
     held_job_inputs,
+    job_changes,
     job_id,
     job_inputs,
     job_name,
+    provider_headers,
     read_iam_gcloud,
     read_job_api,
     read_jobs_gcloud,
@@ -139,7 +141,8 @@ def test_a_blocked_job_is_held_exactly_as_live():
         True,
         "600s",
     )
-    assert held.headers == {"User-Agent": "Google-Cloud-Scheduler"}
+    # Held as the provider reads it back: the API's own User-Agent is not the job's setting.
+    assert held.headers == {}
 
 
 def test_policy_reader_ignores_conditional_bindings():
@@ -306,3 +309,64 @@ def test_a_template_urls_annotation_cannot_steer_the_job_to_another_host():
     document = knative_for_spec(IBKR, {})
     document["spec"]["template"]["metadata"]["annotations"]["run.googleapis.com/urls"] = json.dumps(["https://attacker.example"])
     assert service_urls(from_knative_json(document, IBKR.service_name)) == (service_url(IBKR),)
+
+
+# --- headers, exactly as the provider's reader keeps them ------------------------------------------
+
+APP_ENGINE = "AppEngine-Google; (+http://code.google.com/appengine)"
+TOKEN = "Bearer ya29.planted-token-never-shown"
+
+
+@pytest.mark.parametrize(
+    ("headers", "token_set", "kept"),
+    [
+        # What the API adds to an HTTP job: all dropped.
+        ({"User-Agent": "Google-Cloud-Scheduler", "Content-Type": "application/octet-stream"}, True, {}),
+        ({"User-Agent": APP_ENGINE}, False, {}),
+        ({"X-Google-Trace": "1", "X-AppEngine-Country": "US", "Content-Length": "0"}, False, {}),
+        # The provider's pattern is a search, not a prefix match, and it is case-sensitive.
+        ({"My-X-Google-Thing": "1", "X-Content-Length-Hint": "2", "x-google-lower": "3"}, False, {"x-google-lower": "3"}),
+        # A custom User-Agent keeps its own text; App Engine's suffix is cut and the rest trimmed.
+        ({"User-Agent": f"ops-bot/2 {APP_ENGINE}"}, False, {"User-Agent": "ops-bot/2"}),
+        ({"User-Agent": "ops-bot/2\x1c"}, False, {"User-Agent": "ops-bot/2\x1c"}),
+        # A set Content-Type other than the default is the job's own.
+        ({"Content-Type": "application/json"}, True, {"Content-Type": "application/json"}),
+        # Authorization: injected by the API when a token is set, else the job's own literal header.
+        ({"Authorization": TOKEN}, True, {}),
+        ({"Authorization": TOKEN}, False, {"Authorization": TOKEN}),
+        ({"authorization": TOKEN}, True, {"authorization": TOKEN}),
+    ],
+)
+def test_provider_headers_follow_the_providers_reader(headers, token_set, kept):
+    assert provider_headers(headers, token_set) == kept
+
+
+def test_the_job_registers_only_what_the_provider_reads_back():
+    api = {"User-Agent": "Google-Cloud-Scheduler", "Authorization": TOKEN, "X-Google-Id": "7", "X-Team": "quant"}
+    live = from_job_json(scheduler_job(HK, headers=api), "live")
+    assert job_inputs(HK, live).headers == {"X-Team": "quant"}
+    assert held_job_inputs(HK, live).headers == {"X-Team": "quant"}
+    # The plan compares by the same rule: nothing to change, so no update every run.
+    assert job_changes(HK, False, service_url(HK), live) == {"action": "no change", "changes": []}
+
+
+def test_the_plan_shows_a_header_change_with_credentials_masked():
+    # A job without a token whose literal Authorization the provider keeps: the program's job sends OIDC,
+    # so the header goes (the API injects its own); the plan says so without printing the value.
+    document = scheduler_job(HK, headers={"Authorization": TOKEN, "X-Team": "quant"})
+    del document["httpTarget"]["oidcToken"]
+    changes = job_changes(HK, False, service_url(HK), from_job_json(document, "live"))
+    (change,) = [c for c in changes["changes"] if c["field"] == "headers"]
+    assert change == {"field": "headers", "live": {"Authorization": "(secret)", "X-Team": "quant"}, "desired": {"X-Team": "quant"}}
+    assert TOKEN not in json.dumps(changes)
+    # A held credential header of the job's own (it survives the provider's reader) is no change.
+    own = from_job_json(scheduler_job(HK, headers={"Proxy-Authorization": "Basic cGxhbnRlZA=="}), "live")
+    assert job_inputs(HK, own).headers == {"Proxy-Authorization": "Basic cGxhbnRlZA=="}
+    assert job_changes(HK, False, service_url(HK), own)["action"] == "no change"
+
+
+def test_header_names_and_values_must_be_strings_and_are_never_quoted():
+    document = scheduler_job(HK, headers={"X-Team": 424242})  # type: ignore[dict-item]  # hostile input on purpose
+    with pytest.raises(SchedulingInputError, match="httpTarget.headers") as raised:
+        from_job_json(document, "live")
+    assert "424242" not in str(raised.value)

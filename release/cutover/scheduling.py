@@ -23,6 +23,7 @@ from typing import Any, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from components.platforms import looks_secret
 from release.config import ConfigProblem, ServiceSpec
 from release.cutover import gcloud
 from release.local_files import InputFileError, input_files, json_items, load_json, read_text
@@ -196,6 +197,9 @@ class LiveSchedulerJob(LiveModel):
     http_method: Optional[str] = None
     oidc_service_account: Optional[str] = None
     audience: Optional[str] = None
+    # An OAuth token instead of OIDC (never what this program registers; read so headers are judged right).
+    oauth_service_account: Optional[str] = None
+    # As the API answers them, API-added ones included; `provider_headers` is what the provider keeps.
     headers: dict[str, str] = Field(default_factory=dict)
     body: Optional[str] = None
     description: Optional[str] = None
@@ -206,6 +210,59 @@ class LiveSchedulerJob(LiveModel):
     @property
     def paused(self) -> bool:
         return self.state == "PAUSED"
+
+    @property
+    def sends_token(self) -> bool:
+        """The job sends an OIDC or OAuth token (the API then injects `Authorization`)."""
+        return self.oidc_service_account is not None or self.oauth_service_account is not None
+
+
+# --- job headers as the provider reads them back ---------------------------------------------------
+#
+# terraform-provider-google's `flattenCloudSchedulerJobHttpTargetHeaders` (what pulumi-gcp stores after
+# every read) drops what the Cloud Scheduler API adds to a job's headers: registering one of these would be
+# a diff on every preview (an update of every job on every run, a failing drift check), and an injected
+# `Authorization` would land in state, plan files and comments.
+APP_ENGINE_USER_AGENT = "AppEngine-Google; (+http://code.google.com/appengine)"
+SCHEDULER_USER_AGENT = "Google-Cloud-Scheduler"
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+AUTHORIZATION = "Authorization"
+# Go's `regexp.MatchString`: a search anywhere in the name, case-sensitive, as the provider runs it.
+PROVIDER_DROPPED_HEADER = re.compile(r"(X-Google-|X-AppEngine-|Content-Length).*")
+# Go's `strings.TrimSpace` (Unicode White_Space), which is not Python's `str.strip()` (that also strips \x1c-\x1f).
+GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+# A header that carries a credential is never registered or shown in plain text.
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+
+def provider_headers(headers: Mapping[str, str], token_set: bool) -> dict[str, str]:
+    """A job's headers exactly as the provider's reader keeps them: the API's `User-Agent` (scheduler or App
+    Engine; App Engine's suffix is cut from a custom one), `Content-Type: application/octet-stream`, every
+    name containing `X-Google-`, `X-AppEngine-` or `Content-Length`, and `Authorization` when the job
+    sends an OIDC or OAuth token (the API injects one then) are dropped; everything else is kept verbatim."""
+    kept = dict(headers)
+    agent = kept.get("User-Agent")
+    if agent is not None:
+        if agent in (APP_ENGINE_USER_AGENT, SCHEDULER_USER_AGENT):
+            del kept["User-Agent"]
+        else:
+            kept["User-Agent"] = agent.replace(APP_ENGINE_USER_AGENT, "").strip(GO_SPACE)
+    if kept.get("Content-Type") == DEFAULT_CONTENT_TYPE:
+        del kept["Content-Type"]
+    kept = {name: value for name, value in kept.items() if not PROVIDER_DROPPED_HEADER.search(name)}
+    if token_set:
+        kept.pop(AUTHORIZATION, None)
+    return kept
+
+
+def is_credential_header(name: str) -> bool:
+    """A header whose value is a credential: registered as a Pulumi secret, shown masked."""
+    return name.lower() in CREDENTIAL_HEADERS or looks_secret(name.upper().replace("-", "_"))
+
+
+def shown_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers as a plan shows them: credential values masked."""
+    return {name: "(secret)" if is_credential_header(name) else value for name, value in sorted(headers.items())}
 
 
 RETRY_FIELDS = ("retryCount", "maxRetryDuration", "minBackoffDuration", "maxBackoffDuration", "maxDoublings")
@@ -232,10 +289,14 @@ def from_job_json(document: Any, source: str) -> LiveSchedulerJob:
         raise SchedulingInputError(f"{source}: httpTarget is not an object; pass gcloud's JSON unchanged")
     target = target or {}
     oidc = target.get("oidcToken") or {}
+    oauth = target.get("oauthToken") or {}
     headers = target.get("headers") or {}
     retry = document.get("retryConfig") or {}
-    if not isinstance(oidc, Mapping) or not isinstance(headers, Mapping) or not isinstance(retry, Mapping):
-        raise SchedulingInputError(f"{source}: httpTarget.oidcToken/headers is not an object; pass gcloud's JSON unchanged")
+    if not all(isinstance(part, Mapping) for part in (oidc, oauth, headers, retry)):
+        raise SchedulingInputError(f"{source}: httpTarget.oidcToken/oauthToken/headers is not an object; pass gcloud's JSON unchanged")
+    if not all(isinstance(name, str) and isinstance(value, str) for name, value in headers.items()):
+        # Never quoted: a header value may be a credential.
+        raise SchedulingInputError(f"{source}: httpTarget.headers holds a name or value that is not a string; pass gcloud's JSON unchanged")
     try:
         return LiveSchedulerJob(
             name=match["job"],
@@ -249,7 +310,8 @@ def from_job_json(document: Any, source: str) -> LiveSchedulerJob:
             http_method=_text(target.get("httpMethod"), source, "httpTarget.httpMethod"),
             oidc_service_account=_text(oidc.get("serviceAccountEmail"), source, "httpTarget.oidcToken.serviceAccountEmail"),
             audience=_text(oidc.get("audience"), source, "httpTarget.oidcToken.audience"),
-            headers={str(k): str(v) for k, v in headers.items()},
+            oauth_service_account=_text(oauth.get("serviceAccountEmail"), source, "httpTarget.oauthToken.serviceAccountEmail"),
+            headers=dict(headers),
             body=_text(target.get("body"), source, "httpTarget.body"),
             description=_text(document.get("description"), source, "description"),
             retry_config={
@@ -418,7 +480,8 @@ class JobInputs:
     """The `gcp.cloudscheduler.Job` inputs for one service, and where each configurable one came from.
 
     `uri`/`audience` None mean "the service's URL" (known to the component only as an output); a held
-    job carries the live values instead.
+    job carries the live values instead. The job always sends an OIDC token, so `headers` are the live ones
+    as the provider reads them with a token set (`provider_headers`): what the provider will read back.
     """
 
     name: str
@@ -471,7 +534,7 @@ def job_inputs(spec: ServiceSpec, live: Optional[LiveSchedulerJob]) -> JobInputs
         paused=bool(paused),
         attempt_deadline=deadline,
         service_account=scheduler_account(spec),
-        headers={} if live is None else dict(live.headers),
+        headers={} if live is None else provider_headers(live.headers, token_set=True),
         body=None if live is None else live.body,
         description=None if live is None else live.description,
         retry_config={} if live is None else dict(live.retry_config),
@@ -493,7 +556,7 @@ def held_job_inputs(spec: ServiceSpec, live: LiveSchedulerJob) -> JobInputs:
         http_method=live.http_method or HTTP_METHOD,
         uri=live.uri,
         audience=live.audience,
-        headers=dict(live.headers),
+        headers=provider_headers(live.headers, token_set=True),
         body=live.body,
         description=live.description,
         retry_config=dict(live.retry_config),
@@ -778,6 +841,14 @@ def job_changes(spec: ServiceSpec, blocked: bool, service_url: Optional[str], li
     }
     if live is None:
         return {"action": "create", "changes": [{"field": f, "live": None, "desired": v} for f, v in want.items() if v is not None]}
+    # Headers as the provider's state holds them after its refresh, against what the program registers:
+    # compared by value, shown with credentials masked.
+    live_headers = provider_headers(live.headers, token_set=live.sends_token)
+    header_change = (
+        [{"field": "headers", "live": shown_headers(live_headers), "desired": shown_headers(desired.headers)}]
+        if live_headers != dict(desired.headers)
+        else []
+    )
     have: dict[str, Any] = {
         "schedule": live.schedule,
         "timeZone": live.time_zone,
@@ -788,7 +859,7 @@ def job_changes(spec: ServiceSpec, blocked: bool, service_url: Optional[str], li
         "serviceAccount": live.oidc_service_account,
         "audience": live.audience,
     }
-    changes = [{"field": f, "live": have[f], "desired": v} for f, v in want.items() if v is not None and v != have[f]]
+    changes = [{"field": f, "live": have[f], "desired": v} for f, v in want.items() if v is not None and v != have[f]] + header_change
     return {"action": "update" if changes else "no change", "changes": changes}
 
 
