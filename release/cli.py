@@ -25,8 +25,10 @@ class UsageError(Exception):
 
 
 def _common(parser: argparse.ArgumentParser, formats: tuple[str, ...] = ("text", "json"), sources: bool = True) -> None:
-    parser.add_argument("--stack", default="prod", help="stack name; reads Pulumi.<stack>.yaml (default: prod)")
-    parser.add_argument("--config-file", type=Path, help="a stack file to read instead of Pulumi.<stack>.yaml")
+    parser.add_argument("--stack", help="stack name; reads Pulumi.<stack>.yaml (default: prod)")
+    parser.add_argument(
+        "--config-file", type=Path, help="a stack file to read instead of Pulumi.<stack>.yaml (its stack: the <stack> of its name, else prod)"
+    )
     if sources:  # only commands that run the gate take a source: an option that is ignored would mislead
         parser.add_argument("--source", choices=("github", "git"), default="github", help="where tags and pins are verified")
         parser.add_argument("--git-root", type=Path, help="with --source git: a directory holding one clone per repo")
@@ -37,13 +39,33 @@ def _common(parser: argparse.ArgumentParser, formats: tuple[str, ...] = ("text",
 STACK_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
+DEFAULT_STACK = "prod"
+
+
 def config_path(args: argparse.Namespace) -> Path:
     if args.config_file is not None:
+        if args.stack is not None:
+            # Two answers to "which stack": the file's config would be reported (and imported) as another stack's.
+            raise UsageError("--stack and --config-file name the stack twice; pass one of them")
         given: Path = args.config_file
         return given
-    if not STACK_NAME_PATTERN.fullmatch(args.stack) or args.stack.startswith("."):
+    stack = args.stack if args.stack is not None else DEFAULT_STACK
+    if not STACK_NAME_PATTERN.fullmatch(stack) or stack.startswith("."):
         raise UsageError("--stack is not a stack name (letters, digits, _, . and -); use --config-file for a path")
-    return stack_file(args.stack)
+    return stack_file(stack)
+
+
+def stack_name(args: argparse.Namespace) -> str:
+    """The stack a command speaks of: --stack, else the <stack> of a Pulumi.<stack>.yaml --config-file, else prod."""
+    if args.stack is not None:
+        return str(args.stack)
+    if args.config_file is not None:
+        name = Path(args.config_file).name
+        if name.startswith("Pulumi.") and name.endswith(".yaml"):
+            stack = name[len("Pulumi.") : -len(".yaml")]
+            if STACK_NAME_PATTERN.fullmatch(stack) and not stack.startswith("."):
+                return stack
+    return DEFAULT_STACK
 
 
 def load_config(args: argparse.Namespace) -> StackConfig:
@@ -172,7 +194,7 @@ def _plan(args: argparse.Namespace) -> int:
         print(json.dumps(to_json(plan), indent=2))
     elif args.format == "markdown":
         # The pull-request comment: the verdict and a row per service, the text plan collapsed below.
-        print(render_comment(plan, render_text(plan), args.stack), end="")
+        print(render_comment(plan, render_text(plan), stack_name(args)), end="")
     else:
         print(render_text(plan), end="")
     return EXIT_OK if plan.ok else EXIT_NO
@@ -227,7 +249,7 @@ def _verify(args: argparse.Namespace) -> int:
     except SchedulingInputError as error:
         raise UsageError(str(error)) from None
     facts, origin = _verify_facts(args, config)
-    print(f"profile facts: {origin}", file=sys.stderr)
+    print(f"profile facts: {escape_controls(origin)}", file=sys.stderr)
     results = [
         ServiceVerification(
             key,
@@ -333,6 +355,7 @@ def _adopt(args: argparse.Namespace) -> int:
     from release.cutover.adopt import AdoptError, adopt_all, adopt_scheduling, adopt_targets, adopted_specs, import_file, render_services
     from release.cutover.live import LiveStateError, read_live
     from release.cutover.scheduling import SchedulingInputError, read_jobs
+    from release.local_files import InputFileError, write_outputs
     from release.stack import RELEASE_KEY, SERVICES_KEY, read_stack_keys
 
     path = config_path(args)
@@ -349,16 +372,16 @@ def _adopt(args: argparse.Namespace) -> int:
             adopted_specs(ours.get(RELEASE_KEY), services)  # the scheduler blocks pass the stack's checks too
     except (AdoptError, LiveStateError, SchedulingInputError) as error:
         raise UsageError(str(error)) from None
-    # Everything is computed before anything is written: a refused service leaves no partial output.
+    # Everything is computed before anything is written, and the files are written all or none: a refused
+    # service, or an output that cannot be written, leaves nothing behind.
     text = render_services(services)
-    imports = import_file(targets, args.stack, metadata.version("pulumi_gcp"), children)
+    imports = import_file(targets, stack_name(args), metadata.version("pulumi_gcp"), children)
+    outputs = [(args.import_file, json.dumps(imports, indent=2) + "\n")] if args.import_file is not None else []
+    outputs += [(args.output, text)] if args.output is not None else []
     try:
-        if args.import_file is not None:
-            args.import_file.write_text(json.dumps(imports, indent=2) + "\n", encoding="utf-8")
-        if args.output is not None:
-            args.output.write_text(text, encoding="utf-8")
-    except OSError as error:
-        raise UsageError(f"cannot write {error.filename} ({error.strerror})") from None
+        write_outputs(outputs, [path], "pass --output and --import-file new or regular files (not the stack file)")
+    except InputFileError as error:
+        raise UsageError(str(error)) from None
     if args.output is None:
         print(text, end="")
     if args.scheduler is None:
@@ -370,7 +393,7 @@ def _adopt(args: argparse.Namespace) -> int:
             "import file; rerun with --scheduler gcloud, or import each <key>-scheduler by hand before pulumi up",
         )
     for note in notes:
-        print(f"note: {note}", file=sys.stderr)
+        print(f"note: {escape_controls(note)}", file=sys.stderr)
     return EXIT_OK
 
 

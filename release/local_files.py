@@ -17,6 +17,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,6 +223,55 @@ def append_text(path: Path, text: str, fix: str) -> None:
         raise InputFileError(f"cannot be written ({error.strerror})", str(path), fix) from None
     finally:
         os.close(fd)
+
+
+def write_outputs(files: Sequence[tuple[Path, str]], inputs: Sequence[Path], fix: str) -> None:
+    """Write every file or none: each text goes to a temporary file beside its target first, and only when
+    all are written are they renamed into place (one rename each). A target that is not a regular file (a
+    FIFO would block the write forever, a device would swallow it) or that is one of the `inputs` being
+    read (the stack file) is refused before anything is written."""
+    targets: list[Path] = []
+    for path, _ in files:
+        target = Path(os.path.realpath(path))
+        where = str(path)
+        try:
+            status = os.stat(target)
+        except FileNotFoundError:
+            status = None
+        except OSError as error:
+            raise InputFileError(f"cannot be written ({error.strerror})", where, fix) from None
+        if status is not None and not stat.S_ISREG(status.st_mode):
+            raise InputFileError(f"is {_kind(status.st_mode)}, not a regular file", where, fix)
+        for source in inputs:
+            if target == Path(os.path.realpath(source)):
+                raise InputFileError(f"is {source}, which this command reads", where, "write the output to another file")
+        if target in targets:
+            raise InputFileError("is named for two outputs", where, fix)
+        targets.append(target)
+    written: list[tuple[str, Path]] = []
+    try:
+        for target, (path, text) in zip(targets, files, strict=True):
+            try:
+                fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            except OSError as error:
+                raise InputFileError(f"cannot be written ({error.strerror})", str(path), fix) from None
+            written.append((temporary, target))
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            except OSError as error:
+                raise InputFileError(f"cannot be written ({error.strerror})", str(path), fix) from None
+        for temporary, target in written:
+            os.replace(temporary, target)
+        written = []
+    finally:
+        for temporary, _ in written:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
 
 
 def json_files(directory: Path, limit: int = MAX_LIVE_FILES) -> list[Path]:

@@ -279,3 +279,44 @@ def test_adopt_without_a_readable_ues_catalog_refuses_instead_of_guessing_names(
     code, err, output, _ = adopt(tmp_path, live_dir, minimal_stack(tmp_path / "Pulumi.prod.yaml"), capsys)
     assert code == 2 and not output.exists()
     assert "UES v0.7.13's catalog could not be read to name profiles canonically" in err
+
+
+# --- where adopt writes: all or nothing, never a FIFO, never the stack file it reads ---------------------
+
+
+def _adopt_to(tmp_path: Path, capsys, output: Path, imports: Path) -> tuple[int, str, Path]:
+    live_dir = write_live_dir(tmp_path / "live", live_documents())
+    stack = minimal_stack(tmp_path / "Pulumi.prod.yaml")
+    argv = ["adopt", "--config-file", str(stack), "--live", str(live_dir), "--output", str(output), "--import-file", str(imports)]
+    return main(argv), capsys.readouterr().err, stack
+
+
+def test_adopt_to_a_fifo_is_refused_at_once_not_a_hang(tmp_path, capsys):
+    import os
+
+    fifo = tmp_path / "adopted.yaml"
+    os.mkfifo(fifo)
+    code, err, _ = _adopt_to(tmp_path, capsys, fifo, tmp_path / "import.json")
+    assert code == 2 and "adopted.yaml: is a FIFO, not a regular file" in err
+    # nothing was written: the import file is not there either
+    assert not (tmp_path / "import.json").exists()
+
+
+def test_adopt_writes_nothing_when_one_output_cannot_be_written(tmp_path, capsys):
+    imports = tmp_path / "import.json"
+    code, err, _ = _adopt_to(tmp_path, capsys, tmp_path / "missing-dir" / "adopted.yaml", imports)
+    assert code == 2 and "adopted.yaml: cannot be written" in err
+    assert not imports.exists() and list(tmp_path.glob(".import.json.*")) == []
+
+
+def test_adopt_never_overwrites_the_stack_file_it_reads(tmp_path, capsys):
+    stack_text = minimal_stack(tmp_path / "Pulumi.prod.yaml").read_text()
+    code, err, stack = _adopt_to(tmp_path, capsys, tmp_path / "Pulumi.prod.yaml", tmp_path / "import.json")
+    assert code == 2 and "which this command reads" in err
+    assert stack.read_text() == stack_text and not (tmp_path / "import.json").exists()
+
+
+def test_stack_and_config_file_together_are_refused(tmp_path, capsys):
+    stack = minimal_stack(tmp_path / "Pulumi.prod.yaml")
+    code = main(["adopt", "--stack", "staging", "--config-file", str(stack), "--live", str(tmp_path)])
+    assert code == 2 and "--stack and --config-file name the stack twice" in capsys.readouterr().err

@@ -158,6 +158,21 @@ def test_any_other_invoke_error_stops_too():
         resolve_image_invoke("ibkr", IBKR, fetch)
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Error 404: Project 'interactivebrokersquant' not found or permission denied.",
+        "googleapi: Error 403: PERMISSION_DENIED: repository not found or access denied",
+    ],
+)
+def test_an_invoke_answer_that_says_permission_denied_is_never_a_missing_image(message):
+    def fetch(artifact):
+        raise InvokeFailed(message)
+
+    with pytest.raises(ImageLookupError, match="could not be looked up"):
+        resolve_image_invoke("ibkr", IBKR, fetch)
+
+
 def test_invoke_answer_for_another_repository_stops():
     with pytest.raises(ImageLookupError, match="describes"):
         resolve_image_invoke("ibkr", IBKR, lambda artifact: {"self_link": f"us-central1-docker.pkg.dev/x/y/z@{DIGEST}"})

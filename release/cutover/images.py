@@ -262,7 +262,12 @@ def _field(obj: Any, name: str) -> Any:
 
 
 def is_invoke_not_found(error: BaseException) -> bool:
+    """The provider's "no such image" (a 404); an answer that also says permission denied or 403 proves
+    nothing about the image ("Project not found or permission denied" is GCP's answer to a caller who may
+    not look), so it is a lookup failure, never "missing"."""
     text = str(error)
+    if any(marker in text for marker in (*gcloud.DENIED_MARKERS, "Error 403", "403 Forbidden")):
+        return False
     return "not found" in text.lower() or "Error 404" in text
 
 
