@@ -27,7 +27,9 @@ class UsageError(Exception):
 def _common(parser: argparse.ArgumentParser, formats: tuple[str, ...] = ("text", "json"), sources: bool = True) -> None:
     parser.add_argument("--stack", help="stack name; reads Pulumi.<stack>.yaml (default: prod)")
     parser.add_argument(
-        "--config-file", type=Path, help="a stack file to read instead of Pulumi.<stack>.yaml (its stack: the <stack> of its name, else prod)"
+        "--config-file",
+        type=Path,
+        help="a stack file to read instead of Pulumi.<stack>.yaml (its stack: the <stack> of its name, else prod)",
     )
     if sources:  # only commands that run the gate take a source: an option that is ignored would mislead
         parser.add_argument("--source", choices=("github", "git"), default="github", help="where tags and pins are verified")
