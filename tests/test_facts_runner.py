@@ -48,7 +48,7 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def registry_body(platform: str, **options: object) -> str:
     """Today's registry without its `from __future__` line, so a test can put code before it."""
-    return registry_today(platform, **options).replace("from __future__ import annotations\n", "")  # type: ignore[arg-type]
+    return registry_today(platform, **options).replace("from __future__ import annotations\n", "")
 
 
 def today(packages: dict[str, Path]) -> list[Path]:
