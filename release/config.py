@@ -8,13 +8,14 @@ turns every failure into one ``ConfigProblem`` per problem.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Literal, Mapping, Optional, Union
 
 from packaging.version import InvalidVersion, Version
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from release.control_chars import escape_controls
+from release.packages import BUNDLE_REPOSITORY, BY_NAME, QPK_PACKAGE, REQUIRED_IN_RELEASE, TRACKED_PACKAGES, UES_PACKAGE, known_names
 
 PROJECT_NAME = "us-equity-cutover"
 DEFAULT_GITHUB_OWNER = "QuantStrategyLab"
@@ -114,15 +115,19 @@ def release_version(tag: str) -> Version:
 
 
 class RepositoryNames(ConfigModel):
-    """GitHub repository names (under ``githubOwner``) that hold each package and platform."""
+    """GitHub repository names (under ``githubOwner``) that hold each package, platform and the bundles.
+
+    The package fields are the `repository_key`s of release/packages.py's table."""
 
     quant_platform_kit: str = "QuantPlatformKit"
     us_equity_strategies: str = "UsEquityStrategies"
+    hk_equity_strategies: str = "HkEquityStrategies"
     ibkr: str = "InteractiveBrokersPlatform"
     schwab: str = "CharlesSchwabPlatform"
     longbridge: str = "LongBridgePlatform"
+    quant_runtime_settings: str = BUNDLE_REPOSITORY
 
-    @field_validator("quant_platform_kit", "us_equity_strategies", "ibkr", "schwab", "longbridge")
+    @field_validator("*")
     @classmethod
     def _repository_name(cls, value: str) -> str:
         problem = github_repo_problem(value)
@@ -133,12 +138,163 @@ class RepositoryNames(ConfigModel):
     def for_platform(self, platform: PlatformId) -> str:
         return str(getattr(self, platform))
 
+    def for_package(self, name: str) -> str:
+        return str(getattr(self, BY_NAME[name].repository_key))
 
-class ReleaseBundle(ConfigModel):
-    """The shared-package release every service must run: a QPK tag and the UES tag that pins it."""
 
-    quant_platform_kit: str = Field(description="QPK release tag, e.g. v0.7.10")
-    us_equity_strategies: str = Field(description="UES release tag, e.g. v0.7.13; must pin quantPlatformKit")
+# Git object ids are full, lowercase hex: a short one is ambiguous and may name another commit tomorrow.
+UPPERCASE_COMMIT_PATTERN = re.compile(r"[0-9a-fA-F]{40}")
+SHORT_COMMIT_PATTERN = re.compile(r"[0-9a-fA-F]{4,39}")
+# A bundle id becomes a file name (compat/bundles/<id>.toml): no separator, no leading dot.
+BUNDLE_ID_PATTERN = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]{0,63}")
+RELEASE_REF_FIX = "write a release tag (v<version>, e.g. v0.7.10) or a full 40-hex commit"
+
+
+def check_release_ref(value: str) -> str:
+    """A release ref: a canonical `v<version>` tag or a full lowercase commit; ValueError naming the fix."""
+    if COMMIT_PATTERN.fullmatch(value):
+        return value
+    if not value.strip():
+        raise ValueError(f"is empty; {RELEASE_REF_FIX}")
+    if UPPERCASE_COMMIT_PATTERN.fullmatch(value):
+        raise ValueError(f"{value!r}: write the commit in lowercase ({value.lower()})")
+    if SHORT_COMMIT_PATTERN.fullmatch(value) and not value.startswith("v"):
+        raise ValueError(f"{value!r} is a short commit, which may name another commit tomorrow; write all 40 hex digits")
+    if value.startswith("v") and value[1:2].isdigit():
+        release_version(value)  # its own message: not a version, or not in canonical form
+        return value
+    raise ValueError(f"{value!r} is not a release tag or a full commit (a branch name moves); {RELEASE_REF_FIX}")
+
+
+def check_package_name(value: str) -> str:
+    if value not in BY_NAME:
+        raise ValueError(
+            f"{value!r} is not a package this project releases (known: {known_names()}); "
+            "write its distribution name, or add a row to release/packages.py"
+        )
+    return value
+
+
+def check_bundle_id(value: str) -> str:
+    if not BUNDLE_ID_PATTERN.fullmatch(value) or ".." in value:
+        raise ValueError(f"{value!r} is not a bundle id such as 2026.07.4 (letters, digits, '.', '_', '-')")
+    return value
+
+
+ReleaseRef = Annotated[str, AfterValidator(check_release_ref)]
+PackageName = Annotated[str, AfterValidator(check_package_name)]
+BundleId = Annotated[str, AfterValidator(check_bundle_id)]
+ReleaseForm = Literal["shorthand", "packages", "bundle"]
+
+
+def ref_kind(ref: str) -> Literal["tag", "commit"]:
+    """A validated release ref is a tag or a commit."""
+    return "commit" if COMMIT_PATTERN.fullmatch(ref) else "tag"
+
+
+class ReleaseRefs(ConfigModel):
+    """Which ref of each shared package a release installs, in one of three forms:
+
+    - `packages`: distribution name -> release tag or full commit (QPK and UES required, HK optional);
+    - the seed's two keys `quantPlatformKit` / `usEquityStrategies` (tags), a shorthand for `packages`;
+    - `bundle`: a QSL bundle id, whose refs the gate reads from QuantRuntimeSettings (`packages` is then
+      filled once read: `resolved`).
+    Mixing forms is bad input.
+    """
+
+    packages: dict[PackageName, ReleaseRef] = Field(default_factory=dict, description="distribution name -> tag or full commit")
+    bundle: Optional[BundleId] = Field(None, description="QSL bundle id, read from QuantRuntimeSettings compat/bundles/<id>.toml")
+    shorthand_qpk: Optional[ReleaseRef] = Field(None, alias="quantPlatformKit", description="QPK release tag (shorthand)")
+    shorthand_ues: Optional[ReleaseRef] = Field(None, alias="usEquityStrategies", description="UES release tag (shorthand)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_form(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        shorthand = [key for key in ("quantPlatformKit", "usEquityStrategies", "shorthand_qpk", "shorthand_ues") if key in data]
+        forms = [
+            name for name, used in (("packages", "packages" in data), ("bundle", "bundle" in data), ("the two keys", shorthand)) if used
+        ]
+        if len(forms) > 1:
+            raise ValueError(
+                f"mixes {' and '.join(forms)}; name the release one way: packages (distribution name -> ref), "
+                "a bundle, or quantPlatformKit/usEquityStrategies"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _complete(self) -> "ReleaseRefs":
+        if self.bundle is None and not self.packages and self.shorthand_qpk is None and self.shorthand_ues is None:
+            raise ValueError(
+                "names no release; set packages (distribution name -> tag or full commit), a bundle, "
+                "or quantPlatformKit and usEquityStrategies"
+            )
+        if self.form == "shorthand":
+            missing = [
+                alias
+                for alias, value in (("quantPlatformKit", self.shorthand_qpk), ("usEquityStrategies", self.shorthand_ues))
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"{' and '.join(missing)} missing; the shorthand names both (or use packages)")
+        elif self.form == "packages":
+            missing = [name for name in REQUIRED_IN_RELEASE if name not in self.packages]
+            if missing:
+                raise ValueError(f"packages lacks {', '.join(missing)}; every release names {' and '.join(REQUIRED_IN_RELEASE)}")
+        return self
+
+    @property
+    def form(self) -> ReleaseForm:
+        if self.bundle is not None:
+            return "bundle"
+        return "shorthand" if self.shorthand_qpk is not None or self.shorthand_ues is not None else "packages"
+
+    @property
+    def refs(self) -> dict[str, str]:
+        """distribution name -> ref; for a bundle, empty until the gate read it (`resolved`)."""
+        if self.form == "shorthand":
+            return {QPK_PACKAGE: str(self.shorthand_qpk), UES_PACKAGE: str(self.shorthand_ues)}
+        return dict(self.packages)
+
+    def ref(self, name: str) -> str:
+        """The ref of `name`, or what stands for it before a bundle is read (never a usable ref)."""
+        return self.refs.get(name) or f"(bundle {self.bundle})"
+
+    @property
+    def quant_platform_kit(self) -> str:
+        return self.ref(QPK_PACKAGE)
+
+    @property
+    def us_equity_strategies(self) -> str:
+        return self.ref(UES_PACKAGE)
+
+    @property
+    def qpk_version(self) -> Version:
+        """The version of QPK's tag; ValueError when QPK's ref is a commit."""
+        return release_version(self.quant_platform_kit)
+
+    @property
+    def ues_version(self) -> Version:
+        return release_version(self.us_equity_strategies)
+
+    def describe(self) -> str:
+        """`QPK v0.7.10, UES v0.7.13` as reports write a release (commits shortened)."""
+        refs = self.refs
+        text = ", ".join(f"{BY_NAME[name].short} {short_ref(refs[name])}" for name in TRACKED_PACKAGES if name in refs)
+        if self.bundle is not None:
+            return f"bundle {self.bundle}" + (f" ({text})" if text else "")
+        return text
+
+
+def short_ref(ref: str) -> str:
+    """A commit shortened to 7 hex digits for reading; a tag as it is."""
+    return ref[:7] if COMMIT_PATTERN.fullmatch(ref) else ref
+
+
+class ReleaseBundle(ReleaseRefs):
+    """The stack's release: its refs (`ReleaseRefs`), and where the repositories live."""
+
     github_owner: str = Field(DEFAULT_GITHUB_OWNER, description="owner of every repository below")
     repositories: RepositoryNames = Field(default_factory=RepositoryNames)
 
@@ -150,19 +306,20 @@ class ReleaseBundle(ConfigModel):
             raise ValueError(f"{problem}; write the owner as GitHub shows it, e.g. {DEFAULT_GITHUB_OWNER}")
         return value
 
-    @field_validator("quant_platform_kit", "us_equity_strategies")
-    @classmethod
-    def _tag(cls, value: str) -> str:
-        release_version(value)
-        return value
+    def with_refs(self, refs: ReleaseRefs) -> "ReleaseBundle":
+        """This release with a service's own refs (`services.<key>.release`) in place of the stack's."""
+        return self.model_copy(
+            update={
+                "packages": refs.packages,
+                "bundle": refs.bundle,
+                "shorthand_qpk": refs.shorthand_qpk,
+                "shorthand_ues": refs.shorthand_ues,
+            }
+        )
 
-    @property
-    def qpk_version(self) -> Version:
-        return release_version(self.quant_platform_kit)
-
-    @property
-    def ues_version(self) -> Version:
-        return release_version(self.us_equity_strategies)
+    def resolved(self, refs: dict[str, str]) -> "ReleaseBundle":
+        """A bundle release once the gate read the bundle: its packages filled, its id kept."""
+        return self.model_copy(update={"packages": dict(refs)})
 
 
 class SnapshotPaths(ConfigModel):
@@ -314,6 +471,7 @@ class ServiceSpec(ConfigModel):
         None, description="the project of serviceAccount when it is not `project` (says so explicitly)"
     )
     snapshot: Optional[SnapshotPaths] = Field(None, description="input-mode paths of a snapshot-backed profile")
+    release: Optional[ReleaseRefs] = Field(None, description="this service's own release refs, in place of the stack's (same forms)")
     scheduler: Optional[SchedulerSpec] = Field(None, description="the scheduler job that calls <service url>/run")
     # Cloud Run settings (components/ownership.py): absent = held at the live value; a new service starts
     # from CONTRACT.md section 2.
@@ -448,6 +606,33 @@ class StackConfig(ConfigModel):
 
     release: ReleaseBundle
     services: dict[str, ServiceSpec]
+
+    def release_for(self, key: str) -> ReleaseBundle:
+        """The release service `key` installs: its own `release` when it sets one, else the stack's."""
+        own = self.services[key].release
+        return self.release if own is None else self.release.with_refs(own)
+
+    def bundles(self) -> list[str]:
+        """Every bundle id the stack's release or a service's names, in order of first use."""
+        ids = [self.release.bundle] + [spec.release.bundle for spec in self.services.values() if spec.release is not None]
+        return list(dict.fromkeys(bundle for bundle in ids if bundle is not None))
+
+    def with_bundles(self, refs_by_bundle: Mapping[str, Mapping[str, str]]) -> "StackConfig":
+        """The config once the gate read its bundles (bundle id -> package -> ref): every bundle release
+        gets its packages, keeping its id. Releases of a bundle not given stay as they are."""
+
+        def fill(refs: ReleaseRefs) -> ReleaseRefs:
+            if refs.bundle is None or refs.bundle not in refs_by_bundle:
+                return refs
+            return refs.model_copy(update={"packages": dict(refs_by_bundle[refs.bundle])})
+
+        release = fill(self.release)
+        assert isinstance(release, ReleaseBundle)
+        services = {
+            key: spec if spec.release is None else spec.model_copy(update={"release": fill(spec.release)})
+            for key, spec in self.services.items()
+        }
+        return self.model_copy(update={"release": release, "services": services})
 
 
 def split_image(image: str) -> tuple[str, Optional[str]]:

@@ -225,7 +225,8 @@ def _pydantic_problems(prefix: str, error: ValidationError) -> list[ConfigProble
     # `strategy_profile: x` also leaves strategyProfile missing; the "did you mean" line says it all.
     meant = {(*item["loc"][:-1], _meant_key(str(item["loc"][-1]))) for item in items if item["type"] == "extra_forbidden" and item["loc"]}
     for item in items:
-        path = ".".join([prefix, *(str(part) for part in item["loc"])])
+        # A refused mapping key is reported at the key itself (pydantic adds a "[key]" part).
+        path = ".".join([prefix, *(str(part) for part in item["loc"] if part != "[key]")])
         kind, message = item["type"], item["msg"]
         if kind == "missing" and tuple(item["loc"]) in meant:
             continue

@@ -202,7 +202,7 @@ def test_report_text_escapes_control_characters_from_server_messages():
     from release.config import ReleaseBundle
     from release.gate.checks import CheckResult, GateReport
 
-    bundle = ReleaseBundle(quant_platform_kit="v0.7.10", us_equity_strategies="v0.7.13")
+    bundle = ReleaseBundle(quantPlatformKit="v0.7.10", usEquityStrategies="v0.7.13")
     report = GateReport(bundle, [CheckResult("qpk-tag", "failed", "not found\n  PASS  qpk-tag: fine\x1b[2J")], "github", "github")
     text = report.render_text()
     assert "\n  PASS" not in text and "\x1b" not in text

@@ -61,7 +61,7 @@ def test_bad_source_selection_is_a_clear_error(environ, words):
     from release.gate.sources import SourceSelectionError, source_from_env
 
     with pytest.raises(SourceSelectionError, match=words.replace("(", r"\(")):
-        source_from_env(ReleaseBundle(quant_platform_kit="v0.7.10", us_equity_strategies="v0.7.13"), environ)
+        source_from_env(ReleaseBundle(quantPlatformKit="v0.7.10", usEquityStrategies="v0.7.13"), environ)
 
 
 def test_source_from_env_selects_git_and_github(tmp_path):
@@ -69,7 +69,7 @@ def test_source_from_env_selects_git_and_github(tmp_path):
     from release.gate.github_source import GitHubSource
     from release.gate.sources import source_from_env
 
-    bundle = ReleaseBundle(quant_platform_kit="v0.7.10", us_equity_strategies="v0.7.13", github_owner="Fork")
+    bundle = ReleaseBundle(quantPlatformKit="v0.7.10", usEquityStrategies="v0.7.13", github_owner="Fork")
     assert isinstance(source_from_env(bundle, {"CUTOVER_SOURCE": "git", "CUTOVER_GIT_ROOT": str(tmp_path)}), GitSource)
     github = source_from_env(bundle, {"GITHUB_API_URL": "http://127.0.0.1:9/api"})
     assert isinstance(github, GitHubSource) and github.owner == "Fork" and github.base_url == "http://127.0.0.1:9/api"

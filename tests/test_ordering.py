@@ -22,7 +22,7 @@ SNAP = "gs://bucket/old_feature_snapshot.csv"
 
 CONFIG = load_stack_file(SEED_STACK_FILE)
 BUNDLE = CONFIG.release
-OLD_BUNDLE = ReleaseBundle(quant_platform_kit="v0.7.8", us_equity_strategies="v0.7.11")
+OLD_BUNDLE = ReleaseBundle(quantPlatformKit="v0.7.8", usEquityStrategies="v0.7.11")
 
 
 def platform_files(platform: str, commit: str) -> dict:

@@ -25,7 +25,7 @@ from typing import Any, Literal, Optional
 from packaging.version import Version
 
 from components.profiles import ProfileFacts, platform_key
-from release.config import ReleaseBundle, StackConfig, release_version
+from release.config import ReleaseBundle, StackConfig, ref_kind, release_version
 from release.control_chars import escape_controls
 from release.gate.lock import Lock
 from release.gate.pins import PIN_FILES, PYPROJECT_TOML, QPK_PACKAGE, RELEASE_KINDS, UES_PACKAGE, Pin, PinFileError, pins_from_file
@@ -252,6 +252,9 @@ def run_gate(config: StackConfig, source: ReleaseSource, lock: Optional[Lock] = 
     asks at once (see `release.gate.sources.explore`); then the checks run for real from those answers,
     so the report is the one asking one question at a time would give, in the same order.
     """
+    unjudged = _unjudged_shape(config)
+    if unjudged is not None:
+        return GateReport(bundle=config.release, checks=[unjudged], source_kind=source.kind, verified_from=source.describe())
     answers = getattr(source, "answers", None)
     pool_size = getattr(source, "concurrency", 1)
     if isinstance(answers, Answers) and pool_size > 1:
@@ -264,6 +267,27 @@ def run_gate(config: StackConfig, source: ReleaseSource, lock: Optional[Lock] = 
             priority=getattr(source, "question_priority", None),
         )
     return _gate_pass(config, source, lock)
+
+
+def _unjudged_shape(config: StackConfig) -> Optional[CheckResult]:
+    """A release this gate cannot judge yet fails closed as a whole, before any question is asked."""
+    releases = [config.release] + [config.release_for(key) for key, spec in config.services.items() if spec.release is not None]
+    shapes = []
+    if any(release.bundle is not None for release in releases):
+        shapes.append("a bundle")
+    if any(ref_kind(ref) == "commit" for release in releases for ref in release.refs.values()):
+        shapes.append("commit refs")
+    if any(set(release.refs) - {QPK_PACKAGE, UES_PACKAGE} for release in releases):
+        shapes.append("packages beyond QPK and UES")
+    if len(releases) > 1:
+        shapes.append("per-service releases")
+    if not shapes:
+        return None
+    return CheckResult(
+        "release-form",
+        "failed",
+        f"this gate judges releases of two tags (QPK and UES) only; not yet {', '.join(shapes)}: write the release as two tags",
+    )
 
 
 def _gate_pass(config: StackConfig, source: ReleaseSource, lock: Optional[Lock]) -> GateReport:
