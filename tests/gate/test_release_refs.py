@@ -14,9 +14,10 @@ import yaml
 from release.cli import main as cli_main
 from release.config import ConfigError
 from release.packages import PACKAGES
-from release.stack import parse_stack, stack_file
+from release.stack import parse_stack
+from tests.fixtures.projects import SEED_STACK_FILE
 
-PROD_RAW = yaml.safe_load(stack_file("prod").read_text(encoding="utf-8"))["config"]
+PROD_RAW = yaml.safe_load(SEED_STACK_FILE.read_text(encoding="utf-8"))["config"]
 SERVICES = PROD_RAW["us-equity-cutover:services"]
 QPK, UES, HK = (
     "ff09c889ed21e2eb6fcb37f6cdaa159190ec82da",
@@ -151,13 +152,9 @@ def test_a_bad_service_release_names_the_service():
 
 
 def test_a_bad_release_is_exit_2_before_any_source_is_asked(tmp_path: Path, capsys, monkeypatch):
-    text = (
-        stack_file("prod")
-        .read_text(encoding="utf-8")
-        .replace(
-            "    quantPlatformKit: v0.7.10\n    usEquityStrategies: v0.7.13\n",
-            f"    packages:\n      quant-platform-kit: {QPK[:7]}\n      us-equity-strategies: {UES}\n",
-        )
+    text = SEED_STACK_FILE.read_text(encoding="utf-8").replace(
+        "    quantPlatformKit: v0.7.10\n    usEquityStrategies: v0.7.13\n",
+        f"    packages:\n      quant-platform-kit: {QPK[:7]}\n      us-equity-strategies: {UES}\n",
     )
     stack = tmp_path / "Pulumi.today.yaml"
     stack.write_text(text, encoding="utf-8")
