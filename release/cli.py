@@ -218,7 +218,9 @@ def _verify(args: argparse.Namespace) -> int:
     import json
     from datetime import datetime, timezone
 
+    from release.cutover.images import ImageInputError, read_images
     from release.cutover.live import LiveStateError, read_live
+    from release.cutover.plan import resolved_digest
     from release.cutover.scheduling import SchedulingInputError, read_iam, read_jobs, scheduler_checks
     from release.cutover.verify import (
         ServiceVerification,
@@ -250,13 +252,17 @@ def _verify(args: argparse.Namespace) -> int:
         policies = read_iam(args.iam, config.services)
     except SchedulingInputError as error:
         raise UsageError(str(error)) from None
+    try:
+        images = read_images(args.images, config.services).checks if args.images is not None else {}
+    except ImageInputError as error:
+        raise UsageError(str(error)) from None
     facts, origin = _verify_facts(args, config)
     print(f"profile facts: {escape_controls(origin)}", file=sys.stderr)
     results = [
         ServiceVerification(
             key,
             spec.service_name,
-            tuple(verify_service(key, spec, config.release, live.services.get(key), facts))
+            tuple(verify_service(key, spec, config.release, live.services.get(key), facts, resolved_digest(images.get(key))))
             + tuple(scheduler_checks(spec, live.services.get(key), jobs, policies, key)),
         )
         for key, spec in config.services.items()
@@ -462,6 +468,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify = command("verify", _verify, "after pulumi up: the runbook checks against live state", sources=False)
     verify.add_argument("--lock", type=Path, help="the lock whose profile facts verify judges by (default: the stack's lock)")
     verify.add_argument("--live", required=True, help="live state: a gcloud JSON file, a directory of them, or 'gcloud'")
+    verify.add_argument(
+        "--images",
+        help="the configured images' digests (like plan --images): commit-live compares the live image by digest; "
+        "without it a live image pinned by digest cannot be matched to a configured tag",
+    )
     verify.add_argument("--record", type=Path, help="append the operator record (JSON lines) to this file")
     verify.add_argument("--reports", action="store_true", help="also check the first run's execution report and snapshot manifest in GCS")
     verify.add_argument("--reports-uri", help="with --reports: gs:// reports prefix (default: the service's EXECUTION_REPORT_GCS_URI)")

@@ -27,7 +27,7 @@ import yaml
 
 from release.config import PROJECT_NAME
 from release.stack import load_stack_file
-from tests.fixtures.live_json import knative_for_spec, write_json
+from tests.fixtures.live_json import image_describe, knative_for_spec, write_json
 from tests.fixtures.prod_lock import prod_lock_path
 from tests.fixtures.projects import SEED_STACK_FILE
 
@@ -327,6 +327,26 @@ CASES = [
         ],
         2,
         ("dup.json", "names kind twice in one object"),
+    ),  # fmt: skip
+    Case(
+        "live image of another project under the configured commit-sha label",
+        verify_live(
+            i=lambda d: d["spec"]["template"]["spec"]["containers"][0].update(
+                image=CONFIG.services["ibkr"].image.replace("/interactivebrokersquant/", "/someoneelse/")
+            )
+        ),
+        1,
+        ("commit-live", "the live image is from us-central1-docker.pkg.dev/someoneelse/"),
+    ),  # fmt: skip
+    Case(
+        "plan --images with a describe document of another tag",
+        lambda tmp: [
+            "plan",
+            "--images",
+            str(write_json(tmp / "img" / "other.json", image_describe(CONFIG.services["ibkr"].image.rsplit(":", 1)[0] + ":" + "f" * 40))),
+        ],
+        1,
+        ("names no tag, so it does not prove",),
     ),  # fmt: skip
     # A value no temporary path can contain: pytest's base directory is numbered (pytest-250/...).
     Case("live traffic percent out of range", verify_live(t=set_traffic(percent=730461)), 2, ("percent",), ("730461",)),

@@ -207,3 +207,47 @@ def test_pruned_repository_warning():
     assert "cleanup policy" in warning
     kept = IBKR.model_copy(update={"image": f"us-central1-docker.pkg.dev/interactivebrokersquant/releases/ibkr:{IBKR.commit}"})
     assert pruned_repository_warning(kept, CONFIG.release) is None
+
+
+# --- a saved answer proves a tag only when it names the tag ---------------------------------------------
+
+
+def test_a_describe_document_of_another_tag_does_not_prove_the_configured_tag(tmp_path):
+    # `gcloud artifacts docker images describe <repo>:<other tag>` reads exactly like one of the configured
+    # tag: same repository, some digest, no tag. It proves that digest exists, not what the tag names.
+    other_tag = f"{REPOSITORY}:{'f' * 40}"
+    directory = tmp_path / "images"
+    write_json(directory / "img.json", image_describe(other_tag))
+    check = read_images_path(directory, {"ibkr": IBKR})["ibkr"]
+    assert check.status == "unverified" and not check.ok
+    assert "names no tag" in check.message and "--include-tags" in check.message
+
+
+def test_a_tag_listing_proves_the_tag_it_names_and_only_that_one(tmp_path):
+    from tests.fixtures.live_json import image_listing
+
+    directory = tmp_path / "images"
+    listing = image_listing(f"{REPOSITORY}:{'f' * 40}") + image_listing(IBKR.image, digest=DIGEST, tags=["latest", IBKR.commit])
+    write_json(directory / "list.json", listing)
+    check = read_images_path(directory, {"ibkr": IBKR})["ibkr"]
+    assert check.ok and check.resolved.digest == DIGEST
+    only_other = tmp_path / "other"
+    write_json(only_other / "list.json", image_listing(f"{REPOSITORY}:{'f' * 40}"))
+    assert read_images_path(only_other, {"ibkr": IBKR})["ibkr"].status == "missing"
+    text_tags = tmp_path / "text"
+    write_json(text_tags / "list.json", [{"package": REPOSITORY, "version": DIGEST, "tags": f"latest, {IBKR.commit}"}])
+    assert read_images_path(text_tags, {"ibkr": IBKR})["ibkr"].resolved.digest == DIGEST
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"package": REPOSITORY, "version": "sha256:abc", "tags": []}, "version is not sha256"),
+        ({"package": REPOSITORY, "version": DIGEST, "tags": {"a": 1}}, "tags is neither a list"),
+        ({"package": REPOSITORY, "version": DIGEST, "tags": [1]}, "tags holds something other than tag names"),
+    ],
+)
+def test_a_malformed_tag_listing_is_bad_input(tmp_path, entry, message):
+    write_json(tmp_path / "i" / "list.json", [entry])
+    with pytest.raises(ImageInputError, match=message):
+        read_images_path(tmp_path / "i", {"ibkr": IBKR})

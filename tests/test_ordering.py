@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from components.env import ServiceEnv
+from components.env import ServiceEnv, desired_env
 from components.platforms import PLATFORMS
 from components.profiles import ProfileFacts
 from release.config import ReleaseBundle, SecretRef
@@ -186,11 +186,45 @@ def test_same_image_confirmed_with_old_env_switches_env():
     assert result.applied.env.plain["IBKR_DRY_RUN_ONLY"] == "false"  # keep holds the live flag
 
 
-def test_images_are_compared_by_commit_not_by_reference():
+def plan_with_digest(key: str, live, digest):
+    spec = CONFIG.services[key]
+    config = CONFIG.model_copy(update={"services": {**CONFIG.services}})
+    result = plan_service(key, spec, BUNDLE, live, facts_of(config).with_history(FACTS), digest)
+    assert_one_kind_of_change(result)
+    return result
+
+
+def test_the_live_image_is_compared_by_digest_not_by_its_commit_label():
     spec = CONFIG.services["ibkr"]
-    digest = spec.image.rsplit(":", 1)[0] + "@sha256:" + "a" * 64
-    result = plan("ibkr", live_of("ibkr", IBKR_OLD_ENV, commit=spec.commit, image=digest, tags=("v0.7.10", "v0.7.13")))
-    assert result.phase == "switch-env"
+    repository = spec.image.rsplit(":", 1)[0]
+    pinned = f"{repository}@sha256:{'a' * 64}"
+    live = live_of("ibkr", IBKR_OLD_ENV, commit=spec.commit, image=pinned, tags=("v0.7.10", "v0.7.13"))
+    # the digest the configured tag resolves to now: the same image, already live
+    assert plan_with_digest("ibkr", live, f"sha256:{'a' * 64}").phase == "switch-env"
+    # another digest under the right label: not the configured image, so the image is deployed first
+    other = plan_with_digest("ibkr", live, f"sha256:{'b' * 64}")
+    assert other.phase == "deploy-image" and other.applied.image == spec.image
+    assert "the live image is " + pinned in other.reason
+    # the tag's digest not looked up: nothing proves which image runs
+    unknown = plan_with_digest("ibkr", live, None)
+    assert unknown.phase == "blocked" and "--images" in unknown.reason
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "us-central1-docker.pkg.dev/someoneelse/cloud-run-source-deploy/interactivebrokersplatform/cloud-run:{commit}",
+        "europe-west1-docker.pkg.dev/interactivebrokersquant/cloud-run-source-deploy/interactivebrokersplatform/cloud-run:{commit}",
+        "us-central1-docker.pkg.dev/interactivebrokersquant/cloud-run-source-deploy/interactivebrokersplatform/cloud-run:{other}",
+    ],
+    ids=["another project", "another registry", "another commit's tag"],
+)
+def test_another_image_under_the_configured_commit_label_is_not_in_sync(image):
+    spec = CONFIG.services["ibkr"]
+    env = desired_env(spec, FACTS.requirements(spec.strategy_profile, "ibkr"), "false")
+    live = live_of("ibkr", env, commit=spec.commit, image=image.format(commit=spec.commit, other="f" * 40), tags=("v0.7.10", "v0.7.13"))
+    result = plan_with_digest("ibkr", live, f"sha256:{'a' * 64}")
+    assert result.phase == "deploy-image" and result.applied.image == spec.image
 
 
 @pytest.mark.parametrize(

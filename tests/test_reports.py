@@ -242,3 +242,26 @@ def test_month_segments_span_the_cutover_and_are_capped():
         "2026-11", "2026-12", "2027-01",
     ]  # fmt: skip
     assert len(month_segments(datetime(2020, 1, 1, tzinfo=timezone.utc), NOW)) == 13
+
+
+def test_a_report_that_started_in_the_future_is_not_the_first_run(gcs, reader):
+    gcs.wipe()
+    spec = CONFIG.services["schwab"]
+    future = NOW + timedelta(days=30)
+    gcs.put(report_uri(spec, None, RUN), {**runtime_report(spec, "TQQQ Growth Income", RUN), "started_at": future.isoformat()})
+    _, checks = first_run(reader, "schwab")
+    assert failed(checks) == ["report-found"] and "in the future" in checks["report-found"].message
+
+
+def test_a_listing_answer_outside_the_requested_prefix_decides_nothing(gcs, monkeypatch):
+    from tests.fixtures.gcs_emulator import without_list_prefix
+
+    gcs.wipe()
+    spec = CONFIG.services["schwab"]
+    # A healthy-looking report of this service's run, filed under another profile's directory.
+    elsewhere = report_uri(spec, None, RUN).replace("/tqqq_growth_income/", "/soxl_soxx_trend_income/")
+    gcs.put(elsewhere, runtime_report(spec, "TQQQ Growth Income", RUN))
+    with denying_gate(gcs.url, rewrite=without_list_prefix) as gate:
+        monkeypatch.setenv(EMULATOR_ENV, gate)
+        _, checks = first_run(GcsReader(call_deadline=10), "schwab")
+    assert failed(checks) == ["report-found"] and "outside the requested prefix" in checks["report-found"].message

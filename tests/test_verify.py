@@ -82,7 +82,12 @@ def test_legacy_and_other_platform_env_fail():
 @pytest.mark.parametrize(
     "bend, part",
     [
-        ({"commit": "1" * 40}, "expected"),
+        ({"commit": "1" * 40}, "the config expects"),
+        # the right label on another image: the label is a claim, the image is what runs
+        (
+            {"image": "us-central1-docker.pkg.dev/someoneelse/r/cloud-run:ca6cae89db0a62ae5a6e7508a47a80ffdcc0efe4"},
+            "the live image is from",
+        ),
         ({"traffic": [{"revisionName": "rev-00001", "percent": 100}]}, "serves 0%"),
         ({"ready": False}, "not Ready"),
         ({"commit": None}, "no commit-sha label"),
@@ -138,3 +143,18 @@ def test_verify_text_escapes_control_characters_quoted_from_live_state():
     check = VerifyCheck("strategy-profile", False, "STRATEGY_PROFILE=x\n  PASS commit-live: forged\x1b[2J")
     text = render_verify_text([ServiceVerification("ibkr", "interactive-brokers-quant-service", (check,))])
     assert "\n  PASS" not in text and "\x1b" not in text and "x\\n  PASS commit-live: forged\\x1b[2J" in text
+
+
+def test_commit_live_compares_a_digest_pinned_image_by_the_configured_tags_digest():
+    spec = CONFIG.services["ibkr"]
+    repository = spec.image.rsplit(":", 1)[0]
+    live = switched("ibkr", image=f"{repository}@sha256:{'a' * 64}")
+
+    def commit_live(digest):
+        return next(c for c in verify_service("ibkr", spec, CONFIG.release, live, FACTS, digest) if c.id == "commit-live")
+
+    assert commit_live(f"sha256:{'a' * 64}").ok
+    other = commit_live(f"sha256:{'b' * 64}")
+    assert not other.ok and f"not {repository}@sha256:{'b' * 64}" in other.message
+    unknown = commit_live(None)
+    assert not unknown.ok and "pass --images" in unknown.message

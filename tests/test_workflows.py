@@ -68,6 +68,8 @@ def test_cutover_applies_the_saved_plan_after_approval_in_environment_prod():
     verify_at = next(i for i, text in enumerate(order) if "release verify" in text and "--record" in text)
     record_at = max(i for i, step in enumerate(up["steps"]) if step in steps_using(up, "actions/upload-artifact"))
     assert apply_at < verify_at < record_at
+    # The program deploys by digest: commit-live can only match it to the configured tag with the digest.
+    assert "--images gcloud" in order[verify_at]
     # The plan and the second-up note reach the run summary, found by the renderer's own wording.
     plan_step = next(step for step in preview["steps"] if "release plan" in step.get("run", ""))
     assert "GITHUB_STEP_SUMMARY" in plan_step["run"] and f"'^{SECOND_UP}'" in plan_step["run"]
@@ -120,7 +122,7 @@ def test_drift_previews_with_refresh_verifies_and_opens_one_labelled_issue():
     job = load("drift.yml")["jobs"]["drift"]
     runs = "\n".join(step.get("run", "") for step in job["steps"])
     assert "pulumi preview" in runs and "--refresh" in runs and "--expect-no-changes" in runs
-    assert "release verify" in runs and "--live gcloud" in runs
+    assert "release verify" in runs and "--live gcloud" in runs and "--images gcloud" in runs
     (issue,) = steps_using(job, "actions/github-script")
     script = issue["with"]["script"]
     assert "labels: ['drift']" in script and "issues.update" in script and "issues.create" in script

@@ -155,6 +155,41 @@ def from_describe_json(document: Any, source: str) -> tuple[str, str]:
     return repository, digest
 
 
+LISTING_COMMAND = "gcloud artifacts docker images list <repository>/<package> --include-tags --format=json"
+
+
+def from_listing_entry(document: Mapping[str, Any], source: str) -> tuple[str, str, frozenset[str]]:
+    """(repository, digest, tags) from one entry of `gcloud artifacts docker images list --include-tags
+    --format=json`: the one saved answer that binds tags to a digest (`tags` a list, or gcloud's
+    comma-separated text)."""
+    package, version, tags = document.get("package"), document.get("version"), document.get("tags")
+    if not isinstance(package, str) or not isinstance(version, str):
+        raise ImageInputError(f"{source}: has no package and version; write it with {LISTING_COMMAND}")
+    if not IMAGE_DIGEST_PATTERN.fullmatch(version):
+        raise ImageInputError(f"{source}: version is not sha256:<64 hex>; pass gcloud's JSON unchanged")
+    if tags is None:
+        names: list[Any] = []
+    elif isinstance(tags, str):
+        names = [name.strip() for name in tags.split(",") if name.strip()]
+    elif isinstance(tags, list):
+        names = tags
+    else:
+        raise ImageInputError(f"{source}: tags is neither a list nor gcloud's comma-separated text; pass gcloud's JSON unchanged")
+    if not all(isinstance(name, str) for name in names):
+        raise ImageInputError(f"{source}: tags holds something other than tag names; pass gcloud's JSON unchanged")
+    return package, version, frozenset(names)
+
+
+def tag_unproved(key: str, spec: ServiceSpec, where: str) -> ImageCheck:
+    return unverified(
+        key,
+        spec,
+        f"not verified: {where} describes a digest of {split_image(spec.image)[0]} but names no tag, so it does not prove "
+        f"that {spec.image_tag} is that digest (a describe document of another tag reads the same); pass --images gcloud, "
+        f"or the output of {LISTING_COMMAND}",
+    )
+
+
 def _load(path: Path) -> Any:
     # The shared operator-file reader: a FIFO or /dev/zero is refused, not read; non-UTF-8 and deep nesting
     # are bad input naming the file, not a traceback.
@@ -168,10 +203,13 @@ def _load(path: Path) -> Any:
 
 
 def read_images_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[str, ImageCheck]:
-    """Image answers from a describe JSON file or a directory of them, matched to services by repository.
+    """Image answers from files (one document, a list, or a directory of them), matched to services by
+    repository: describe documents (`gcloud artifacts docker images describe`), which prove a digest, and
+    tag listings (`gcloud artifacts docker images list --include-tags`), which prove what a tag names.
 
-    A configured image that no document describes is reported missing: the operator described every
-    image there is, so one without a document was not found.
+    A describe document names no tag, so for an image configured by tag it proves nothing about the tag:
+    such a service stays unverified unless a listing entry binds its tag. A configured image that no
+    document mentions is reported missing: the operator described every image there is.
     """
     try:
         files = input_files(
@@ -183,17 +221,32 @@ def read_images_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[st
     for key, spec in services.items():
         by_repository.setdefault(split_image(spec.image)[0], []).append(key)
     found: dict[str, ImageCheck] = {}
+    untagged: dict[str, str] = {}
     for file in files:
         for item, where in json_items(_load(file), file):
-            repository, digest = from_describe_json(item, where)
+            listing = isinstance(item, Mapping) and "package" in item and "image_summary" not in item
+            if listing:
+                repository, digest, tags = from_listing_entry(item, where)
+            else:
+                repository, digest = from_describe_json(item, where)
+                tags = None
             keys = by_repository.get(repository)
             if keys is None:
+                if listing:
+                    continue  # a listing holds every package version; only the configured ones matter
                 configured = ", ".join(f"services.{k}.image" for k in sorted(services))
                 raise ImageInputError(
                     f"{where}: describes {repository}, which no service's image names ({configured}); remove it or check --stack"
                 )
             for key in keys:
                 spec = services[key]
+                ref = parse_image(spec.image)
+                if ref.digest is None and (tags is None or ref.tag not in tags):
+                    if tags is None:
+                        untagged.setdefault(key, where)
+                    continue  # a describe document, or a listing entry of another version: not this tag
+                if ref.digest is not None and listing and ref.digest != digest:
+                    continue
                 resolved = resolved_from(spec, repository, digest, where, f"services.{key}.image")
                 earlier = found.get(key)
                 if earlier is not None and earlier.resolved is not None and earlier.resolved.digest != digest:
@@ -202,7 +255,11 @@ def read_images_path(path: Path, services: Mapping[str, ServiceSpec]) -> dict[st
                         f"{earlier.resolved.digest}; keep one describe output per image"
                     )
                 found[key] = ImageCheck(key, spec.image, "present", f"{resolved.deployed} (from {where})", resolved)
-    return {key: found.get(key) or missing(key, spec, f"no describe document for it in {path}") for key, spec in services.items()}
+    return {
+        key: found.get(key)
+        or (tag_unproved(key, spec, untagged[key]) if key in untagged else missing(key, spec, f"no describe document for it in {path}"))
+        for key, spec in services.items()
+    }
 
 
 def gcloud_describe_command(spec: ServiceSpec) -> list[str]:

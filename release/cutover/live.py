@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
+from typing import Any, Callable, Literal, Mapping, Optional, Protocol, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
@@ -42,7 +42,7 @@ from components.ownership import (
     user_entries,
 )
 from components.platforms import COMMIT_LABEL, RUNTIME_TARGET_JSON, STRATEGY_PROFILE
-from release.config import SECRET_VERSION_PATTERN, SERVICE_NAME_PATTERN, SecretRef, ServiceSpec
+from release.config import SECRET_VERSION_PATTERN, SERVICE_NAME_PATTERN, SecretRef, ServiceSpec, split_image
 from release.cutover import gcloud
 from release.local_files import LIVE_FILE_MAX_BYTES, InputFileError, input_files, json_items, load_json, read_text
 
@@ -105,6 +105,66 @@ class Confirmation:
 
     commit: Optional[str]
     reason: str
+
+
+ImageMatchState = Literal["same", "different", "unknown"]
+
+
+@dataclass(frozen=True)
+class ImageMatch:
+    """Is the live image the configured one: `same`, `different`, or `unknown` (a digest that cannot be
+    compared because the configured tag's digest was not looked up)."""
+
+    state: ImageMatchState
+    reason: str
+
+
+def _image_parts(image: str) -> tuple[str, Optional[str], Optional[str]]:
+    """(repository, tag, digest) of `repo`, `repo:tag`, `repo@sha256:..` or `repo:tag@sha256:..`."""
+    name, _, digest = image.partition("@")
+    repository, tag = split_image(name)
+    return repository, tag, digest or None
+
+
+def match_image(live_image: str, configured: str, digest: Optional[str] = None) -> ImageMatch:
+    """The live image against the configured one, by digest where it is known (`configured`'s own digest,
+    or `digest`: what its tag resolves to now), else by tag. Another registry, project, repository or
+    package is `different` whatever the `commit-sha` label says: the label is a claim, the image is what runs."""
+    live_repository, live_tag, live_digest = _image_parts(live_image)
+    repository, tag, own_digest = _image_parts(configured)
+    expected = own_digest or digest
+    if live_repository != repository:
+        return ImageMatch("different", f"the live image is from {live_repository}, not {repository}")
+    if live_digest is not None:
+        if expected is None:
+            return ImageMatch(
+                "unknown",
+                f"the live image is {live_repository}@{live_digest}, and the digest {configured} names now was not looked "
+                "up, so they cannot be compared; pass --images gcloud (or describe output)",
+            )
+        if live_digest != expected:
+            return ImageMatch("different", f"the live image is {live_repository}@{live_digest}, not {repository}@{expected}")
+        return ImageMatch("same", f"the live image is {repository}@{expected}")
+    if tag is None:
+        # Configured by digest, live by tag: the tag's digest at deploy time is not in the live state.
+        return ImageMatch("different", f"the live image is {live_image}, a tag; the config pins {configured}")
+    if (live_tag or "latest") != tag:
+        return ImageMatch("different", f"the live image is {live_image}, not {configured}")
+    return ImageMatch("same", f"the live image is {configured} (by tag: the live state records no digest)")
+
+
+def confirm_live(live: "LiveService", commit: str, image: str, digest: Optional[str] = None) -> Confirmation:
+    """The one rule for "confirmed live": the latest ready revision serves 100% of traffic, carries
+    `commit-sha=<commit>`, and runs the configured image (`match_image`, by digest where known)."""
+    serving = live.confirmation()
+    if serving.commit is None:
+        return serving
+    if serving.commit != commit:
+        return Confirmation(None, f"{serving.reason}, but the config expects {commit}")
+    match = match_image(live.image, image, digest)
+    if match.state != "same":
+        return Confirmation(None, f"{serving.reason}, but {match.reason}")
+    return Confirmation(commit, f"{serving.reason}; {match.reason}")
 
 
 @dataclass(frozen=True)
@@ -176,7 +236,8 @@ class LiveService(LiveModel):
         return {key: value for key, value in self.annotations.items() if key in LEGACY_RELEASE_ANNOTATIONS}
 
     def confirmation(self) -> Confirmation:
-        """Confirmed live = the latest ready revision carries `commit-sha=<sha>` and serves 100% of traffic."""
+        """What serves: the latest ready revision's `commit-sha` when it serves 100% of traffic. Half of the
+        rule: "confirmed live" also needs the configured image (`confirm_live`)."""
         if not self.ready:
             return Confirmation(None, f"{self.service_name} is not Ready (its latest revision has not become ready)")
         if not self.latest_ready_revision:

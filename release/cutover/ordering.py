@@ -32,7 +32,7 @@ from components.ownership import (
 from components.platforms import COMMIT_LABEL, OWNED_ENV_NAMES, PLATFORMS, STRATEGY_PROFILE, looks_secret
 from components.profiles import ProfileFacts
 from release.config import ReleaseBundle, ServiceSpec, release_version
-from release.cutover.live import LATEST_100, LiveService, TrafficTarget
+from release.cutover.live import LATEST_100, LiveService, TrafficTarget, confirm_live, match_image
 
 # The label the platforms' own deploy workflow puts on what it deploys (CONTRACT.md section 2).
 MANAGED_BY_LABEL = "managed-by"
@@ -280,13 +280,6 @@ def is_older_bundle(bundle: ReleaseBundle, live: LiveService) -> bool:
     return desired < recorded
 
 
-def _same_image(spec: ServiceSpec, live: LiveService) -> bool:
-    """Images are the same when built from the same commit; without a label, only an identical reference counts."""
-    if live.commit:
-        return live.commit == spec.commit or live.image == spec.image
-    return live.image == spec.image
-
-
 def _showable(spec: ServiceSpec) -> frozenset[str]:
     return frozenset(spec.env) | OWNED_ENV_NAMES
 
@@ -315,10 +308,14 @@ def plan_service(
     bundle: ReleaseBundle,
     live: Optional[LiveService],
     facts: Optional[ProfileFacts],
+    image_digest: Optional[str] = None,
 ) -> ServicePlan:
     """The phase of one service for this `pulumi up`, what it applies, and why.
 
     `facts` are the profile facts the gate proved (None when they could not be: the service is blocked).
+    `image_digest` is what the configured image's tag resolves to now (the program's invoke, `plan
+    --images`): the live image is compared by it, so a service running another image under the right
+    `commit-sha` label is not "already deployed".
     """
     platform = PLATFORMS[spec.platform]
     desired_tag = bundle.us_equity_strategies
@@ -392,12 +389,18 @@ def plan_service(
     rollback = is_older_bundle(bundle, live)
     switch = _strategy_summary(held.env, desired.env, spec)
 
-    if _same_image(spec, live):
-        confirmation = live.confirmation()
+    match = match_image(live.image, spec.image, image_digest)
+    if match.state == "unknown":
+        return result(
+            "blocked",
+            f"whether {spec.service_name} already runs image {short(spec.commit)} is not known: {match.reason}; env held",
+            held,
+            rollback=rollback,
+        )
+    if match.state == "same":
+        confirmation = confirm_live(live, spec.commit, spec.image, image_digest)
         if confirmation.commit != spec.commit:
             why = confirmation.reason
-            if confirmation.commit is not None:
-                why = f"{why}, but the config expects {spec.commit}"
             return result(
                 "blocked",
                 f"image {short(spec.commit)} is deployed but not confirmed live: {why}; env held. Wait for the "
@@ -456,9 +459,10 @@ def plan_service(
                 f"switch deferred until image {short(spec.commit)} is confirmed live; run pulumi up again after "
                 f"verify passes ({switch or 'strategy env'})",
             )
+        other_image = f" ({match.reason}, under the label {COMMIT_LABEL}={short(live.commit)})" if live.commit == spec.commit else ""
         return result(
             "deploy-image",
-            f"image {short(live.commit)} -> {short(spec.commit)} first, strategy env held at live values "
+            f"image {short(live.commit)} -> {short(spec.commit)}{other_image} first, strategy env held at live values "
             f"({live_on_desired.why})" + unknown_release,
             image_first,
             rollback=rollback,

@@ -15,7 +15,7 @@ from components.profiles import ProfileFacts
 from release.config import StackConfig
 from release.control_chars import escape_controls
 from release.cutover.images import NOT_GIVEN, ImageCheck, pruned_repository_warning
-from release.cutover.live import LiveService
+from release.cutover.live import LiveService, confirm_live
 from release.cutover.ordering import EnvDiff, ServicePlan, env_diff, plan_service, short
 from release.cutover.scheduling import LiveSchedulerJob, job_changes, job_changes_text, scheduler_summary, scheduler_text
 
@@ -93,6 +93,11 @@ class CutoverPlan:
     def ok(self) -> bool:
         """The plan can proceed: the gate passed (verified), no service is blocked, every image to deploy exists."""
         return self.gate_ok and not self.blocked and not self.image_blocked
+
+
+def resolved_digest(check: Optional[ImageCheck]) -> Optional[str]:
+    """The digest the configured image resolved to (present images only): what the live image is compared by."""
+    return None if check is None or check.resolved is None else check.resolved.digest
 
 
 def changes_image(service: ServicePlan) -> bool:
@@ -240,9 +245,12 @@ def build_plan(
     jobs: Optional[Mapping[str, Optional[LiveSchedulerJob]]] = None,
 ) -> CutoverPlan:
     """The whole plan; `images` None means no image was checked (every image change is blocked)."""
-    services = tuple(plan_service(key, spec, config.release, live_by_key.get(key), facts) for key, spec in config.services.items())
     if images is None:
         images = {key: ImageCheck(key, spec.image, "unverified", NOT_GIVEN) for key, spec in config.services.items()}
+    services = tuple(
+        plan_service(key, spec, config.release, live_by_key.get(key), facts, resolved_digest(images.get(key)))
+        for key, spec in config.services.items()
+    )
     steps = build_steps(services, gate, config)
     first_service = next((index for index, step in enumerate(steps) if step.service is not None), len(steps))
     steps[first_service:first_service] = image_steps(services, images)
@@ -387,7 +395,7 @@ def to_json(plan: CutoverPlan) -> dict[str, Any]:
                     "profile": live.profile,
                     "image": live.image,
                     "commit": live.commit,
-                    "confirmed_commit": live.confirmed_commit,
+                    "confirmed_commit": confirm_live(live, s.spec.commit, s.spec.image, resolved_digest(plan.images.get(s.key))).commit,
                     "release": {"qpk": live.release_tags.qpk, "ues": live.release_tags.ues},
                 },
                 "env_diff": _diff_json(s.env_diff, "live -> desired (end state)"),

@@ -24,7 +24,7 @@ from components.platforms import (
 from components.profiles import ProfileFacts
 from release.config import ReleaseBundle, ServiceSpec
 from release.control_chars import escape_controls
-from release.cutover.live import LiveService
+from release.cutover.live import LiveService, confirm_live
 from release.cutover.ordering import env_diff
 from release.local_files import InputFileError, load_json
 
@@ -54,9 +54,15 @@ def expected_env(key: str, spec: ServiceSpec, live: LiveService, facts: ProfileF
 
 
 def verify_service(
-    key: str, spec: ServiceSpec, bundle: ReleaseBundle, live: Optional[LiveService], facts: ProfileFacts
+    key: str,
+    spec: ServiceSpec,
+    bundle: ReleaseBundle,
+    live: Optional[LiveService],
+    facts: ProfileFacts,
+    image_digest: Optional[str] = None,
 ) -> list[VerifyCheck]:
-    """Every runbook check for one service, in runbook order."""
+    """Every runbook check for one service, in runbook order. `image_digest`: what the configured image's
+    tag resolves to (`verify --images`), so commit-live compares the live image by digest."""
     if live is None:
         return [VerifyCheck("service", False, f"{spec.service_name} has no live state; it was not found in --live input")]
     platform = PLATFORMS[spec.platform]
@@ -163,14 +169,8 @@ def verify_service(
             )
         )
 
-    confirmation = live.confirmation()
-    checks.append(
-        VerifyCheck(
-            "commit-live",
-            confirmation.commit == spec.commit,
-            confirmation.reason if confirmation.commit in (None, spec.commit) else f"{confirmation.reason}; expected {spec.commit}",
-        )
-    )
+    confirmation = confirm_live(live, spec.commit, spec.image, image_digest)
+    checks.append(VerifyCheck("commit-live", confirmation.commit == spec.commit, confirmation.reason))
 
     plain_secrets = sorted(n for n in live.env if n in spec.secrets or n in platform.required_secrets or looks_secret(n))
     wrong_refs = sorted(n for n, ref in spec.secrets.items() if n in live.secrets and live.secrets[n] != ref)
@@ -255,7 +255,8 @@ def operator_record(
         "old_profile": None if previous is None else previous.get("new_profile"),
         "new_profile": None if live is None else live.profile,
         "env_changed": changed,
-        "commit": None if live is None else live.confirmed_commit,
+        # The commit only when commit-live passed: the label alone is a claim, not what runs.
+        "commit": spec.commit if any(check.id == "commit-live" and check.ok for check in checks) else None,
         "bundle": {"qpk": bundle.quant_platform_kit, "ues": bundle.us_equity_strategies},
         "verified": all(check.ok for check in checks),
         "env_fingerprint": fingerprint,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, Optional
 
 from components.platforms import PLATFORMS, TRUTHY
@@ -99,6 +99,10 @@ def parse_time(value: Any) -> Optional[datetime]:
     return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
 
 
+# How far a report's start may lie ahead of this machine's clock before it is refused as "in the future".
+CLOCK_SKEW = timedelta(minutes=5)
+
+
 def find_first_run(
     reader: GcsReader,
     spec: ServiceSpec,
@@ -127,7 +131,15 @@ def find_first_run(
     try:
         for month in month_segments(since, now):
             month_prefix = prefix.child(month)
-            for name in reader.list_names(GcsUri(prefix.bucket, month_prefix.name + "/")):
+            asked = month_prefix.name + "/"
+            for name in reader.list_names(GcsUri(prefix.bucket, asked)):
+                if not name.startswith(asked):
+                    # A listing answers for the prefix it was asked; a name outside it must not decide which object is read.
+                    raise GcsFault(
+                        f"gs://{prefix.bucket}/{asked}",
+                        "the listing answered a name outside the requested prefix",
+                        "retry; check the bucket",
+                    )
                 match = RUN_ID_FILE.match(name.rsplit("/", 1)[-1])
                 if match is None:
                     continue
@@ -155,6 +167,11 @@ def find_first_run(
                              fault=GcsFault(str(uri), "has no valid started_at", "the writer produced a broken report: check its logs"))  # fmt: skip
         if started <= since:
             continue
+        if started > now + CLOCK_SKEW:
+            # A run that has not happened yet is no evidence of the cutover's first run: a broken clock or a forgery.
+            return RunSearch(prefix=where, since=since, skipped=tuple(skipped),
+                             fault=GcsFault(str(uri), f"has started_at {shown(report.get('started_at'))}, in the future (now {now.isoformat()})",
+                                            "check the writer's clock; a report from the future proves no run"))  # fmt: skip
         if report.get("status") == "skipped":
             skipped.append(str(uri))
             continue
