@@ -216,6 +216,7 @@ def _proved_profiles(gate: Any) -> Any:
 
 def _verify(args: argparse.Namespace) -> int:
     import json
+    import time
     from datetime import datetime, timezone
 
     from release.cutover.images import ImageInputError, read_images
@@ -229,10 +230,14 @@ def _verify(args: argparse.Namespace) -> int:
         render_verify_text,
         verify_json,
         verify_service,
+        wait_until_confirmed,
     )
     from release.local_files import RECORD_MAX_BYTES, InputFileError, append_text, read_text
 
     config = load_config(args)
+    wait = _wait_seconds(args)
+    started = time.monotonic()
+    applied = _verify_phases(args, config)
     # The record is read before anything else: a FIFO or a corrupt file is bad input, found before the checks run.
     record_fix = "pass --record a regular JSON-lines file (or a new path)"
     previous: dict[str, Any] = {}
@@ -244,7 +249,21 @@ def _verify(args: argparse.Namespace) -> int:
         except InputFileError as error:
             raise UsageError(str(error)) from None
     try:
-        live = read_live(args.live, config.services)
+        images = read_images(args.images, config.services).checks if args.images is not None else {}
+    except ImageInputError as error:
+        raise UsageError(str(error)) from None
+    digests = {key: resolved_digest(images.get(key)) for key in config.services}
+    try:
+        live_services: Mapping[str, Any] = read_live(args.live, config.services).services
+        if wait > 0:
+            live_services = wait_until_confirmed(
+                live_services,
+                applied,
+                lambda keys: _reread_live(args.live, config, keys),
+                wait,
+                sys.stderr,
+                digests,
+            )
     except LiveStateError as error:
         raise UsageError(str(error)) from None
     try:
@@ -252,23 +271,24 @@ def _verify(args: argparse.Namespace) -> int:
         policies = read_iam(args.iam, config.services)
     except SchedulingInputError as error:
         raise UsageError(str(error)) from None
-    try:
-        images = read_images(args.images, config.services).checks if args.images is not None else {}
-    except ImageInputError as error:
-        raise UsageError(str(error)) from None
     facts, origin = _verify_facts(args, config)
     print(f"profile facts: {escape_controls(origin)}", file=sys.stderr)
-    results = [
-        ServiceVerification(
+    results = []
+    for key, spec in config.services.items():
+        live = live_services.get(key)
+        checks = verify_service(key, spec, config.release, live, facts, digests[key], applied[key])
+        result = ServiceVerification(
             key,
             spec.service_name,
-            tuple(verify_service(key, spec, config.release, live.services.get(key), facts, resolved_digest(images.get(key))))
-            + tuple(scheduler_checks(spec, live.services.get(key), jobs, policies, key)),
+            tuple(checks) + tuple(scheduler_checks(spec, live, jobs, policies, key)),
+            applied[key] if live is not None else None,
         )
-        for key, spec in config.services.items()
+        results.append(_with_next_step(result, key, spec, config, live, facts, args, digests[key]))
+    first_runs = _first_runs(args, config, live_services, facts, max(0.0, wait - (time.monotonic() - started)))
+    results = [
+        ServiceVerification(r.key, r.service, r.checks + first_runs[r.key].checks, r.applied, r.note) if r.key in first_runs else r
+        for r in results
     ]
-    first_runs = _first_runs(args, config, live.services, facts)
-    results = [ServiceVerification(r.key, r.service, r.checks + first_runs[r.key].checks) if r.key in first_runs else r for r in results]
     if args.format == "json":
         print(json.dumps(verify_json(results), indent=2))
     else:
@@ -282,9 +302,10 @@ def _verify(args: argparse.Namespace) -> int:
             for result in results:
                 spec = config.services[result.key]
                 record = operator_record(
-                    result.key, spec, config.release, live.services.get(result.key), list(result.checks),
+                    result.key, spec, config.release, live_services.get(result.key), list(result.checks),
                     previous.get(spec.service_name), now,
                 )  # fmt: skip
+                record["phase"] = None if result.applied is None else result.applied.phase
                 if result.key in first_runs:
                     record.update(first_runs[result.key].record)
                 lines.append(json.dumps(record, sort_keys=True) + "\n")
@@ -292,6 +313,84 @@ def _verify(args: argparse.Namespace) -> int:
         except InputFileError as error:
             raise UsageError(str(error)) from None
     return EXIT_OK if all(result.ok for result in results) else EXIT_NO
+
+
+def _reread_live(arg: str, config: StackConfig, keys: list[str]) -> Mapping[str, Any]:
+    """The services still waited for, read again: gcloud asks for those alone; a file or directory is
+    read whole (it describes every service, and a subset would call the others unconfigured)."""
+    from release.cutover import gcloud
+    from release.cutover.live import read_live
+
+    services = {key: config.services[key] for key in keys} if arg == gcloud.ARGUMENT else config.services
+    latest = read_live(arg, services).services
+    return {key: latest.get(key) for key in keys}
+
+
+def _wait_seconds(args: argparse.Namespace) -> float:
+    from release.cutover.verify import MAX_WAIT_SECONDS
+    from release.first_run.verification import parse_wait
+
+    try:
+        return parse_wait(args.wait, MAX_WAIT_SECONDS) if args.wait is not None else 0.0
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _verify_phases(args: argparse.Namespace, config: StackConfig) -> dict[str, Any]:
+    """The phase each service is judged against: from --plan, --phase, or the end state."""
+    from release.cutover.plan import bundle_json
+    from release.cutover.verify import PlanInputError, end_state, image_step, phases_from_plan
+    from release.local_files import PLAN_MAX_BYTES, InputFileError, load_json, read_text
+
+    if args.plan is not None and args.phase is not None:
+        raise UsageError("--plan and --phase both say which phase to judge; pass one (--plan: the plan the update was applied from)")
+    if args.plan is not None:
+        fix = "pass the output of `python -m release plan --format json` that this update was applied from"
+        try:
+            document = load_json(read_text(args.plan, PLAN_MAX_BYTES, fix), str(args.plan), fix, _unique_keys(str(args.plan), fix))
+            return phases_from_plan(document, config, bundle_json(config.release), f"the plan {args.plan}")
+        except FileNotFoundError:
+            raise UsageError(f"{args.plan}: no such file; {fix}") from None
+        except (InputFileError, PlanInputError) as error:
+            raise UsageError(str(error) if isinstance(error, InputFileError) else f"{args.plan} {error}") from None
+    if args.phase == "image":
+        return {key: image_step(spec, config.release, "--phase image") for key, spec in config.services.items()}
+    origin = "--phase env" if args.phase == "env" else "the default (no --plan or --phase)"
+    return {key: end_state(spec, config.release, origin) for key, spec in config.services.items()}
+
+
+def _unique_keys(where: str, fix: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    """A `json.loads` hook refusing a repeated key: the last one would silently win."""
+    from release.local_files import InputFileError
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in pairs]
+        if len(set(keys)) != len(keys):
+            raise InputFileError("has a duplicate key in a JSON object", where, fix)
+        return dict(pairs)
+
+    return hook
+
+
+def _with_next_step(
+    result: Any, key: str, spec: Any, config: StackConfig, live: Any, facts: Any, args: argparse.Namespace, digest: Optional[str]
+) -> Any:
+    """A service judged against the end state by default that fails it, but whose image step is live:
+    say so, and what to run next (the second `pulumi up`), instead of leaving 13 failures unexplained."""
+    from dataclasses import replace
+
+    from release.cutover.verify import image_step, verify_service
+
+    if result.ok or live is None or args.plan is not None or args.phase is not None:
+        return result
+    image = verify_service(key, spec, config.release, live, facts, digest, image_step(spec, config.release, "the default"))
+    if all(check.ok for check in image):
+        return replace(
+            result,
+            note="the image step is confirmed live and the env step is not applied yet: if the last update was the image step, "
+            "this is expected; run `pulumi up` again for the env step (or judge the image step with --plan/--phase image)",
+        )
+    return result
 
 
 def _verify_facts(args: argparse.Namespace, config: StackConfig) -> tuple[Any, str]:
@@ -322,20 +421,16 @@ def _verify_facts(args: argparse.Namespace, config: StackConfig) -> tuple[Any, s
     return facts, f"from the lock at {lock.locked_at} ({lock_file})"
 
 
-def _first_runs(args: argparse.Namespace, config: StackConfig, live: Mapping[str, Any], profiles: Any) -> dict[str, Any]:
+def _first_runs(args: argparse.Namespace, config: StackConfig, live: Mapping[str, Any], profiles: Any, wait: float) -> dict[str, Any]:
     """`verify --reports`: each service's first run after the cutover and its snapshot, read from GCS."""
     import time
 
     from release.first_run.gcs import GcsReader, parse_gs_uri
     from release.first_run.run_facts import run_facts
-    from release.first_run.verification import FirstRunOptions, first_run_checks, parse_since, parse_wait
+    from release.first_run.verification import FirstRunOptions, first_run_checks, parse_since
 
     if not args.reports:
-        given = [
-            flag
-            for flag, value in (("--reports-uri", args.reports_uri), ("--since", args.since), ("--wait", args.wait))
-            if value is not None
-        ]
+        given = [flag for flag, value in (("--reports-uri", args.reports_uri), ("--since", args.since)) if value is not None]
         if given:
             raise UsageError(f"{', '.join(given)} only apply with --reports; add --reports")
         return {}
@@ -343,7 +438,6 @@ def _first_runs(args: argparse.Namespace, config: StackConfig, live: Mapping[str
         if args.reports_uri is not None:
             parse_gs_uri(args.reports_uri, allow_bucket_only=True)
         since = parse_since(args.since) if args.since is not None else None
-        wait = parse_wait(args.wait) if args.wait is not None else 0.0
     except ValueError as error:
         raise UsageError(str(error)) from None
     reader = GcsReader()
@@ -477,7 +571,20 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--reports", action="store_true", help="also check the first run's execution report and snapshot manifest in GCS")
     verify.add_argument("--reports-uri", help="with --reports: gs:// reports prefix (default: the service's EXECUTION_REPORT_GCS_URI)")
     verify.add_argument("--since", help="with --reports: the cutover time, ISO-8601 with zone (default: when the service became Ready)")
-    verify.add_argument("--wait", help="with --reports: poll up to SECONDS for the first run to report")
+    verify.add_argument(
+        "--wait",
+        help="poll up to SECONDS (one deadline for the run): for each image to be confirmed live, then with --reports for the first run to report",
+    )
+    verify.add_argument(
+        "--plan",
+        type=Path,
+        help="the plan (`plan --format json`) the update was applied from: each service is judged against the phase it applied",
+    )
+    verify.add_argument(
+        "--phase",
+        choices=("image", "env"),
+        help="judge every service against this phase: image (commit live, strategy env held) or env (the end state; the default)",
+    )
     verify.add_argument("--scheduler", help="scheduler jobs: gcloud scheduler jobs describe JSON (file or directory), or 'gcloud'")
     verify.add_argument(
         "--iam", help="invoker bindings: gcloud run services get-iam-policy JSON as <service name>.json (file or directory), or 'gcloud'"

@@ -33,6 +33,8 @@ STACK_FILE_MAX_BYTES = 1 * MIB
 LOCK_MAX_BYTES = 1 * MIB
 LIVE_FILE_MAX_BYTES = 4 * MIB
 RECORD_MAX_BYTES = 16 * MIB
+# `plan --format json` of a few hundred services (verify --plan reads it back).
+PLAN_MAX_BYTES = 16 * MIB
 # Stack config nests ~5 levels and a describe ~10; anything deeper is not one of them, and the recursive
 # walks that follow parsing (duplicate keys, pydantic) must never meet Python's recursion limit.
 MAX_NESTING = 64

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Optional, Protocol, Sequence
 
 from components.platforms import PLATFORMS, STRATEGY_PROFILE
 from components.profiles import ProfileFacts
-from release.config import StackConfig
+from release.config import ReleaseBundle, StackConfig
 from release.control_chars import escape_controls
 from release.cutover.images import NOT_GIVEN, ImageCheck, pruned_repository_warning
 from release.cutover.live import LiveService, confirm_live
@@ -359,6 +359,19 @@ def image_json(plan: CutoverPlan, service: ServicePlan) -> dict[str, Any]:
     }
 
 
+# The version of `plan --format json`; `verify --plan` reads this version back.
+PLAN_SCHEMA_VERSION = 1
+
+
+def bundle_json(bundle: ReleaseBundle) -> dict[str, Any]:
+    """The release a plan is for, as its JSON names it (verify --plan compares it with the stack's)."""
+    return {
+        "quant_platform_kit": bundle.quant_platform_kit,
+        "us_equity_strategies": bundle.us_equity_strategies,
+        "github_owner": bundle.github_owner,
+    }
+
+
 def to_json(plan: CutoverPlan) -> dict[str, Any]:
     bundle = plan.config.release
     services = []
@@ -405,12 +418,9 @@ def to_json(plan: CutoverPlan) -> dict[str, Any]:
             }
         )
     return {
+        "schemaVersion": PLAN_SCHEMA_VERSION,
         "ok": plan.ok,
-        "bundle": {
-            "quant_platform_kit": bundle.quant_platform_kit,
-            "us_equity_strategies": bundle.us_equity_strategies,
-            "github_owner": bundle.github_owner,
-        },
+        "bundle": bundle_json(bundle),
         "gate": gate_json(plan),
         "profile_facts": plan.facts_source,
         "live_source": plan.live_source,

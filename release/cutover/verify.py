@@ -1,16 +1,30 @@
 """The runbook checks after `pulumi up` (CONTRACT.md section 6), and the operator record.
 
-Pure: `verify_service` compares one live service against the env the config produces; nothing is
-fetched here. A check that cannot be evaluated (no live service) fails: verify answers "yes" only when
-every check passed.
+Pure: `verify_service` compares one live service against what its last update was to apply, nothing is
+fetched here. A cutover is one or two updates per service (ordering.py), so verify judges each service
+against a phase:
+
+- `image`: the image step of a forward release. The configured commit is confirmed live (Ready, all
+  traffic on the latest ready revision, its commit label), every env name outside the strategy env is the
+  config's, and the strategy env is as it was (the profile and dry-run flag the plan saw live, and a
+  profile the new image runs).
+- `env`: the end state (or, for a rollback's env-first update, the end state's env on the image that
+  stays): every check.
+
+The phase comes from the plan the update was applied from (`verify --plan`), an explicit `--phase`, or
+defaults to the end state. A check that cannot be evaluated (no live service) fails: verify answers "yes"
+only when every check passed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Literal, Mapping, Optional, TextIO
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from components.env import DRY_RUN_UNSET, ServiceEnv, desired_env, dry_run_value
 from components.platforms import (
@@ -18,15 +32,147 @@ from components.platforms import (
     PLATFORMS,
     RUNTIME_TARGET_JSON,
     STRATEGY_PROFILE,
+    Platform,
     is_legacy_env,
     looks_secret,
 )
 from components.profiles import ProfileFacts
-from release.config import ReleaseBundle, ServiceSpec
+from release.config import ReleaseBundle, ServiceSpec, StackConfig
 from release.control_chars import escape_controls
 from release.cutover.live import LiveService, confirm_live
-from release.cutover.ordering import env_diff
+from release.cutover.ordering import Phase, env_diff, profile_validity
 from release.local_files import InputFileError, load_json
+
+VerifyPhase = Literal["image", "env"]
+PHASE_TITLES: Mapping[VerifyPhase, str] = {"image": "the image step", "env": "the env step (end state)"}
+
+
+@dataclass(frozen=True)
+class UpdateApplied:
+    """What the last `pulumi up` was to apply on one service: the phase verify judges it against.
+
+    `commit` and `image` must be live after it (`image_is_configured`: it is the stack's image, whose
+    digest `verify --images` resolves); `release` is the (QPK, UES) record it writes. For the image step,
+    `held_profile`/`held_dry_run` are the strategy profile and dry-run flag live had before (None: not
+    known, then only the profile's validity on the new image is judged). `origin` says where the phase
+    came from, for the report.
+    """
+
+    phase: VerifyPhase
+    commit: str
+    image: str
+    release: tuple[Optional[str], Optional[str]]
+    origin: str
+    held_profile: Optional[str] = None
+    held_dry_run: Optional[str] = None
+    image_is_configured: bool = True
+
+    @property
+    def title(self) -> str:
+        return PHASE_TITLES[self.phase]
+
+
+def end_state(spec: ServiceSpec, bundle: ReleaseBundle, origin: str) -> UpdateApplied:
+    return UpdateApplied("env", spec.commit, spec.image, (bundle.quant_platform_kit, bundle.us_equity_strategies), origin)
+
+
+def image_step(
+    spec: ServiceSpec, bundle: ReleaseBundle, origin: str, profile: Optional[str] = None, dry_run: Optional[str] = None
+) -> UpdateApplied:
+    return UpdateApplied(
+        "image", spec.commit, spec.image, (bundle.quant_platform_kit, bundle.us_equity_strategies), origin, profile, dry_run
+    )
+
+
+class PlanInputError(ValueError):
+    """A `--plan` document verify cannot judge by: what is wrong and what to pass instead."""
+
+
+class _PlanModel(BaseModel):
+    # The plan is this project's own output, versioned by schemaVersion: verify reads the fields below and
+    # leaves the others (env diffs, images, steps) to the plan, so a new plan field never breaks verify.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _PlannedRelease(_PlanModel):
+    qpk: Optional[str] = None
+    ues: Optional[str] = None
+
+
+class _PlannedLive(_PlanModel):
+    commit: Optional[str] = None
+    image: Optional[str] = None
+    profile: Optional[str] = None
+    release: _PlannedRelease = _PlannedRelease()
+
+
+class _PlannedDryRun(_PlanModel):
+    live: Optional[str] = None
+
+
+class _PlannedService(_PlanModel):
+    key: str
+    commit: str
+    phase: Phase
+    next_phase: Optional[Phase] = None
+    live: Optional[_PlannedLive] = None
+    dry_run: _PlannedDryRun = _PlannedDryRun()
+
+
+class _PlanDocument(_PlanModel):
+    schema_version: Literal[1] = Field(alias="schemaVersion")
+    bundle: dict[str, Any]
+    services: list[_PlannedService]
+
+
+def phases_from_plan(document: Any, config: StackConfig, bundle_json: Mapping[str, Any], origin: str) -> dict[str, UpdateApplied]:
+    """What the update applied per service, from the plan (`plan --format json`) it was applied from.
+
+    The plan must be of this config (same bundle, same services at the same commits): a plan of another
+    config says nothing about this update, so it is refused (PlanInputError) rather than half used.
+    """
+    try:
+        plan = _PlanDocument.model_validate(document)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the document"
+        raise PlanInputError(
+            f"is not a plan of this version ({where}: {first['msg']}); pass the output of `python -m release plan --format json`"
+        ) from None
+    if plan.bundle != dict(bundle_json):
+        raise PlanInputError(
+            "is a plan of another release (its bundle differs from the stack's); pass the plan this update was applied from"
+        )
+    planned = {service.key: service for service in plan.services}
+    if len(planned) != len(plan.services) or set(planned) != set(config.services):
+        raise PlanInputError(
+            f"plans services {', '.join(sorted(planned)) or 'none'}, the stack configures {', '.join(sorted(config.services))}; "
+            "pass the plan this update was applied from"
+        )
+    applied: dict[str, UpdateApplied] = {}
+    for key, spec in config.services.items():
+        service = planned[key]
+        if service.commit != spec.commit:
+            raise PlanInputError(
+                f"plans {key} at commit {service.commit[:7]}, the stack configures {spec.commit[:7]}; pass the plan this update was applied from"
+            )
+        applied[key] = _applied_by(service, spec, config.release, origin)
+    return applied
+
+
+def _applied_by(service: _PlannedService, spec: ServiceSpec, bundle: ReleaseBundle, origin: str) -> UpdateApplied:
+    live = service.live
+    if service.phase == "deploy-image":
+        return image_step(spec, bundle, origin, None if live is None else live.profile, service.dry_run.live)
+    if service.phase == "switch-env" and service.next_phase == "deploy-image" and live is not None and live.commit and live.image:
+        # A rollback's env-first update: the end state's env on the image that stays, with its record.
+        return UpdateApplied(
+            "env", live.commit, live.image, (live.release.qpk, live.release.ues), f"{origin} (env first, the image follows)",
+            image_is_configured=False,
+        )  # fmt: skip
+    if service.phase == "blocked":
+        return end_state(spec, bundle, f"{origin} (blocked there: the update changed nothing, so the end state is judged)")
+    return end_state(spec, bundle, origin)
 
 
 @dataclass(frozen=True)
@@ -60,25 +206,45 @@ def verify_service(
     live: Optional[LiveService],
     facts: ProfileFacts,
     image_digest: Optional[str] = None,
+    applied: Optional[UpdateApplied] = None,
 ) -> list[VerifyCheck]:
-    """Every runbook check for one service, in runbook order. `image_digest`: what the configured image's
-    tag resolves to (`verify --images`), so commit-live compares the live image by digest."""
+    """Every runbook check of the phase the last update applied (default: the end state), in runbook order.
+    `image_digest`: what the configured image's tag resolves to (`verify --images`), so commit-live compares
+    the live image by digest."""
+    applied = applied or end_state(spec, bundle, "the end state")
     if live is None:
         return [VerifyCheck("service", False, f"{spec.service_name} has no live state; it was not found in --live input")]
     platform = PLATFORMS[spec.platform]
-    expected = expected_env(key, spec, live, facts)
-    checks: list[VerifyCheck] = []
+    checks: list[VerifyCheck] = [_place_check(spec, live)]
+    live_flag = live.env.get(platform.dry_run_env)
+    if applied.phase == "image":
+        checks.append(_held_strategy_check(key, spec, bundle, live, facts, applied))
+        if dry_run_value(spec, live_flag, True) is None:
+            checks.append(VerifyCheck("dry-run", False, f"{platform.dry_run_env}: {DRY_RUN_UNSET}"))
+        checks.append(_stale_env_check(platform, live, expected_env(key, spec, live, facts)))
+        checks.append(_env_outside_strategy_check(key, spec, live, facts))
+    else:
+        checks += _end_state_env_checks(key, spec, live, facts)
+    checks.append(_commit_check(live, applied, image_digest))
+    checks.append(_secret_refs_check(spec, live))
+    checks.append(_release_check(live, applied.release))
+    return checks
 
+
+def _place_check(spec: ServiceSpec, live: LiveService) -> VerifyCheck:
     place_ok = live.service_name == spec.service_name and live.project in (None, spec.project) and live.region in (None, spec.region)
-    checks.append(
-        VerifyCheck(
-            "service",
-            place_ok,
-            f"{live.service_name} in {live.project or '?'}/{live.region or '?'}"
-            + ("" if place_ok else f"; expected {spec.service_name} in {spec.project}/{spec.region}"),
-        )
+    return VerifyCheck(
+        "service",
+        place_ok,
+        f"{live.service_name} in {live.project or '?'}/{live.region or '?'}"
+        + ("" if place_ok else f"; expected {spec.service_name} in {spec.project}/{spec.region}"),
     )
 
+
+def _end_state_env_checks(key: str, spec: ServiceSpec, live: LiveService, facts: ProfileFacts) -> list[VerifyCheck]:
+    platform = PLATFORMS[spec.platform]
+    expected = expected_env(key, spec, live, facts)
+    checks: list[VerifyCheck] = []
     profile = live.env.get(STRATEGY_PROFILE)
     checks.append(
         VerifyCheck(
@@ -134,27 +300,7 @@ def verify_service(
         )
         checks.append(VerifyCheck("input-mode", ok, message))
 
-    other_platform = sorted(
-        n for n in live.env if n in OWNED_ENV_NAMES and n not in platform.strategy_env and (expected is None or n not in expected.plain)
-    )
-    legacy = sorted(n for n in {*live.env, *live.secrets} if is_legacy_env(n))
-    stale_ok = not (other_platform or legacy)
-    checks.append(
-        VerifyCheck(
-            "no-stale-env",
-            stale_ok,
-            "no stale or legacy env"
-            if stale_ok
-            else "; ".join(
-                p
-                for p in (
-                    f"legacy {_names(legacy)}" if legacy else "",
-                    f"not this platform's {_names(other_platform)}" if other_platform else "",
-                )
-                if p
-            ),
-        )
-    )
+    checks.append(_stale_env_check(platform, live, expected))
 
     if expected is not None:
         diff = env_diff(ServiceEnv(live.env, live.secrets), expected)
@@ -168,41 +314,112 @@ def verify_service(
                 f"changed {_names(diff.changed)}",
             )
         )
+    return checks
 
-    confirmation = confirm_live(live, spec.commit, spec.image, image_digest)
-    checks.append(VerifyCheck("commit-live", confirmation.commit == spec.commit, confirmation.reason))
 
+def _stale_env_check(platform: Platform, live: LiveService, expected: Optional[ServiceEnv]) -> VerifyCheck:
+    other_platform = sorted(
+        n for n in live.env if n in OWNED_ENV_NAMES and n not in platform.strategy_env and (expected is None or n not in expected.plain)
+    )
+    legacy = sorted(n for n in {*live.env, *live.secrets} if is_legacy_env(n))
+    stale_ok = not (other_platform or legacy)
+    return VerifyCheck(
+        "no-stale-env",
+        stale_ok,
+        "no stale or legacy env"
+        if stale_ok
+        else "; ".join(
+            p
+            for p in (
+                f"legacy {_names(legacy)}" if legacy else "",
+                f"not this platform's {_names(other_platform)}" if other_platform else "",
+            )
+            if p
+        ),
+    )
+
+
+def _held_strategy_check(
+    key: str, spec: ServiceSpec, bundle: ReleaseBundle, live: LiveService, facts: ProfileFacts, applied: UpdateApplied
+) -> VerifyCheck:
+    """The image step holds the strategy env: as the plan saw it live, and a profile the new image runs."""
+    platform = PLATFORMS[spec.platform]
+    profile, flag = live.profile, live.env.get(platform.dry_run_env)
+    problems = []
+    if applied.held_profile is not None and profile != applied.held_profile:
+        problems.append(f"{STRATEGY_PROFILE}={profile or '(unset)'}, but the image step holds {applied.held_profile}")
+    if applied.held_dry_run is not None and flag != applied.held_dry_run:
+        problems.append(
+            f"{platform.dry_run_env}={flag if flag is not None else '(unset)'}, but the image step holds {applied.held_dry_run}"
+        )
+    repo = bundle.repositories.for_platform(spec.platform)
+    validity = profile_validity(profile, spec.commit, bundle.us_equity_strategies, key, repo, ServiceEnv(live.env, live.secrets), facts)
+    if not validity.ok:
+        problems.append(f"the held profile cannot run on image {spec.commit[:7]}: {validity.why}")
+    if problems:
+        return VerifyCheck("strategy-held", False, "; ".join(problems))
+    how = "as the plan saw it live" if applied.held_profile is not None else "its value before the update is known only with --plan"
+    return VerifyCheck("strategy-held", True, f"{STRATEGY_PROFILE}={profile} held ({how}); {validity.why}")
+
+
+def _env_outside_strategy_check(key: str, spec: ServiceSpec, live: LiveService, facts: ProfileFacts) -> VerifyCheck:
+    """The image step applies the config's env to every name outside the strategy env."""
+    expected = expected_env(key, spec, live, facts)
+    if expected is None:
+        return VerifyCheck("env-matches-config", False, f"not checked: {facts.judge_service(spec.strategy_profile, key).why}")
+    held = PLATFORMS[spec.platform].strategy_env
+
+    def outside(env: ServiceEnv) -> ServiceEnv:
+        return ServiceEnv(
+            {n: v for n, v in env.plain.items() if n not in held}, {n: ref for n, ref in env.secrets.items() if n not in held}
+        )
+
+    diff = env_diff(outside(ServiceEnv(live.env, live.secrets)), outside(expected))
+    return VerifyCheck(
+        "env-matches-config",
+        diff.empty,
+        "env outside the strategy env equals the config's"
+        if diff.empty
+        else f"live env differs from config outside the strategy env: extra {_names(diff.removed)}; missing {_names(diff.added)}; "
+        f"changed {_names(diff.changed)}",
+    )
+
+
+def _commit_check(live: LiveService, applied: UpdateApplied, digest: Optional[str]) -> VerifyCheck:
+    confirmation = confirm_live(live, applied.commit, applied.image, digest if applied.image_is_configured else None)
+    return VerifyCheck("commit-live", confirmation.commit == applied.commit, confirmation.reason)
+
+
+def _secret_refs_check(spec: ServiceSpec, live: LiveService) -> VerifyCheck:
+    platform = PLATFORMS[spec.platform]
     plain_secrets = sorted(n for n in live.env if n in spec.secrets or n in platform.required_secrets or looks_secret(n))
     wrong_refs = sorted(n for n, ref in spec.secrets.items() if n in live.secrets and live.secrets[n] != ref)
     refs_ok = not (plain_secrets or wrong_refs)
-    checks.append(
-        VerifyCheck(
-            "secrets-are-refs",
-            refs_ok,
-            f"secrets are Secret Manager refs ({_names(live.secrets)})"
-            if refs_ok
-            else "; ".join(
-                p
-                for p in (
-                    f"plain value for {_names(plain_secrets)}" if plain_secrets else "",
-                    f"wrong ref for {_names(wrong_refs)}" if wrong_refs else "",
-                )
-                if p
-            ),
-        )
+    return VerifyCheck(
+        "secrets-are-refs",
+        refs_ok,
+        f"secrets are Secret Manager refs ({_names(live.secrets)})"
+        if refs_ok
+        else "; ".join(
+            p
+            for p in (
+                f"plain value for {_names(plain_secrets)}" if plain_secrets else "",
+                f"wrong ref for {_names(wrong_refs)}" if wrong_refs else "",
+            )
+            if p
+        ),
     )
 
+
+def _release_check(live: LiveService, release: tuple[Optional[str], Optional[str]]) -> VerifyCheck:
     tags = live.release_tags
-    release_ok = (tags.qpk, tags.ues) == (bundle.quant_platform_kit, bundle.us_equity_strategies)
-    checks.append(
-        VerifyCheck(
-            "release-recorded",
-            release_ok,
-            f"service records QPK {tags.qpk or '(none)'} / UES {tags.ues or '(none)'}"
-            + ("" if release_ok else f"; expected {bundle.quant_platform_kit} / {bundle.us_equity_strategies}"),
-        )
+    release_ok = (tags.qpk, tags.ues) == release
+    return VerifyCheck(
+        "release-recorded",
+        release_ok,
+        f"service records QPK {tags.qpk or '(none)'} / UES {tags.ues or '(none)'}"
+        + ("" if release_ok else f"; expected {release[0] or '(none)'} / {release[1] or '(none)'}"),
     )
-    return checks
 
 
 def env_fingerprint(live: LiveService) -> dict[str, str]:
@@ -268,21 +485,34 @@ class ServiceVerification:
     key: str
     service: str
     checks: tuple[VerifyCheck, ...]
+    # The phase the checks judged (None: the service had no live state to judge).
+    applied: Optional[UpdateApplied] = None
+    # What the operator should know beside the checks (e.g. the image step is live, the env step is not).
+    note: str = ""
 
     @property
     def ok(self) -> bool:
         return bool(self.checks) and all(check.ok for check in self.checks)
 
+    @property
+    def phase_text(self) -> str:
+        return "" if self.applied is None else f"{self.applied.title}, from {self.applied.origin}"
+
 
 def verify_json(results: Iterable[ServiceVerification]) -> dict[str, Any]:
     results = list(results)
     return {
+        "schemaVersion": VERIFY_SCHEMA_VERSION,
         "ok": bool(results) and all(result.ok for result in results),
+        "counts": _counts(results),
         "services": [
             {
                 "key": result.key,
                 "service": result.service,
                 "ok": result.ok,
+                "phase": None if result.applied is None else result.applied.phase,
+                "phase_origin": None if result.applied is None else result.applied.origin,
+                "note": result.note or None,
                 "checks": [
                     {"id": c.id, "ok": c.ok, "message": c.message, **({"object": c.object} if c.object else {})} for c in result.checks
                 ],
@@ -292,14 +522,93 @@ def verify_json(results: Iterable[ServiceVerification]) -> dict[str, Any]:
     }
 
 
+VERIFY_SCHEMA_VERSION = 1
+
+
+def _counts(results: list[ServiceVerification]) -> dict[str, int]:
+    return {
+        "services": len(results),
+        "services_passed": sum(1 for r in results if r.ok),
+        "checks": sum(len(r.checks) for r in results),
+        "checks_failed": sum(1 for r in results for c in r.checks if not c.ok),
+    }
+
+
 def render_verify_text(results: Iterable[ServiceVerification]) -> str:
     results = list(results)
     lines = []
     for result in results:
-        lines.append(f"{result.key}: {result.service}")
+        lines.append(f"{result.key}: {result.service}" + (f" (judged: {result.phase_text})" if result.applied is not None else ""))
         lines += [f"  {'PASS' if c.ok else 'FAIL'} {c.id}: {c.message}" + (f" [{c.object}]" if c.object else "") for c in result.checks]
+        if result.note:
+            lines.append(f"  note: {result.note}")
     passed = bool(results) and all(result.ok for result in results)
-    failed = sum(1 for result in results for c in result.checks if not c.ok)
-    lines.append("verify: all checks pass" if passed else f"verify: {failed} check(s) failed")
+    counts = _counts(results)
+    if passed:
+        lines.append(f"verify: all checks pass ({counts['services']} service(s), {counts['checks']} checks)")
+    else:
+        failing = "; ".join(
+            f"{r.key} against {r.applied.title if r.applied is not None else 'its live state'}" for r in results if not r.ok
+        )
+        lines.append(
+            f"verify: {counts['checks_failed']} check(s) failed on {len(results) - counts['services_passed']} service(s): {failing}"
+        )
     # Messages quote live values: a newline in one must not forge a PASS line.
     return "\n".join(escape_controls(line) for line in lines) + "\n"
+
+
+# How often `verify --wait` reads live state again while an image is not yet confirmed live.
+POLL_SECONDS = 10.0
+# `verify --wait` is bounded like the first-run wait: a cutover window, never an open-ended loop.
+MAX_WAIT_SECONDS = 6 * 3600.0
+
+
+def unconfirmed(
+    live: Mapping[str, Optional[LiveService]], applied: Mapping[str, UpdateApplied], digests: Mapping[str, Optional[str]]
+) -> dict[str, str]:
+    """Key -> why, for every service whose phase needs a commit and image that are not confirmed live yet
+    (the same rule as commit-live)."""
+    waiting = {}
+    for key, expected in applied.items():
+        service = live.get(key)
+        if service is None:
+            waiting[key] = "no live state yet"
+            continue
+        check = _commit_check(service, expected, digests.get(key))
+        if not check.ok:
+            waiting[key] = check.message
+    return waiting
+
+
+def wait_until_confirmed(
+    live: Mapping[str, Optional[LiveService]],
+    applied: Mapping[str, UpdateApplied],
+    read: Callable[[list[str]], Mapping[str, Optional[LiveService]]],
+    wait_seconds: float,
+    progress: Optional[TextIO],
+    digests: Mapping[str, Optional[str]] = {},
+    poll_seconds: Optional[float] = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Optional[LiveService]]:
+    """Read the services whose commit is not confirmed live again, every `poll_seconds`, until each is or
+    `wait_seconds` are over; one progress line per poll. Returns the latest live state of every service."""
+    latest = dict(live)
+    poll = POLL_SECONDS if poll_seconds is None else poll_seconds
+    deadline = clock() + max(0.0, wait_seconds)
+    polls = 0
+    while True:
+        waiting = unconfirmed(latest, applied, digests)
+        left = deadline - clock()
+        if not waiting or left <= 0:
+            return latest
+        polls += 1
+        if progress is not None:
+            reasons = "; ".join(f"{key}: {why}" for key, why in sorted(waiting.items()))
+            print(
+                f"verify: waiting for the image to be confirmed live (poll {polls}, {left:.0f}s left): {escape_controls(reasons)}",
+                file=progress,
+                flush=True,
+            )
+        sleep(min(poll, left))
+        latest.update(read(sorted(waiting)))
