@@ -18,6 +18,7 @@ and a tree that differs is refused rather than run. Every failure is `TreeError`
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import io
 import os
@@ -248,8 +249,22 @@ class GitHubTrees:
 
 def fetch_tarball(url: str, token: Optional[str], deadline: float, step: str) -> bytes:
     """The body at `url` after at most MAX_REDIRECTS redirects, within `deadline` and MAX_ARCHIVE_BYTES.
-    Blocking; `fetch_tarball_async` is the same for a caller that has an event loop."""
-    return asyncio.run(fetch_tarball_async(url, token, deadline, step))
+    Blocking; `fetch_tarball_async` is the same for a caller that has an event loop. Runs on a private
+    event loop (never the thread's current one, which `asyncio.run` would unset for the Pulumi runtime)."""
+
+    def on_private_loop() -> bytes:
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(fetch_tarball_async(url, token, deadline, step))
+        finally:
+            loop.close()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return on_private_loop()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as worker:
+        return worker.submit(on_private_loop).result()
 
 
 async def fetch_tarball_async(url: str, token: Optional[str], deadline: float, step: str) -> bytes:
