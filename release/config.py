@@ -29,7 +29,25 @@ COMMIT_PATTERN = re.compile(r"[0-9a-f]{40}")
 SERVICE_KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 SERVICE_NAME_PATTERN = re.compile(r"[a-z](?:[-a-z0-9]{0,47}[a-z0-9])?")
 GCP_PROJECT_PATTERN = re.compile(r"[a-z][-a-z0-9]{4,28}[a-z0-9]")
-GCP_REGION_PATTERN = re.compile(r"[a-z]+-[a-z]+[0-9]")
+GCP_REGION_PATTERN = re.compile(r"[a-z]+-[a-z]+[0-9]{1,2}")
+# The Google Cloud regions Cloud Run runs in (2026). A name of the right shape that is not one of them
+# (`mars-north1`, `us-centrall1`) is refused: a service "in" it can never be found, described or deployed.
+# A region Google adds later is added here.
+KNOWN_REGIONS = frozenset(
+    {
+        "africa-south1", "asia-east1", "asia-east2", "asia-northeast1", "asia-northeast2", "asia-northeast3",
+        "asia-south1", "asia-south2", "asia-southeast1", "asia-southeast2", "asia-southeast3", "australia-southeast1",
+        "australia-southeast2", "europe-central2", "europe-north1", "europe-north2", "europe-southwest1",
+        "europe-west1", "europe-west2", "europe-west3", "europe-west4", "europe-west6", "europe-west8",
+        "europe-west9", "europe-west10", "europe-west12", "me-central1", "me-central2", "me-west1",
+        "northamerica-northeast1", "northamerica-northeast2", "northamerica-south1", "southamerica-east1",
+        "southamerica-west1", "us-central1", "us-east1", "us-east4", "us-east5", "us-south1", "us-west1",
+        "us-west2", "us-west3", "us-west4",
+    }
+)  # fmt: skip
+# A Cloud Storage bucket name: ASCII lowercase letters, digits, `-`, `_` and `.`, starting and ending with a
+# letter or digit, dot-separated parts of at most 63. A look-alike (Cyrillic `а` for `a`) is another bucket.
+GCS_BUCKET_PATTERN = re.compile(r"(?=.{3,222}$)[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?)*")
 ENV_NAME_PATTERN = re.compile(r"[A-Z_][A-Z0-9_]*")
 SECRET_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,255}")
 # A secret of another project (shared secrets): projects/<project id or number>/secrets/<name>.
@@ -38,7 +56,12 @@ CPU_PATTERN = re.compile(r"[1-9][0-9]*(?:\.[0-9]+)?|[1-9][0-9]*m")
 MEMORY_PATTERN = re.compile(r"[1-9][0-9]*(?:Mi|Gi)")
 NETWORK_NAME_PATTERN = re.compile(r"[a-z](?:[-a-z0-9/]{0,250}[a-z0-9])?")
 SECRET_VERSION_PATTERN = re.compile(r"latest|[1-9][0-9]*")
-IMAGE_REPOSITORY_PATTERN = re.compile(r"[a-z0-9.-]+(?::[0-9]+)?(?:/[a-z0-9._-]+)+")
+# The image reference grammar of the OCI distribution spec: a registry host (dot-separated labels, optional
+# port), then path components of lowercase letters and digits joined by `.`, `_`, `__` or `-`s. So `..`, a
+# leading `.` or `-`, and empty components are refused.
+_HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
+IMAGE_REPOSITORY_PATTERN = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*(?::[0-9]+)?(?:/{_PATH_COMPONENT})+")
 IMAGE_TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 IMAGE_DIGEST_PATTERN = re.compile(r"sha256:[0-9a-f]{64}")
 # GitHub's own name rules. They matter beyond tidiness: the owner and repository names become API path
@@ -75,7 +98,21 @@ def check_project_id(value: str) -> str:
 def check_region(value: str) -> str:
     if not GCP_REGION_PATTERN.fullmatch(value):
         raise ValueError(f"{value!r} is not a GCP region such as us-central1")
+    if value not in KNOWN_REGIONS:
+        raise ValueError(f"{value!r} is not a Cloud Run region (e.g. us-central1, asia-east2); check its spelling")
     return value
+
+
+def gs_uri_problem(value: str) -> Optional[str]:
+    """Why `value` is not a gs://<bucket>/<object> URI (None when it is one)."""
+    if not value.startswith("gs://"):
+        return "is not a gs:// URI; write gs://<bucket>/<path>"
+    bucket, _, name = value[len("gs://") :].partition("/")
+    if not GCS_BUCKET_PATTERN.fullmatch(bucket):
+        return "does not name a Cloud Storage bucket (ASCII a-z, 0-9, -, _ and .); write gs://<bucket>/<path>"
+    if not name.strip("/") or " " in name:
+        return "names no object path; write gs://<bucket>/<path>"
+    return None
 
 
 def check_service_name(value: str) -> str:
@@ -333,8 +370,11 @@ class SnapshotPaths(ConfigModel):
     @field_validator("feature_snapshot_path", "manifest_path", "reconciliation_output_path")
     @classmethod
     def _gcs_uri(cls, value: Optional[str]) -> Optional[str]:
-        if value is not None and (not value.startswith("gs://") or len(value) <= len("gs://") or " " in value):
-            raise ValueError(f"{value!r} is not a gs:// URI; write gs://<bucket>/<path>")
+        problem = None if value is None else gs_uri_problem(value)
+        if problem is not None:
+            # Quoted only when plain ASCII: a look-alike quoted back would look right to the reader.
+            shown = repr(value) if value is not None and value.isascii() else "this value"
+            raise ValueError(f"{shown} {problem}")
         return value
 
     @field_validator("strategy_config_path")

@@ -139,7 +139,7 @@ def test_no_service_carries_input_mode_env_its_profile_does_not_read(key):
 
 def test_a_direct_runtime_profile_drops_snapshot_paths_even_if_a_spec_carries_them():
     # parse_stack refuses this spec; desired_env must still never emit the stale paths.
-    spec = CONFIG.services["ibkr"].model_copy(update={"snapshot": SnapshotPaths(feature_snapshot_path="gs://b/a.csv")})
+    spec = CONFIG.services["ibkr"].model_copy(update={"snapshot": SnapshotPaths(feature_snapshot_path="gs://bucket/a.csv")})
     env = desired_env(spec, FACTS.requirements(spec.strategy_profile, "ibkr"), "true")
     assert not {"IBKR_FEATURE_SNAPSHOT_PATH", "IBKR_RECONCILIATION_OUTPUT_PATH"} & set(env.plain)
 

@@ -506,6 +506,30 @@ CASES = [
         ("Pulumi.\\x1b[2Jx.yaml",),
         ("\x1b",),
     ),  # fmt: skip
+    Case(
+        "Cyrillic look-alike bucket in a snapshot path",
+        plan_of(PROD_TEXT.replace("gs://qsl-runtime-logs-shared/", "gs://qsl-runtime-l\u043egs-shared/", 1)),
+        2,
+        ("does not name a Cloud Storage bucket",),
+    ),  # fmt: skip
+    Case(
+        "unknown region",
+        plan_of(PROD_TEXT.replace("region: us-central1", "region: mars-north1", 1)),
+        2,
+        ("'mars-north1' is not a Cloud Run region",),
+    ),  # fmt: skip
+    Case(
+        "image path with ..",
+        plan_of(PROD_TEXT.replace("/cloud-run-source-deploy/", "/cloud-run-source-deploy/../", 1)),
+        2,
+        ("is not an image reference",),
+    ),  # fmt: skip
+    Case(
+        "--stack and --config-file together",
+        lambda tmp: ["plan", "--stack", "staging", "--config-file", str(stack_text(tmp, PROD_TEXT))],
+        2,
+        ("--stack and --config-file name the stack twice",),
+    ),  # fmt: skip
     # A stack name becomes a file name: it must not steer the path.
     Case("--stack with a path", lambda tmp: ["plan", "--stack", "../../etc/passwd"], 2, ("--stack is not a stack name",)),
 ]

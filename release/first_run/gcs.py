@@ -11,11 +11,12 @@ object, what happened and what to do; callers turn it into a failed check, never
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, TypeVar
+
+from release.config import GCS_BUCKET_PATTERN
 
 # A report or manifest is a few KiB; a megabyte means something else was written there.
 JSON_MAX_BYTES = 1 << 20
@@ -28,7 +29,6 @@ REQUEST_TIMEOUT = 20.0
 CALL_DEADLINE = 60.0
 STREAM_DEADLINE = 600.0
 
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 T = TypeVar("T")
 
 
@@ -59,7 +59,7 @@ def parse_gs_uri(text: str, *, allow_bucket_only: bool = False) -> GcsUri:
     if not isinstance(text, str) or not text.startswith("gs://"):
         raise ValueError(f"{text!r} is not a gs:// URI")
     bucket, _, name = text[len("gs://") :].partition("/")
-    if not _BUCKET.match(bucket):
+    if not GCS_BUCKET_PATTERN.fullmatch(bucket):
         raise ValueError(f"{text!r} has no valid bucket name")
     if any(ord(c) < 32 for c in name) or len(name.encode("utf-8")) > 1024:
         raise ValueError(f"{text!r} is not a valid object name")
