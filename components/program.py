@@ -10,7 +10,6 @@ config or an unverified release fails `pulumi preview` with an empty plan, never
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Callable, Mapping, Optional
@@ -38,6 +37,7 @@ from release.cutover.scheduling import (
     read_job_api,
     scheduler_account,
 )
+from release.local_files import InputFileError, load_json
 from release.stack import PROJECT_FILE, load_pulumi_config, project_dir, raise_profile_problems, stack_file
 
 LiveReader = Callable[[ServiceSpec, "gcp.Provider"], Optional[LiveService]]
@@ -111,8 +111,9 @@ def has_live_invoker(spec: ServiceSpec, provider: gcp.Provider, member: str) -> 
         result = gcp.cloudrunv2.get_service_iam_policy(
             location=spec.region, name=spec.service_name, project=spec.project, opts=pulumi.InvokeOptions(provider=provider)
         )
-        policy = from_policy_json(json.loads(result.policy_data or "{}"), "gcp.cloudrunv2.get_service_iam_policy")
-    except (SchedulingInputError, ValueError, RecursionError) as error:
+        where = "gcp.cloudrunv2.get_service_iam_policy"
+        policy = from_policy_json(load_json(result.policy_data or "{}", where, "read the policy again"), where)
+    except (SchedulingInputError, InputFileError) as error:
         raise pulumi.RunError(f"{spec.service_name}: its IAM policy is malformed ({error}); nothing was changed") from None
     except Exception as error:  # an invoke failure (403, network): the live binding is unknown, so stop
         raise pulumi.RunError(

@@ -59,7 +59,7 @@ def test_json_nested_past_the_recursion_limit_is_a_fault_not_a_recursion_error(g
     gcs.put("gs://reports-b/deep.json", "[" * 100000 + "]" * 100000)
     with pytest.raises(GcsFault) as fault:
         reader.read_json(parse_gs_uri("gs://reports-b/deep.json"), max_bytes=300000)
-    assert fault.value.uri == "gs://reports-b/deep.json" and "nests too deeply" in fault.value.what
+    assert fault.value.uri == "gs://reports-b/deep.json" and "nests deeper than 64 levels" in fault.value.what
 
 
 def test_object_over_the_bound_is_refused(gcs, reader):
@@ -132,3 +132,9 @@ def test_values_from_storage_are_shown_short_and_on_one_line():
     assert shown(False) == "false" and shown(None) == "null" and shown(["a"]) == '["a"]'
     long = shown("token=" + "x" * 500 + "\nsecond line")
     assert len(long) == 80 and long.endswith("...") and "\n" not in long
+
+
+def test_a_report_naming_a_key_twice_is_a_fault_not_the_last_value(gcs, reader):
+    gcs.put("gs://reports-b/dup.json", '{"status": "error", "status": "ok"}')
+    with pytest.raises(GcsFault, match="names status twice"):
+        reader.read_json(parse_gs_uri("gs://reports-b/dup.json"))

@@ -571,3 +571,10 @@ def test_a_v2_env_entry_with_both_a_value_and_a_secret_source_is_malformed():
     with pytest.raises(LiveStateError, match="env TELEGRAM_TOKEN has both a value and a value source") as caught:
         from_cloud_run_v2(result)
     assert "AAHsecret" not in str(caught.value)
+
+
+def test_v2_ready_while_routes_ready_has_failed_is_malformed():
+    result = v2_service("interactive-brokers-quant-service", "r/x:1", "a" * 40)
+    result["conditions"] = [{"type": "RoutesReady", "state": "CONDITION_FAILED"}]
+    with pytest.raises(LiveStateError, match="says Ready while RoutesReady has failed"):
+        from_cloud_run_v2(result)

@@ -1049,6 +1049,13 @@ def _from_cloud_run_v2(result: Any, expected_name: Optional[str], source: str) -
     terminal = [c for c in _field(result, "terminal_conditions", []) or [] if _field(c, "type") == "Ready"]
     ready = _ready([_field(c, "state") for c in terminal], source, "terminal_conditions", V2_CONDITION_SUCCEEDED, V2_CONDITION_STATES)
     ready = ready and not _typed(_field(result, "reconciling"), bool, source, "reconciling", False)
+    failed_parts = [
+        _field(c, "type")
+        for c in _items(_field(result, "conditions"))
+        if _field(c, "type") in V1_READY_PARTS and _field(c, "state") == "CONDITION_FAILED"
+    ]
+    if ready and failed_parts:
+        raise LiveStateError(f"terminal_conditions says Ready while {failed_parts[0]} has failed", source, "read the service again")
     template_labels = _str_map(_field(template, "labels"), source, "templates[0].labels")
     return LiveService(
         service_name=name,

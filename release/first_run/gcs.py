@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, TypeVar
 
 from release.config import GCS_BUCKET_PATTERN
+from release.local_files import InputFileError, decode_utf8, load_json
 
 # A report or manifest is a few KiB; a megabyte means something else was written there.
 JSON_MAX_BYTES = 1 << 20
@@ -208,13 +209,12 @@ class GcsReader:
 
     def read_json(self, uri: GcsUri, max_bytes: int = JSON_MAX_BYTES) -> Any:
         data = self.read_bytes(uri, max_bytes)
+        fix = "the writer produced a broken object: check its logs"
+        # The shared JSON reader: nesting bound, one key per object, no number of thousands of digits.
         try:
-            return json.loads(data.decode("utf-8"))
-        except RecursionError:  # nesting past the interpreter's limit is as broken as bad JSON
-            raise GcsFault(str(uri), "nests too deeply to be JSON any writer produced", "check the writer's logs") from None
-        except (UnicodeDecodeError, ValueError) as error:
-            position = f" at char {error.pos}" if isinstance(error, json.JSONDecodeError) else ""
-            raise GcsFault(str(uri), f"is not valid JSON{position}", "the writer produced a broken object: check its logs") from None
+            return load_json(decode_utf8(data, str(uri), fix), str(uri), fix)
+        except InputFileError as error:
+            raise GcsFault(str(uri), error.what, fix) from None
 
     def info(self, uri: GcsUri) -> ObjectInfo:
         seconds = self.call_deadline
