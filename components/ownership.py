@@ -48,15 +48,19 @@ OWNED_SERVICE_ANNOTATIONS = LEGACY_RELEASE_ANNOTATIONS
 # gcloud's `--labels commit-sha=...` also labels the service; kept in step with the template label.
 OWNED_SERVICE_LABELS = frozenset({COMMIT_LABEL})
 
-# Label/annotation namespaces Cloud Run itself writes (v1 shows them, v2 rejects them as inputs).
+# Label/annotation namespaces the Cloud Run v2 API rejects as inputs (v1 shows them: they are Cloud Run's
+# own). Every other key is a user key and is held, `client.knative.dev/` and `features.knative.dev/`
+# included: gcloud writes those, v2 accepts and reads them back, so leaving one out would be a template
+# change (a new revision) on the first `pulumi up`.
 SYSTEM_PREFIXES = (
     "run.googleapis.com/",
     "serving.knative.dev/",
     "autoscaling.knative.dev/",
-    "client.knative.dev/",
     "cloud.googleapis.com/",
-    "features.knative.dev/",
 )
+# What gcloud records as the image the user deployed (it shows it as the service's image): kept in step
+# with the image wherever live has it, never added.
+USER_IMAGE_ANNOTATION = "client.knative.dev/user-image"
 
 Ingress = Literal["INGRESS_TRAFFIC_ALL", "INGRESS_TRAFFIC_INTERNAL_ONLY", "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"]
 Egress = Literal["ALL_TRAFFIC", "PRIVATE_RANGES_ONLY"]
@@ -126,10 +130,12 @@ class Volume(SettingsModel):
 class VolumeMount(SettingsModel):
     name: str
     mount_path: str
+    sub_path: Optional[str] = None
 
 
 class Probe(SettingsModel):
-    """A liveness or startup probe (exactly one of http/tcp/grpc is set)."""
+    """A liveness, startup or readiness probe (exactly one of http/tcp/grpc is set; readiness has no tcp and
+    no initial delay, only readiness has a success threshold)."""
 
     kind: Literal["http", "tcp", "grpc"]
     path: Optional[str] = None
@@ -139,6 +145,7 @@ class Probe(SettingsModel):
     period_seconds: Optional[int] = None
     timeout_seconds: Optional[int] = None
     failure_threshold: Optional[int] = None
+    success_threshold: Optional[int] = None
 
 
 class ContainerPort(SettingsModel):
@@ -147,10 +154,13 @@ class ContainerPort(SettingsModel):
 
 
 class ServiceSettings(SettingsModel):
-    """Every Cloud Run setting the program does not own, normalised to the provider's (v2) vocabulary.
+    """Every Cloud Run setting the program does not own, in the provider's (v2) vocabulary.
 
     None / empty means "not set on the service" (Cloud Run's default applies). Both live readers (gcloud's
-    v1 JSON and the v2 invoke) produce this model, so the same service reads the same from either.
+    v1 JSON and the v2 invoke) produce this model, so the same service reads the same from either. Values
+    are held verbatim (`1000m` stays `1000m`: the provider compares strings, so a rewritten equal value is
+    a template change and a new revision); `comparable()` is the normalised view every comparison uses.
+    Each field's rule is in `components/service_fields.py`.
     """
 
     service_account: Optional[str] = None
@@ -174,10 +184,23 @@ class ServiceSettings(SettingsModel):
     ports: tuple[ContainerPort, ...] = ()
     execution_environment: Optional[ExecutionEnvironment] = None
     session_affinity: Optional[bool] = None
+    description: Optional[str] = None
+    iap_enabled: Optional[bool] = None
+    # The template's own revision name, when a deploy named it: held while the template does not change.
+    revision: Optional[str] = None
+    health_check_disabled: Optional[bool] = None
+    container_name: Optional[str] = None
+    depends_on: tuple[str, ...] = ()
+    base_image_uri: Optional[str] = None
+    readiness_probe: Optional[Probe] = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     template_labels: dict[str, str] = Field(default_factory=dict)
     template_annotations: dict[str, str] = Field(default_factory=dict)
+
+    def comparable(self) -> "ServiceSettings":
+        """The normalised view that comparisons use (`1000m` == `1`, `512Mi` == `0.5Gi`); never registered."""
+        return self.model_copy(update={"cpu": normalize_cpu(self.cpu), "memory": normalize_memory(self.memory)})
 
 
 # The settings diff names fields as an operator writes them; the order is the order `plan` lists them in.
@@ -202,6 +225,14 @@ FIELD_NAMES: Mapping[str, str] = {
     "ports": "ports",
     "execution_environment": "executionEnvironment",
     "session_affinity": "sessionAffinity",
+    "description": "description",
+    "iap_enabled": "iapEnabled",
+    "revision": "template.revision",
+    "health_check_disabled": "template.healthCheckDisabled",
+    "container_name": "container.name",
+    "depends_on": "container.dependsOn",
+    "base_image_uri": "container.baseImageUri",
+    "readiness_probe": "readinessProbe",
     "labels": "labels",
     "annotations": "annotations",
     "template_labels": "template.labels",
@@ -261,7 +292,7 @@ def configured_settings(spec: ServiceSpec) -> dict[str, Any]:
     if spec.resources is not None:
         resources = spec.resources
         if resources.cpu is not None:
-            values["cpu"] = normalize_cpu(resources.cpu)
+            values["cpu"] = resources.cpu
         if resources.memory is not None:
             values["memory"] = resources.memory
         if resources.cpu_idle is not None:
@@ -276,16 +307,40 @@ def configured_settings(spec: ServiceSpec) -> dict[str, Any]:
 
 
 def desired_settings(spec: ServiceSpec, live: Optional[ServiceSettings]) -> ServiceSettings:
-    """THE rule: the live settings (the defaults only for a new service), with what the config sets on top."""
+    """THE rule: the live settings (the defaults only for a new service), with what the config sets on top.
+
+    A configured value equal to the live one once normalised (`cpu: "1"` over a live `1000m`) keeps the
+    live spelling: registering the other would be a template change in the provider, a new revision.
+    """
     base = live if live is not None else default_settings(spec)
-    return base.model_copy(update=configured_settings(spec))
+    configured = configured_settings(spec)
+    if live is not None:
+        for name, normalise in (("cpu", normalize_cpu), ("memory", normalize_memory)):
+            if name in configured and normalise(configured[name]) == normalise(getattr(live, name)):
+                configured[name] = getattr(live, name)
+    return base.model_copy(update=configured)
 
 
-def normalize_cpu(cpu: str) -> str:
-    """`1000m` and `1` are the same CPU limit; compare them as whole CPUs where they are whole."""
-    if cpu.endswith("m") and cpu[:-1].isdigit() and int(cpu[:-1]) % 1000 == 0:
+def normalize_cpu(cpu: Optional[str]) -> Optional[str]:
+    """`1000m` and `1` are the same CPU limit: whole CPUs compare as whole numbers. For comparing only."""
+    if cpu is not None and cpu.endswith("m") and cpu[:-1].isdigit() and int(cpu[:-1]) % 1000 == 0:
         return str(int(cpu[:-1]) // 1000)
     return cpu
+
+
+_MEMORY_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def normalize_memory(memory: Optional[str]) -> Optional[str]:
+    """A memory limit as a number of bytes where it parses (`512Mi` == `0.5Gi`), else as written. For comparing only."""
+    if memory is None:
+        return None
+    for unit, factor in _MEMORY_UNITS.items():
+        number = memory[: -len(unit)]
+        if memory.endswith(unit) and number.replace(".", "", 1).isdigit() and len(number) <= 12:
+            value = float(number) * factor
+            return str(int(value)) if value.is_integer() else memory
+    return memory
 
 
 def normalize_cpu_idle(value: Optional[bool]) -> Optional[bool]:
@@ -319,11 +374,11 @@ def settings_diff(live: Optional[ServiceSettings], desired: ServiceSettings) -> 
     """Every setting that differs, in `FIELD_NAMES` order. A held field is equal by construction, so it
     never appears; for a new service every field that will be set is listed against None."""
     before = live if live is not None else ServiceSettings()
+    compared_before, compared_desired = before.comparable(), desired.comparable()
     changes = []
     for name, shown_name in FIELD_NAMES.items():
-        old, new = getattr(before, name), getattr(desired, name)
-        if old != new:
-            changes.append(SettingChange(shown_name, _shown(old), _shown(new)))
+        if getattr(compared_before, name) != getattr(compared_desired, name):
+            changes.append(SettingChange(shown_name, _shown(getattr(before, name)), _shown(getattr(desired, name))))
     return tuple(changes)
 
 
@@ -352,17 +407,32 @@ class OwnedMetadata:
     annotations: Mapping[str, str]
 
 
-def owned_metadata(commit: str, record: Optional[str], live_service_labels: Mapping[str, str]) -> OwnedMetadata:
+def owned_metadata(
+    commit: str,
+    record: Optional[str],
+    live_service_labels: Mapping[str, str],
+    new_image: Optional[str] = None,
+    live_settings: Optional[ServiceSettings] = None,
+) -> OwnedMetadata:
     """What a changing update writes: the commit label, the release record; legacy annotations dropped.
 
     A service-level `commit-sha` (gcloud's `--labels` sets one) is kept in step only where the live
-    service has one; the template label is what "confirmed live" reads.
+    service has one; the template label is what "confirmed live" reads. When the update deploys another
+    image (`new_image`), gcloud's `client.knative.dev/user-image` follows it wherever live has one (held
+    as it is otherwise): gcloud shows that annotation as the service's image.
     """
+    template_annotations = {RELEASE_RECORD_ANNOTATION: record} if record else {}
+    annotations = {}
+    if new_image is not None and live_settings is not None:
+        if USER_IMAGE_ANNOTATION in live_settings.template_annotations:
+            template_annotations[USER_IMAGE_ANNOTATION] = new_image
+        if USER_IMAGE_ANNOTATION in live_settings.annotations:
+            annotations[USER_IMAGE_ANNOTATION] = new_image
     return OwnedMetadata(
         template_labels={COMMIT_LABEL: commit} if commit else {},
-        template_annotations={RELEASE_RECORD_ANNOTATION: record} if record else {},
+        template_annotations=template_annotations,
         labels={COMMIT_LABEL: commit} if commit and COMMIT_LABEL in live_service_labels else {},
-        annotations={},
+        annotations=annotations,
     )
 
 

@@ -123,6 +123,21 @@ def _probe_args(probe: Optional[Probe], args_type: type, http_type: type, tcp_ty
     return args_type(grpc=grpc_type(port=probe.port, service=probe.service), **timing)
 
 
+def _readiness_args(probe: Optional[Probe]) -> Optional[gcp.cloudrunv2.ServiceTemplateContainerReadinessProbeArgs]:
+    """A readiness probe: HTTP or gRPC, with a success threshold and no initial delay."""
+    if probe is None:
+        return None
+    run = gcp.cloudrunv2
+    return run.ServiceTemplateContainerReadinessProbeArgs(
+        http_get=run.ServiceTemplateContainerReadinessProbeHttpGetArgs(path=probe.path, port=probe.port) if probe.kind == "http" else None,
+        grpc=run.ServiceTemplateContainerReadinessProbeGrpcArgs(port=probe.port, service=probe.service) if probe.kind == "grpc" else None,
+        period_seconds=probe.period_seconds,
+        timeout_seconds=probe.timeout_seconds,
+        failure_threshold=probe.failure_threshold,
+        success_threshold=probe.success_threshold,
+    )
+
+
 def template_args(
     revision: ServiceRevision, settings: ServiceSettings, labels: dict[str, str], annotations: dict[str, str]
 ) -> gcp.cloudrunv2.ServiceTemplateArgs:
@@ -135,7 +150,10 @@ def template_args(
     if settings.min_instances is not None or settings.max_instances is not None:
         scaling = run.ServiceTemplateScalingArgs(min_instance_count=settings.min_instances, max_instance_count=settings.max_instances)
     container = run.ServiceTemplateContainerArgs(
+        name=settings.container_name,
         image=revision.image,
+        depends_ons=list(settings.depends_on) or None,
+        base_image_uri=settings.base_image_uri,
         envs=env_args(revision.env),
         # cpu_idle must be explicit once limits are set, or Cloud Run switches the service to always-allocated
         # CPU; "not set" in the settings means the default, CPU only during requests.
@@ -149,7 +167,10 @@ def template_args(
         ports=run.ServiceTemplateContainerPortsArgs(container_port=settings.ports[0].container_port, name=settings.ports[0].name)
         if settings.ports
         else None,
-        volume_mounts=[run.ServiceTemplateContainerVolumeMountArgs(name=m.name, mount_path=m.mount_path) for m in settings.volume_mounts]
+        volume_mounts=[
+            run.ServiceTemplateContainerVolumeMountArgs(name=m.name, mount_path=m.mount_path, sub_path=m.sub_path)
+            for m in settings.volume_mounts
+        ]
         or None,
         liveness_probe=_probe_args(
             settings.liveness_probe,
@@ -165,6 +186,7 @@ def template_args(
             run.ServiceTemplateContainerStartupProbeTcpSocketArgs,
             run.ServiceTemplateContainerStartupProbeGrpcArgs,
         ),
+        readiness_probe=_readiness_args(settings.readiness_probe),
     )
     volumes = []
     for volume in settings.volumes:
@@ -191,6 +213,7 @@ def template_args(
                 )
             )
     return run.ServiceTemplateArgs(
+        revision=settings.revision,
         labels=labels or None,
         annotations=annotations or None,
         service_account=settings.service_account,
@@ -199,6 +222,7 @@ def template_args(
         max_instance_request_concurrency=settings.concurrency,
         execution_environment=settings.execution_environment,
         session_affinity=settings.session_affinity,
+        health_check_disabled=settings.health_check_disabled,
         vpc_access=run.ServiceTemplateVpcAccessArgs(
             connector=vpc.connector,
             egress=vpc.egress,
@@ -256,6 +280,8 @@ class StrategyService(pulumi.ComponentResource):
             project=spec.project,
             location=spec.region,
             ingress=settings.ingress,
+            description=settings.description,
+            iap_enabled=settings.iap_enabled,
             labels=metadata.labels or None,
             annotations=metadata.annotations or None,
             deletion_protection=True,

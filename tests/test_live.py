@@ -444,12 +444,12 @@ def hand_deployed_ibkr_v2() -> dict:
         vpc_accesses=[{"connector": "", "egress": "PRIVATE_RANGES_ONLY",
                        "networkInterfaces": [{"network": "default", "subnetwork": "cloudrun-direct-egress", "tags": ["ib"]}]}],
         scalings=[{"minInstanceCount": 1, "maxInstanceCount": 2}],
-        resources=[{"limits": {"cpu": "1", "memory": "1Gi"}, "cpuIdle": False, "startupCpuBoost": True}],
+        resources=[{"limits": {"cpu": "1000m", "memory": "1Gi"}, "cpuIdle": False, "startupCpuBoost": True}],
         concurrency=1, timeout="600s", execution_environment="EXECUTION_ENVIRONMENT_GEN2",
         volumes=[{"name": "cfg", "secrets": [{"secret": "ibkr-account-groups", "defaultMode": 0,
                                               "items": [{"path": "g.json", "version": "3", "mode": 0}]}], "emptyDirs": []}],
         volume_mounts=[{"name": "cfg", "mountPath": "/etc/ib"}],
-        template_labels={"team": "trading"},
+        template_labels={"team": "trading", "client.knative.dev/nonce": "abc"},
     )  # fmt: skip
 
 
@@ -459,11 +459,13 @@ def test_both_shapes_read_the_same_settings():
     assert v1 == v2
     assert v1.ingress == "INGRESS_TRAFFIC_ALL" and v1.cpu_idle is False and v1.startup_cpu_boost is True
     assert v1.vpc_access is not None and v1.vpc_access.network_interfaces[0].subnetwork == "cloudrun-direct-egress"
-    assert (v1.min_instances, v1.max_instances, v1.concurrency, v1.timeout, v1.cpu) == (1, 2, 1, "600s", "1")
+    # Verbatim as live has it ("1000m" is never rewritten as "1"), equal to "1" only when compared.
+    assert (v1.min_instances, v1.max_instances, v1.concurrency, v1.timeout, v1.cpu) == (1, 2, 1, "600s", "1000m")
+    assert v1.comparable().cpu == "1" and v1.comparable() == v1.model_copy(update={"cpu": "1", "memory": str(2**30)})
     assert v1.volumes[0].secret == "ibkr-account-groups" and v1.volumes[0].items[0].version == "3"
     assert v1.execution_environment == "EXECUTION_ENVIRONMENT_GEN2"
-    # Cloud Run's own labels and annotations are not settings; the user's are.
-    assert v1.template_labels == {"team": "trading"}
+    # Cloud Run's own labels and annotations are not settings; the user's are, gcloud's client.knative.dev/ too.
+    assert v1.template_labels == {"team": "trading", "client.knative.dev/nonce": "abc"}
     assert v1.annotations == {} and v1.labels == {}
     assert v1.startup_probe is not None and v1.startup_probe.kind == "tcp"
 

@@ -17,7 +17,7 @@ from components.ownership import (
     release_record,
     settings_diff,
 )
-from release.config import ConfigError
+from release.config import ConfigError, ResourcesConfig
 from release.stack import load_stack_file, parse_stack
 from tests.fixtures.projects import SEED_STACK_FILE
 
@@ -93,6 +93,31 @@ def test_a_vpc_set_in_config_replaces_the_live_one():
     changed = settings_diff(HAND, desired)
     assert [c.field for c in changed] == ["vpcAccess"]
     assert changed[0].live["networkInterfaces"] == [{"network": "default", "subnetwork": "cloudrun-direct-egress"}]
+
+
+@pytest.mark.parametrize(
+    ("live_cpu", "configured", "registered"),
+    [
+        ("1000m", None, "1000m"),  # held verbatim: "1" would be another string to the provider, a new revision
+        ("1000m", "1", "1000m"),  # configured but equal once normalised: the live spelling stays
+        ("1", "1000m", "1"),
+        ("1000m", "2", "2"),  # a real change is the config's
+    ],
+)
+def test_cpu_is_registered_verbatim_and_compared_normalised(live_cpu, configured, registered):
+    live = HAND.model_copy(update={"cpu": live_cpu})
+    spec = IBKR if configured is None else IBKR.model_copy(update={"resources": ResourcesConfig(cpu=configured)})
+    desired = desired_settings(spec, live)
+    assert desired.cpu == registered
+    assert [change.field for change in settings_diff(live, desired)] == ([] if registered == live_cpu else ["resources.cpu"])
+
+
+def test_memory_compares_by_quantity_and_keeps_the_live_spelling():
+    # A live service may carry any quantity spelling (the config accepts Mi/Gi only).
+    live = HAND.model_copy(update={"memory": "0.5Gi"})
+    desired = desired_settings(IBKR.model_copy(update={"resources": ResourcesConfig(memory="512Mi")}), live)
+    assert desired.memory == "0.5Gi" and settings_diff(live, desired) == ()
+    assert desired_settings(IBKR.model_copy(update={"resources": ResourcesConfig(memory="1Gi")}), live).memory == "1Gi"
 
 
 def test_release_record_round_trip():

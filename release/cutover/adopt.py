@@ -223,15 +223,13 @@ def settings_entry(live: ServiceSettings, defaults: ServiceSettings, project: st
     }
     if scaling:
         entry["scaling"] = scaling
+    # Compared normalised (a live `1000m` is the default `1`), written verbatim: either way the program
+    # registers the live spelling (`desired_settings`).
+    compared_live, compared_defaults = live.comparable(), defaults.comparable()
     resources = {
-        name: value
-        for name, value, default in (
-            ("cpu", live.cpu, defaults.cpu),
-            ("memory", live.memory, defaults.memory),
-            ("cpuIdle", live.cpu_idle, defaults.cpu_idle),
-            ("startupCpuBoost", live.startup_cpu_boost, defaults.startup_cpu_boost),
-        )
-        if value is not None and value != default
+        name: getattr(live, field_name)
+        for name, field_name in (("cpu", "cpu"), ("memory", "memory"), ("cpuIdle", "cpu_idle"), ("startupCpuBoost", "startup_cpu_boost"))
+        if getattr(live, field_name) is not None and getattr(compared_live, field_name) != getattr(compared_defaults, field_name)
     }
     if resources:
         entry["resources"] = resources

@@ -36,12 +36,12 @@ from components.ownership import (
     Volume,
     VolumeMount,
     VpcAccess,
-    normalize_cpu,
     normalize_cpu_idle,
     parse_release_record,
     user_entries,
 )
 from components.platforms import COMMIT_LABEL, RUNTIME_TARGET_JSON, STRATEGY_PROFILE
+from components.service_fields import refused_in
 from release.config import SECRET_VERSION_PATTERN, SERVICE_NAME_PATTERN, SecretRef, ServiceSpec, split_image
 from release.cutover import gcloud
 from release.local_files import LIVE_FILE_MAX_BYTES, InputFileError, input_files, json_items, load_json, read_text
@@ -438,6 +438,7 @@ def _knative_probe(value: Any, where: str, field: str) -> Optional[Probe]:
         "period_seconds": _int(probe.get("periodSeconds"), where, field),
         "timeout_seconds": _int(probe.get("timeoutSeconds"), where, field),
         "failure_threshold": _int(probe.get("failureThreshold"), where, field),
+        "success_threshold": _int(probe.get("successThreshold"), where, field),
     }
     if probe.get("httpGet") is not None:
         http = _mapping(probe["httpGet"], where, f"{field}.httpGet")
@@ -563,7 +564,7 @@ def knative_settings(metadata: Mapping[str, Any], template: Mapping[str, Any], c
         vpc_access=_knative_vpc(annotations, where),
         min_instances=_int(annotations.get(V1_MIN_SCALE), where, V1_MIN_SCALE) or None,
         max_instances=_int(annotations.get(V1_MAX_SCALE), where, V1_MAX_SCALE) or None,
-        cpu=normalize_cpu(limits["cpu"]) if limits.get("cpu") else None,
+        cpu=limits.get("cpu") or None,
         memory=limits.get("memory") or None,
         cpu_idle=normalize_cpu_idle(None if cpu_throttling is None else str(cpu_throttling).lower() != "false"),
         startup_cpu_boost=_true(annotations.get(V1_STARTUP_CPU_BOOST)),
@@ -574,11 +575,16 @@ def knative_settings(metadata: Mapping[str, Any], template: Mapping[str, Any], c
             for volume in (_knative_volume(item, where) for item in _list(pod.get("volumes"), where, "volumes"))
         ),
         volume_mounts=tuple(
-            VolumeMount(name=str(_mapping(m, where, "volumeMounts[]").get("name", "")), mount_path=str(m.get("mountPath", "")))
+            VolumeMount(
+                name=str(_mapping(m, where, "volumeMounts[]").get("name", "")),
+                mount_path=str(m.get("mountPath", "")),
+                sub_path=str(m["subPath"]) if m.get("subPath") else None,
+            )
             for m in _list(container.get("volumeMounts"), where, "volumeMounts")
         ),
         liveness_probe=_knative_probe(container.get("livenessProbe"), where, "livenessProbe"),
         startup_probe=_knative_probe(container.get("startupProbe"), where, "startupProbe"),
+        readiness_probe=_knative_probe(container.get("readinessProbe"), where, "readinessProbe"),
         command=_strings(container.get("command"), where, "command"),
         args=_strings(container.get("args"), where, "args"),
         ports=tuple(
@@ -592,6 +598,9 @@ def knative_settings(metadata: Mapping[str, Any], template: Mapping[str, Any], c
             annotations.get(V1_EXECUTION_ENVIRONMENT), EXECUTION_ENVIRONMENT_BY_WORD, where, V1_EXECUTION_ENVIRONMENT
         ),
         session_affinity=_true(annotations.get(V1_SESSION_AFFINITY)),
+        # v1 names the revision in the template's metadata; v2 calls it template.revision.
+        revision=_typed(template_meta.get("name"), str, where, "spec.template.metadata.name") or None,
+        container_name=_typed(container.get("name"), str, where, "containers[0].name") or None,
         labels=user_entries(_str_map(metadata.get("labels"), where, "metadata.labels"), OWNED_SERVICE_LABELS),
         annotations=user_entries(service_annotations, LEGACY_RELEASE_ANNOTATIONS),
         template_labels=user_entries(_str_map(template_meta.get("labels"), where, "spec.template.metadata.labels"), OWNED_TEMPLATE_LABELS),
@@ -853,6 +862,7 @@ def _v2_str(value: Any) -> Optional[str]:
 
 
 def _v2_probe(value: Any) -> Optional[Probe]:
+    # Probe HTTP headers are refused before this is read (components/service_fields.py).
     probe = _first(value)
     if probe is None:
         return None
@@ -861,11 +871,10 @@ def _v2_probe(value: Any) -> Optional[Probe]:
         "period_seconds": _v2_int(_field(probe, "period_seconds")),
         "timeout_seconds": _v2_int(_field(probe, "timeout_seconds")),
         "failure_threshold": _v2_int(_field(probe, "failure_threshold")),
+        "success_threshold": _v2_int(_field(probe, "success_threshold")),
     }
     http, tcp, grpc = (_first(_field(probe, name)) for name in ("http_gets", "tcp_sockets", "grpcs"))
     if http is not None:
-        if _items(_field(http, "http_headers")):
-            raise LiveStateError("a probe has HTTP headers, which this program cannot hold", "get_service", "remove them")
         return Probe(kind="http", path=_v2_str(_field(http, "path")), port=_v2_int(_field(http, "port")), **timing)
     if tcp is not None:
         return Probe(kind="tcp", port=_v2_int(_field(tcp, "port")), **timing)
@@ -890,11 +899,10 @@ def _v2_volume(value: Any, source: str) -> Volume:
         )
     empty = _first(_field(value, "empty_dirs"))
     if empty is not None:
-        medium = _v2_str(_field(empty, "medium"))
         return Volume(
             name=name,
             kind="empty_dir",
-            medium=None if medium in (None, "MEDIUM_UNSPECIFIED") else medium,
+            medium=_v2_str(_field(empty, "medium")),
             size_limit=_v2_str(_field(empty, "size_limit")),
         )
     raise LiveStateError(
@@ -928,24 +936,29 @@ def _v2_map(value: Any, source: str, field: str) -> dict[str, str]:
     return _str_map(dict(value) if isinstance(value, Mapping) else value, source, field)
 
 
+# Resource limits the program holds; a GPU (or any other) limit is refused rather than dropped.
+HELD_LIMITS = ("cpu", "memory")
+
+
 def cloud_run_v2_settings(result: Any, template: Any, container: Any, source: str) -> ServiceSettings:
-    """The settings of a `get_service` result (zero values read as "not set")."""
-    unholdable = (
-        ("more than one container (sidecars)", len(_items(_field(template, "containers"))) > 1),
-        ("a container working directory", bool(_field(container, "working_dir"))),
-        ("custom audiences", bool(_items(_field(result, "custom_audiences")))),
-        ("Binary Authorization", bool(_items(_field(result, "binary_authorizations")))),
-        ("a customer-managed encryption key", bool(_field(template, "encryption_key"))),
-        ("a node selector (GPU)", bool(_items(_field(template, "node_selectors")))),
-        ("invoker IAM disabled", _field(result, "invoker_iam_disabled") is True),
-        ("the default URL disabled", _field(result, "default_uri_disabled") is True),
-    )
-    for what, used in unholdable:
-        if used:
-            raise _unholdable(what, source)
+    """The settings of a `get_service` result (zero values read as "not set"), every value verbatim.
+
+    A service that sets an input the program cannot hold (`refused` in components/service_fields.py) is
+    refused here, before anything is registered: leaving it out would remove it.
+    """
+    if len(_items(_field(template, "containers"))) > 1:
+        raise _unholdable("more than one container (sidecars)", source)
+    refused = refused_in(result)
+    if refused:
+        path, what = refused[0]
+        raise LiveStateError(f"uses {what}, which this program cannot hold (Cloud Run v2 field {path})", source, UNHOLDABLE_FIX)
     scaling = _first(_field(template, "scalings"))
     resources = _first(_field(container, "resources"))
     limits = _v2_map(_field(resources, "limits"), source, "resources.limits")
+    extra = sorted(name for name, value in limits.items() if name not in HELD_LIMITS and value)
+    if extra:
+        shown = extra[0] if SAFE_NAME.fullmatch(extra[0]) else "another"
+        raise _unholdable(f"a {shown} resource limit (template.containers.resources.limits)", source)
     cpu_idle = _field(resources, "cpu_idle")
     environment = _v2_str(_field(template, "execution_environment"))
     try:
@@ -955,7 +968,7 @@ def cloud_run_v2_settings(result: Any, template: Any, container: Any, source: st
             vpc_access=_v2_vpc(template),
             min_instances=_v2_int(_field(scaling, "min_instance_count")),
             max_instances=_v2_int(_field(scaling, "max_instance_count")),
-            cpu=normalize_cpu(limits["cpu"]) if limits.get("cpu") else None,
+            cpu=limits.get("cpu") or None,
             memory=limits.get("memory") or None,
             cpu_idle=None if resources is None else normalize_cpu_idle(bool(cpu_idle)),
             startup_cpu_boost=True if _field(resources, "startup_cpu_boost") else None,
@@ -963,11 +976,16 @@ def cloud_run_v2_settings(result: Any, template: Any, container: Any, source: st
             timeout=_v2_str(_field(template, "timeout")),
             volumes=tuple(_v2_volume(item, source) for item in _items(_field(template, "volumes"))),
             volume_mounts=tuple(
-                VolumeMount(name=str(_field(m, "name", "")), mount_path=str(_field(m, "mount_path", "")))
+                VolumeMount(
+                    name=str(_field(m, "name", "")),
+                    mount_path=str(_field(m, "mount_path", "")),
+                    sub_path=_v2_str(_field(m, "sub_path")),
+                )
                 for m in _items(_field(container, "volume_mounts"))
             ),
             liveness_probe=_v2_probe(_field(container, "liveness_probes")),
             startup_probe=_v2_probe(_field(container, "startup_probes")),
+            readiness_probe=_v2_probe(_field(container, "readiness_probes")),
             command=tuple(str(item) for item in _items(_field(container, "commands"))),
             args=tuple(str(item) for item in _items(_field(container, "args"))),
             ports=tuple(
@@ -976,6 +994,13 @@ def cloud_run_v2_settings(result: Any, template: Any, container: Any, source: st
             ),
             execution_environment=None if environment in (None, "EXECUTION_ENVIRONMENT_UNSPECIFIED") else environment,  # type: ignore[arg-type]  # a str off the API: pydantic checks it against the Literal at runtime
             session_affinity=True if _field(template, "session_affinity") else None,
+            description=_v2_str(_field(result, "description")),
+            iap_enabled=True if _field(result, "iap_enabled") else None,
+            revision=_v2_str(_field(template, "revision")),
+            health_check_disabled=True if _field(template, "health_check_disabled") else None,
+            container_name=_v2_str(_field(container, "name")),
+            depends_on=tuple(str(item) for item in _items(_field(container, "depends_ons"))),
+            base_image_uri=_v2_str(_field(container, "base_image_uri")),
             labels=user_entries(_v2_map(_field(result, "labels"), source, "labels"), OWNED_SERVICE_LABELS),
             annotations=user_entries(_v2_map(_field(result, "annotations"), source, "annotations"), LEGACY_RELEASE_ANNOTATIONS),
             template_labels=user_entries(_v2_map(_field(template, "labels"), source, "templates[0].labels"), OWNED_TEMPLATE_LABELS),

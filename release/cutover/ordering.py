@@ -171,8 +171,15 @@ def applied_inputs(
     if phase == "in-sync" and live is not None:
         # Nothing changes: not even a release record added to a service adopted without one (a new revision).
         return settings, live_owned(live), LATEST_100
+    # This update makes a new revision: a revision name the live template carries is not sent again (the
+    # API refuses a second revision of that name; an unnamed template gets a generated one).
+    settings = settings.model_copy(update={"revision": None})
     owned = owned_metadata(
-        applied.commit, release_record(applied.commit, applied.qpk_tag, applied.ues_tag), {} if live is None else live.labels
+        applied.commit,
+        release_record(applied.commit, applied.qpk_tag, applied.ues_tag),
+        {} if live is None else live.labels,
+        new_image=applied.image if live is not None and applied.image != live.image else None,
+        live_settings=None if live is None else live.settings,
     )
     return settings, owned, LATEST_100
 
