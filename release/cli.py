@@ -192,6 +192,15 @@ def _plan(args: argparse.Namespace) -> int:
         absent_from_live=live.absent, images=images.checks, images_source=images.source,
         facts_source=facts_note(facts, origin), jobs=jobs,
     )  # fmt: skip
+    if args.json_out is not None:
+        from release.local_files import InputFileError, write_outputs
+
+        try:
+            write_outputs(
+                [(args.json_out, json.dumps(to_json(plan), indent=2) + "\n")], [config_path(args)], "pass --json-out a new or regular file"
+            )
+        except InputFileError as error:
+            raise UsageError(str(error)) from None
     if args.format == "json":
         print(json.dumps(to_json(plan), indent=2))
     elif args.format == "markdown":
@@ -347,7 +356,7 @@ def _verify_phases(args: argparse.Namespace, config: StackConfig) -> dict[str, A
     if args.plan is not None:
         fix = "pass the output of `python -m release plan --format json` that this update was applied from"
         try:
-            document = load_json(read_text(args.plan, PLAN_MAX_BYTES, fix), str(args.plan), fix, _unique_keys(str(args.plan), fix))
+            document = load_json(read_text(args.plan, PLAN_MAX_BYTES, fix), str(args.plan), fix)
             return phases_from_plan(document, config, bundle_json(config.release), f"the plan {args.plan}")
         except FileNotFoundError:
             raise UsageError(f"{args.plan}: no such file; {fix}") from None
@@ -357,19 +366,6 @@ def _verify_phases(args: argparse.Namespace, config: StackConfig) -> dict[str, A
         return {key: image_step(spec, config.release, "--phase image") for key, spec in config.services.items()}
     origin = "--phase env" if args.phase == "env" else "the default (no --plan or --phase)"
     return {key: end_state(spec, config.release, origin) for key, spec in config.services.items()}
-
-
-def _unique_keys(where: str, fix: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
-    """A `json.loads` hook refusing a repeated key: the last one would silently win."""
-    from release.local_files import InputFileError
-
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [key for key, _ in pairs]
-        if len(set(keys)) != len(keys):
-            raise InputFileError("has a duplicate key in a JSON object", where, fix)
-        return dict(pairs)
-
-    return hook
 
 
 def _with_next_step(
@@ -550,6 +546,11 @@ def build_parser() -> argparse.ArgumentParser:
         "plan", _plan, "the offline cutover plan: gate, per-service phase and env diff, next steps", ("text", "json", "markdown")
     )
     plan.add_argument("--lock", type=Path, help="lock file (default: the stack's lock)")
+    plan.add_argument(
+        "--json-out",
+        type=Path,
+        help="also write the plan as JSON (what --format json prints) to this file, e.g. for `verify --plan` after the update",
+    )
     plan.add_argument("--live", help="live state: a gcloud JSON file, a directory of them, or 'gcloud'")
     plan.add_argument(
         "--images",

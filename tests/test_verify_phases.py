@@ -12,6 +12,7 @@ import contextlib
 import copy
 import io
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -243,8 +244,29 @@ def test_a_plan_of_another_config_or_version_is_bad_input(capsys, stack, first_p
 def test_plan_files_that_cannot_be_a_plan_are_bad_input(capsys, stack, tmp_path):
     duplicated = tmp_path / "dup.json"
     duplicated.write_text('{"schemaVersion": 1, "schemaVersion": 1}', encoding="utf-8")
-    for path, message in ((tmp_path / "missing.json", "no such file"), (duplicated, "duplicate key"), (tmp_path, "")):
+    for path, message in ((tmp_path / "missing.json", "no such file"), (duplicated, "names schemaVersion twice"), (tmp_path, "")):
         code, _, err = verify(capsys, stack, str(tmp_path / "none"), "--plan", str(path))
         assert code == 2 and message in err and "Traceback" not in err
     code, _, err = verify(capsys, stack, str(tmp_path / "none"), "--plan", str(duplicated), "--phase", "image")
     assert code == 2 and "pass one" in err
+
+
+def test_plan_json_out_writes_the_plan_verify_reads_beside_any_format(capsys, stack, seed_repos, first_plan, tmp_path):
+    config = load_stack_file(stack)
+    write_images_dir(tmp_path / "images", [spec.image for spec in config.services.values()])
+    live = write_live(tmp_path / "before", old_documents(config))
+    argv = ["plan", *git_args(stack, seed_repos), "--live", live, "--images", str(tmp_path / "images")]
+    out_file = tmp_path / "cutover-plan.json"
+    assert main([*argv, "--format", "markdown", "--json-out", str(out_file)]) == 0
+    assert capsys.readouterr().out.startswith("<!--")
+    written = json.loads(out_file.read_text(encoding="utf-8"))
+    def phases(plan: dict) -> list:
+        return [(s["key"], s["commit"], s["phase"], s["next_phase"], s["live"], s["dry_run"]) for s in plan["services"]]
+
+    assert phases(written) == phases(first_plan) and written["schemaVersion"] == 1
+    # A FIFO would block the write for ever, the stack file is what the plan reads: both refused, exit 2.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for target, message in ((fifo, "not a regular file"), (stack, "which this command reads")):
+        assert main([*argv, "--json-out", str(target)]) == 2
+        assert message in capsys.readouterr().err

@@ -14,8 +14,6 @@ from typing import Any
 import pytest
 import yaml
 
-from release.cutover.plan_comment import SECOND_UP
-
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
 STACK_PATHS = {"Pulumi.*.yaml", "components/**", "release/**"}
@@ -61,7 +59,7 @@ def test_cutover_applies_the_saved_plan_after_approval_in_environment_prod():
     assert saves["with"]["command"] == "preview" and saves["with"]["plan"] == "plan.json"
     (uploads,) = steps_using(preview, "actions/upload-artifact")
     (downloads,) = steps_using(up, "actions/download-artifact")
-    assert uploads["with"]["path"] == "plan.json" and downloads["with"]["name"] == uploads["with"]["name"]
+    assert uploads["with"]["path"].split() == ["plan.json", "cutover-plan.json"] and downloads["with"]["name"] == uploads["with"]["name"]
     applies = applying_step(up)
     order = [step.get("uses", step.get("run", "")) for step in up["steps"]]
     apply_at = order.index(applies["run"])
@@ -70,9 +68,36 @@ def test_cutover_applies_the_saved_plan_after_approval_in_environment_prod():
     assert apply_at < verify_at < record_at
     # The program deploys by digest: commit-live can only match it to the configured tag with the digest.
     assert "--images gcloud" in order[verify_at]
-    # The plan and the second-up note reach the run summary, found by the renderer's own wording.
+    # The plan reaches the run summary; "a second up follows" comes from its JSON's next_phase, not its prose.
     plan_step = next(step for step in preview["steps"] if "release plan" in step.get("run", ""))
-    assert "GITHUB_STEP_SUMMARY" in plan_step["run"] and f"'^{SECOND_UP}'" in plan_step["run"]
+    assert "GITHUB_STEP_SUMMARY" in plan_step["run"] and "--json-out cutover-plan.json" in plan_step["run"]
+    assert "select(.next_phase != null)" in plan_step["run"] and "grep" not in plan_step["run"]
+    assert preview["outputs"]["second-up"] == "${{ steps.plan.outputs.second-up }}"
+
+
+def test_cutover_verify_judges_the_phase_the_update_applied_and_never_hides_a_failure():
+    up = load("cutover.yml")["jobs"]["up"]
+    (verify,) = [step for step in up["steps"] if step.get("id") == "verify"]
+    (command,) = [line.strip() for line in verify["run"].splitlines() if "release verify" in line]
+    words = command.split()
+    assert words[words.index("--plan") + 1] == "cutover-plan.json" and 0 < int(words[words.index("--wait") + 1]) <= 1800
+    # Every failure fails the step: verify's own exit status is the step's, nothing turns it green.
+    assert verify["run"].strip().endswith('exit "$status"') and "exit 0" not in verify["run"]
+    assert "continue-on-error" not in verify
+    # The summary says what to run next, from the outcomes and the plan's second-up.
+    order = [step.get("name", "") for step in up["steps"]]
+    (summary,) = [step for step in up["steps"] if step.get("name") == "what to run next"]
+    assert order.index(verify["name"]) < order.index(summary["name"])
+    assert summary["if"] == "${{ !cancelled() }}"
+    assert summary["env"] == {
+        "SECOND_UP": "${{ needs.preview.outputs.second-up }}",
+        "UP_OUTCOME": "${{ steps.up.outcome }}",
+        "VERIFY_OUTCOME": "${{ steps.verify.outcome }}",
+    }
+    assert applying_step(up)["id"] == "up"
+    for words in ("Run this workflow again", "Do not run a second", "did not finish", "complete and verified"):
+        assert words in summary["run"]
+    assert "exit" not in summary["run"]
 
 
 def applying_step(job: dict[str, Any]) -> dict[str, Any]:
