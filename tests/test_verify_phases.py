@@ -260,6 +260,7 @@ def test_plan_json_out_writes_the_plan_verify_reads_beside_any_format(capsys, st
     assert main([*argv, "--format", "markdown", "--json-out", str(out_file)]) == 0
     assert capsys.readouterr().out.startswith("<!--")
     written = json.loads(out_file.read_text(encoding="utf-8"))
+
     def phases(plan: dict) -> list:
         return [(s["key"], s["commit"], s["phase"], s["next_phase"], s["live"], s["dry_run"]) for s in plan["services"]]
 
