@@ -49,3 +49,4 @@ test: lint
 bench: $(STAMP)
 	$(PY) bench/program_bench.py
 	$(PY) bench/gate_bench.py
+	$(PY) bench/facts_bench.py

@@ -32,7 +32,7 @@ InputMode = Literal["direct_runtime", "snapshot_backed"]
 
 SNAPSHOT_INPUT = "feature_snapshot"  # among a profile's required inputs: the profile is snapshot-backed
 RUNTIME_ENABLED = "runtime_enabled"
-StrategyConfigSource = Literal["none", "bundled_or_env", "env_or_module_defaults"]
+StrategyConfigSource = Literal["none", "bundled_or_env", "env_or_module_defaults", "env_only"]
 
 
 class FactsModel(BaseModel):

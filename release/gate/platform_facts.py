@@ -1,0 +1,253 @@
+"""Profile facts of one (platform commit, release), proved by running the platform's own registry over
+exactly the pinned sources, with their provenance.
+
+`prove_platform_facts(requests, trees, cache_root=..., deadline=...)` is the entry point the gate calls:
+each request names a platform commit and the release's package commits (QPK, UES, HK: distribution
+name, repository, ref, commit). For each, the trees are written to disk (`source_trees`: git archive or
+GitHub tarball, verified against the commit's tree), the probe runs in its isolated child
+(`facts_runner`), building the platform commit's environment from its own lock only when an import
+needs it (`facts_environment`), and the probe's document becomes `PlatformProfiles`: per profile the
+platform shows, its display name, domain, eligible/enabled on this commit, and what it requires
+(`PlatformRequirements`), plus the catalog's aliases and how the facts were run. A request that cannot be
+proved gets a `FactsFailure` naming the step and the escaped tail of stderr: its facts are unverified.
+
+Trees are cached under `<cache_root>/trees/<repo>/<commit>` (written to a scratch directory, verified,
+then renamed; content-addressed by commit, so a cached tree is exactly that commit's), environments under
+`<cache_root>/environments` by (platform commit, lock sha256). The probe itself always runs again: its
+answer is never cached.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional, Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+from components.profiles import Judgement, PlatformRequirements, StrategyConfigSource
+from release.config import PlatformId
+from release.gate.facts_environment import ProbeResult, probe_platform
+from release.gate.facts_runner import FactsRunError, Isolation, ProbeProfile, network_isolation, probe_sha256
+from release.gate.source_trees import TreeError, TreeMaterialiser
+
+SNAPSHOT_INPUT = "feature_snapshot"
+MAX_WORKERS = 4  # probes in flight at once (each a Python process; 2 shared cores here)
+
+
+class FactsModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PackageCommit(FactsModel):
+    """One package of the release as it was put on the probe's path."""
+
+    name: str  # distribution name: quant-platform-kit, us-equity-strategies, hk-equity-strategies
+    repo: str
+    ref: str  # the release's ref (tag or commit)
+    commit: str
+
+
+class RunProvenance(FactsModel):
+    """How the facts were proved: which public functions, in which environment, isolated how."""
+
+    functions: tuple[str, ...]
+    environment: Literal["sources", "uv.lock", "requirements.txt"]
+    lock_sha256: Optional[str] = None
+    isolation: Isolation
+    probe_sha256: str
+
+
+class ProvedProfile(FactsModel):
+    display_name: str
+    domain: str  # us_equity, hk_equity
+    eligible: bool
+    enabled: bool
+    requirements: Optional[PlatformRequirements] = None
+    unproved: Optional[str] = None  # why the requirements could not be read (the registry raised)
+
+
+class PlatformProfiles(FactsModel):
+    platform: PlatformId
+    repo: str
+    commit: str
+    packages: tuple[PackageCommit, ...]
+    aliases: dict[str, str]
+    profiles: dict[str, ProvedProfile]
+    run: RunProvenance
+
+    @property
+    def release(self) -> str:
+        """The release these facts hold for: every package by commit (a moved tag is another release)."""
+        return " ".join(f"{package.name}@{package.commit}" for package in sorted(self.packages, key=lambda p: p.name))
+
+    def canonical(self, name: str) -> str:
+        return self.aliases.get(name, name)
+
+    def enabled(self) -> list[str]:
+        return sorted(name for name, profile in self.profiles.items() if profile.enabled and profile.requirements is not None)
+
+    def judge(self, profile: str) -> Judgement:
+        where = f"{self.platform} at {self.repo}@{self.commit[:7]} with {self.release}"
+        name = self.canonical(profile)
+        entry = self.profiles.get(name)
+        if entry is None:
+            return Judgement(
+                why=f"{profile} is not a profile {self.repo}@{self.commit[:7]}'s registry shows (enabled: {', '.join(self.enabled()) or 'none'})"
+            )
+        if not entry.enabled:
+            return Judgement(
+                why=f"{name} is not enabled on {where} (its registry shows it {'eligible' if entry.eligible else 'not eligible'})"
+            )
+        if entry.requirements is None:
+            return Judgement(why=f"{name}'s requirements on {where} are not proved: {entry.unproved or 'unknown'}")
+        return Judgement(requirements=entry.requirements, why=f"{name} runs on {where}")
+
+
+@dataclass(frozen=True)
+class FactsRequest:
+    platform: PlatformId
+    repo: str
+    commit: str
+    packages: tuple[PackageCommit, ...]
+
+
+@dataclass(frozen=True)
+class FactsFailure:
+    request: FactsRequest
+    step: str
+    message: str
+
+
+# -- the probe's document as facts ------------------------------------------------------------------------
+
+
+def requirements_of(row: ProbeProfile) -> PlatformRequirements:
+    """What one profile requires, from `describe_platform_runtime_requirements` where the release has it,
+    else from the catalog and runtime adapter (the seed's releases)."""
+    describe, adapter = row.describe, row.adapter
+    inputs = tuple(row.required_inputs or ())
+    if describe is not None:
+        snapshot = describe.requires_snapshot_artifacts
+        if snapshot is None:
+            snapshot = describe.profile_group == "snapshot_backed" if describe.profile_group else SNAPSHOT_INPUT in inputs
+        manifest = bool(describe.requires_snapshot_manifest_path) and snapshot
+        contract = describe.snapshot_contract_version if snapshot else None
+        policy = describe.config_source_policy
+        if policy == "env_only" or (policy is None and describe.requires_strategy_config_path):
+            config: StrategyConfigSource = "env_only"
+        elif policy == "bundled_or_env" or (policy is None and snapshot and row.bundled_config):
+            config = "bundled_or_env" if row.bundled_config_present else "env_or_module_defaults"
+        else:
+            config = "none"
+    else:
+        snapshot = SNAPSHOT_INPUT in inputs
+        manifest = snapshot and adapter is not None and adapter.require_snapshot_manifest
+        contract = adapter.snapshot_contract_version if (snapshot and adapter is not None) else None
+        config = "none"
+        if snapshot and row.bundled_config:
+            config = "bundled_or_env" if row.bundled_config_present else "env_or_module_defaults"
+    return PlatformRequirements(
+        profile=row.canonical_profile,
+        display_name=row.display_name,
+        input_mode="snapshot_backed" if snapshot else "direct_runtime",
+        requires_snapshot_manifest_path=manifest,
+        manifest_contract=contract if manifest else None,
+        strategy_config=config,
+        bundled_config=row.bundled_config if config == "bundled_or_env" else None,
+    )
+
+
+def facts_of(request: FactsRequest, result: ProbeResult, isolation: Isolation) -> PlatformProfiles:
+    output = result.output
+    profiles: dict[str, ProvedProfile] = {}
+    for row in output.profiles:
+        describable = row.error is None and (row.describe is not None or row.adapter is not None)
+        profiles[row.canonical_profile] = ProvedProfile(
+            display_name=row.display_name,
+            domain=row.domain,
+            eligible=row.eligible,
+            enabled=row.enabled,
+            requirements=requirements_of(row) if describable else None,
+            unproved=None if describable else (row.error or "the registry gave neither requirements nor an adapter"),
+        )
+    functions = ("get_platform_profile_status_matrix", "STRATEGY_CATALOG") + (
+        ("describe_platform_runtime_requirements",) if output.method == "describe" else ("get_platform_runtime_adapter",)
+    )
+    return PlatformProfiles(
+        platform=request.platform,
+        repo=request.repo,
+        commit=request.commit,
+        packages=request.packages,
+        aliases=dict(sorted((output.aliases or {}).items())),
+        profiles=dict(sorted(profiles.items())),
+        run=RunProvenance(
+            functions=functions,
+            environment=result.environment,
+            lock_sha256=result.lock_sha256,
+            isolation=isolation,
+            probe_sha256=probe_sha256(),
+        ),
+    )
+
+
+# -- proving ------------------------------------------------------------------------------------------------
+
+
+def cached_tree(trees: TreeMaterialiser, cache_root: Path, repo: str, commit: str, deadline: float) -> Path:
+    """`repo` at `commit` on disk: from the cache, or materialised (and verified) into it first."""
+    target = cache_root / "trees" / repo / commit
+    if (target / ".complete").is_file():
+        return target / "tree"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{commit}-", dir=target.parent))
+    try:
+        trees.materialise(repo, commit, scratch / "tree", deadline)
+        (scratch / ".complete").write_text(commit, encoding="utf-8")
+        try:
+            scratch.rename(target)
+        except OSError:
+            if not (target / ".complete").is_file():  # another run finished it first; else a real fault
+                raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target / "tree"
+
+
+def source_root(tree: Path) -> Path:
+    """Where a package's modules are importable from: `src/` (every release so far), else the tree."""
+    return tree / "src" if (tree / "src").is_dir() else tree
+
+
+def prove_one(request: FactsRequest, trees: TreeMaterialiser, cache_root: Path, deadline: float) -> PlatformProfiles | FactsFailure:
+    isolation = network_isolation()
+    try:
+        platform_root = cached_tree(trees, cache_root, request.repo, request.commit, deadline)
+        roots = [source_root(cached_tree(trees, cache_root, package.repo, package.commit, deadline)) for package in request.packages]
+        result = probe_platform(
+            request.platform,
+            platform_root,
+            roots,
+            platform_commit=request.commit,
+            excluded=[package.name for package in request.packages],
+            cache_root=cache_root / "environments",
+            deadline=deadline,
+            isolation=isolation,
+        )
+        return facts_of(request, result, isolation)
+    except (TreeError, FactsRunError) as error:
+        step = error.step
+        return FactsFailure(request=request, step=step, message=str(error))
+
+
+def prove_platform_facts(
+    requests: Sequence[FactsRequest], trees: TreeMaterialiser, *, cache_root: Path, deadline: float
+) -> list[PlatformProfiles | FactsFailure]:
+    """Facts for every request (in order), proved concurrently; none is ever a guess."""
+    if not requests:
+        return []
+    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(requests))) as pool:
+        return list(pool.map(lambda request: prove_one(request, trees, cache_root, deadline), requests))
