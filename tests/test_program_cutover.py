@@ -247,3 +247,15 @@ def test_a_present_image_is_deployed_by_digest_with_its_tag_beside_it(github_api
     image = run.services()["ibkr"].inputs["template"]["containers"][0]["image"]
     assert image == deployed_image(IBKR["image"]) and "@sha256:" in image
     assert run.outputs["ibkr"]["image"] == image and run.outputs["ibkr"]["imageTag"] == IBKR["commit"]
+
+
+def test_another_image_under_the_configured_commit_label_is_replaced_not_kept(github_api):
+    # The label names the configured commit, but the live image comes from another project's registry:
+    # the program deploys the configured image (by digest) first, env held, instead of keeping what runs.
+    foreign = IBKR["image"].replace("/interactivebrokersquant/", "/someoneelse/")
+    first = run_with_live({ibkr_key(): baseline_live()})
+    live = live_after(first, "ibkr", "interactive-brokers-quant-service-00042-new")
+    live["templates"][0]["containers"][0]["image"] = foreign
+    run = run_with_live({ibkr_key(): live})
+    assert run.outputs["ibkr"]["phase"] == "deploy-image"
+    assert run.services()["ibkr"].inputs["template"]["containers"][0]["image"] == deployed_image(IBKR["image"])

@@ -123,3 +123,12 @@ def test_archive_bounds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     # links inside the tree are kept as links
     extract_tar(tarball_of("top", FILES, [member("top/alias.py", tarfile.SYMTYPE, link="strategy_registry.py")]), tmp_path / "d", strip=1)
     assert (tmp_path / "d" / "alias.py").is_symlink() and (tmp_path / "d" / "alias.py").read_text() == "X = 1\n"
+
+
+def test_a_git_archive_over_the_bound_is_stopped_as_it_arrives(tmp_path: Path, monkeypatch) -> None:
+    repo = GitRepo.init(tmp_path / "clones" / "Platform")
+    commit = repo.commit({"big.txt": "x" * 200_000})
+    monkeypatch.setattr(source_trees, "MAX_ARCHIVE_BYTES", 50_000)
+    trees = GitTrees(lambda name: tmp_path / "clones" / name / ".git")
+    with pytest.raises(TreeError, match="printed more than 50000 bytes on stdout"):
+        trees.materialise("Platform", commit, tmp_path / "out", time.monotonic() + 30)

@@ -25,7 +25,6 @@ import os
 import posixpath
 import shutil
 import stat
-import subprocess
 import tarfile
 import time
 import urllib.parse
@@ -36,6 +35,7 @@ import httpx
 
 from release.config import COMMIT_PATTERN
 from release.control_chars import escape_controls
+from release.local_files import ProcessOutputError, run_bounded
 
 MAX_ARCHIVE_BYTES = 128 * 1024 * 1024  # compressed or not, as received
 MAX_TREE_BYTES = 512 * 1024 * 1024  # the files written
@@ -192,17 +192,14 @@ def _git(git_dir: Path, step: str, deadline: float, *args: str) -> bytes:
         raise TreeError(step, "not started: the deadline had passed")
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("GIT_")}, **GIT_ENV}
     try:
-        done = subprocess.run(
-            ["git", "--no-replace-objects", "--git-dir", str(git_dir), *args], capture_output=True, timeout=left, env=env, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise TreeError(step, "git did not finish before the deadline") from None
+        # The shared bounded process reader: the archive is refused as it passes the bound, never held whole first.
+        done = run_bounded(["git", "--no-replace-objects", "--git-dir", str(git_dir), *args], MAX_ARCHIVE_BYTES, left, env=env)
+    except ProcessOutputError as error:
+        raise TreeError(step, "git did not finish before the deadline" if "timed out" in error.what else error.what) from None
     except OSError as error:
         raise TreeError(step, f"could not run git ({error.strerror or error})") from None
     if done.returncode != 0:
         raise TreeError(step, f"git exited {done.returncode}: {done.stderr.decode('utf-8', 'replace').strip()[:300]}")
-    if len(done.stdout) > MAX_ARCHIVE_BYTES:
-        raise TreeError(step, f"more than {MAX_ARCHIVE_BYTES} bytes")
     return done.stdout
 
 
