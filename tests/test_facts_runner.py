@@ -126,12 +126,22 @@ def expect_failure(tmp_path: Path, packages: dict[str, Path], body: str, seconds
     return caught.value, time.monotonic() - start
 
 
-def test_a_registry_that_hangs_is_killed_at_the_deadline(tmp_path: Path, packages: dict[str, Path]) -> None:
-    error, took = expect_failure(
-        tmp_path, packages, "import subprocess\nsubprocess.Popen(['sleep', '600'])\nwhile True:\n    time.sleep(1)", seconds=2
+def test_a_registry_that_hangs_is_killed_at_the_deadline_with_everything_it_started(tmp_path: Path, packages: dict[str, Path]) -> None:
+    beat = tmp_path / "beat"
+    # a grandchild in its own session (out of the probe's process group) that keeps writing a heartbeat
+    body = (
+        "import subprocess\n"
+        f"subprocess.Popen(['sh', '-c', 'while true; do date +%s%N > {beat}; sleep 0.05; done'], start_new_session=True)\n"
+        "while True:\n    time.sleep(1)"
     )
+    error, took = expect_failure(tmp_path, packages, body, seconds=2)
     assert "run ibkr's registry" in str(error) and "did not finish before its deadline (killed)" in str(error)
     assert took < 10
+    if network_isolation() == "unshare":  # the PID namespace dies with the probe, grandchildren included
+        time.sleep(0.3)
+        last = beat.read_text()
+        time.sleep(0.5)
+        assert beat.read_text() == last
 
 
 def test_a_registry_that_prints_without_end_is_killed_at_the_output_bound(tmp_path: Path, packages: dict[str, Path]) -> None:
