@@ -57,7 +57,7 @@ def test_plan_offline_reads_the_lock_and_says_pulumi_up_re_verifies(capsys, stac
     assert "verified from lock at" in out and "pulumi up` re-verifies online" in out
     # The plan judges every profile by the facts the lock proved, and says so.
     assert "Profile facts: from the lock at " in out and "(proved then from git)" in out
-    assert "[ok] profile-facts:longbridge-hk: qqq_tech_enhancement (QQQ Tech Enhancement; snapshot_backed" in out
+    assert "PASS profile-facts:longbridge-hk: qqq_tech_enhancement (QQQ Tech Enhancement; snapshot_backed" in out
     assert "profile: qqq_tech_enhancement (snapshot_backed), strategy config: config path gs://" in out
 
 

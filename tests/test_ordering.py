@@ -119,7 +119,7 @@ def test_forward_release_deploys_the_image_first_holding_strategy_env():
     assert "RUNTIME_TARGET_JSON" not in applied  # absent live, so absent while held
     # Non-strategy env follows the config right away; legacy env goes.
     assert applied["NOTIFY_LANG"] == "zh" and "IB_GATEWAY_HOST" not in applied
-    assert any("deferred" in warning and "soxl_soxx_trend_income" in warning for warning in result.warnings)
+    assert any("deferred" in warning and "soxl_soxx_trend_income" in warning for warning in result.notes) and not result.warnings
     # The end state still switches: the plan shows the whole diff against live.
     assert "IBKR_FEATURE_SNAPSHOT_PATH" in result.env_diff.removed
     assert "STRATEGY_PROFILE" in result.env_diff.changed
@@ -167,7 +167,7 @@ def test_rollback_to_an_older_bundle_switches_env_first():
     assert result.applied.image == spec.image and result.applied.commit == spec.commit
     assert result.applied.ues_tag == "v0.7.13"
     assert result.applied.env.plain["STRATEGY_PROFILE"] == "hybrid_growth_income"
-    assert any("follows once the env switch is confirmed" in warning for warning in result.warnings)
+    assert any("follows once the env switch is confirmed" in warning for warning in result.notes) and not result.warnings
 
 
 def test_neither_order_valid_is_blocked_with_what_to_change():

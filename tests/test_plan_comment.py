@@ -94,7 +94,7 @@ def test_blocked_plan_says_why_before_the_table_and_holds_the_blocked_service():
     assert "❌ BLOCKED" in lines[1]
     table = lines.index("| service | phase | this `pulumi up` changes |")
     why = lines[2:table]
-    assert any("gate failed: platform-pins-ibkr" in line for line in why)
+    assert any("gate FAIL: platform-pins-ibkr" in line for line in why)
     assert any(line.startswith("- schwab blocked:") for line in why)
     assert "- longbridge-sg image missing: not in the registry" in why
     schwab = next(line for line in lines[table:] if line.startswith("| schwab "))

@@ -117,7 +117,11 @@ class ServicePlan:
     rollback: bool = False
     # True when this update is the first of two: the phase after it is known (image or env follows).
     next_phase: Optional[Phase] = None
+    # What the operator must act on before or beside this update (a competing deployer, a credential in
+    # plain env): each one changes the plan's verdict to "can proceed, with N warnings".
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    # What follows this update in the cutover's own order (the second `pulumi up`): information, not a warning.
+    notes: tuple[str, ...] = field(default_factory=tuple)
     # The Cloud Run settings, owned labels/annotations and traffic this update registers (see
     # `applied_inputs`), and every setting it changes against live: what `plan` shows is what is registered.
     applied_settings: ServiceSettings = field(default_factory=ServiceSettings)
@@ -364,11 +368,10 @@ def plan_service(
         applied: ServiceRevision,
         rollback: bool = False,
         next_phase: Optional[Phase] = None,
-        warnings: tuple[str, ...] = (),
+        notes: tuple[str, ...] = (),
     ) -> ServicePlan:
         live_env = ServiceEnv({}) if live is None else live_revision(live).env
         settings, owned, traffic = applied_inputs(spec, phase, applied, live)
-        all_warnings = warnings + live_warnings(spec, bundle, live)
         return ServicePlan(
             key=key,
             spec=spec,
@@ -381,7 +384,8 @@ def plan_service(
             applied_env_diff=env_diff(live_env, applied.env, showable),
             rollback=rollback,
             next_phase=next_phase,
-            warnings=all_warnings,
+            warnings=live_warnings(spec, bundle, live),
+            notes=notes,
             applied_settings=settings,
             applied_owned=owned,
             applied_traffic=traffic,
@@ -460,9 +464,9 @@ def plan_service(
     )
 
     def deploy_image() -> ServicePlan:
-        warnings: tuple[str, ...] = ()
+        notes: tuple[str, ...] = ()
         if env_pending:
-            warnings = (
+            notes = (
                 f"switch deferred until image {short(spec.commit)} is confirmed live; run pulumi up again after "
                 f"verify passes ({switch or 'strategy env'})",
             )
@@ -474,7 +478,7 @@ def plan_service(
             image_first,
             rollback=rollback,
             next_phase="switch-env" if env_pending else None,
-            warnings=warnings,
+            notes=notes,
         )
 
     def switch_env_first() -> ServicePlan:
@@ -487,7 +491,7 @@ def plan_service(
             env_first,
             rollback=True,
             next_phase="deploy-image",
-            warnings=(
+            notes=(
                 f"image {short(live.commit)} -> {short(spec.commit)} follows once the env switch is confirmed live; run pulumi up again",
             ),
         )

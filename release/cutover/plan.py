@@ -18,6 +18,7 @@ from release.cutover.images import NOT_GIVEN, ImageCheck, pruned_repository_warn
 from release.cutover.live import LiveService, confirm_live
 from release.cutover.ordering import EnvDiff, ServicePlan, env_diff, plan_service, short
 from release.cutover.scheduling import LiveSchedulerJob, job_changes, job_changes_text, scheduler_summary, scheduler_text
+from release.report_words import status_label, verdict_text
 
 # The release order (README "Release order"); a step's stage says where in it the step belongs.
 STAGES = ("verify-gate", "tag-qpk", "tag-ues", "platform-pins", "deploy-image", "switch-env", "resolve")
@@ -93,6 +94,17 @@ class CutoverPlan:
     def ok(self) -> bool:
         """The plan can proceed: the gate passed (verified), no service is blocked, every image to deploy exists."""
         return self.gate_ok and not self.blocked and not self.image_blocked
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Everything that changes what the operator must do, whatever the verdict: the plan's own notes
+        on its input, then each service's warnings, prefixed by its key. They lead every rendering."""
+        return (*self.notes, *(f"{service.key}: {warning}" for service in self.services for warning in service.warnings))
+
+    @property
+    def verdict(self) -> str:
+        """`blocked`, `can proceed`, or `can proceed, with N warnings`."""
+        return verdict_text(self.ok, len(self.warnings))
 
 
 def resolved_digest(check: Optional[ImageCheck]) -> Optional[str]:
@@ -331,6 +343,8 @@ def gate_json(plan: CutoverPlan) -> dict[str, Any]:
             "ok": _check_ok(c),
             "status": str(getattr(c, "status", "passed" if _check_ok(c) else "failed")),
             "message": str(c.message),
+            # The check could not run because the source itself was out of reach: one fault, reported once.
+            "unreachable": bool(getattr(c, "unreachable", False)),
         }
         for c in gate.checks
     ]
@@ -361,6 +375,33 @@ def image_json(plan: CutoverPlan, service: ServicePlan) -> dict[str, Any]:
 
 # The version of `plan --format json`; `verify --plan` reads this version back.
 PLAN_SCHEMA_VERSION = 1
+
+
+def summary_json(plan: CutoverPlan) -> dict[str, Any]:
+    """The plan in counts: services by phase, how many a second `pulumi up` follows for, env and settings
+    changes (this update, and the end state), warnings."""
+    phases: dict[str, int] = {}
+    for service in plan.services:
+        phases[service.phase] = phases.get(service.phase, 0) + 1
+    return {
+        "services": len(plan.services),
+        "phases": dict(sorted(phases.items())),
+        "second_up": sum(1 for s in plan.services if s.next_phase),
+        "env_changes_this_update": sum(1 for s in plan.services if not s.applied_env_diff.empty),
+        "env_changes_end_state": sum(1 for s in plan.services if not s.env_diff.empty),
+        "settings_changes_this_update": sum(1 for s in plan.services if s.settings_diff),
+        "warnings": len(plan.warnings),
+    }
+
+
+def summary_text(summary: Mapping[str, Any]) -> str:
+    phases = ", ".join(f"{count} {phase}" for phase, count in summary["phases"].items())
+    second = f", {summary['second_up']} with a second pulumi up to follow" if summary["second_up"] else ""
+    return (
+        f"{summary['services']} services ({phases}{second}); env changes: {summary['env_changes_this_update']} this update, "
+        f"{summary['env_changes_end_state']} by the end state; settings changes: {summary['settings_changes_this_update']}; "
+        f"warnings: {summary['warnings']}"
+    )
 
 
 def bundle_json(bundle: ReleaseBundle) -> dict[str, Any]:
@@ -402,6 +443,7 @@ def to_json(plan: CutoverPlan) -> dict[str, Any]:
                 "rollback": s.rollback,
                 "reason": s.reason,
                 "warnings": list(s.warnings),
+                "notes": list(s.notes),
                 "live": None
                 if live is None
                 else {
@@ -420,6 +462,9 @@ def to_json(plan: CutoverPlan) -> dict[str, Any]:
     return {
         "schemaVersion": PLAN_SCHEMA_VERSION,
         "ok": plan.ok,
+        "verdict": plan.verdict,
+        "summary": summary_json(plan),
+        "warnings": list(plan.warnings),
         "bundle": bundle_json(bundle),
         "gate": gate_json(plan),
         "profile_facts": plan.facts_source,
@@ -467,21 +512,53 @@ def _settings_text(changes: Sequence[Mapping[str, Any]]) -> list[str]:
     return [f"      ~ {c['field']}: {_shown_setting(c['live'])} -> {_shown_setting(c['desired'])}" for c in changes]
 
 
+def stopped_checks(gate: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The checks one fault stopped: with the source out of reach, every check that could not be verified
+    (directly, or because the check it builds on could not be); else those marked unreachable."""
+    unreachable = bool(gate.get("unreachable"))
+    return [check for check in gate["checks"] if check["status"] == "error" and (unreachable or check.get("unreachable"))]
+
+
+def gate_check_lines(gate: Mapping[str, Any], indent: str = "  ") -> list[str]:
+    """The gate's checks in the report vocabulary. Checks that could not run because the source itself was
+    out of reach are one fault: reported once, with the checks it stopped, not once per check."""
+    checks = gate["checks"]
+    stopped = stopped_checks(gate)
+    lines = []
+    if len(stopped) > 1:
+        ids = ", ".join(check["id"] for check in stopped)
+        lines.append(
+            f"{indent}{status_label('error')} {len(stopped)} checks ({ids}): the source could not be reached: {stopped[0]['message']}"
+        )
+    for check in checks:
+        if len(stopped) > 1 and check in stopped:
+            continue
+        lines.append(f"{indent}{status_label(check['status'])} {check['id']}: {check['message']}")
+    return lines
+
+
 def render_text(plan: CutoverPlan) -> str:
     data = to_json(plan)
     gate = data["gate"]
     lines = [
         f"Cutover plan: bundle QPK {data['bundle']['quant_platform_kit']} / UES {data['bundle']['us_equity_strategies']}",
+        f"Verdict: {data['verdict']}",
+        f"Summary: {summary_text(data['summary'])}",
+    ]
+    if data["warnings"]:
+        # What changes what the operator must do comes first, before the detail it is buried in.
+        lines += ["", "Warnings (act on these before pulumi up):"]
+        lines += [f"  - {warning}" for warning in data["warnings"]]
+    lines += [
         "",
         f"Gate: {'PASS' if gate['ok'] else ('UNVERIFIED' if gate['unverified'] else 'FAIL')}"
         + (f" ({gate['note']})" if gate["note"] else ""),
     ]
-    for check in gate["checks"]:
-        lines.append(f"  [{'ok' if check['ok'] else check['status']}] {check['id']}: {check['message']}")
+    lines += gate_check_lines(gate)
     lines += ["", f"Profile facts: {plan.facts_source}"]
     lines += ["", f"Live state: {plan.live_source}", f"Images: {plan.images_source}"]
-    lines += [f"  note: {note}" for note in plan.notes]
     for service in data["services"]:
+        match = next(s for s in plan.services if s.key == service["key"])
         tag = " (rollback)" if service["rollback"] else ""
         lines += [
             "",
@@ -496,24 +573,38 @@ def render_text(plan: CutoverPlan) -> str:
             f"{_raw(service['dry_run']['desired'])} (dryRunOnly: {str(service['dry_run']['config']).lower()})",
             f"  reason:  {service['reason']}",
         ]
-        lines += [f"  warning: {warning}" for warning in [*service["warnings"], *service["image_check"]["warnings"]]]
+        lines += [f"  warning: {warning}" for warning in service["warnings"]]
+        lines += [f"  note: {note}" for note in [*service["notes"], *service["image_check"]["warnings"]]]
         lines += scheduler_text(service["scheduler"])
+        # This `pulumi up` first, then the end state when another update follows: an image-only step never
+        # shows the end state's env as if this update applied it.
+        lines.append(f"  this pulumi up ({service['phase']}):")
+        lines.append("    env (live -> this update; secrets as refs):")
+        lines += ["  " + line for line in _diff_text(match.applied_env_diff)]
+        lines.append("    settings (live -> this update; everything else is held at its live value):")
+        lines += ["  " + line for line in _settings_text(service["settings_diff"])]
         if service["scheduler"]["this_update"] is not None:
-            lines += job_changes_text(service["scheduler"]["this_update"])
+            lines += ["  " + line for line in job_changes_text(service["scheduler"]["this_update"])]
         else:
-            lines.append("    job this update: not shown (pass --scheduler to read the live job; pulumi up holds its settings)")
-        lines.append("  env diff (live -> desired; secrets as refs):")
-        match = next(s for s in plan.services if s.key == service["key"])
-        lines += _diff_text(match.env_diff)
-        lines.append("  settings diff (live -> this pulumi up; everything else is held at its live value):")
-        lines += _settings_text(service["settings_diff"])
+            lines.append("      job this update: not shown (pass --scheduler to read the live job; pulumi up holds its settings)")
+        if service["next_phase"]:
+            lines.append(f"  end state (after the next pulumi up, {service['next_phase']}):")
+            lines.append("    env (live -> end state; secrets as refs):")
+            lines += ["  " + line for line in _diff_text(match.env_diff)]
+        elif service["phase"] != "blocked":
+            lines.append("  end state: reached by this pulumi up")
     lines += ["", "Next steps:"]
     for step in data["steps"]:
         lines.append(f"  {step['n']}. {step['action']}")
         lines.append(f"     rollback: {step['rollback']}")
     if not data["steps"]:
         lines.append("  none: every service is in sync")
-    lines += ["", f"Plan: {'can proceed' if plan.ok else 'BLOCKED'}"]
+    lines += [
+        "",
+        f"Summary: {summary_text(data['summary'])}",
+        f"Plan: {'can proceed' if plan.ok else 'BLOCKED'}"
+        + (f", with {len(data['warnings'])} warning{'s' if len(data['warnings']) != 1 else ''}" if plan.ok and data["warnings"] else ""),
+    ]
     # Live env values and server messages are data: a newline in one must not forge a report line.
     return "\n".join(escape_controls(line) for line in lines) + "\n"
 

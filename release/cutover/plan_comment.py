@@ -14,7 +14,8 @@ import re
 from typing import Any, Mapping, Optional
 
 from release.cutover.ordering import EnvDiff, ServicePlan, short
-from release.cutover.plan import CutoverPlan, gate_json, to_json
+from release.cutover.plan import CutoverPlan, gate_json, stopped_checks, summary_json, summary_text, to_json
+from release.report_words import status_label
 
 # Hidden in the rendered comment; the workflow finds the comment to update by it.
 MARKER = "<!-- us-equity-cutover:plan -->"
@@ -23,8 +24,9 @@ MAX_COMMENT_CHARS = 60_000
 MAX_CELL_CHARS = 160
 MAX_REASONS = 6
 MAX_NAMES = 5
-# The cutover workflow greps for this line to know a second `pulumi up` follows (image first, env next).
+# The line naming the services a second `pulumi up` follows for (the workflow reads that from the JSON).
 SECOND_UP = "A second `pulumi up` follows for"
+MAX_WARNINGS = 8
 
 
 def _inline(text: str, limit: int = MAX_CELL_CHARS) -> str:
@@ -91,9 +93,13 @@ def _reasons(plan: CutoverPlan) -> list[str]:
     reasons: list[str] = []
     if plan.gate is None or gate["unverified"]:
         reasons.append(f"gate unverified: {gate['note'] or 'no gate report'}")
+    stopped = stopped_checks(gate)
+    if len(stopped) > 1:
+        # One fault that stopped the whole source: once, not once per check it stopped.
+        reasons.append(f"gate {status_label('error')}: {len(stopped)} checks: the source could not be reached: {stopped[0]['message']}")
     for check in gate["checks"]:
-        if not check["ok"]:
-            reasons.append(f"gate {check['status']}: {check['id']}: {check['message']}")
+        if not check["ok"] and not (len(stopped) > 1 and check in stopped):
+            reasons.append(f"gate {status_label(check['status'])}: {check['id']}: {check['message']}")
     if plan.gate is not None and not gate["ok"] and not gate["unverified"] and not any(not c["ok"] for c in gate["checks"]):
         reasons.append("gate failed without a failing check; run `python -m release check` for the report")
     for service in plan.blocked:
@@ -117,7 +123,11 @@ def render_comment(plan: CutoverPlan, full_text: str = "", stack: str = "prod") 
     gate = gate_json(plan)
     jobs = {s["key"]: s["scheduler"]["this_update"] for s in to_json(plan)["services"] if "scheduler" in s}
     gate_word = "PASS" if gate["ok"] else ("UNVERIFIED" if gate["unverified"] else "FAIL")
-    verdict = "✅ can proceed" if plan.ok else "❌ BLOCKED"
+    warnings = plan.warnings
+    if not plan.ok:
+        verdict = "❌ BLOCKED" + (f" (and {len(warnings)} warning{'s' if len(warnings) != 1 else ''})" if warnings else "")
+    else:
+        verdict = ("⚠️ " if warnings else "✅ ") + plan.verdict
     lines = [MARKER, f"### Cutover plan `{_inline(stack, 40)}`: {verdict}"]
     reasons = _reasons(plan)
     if reasons:
@@ -125,10 +135,18 @@ def render_comment(plan: CutoverPlan, full_text: str = "", stack: str = "prod") 
         lines += [f"- {_inline(reason, 200)}" for reason in reasons[:MAX_REASONS]]
         if len(reasons) > MAX_REASONS:
             lines.append(f"- … and {len(reasons) - MAX_REASONS} more (full plan below)")
+    if warnings:
+        # Above the fold: each one changes what the operator must do, whatever the verdict.
+        lines += ["", "**Warnings: act on these before `pulumi up`**", ""]
+        lines += [f"- ⚠️ {_inline(warning, 300)}" for warning in warnings[:MAX_WARNINGS]]
+        if len(warnings) > MAX_WARNINGS:
+            lines.append(f"- … and {len(warnings) - MAX_WARNINGS} more (full plan below)")
     lines += [
         "",
         f"QPK `{_inline(bundle.quant_platform_kit, 40)}` · UES `{_inline(bundle.us_equity_strategies, 40)}` · "
         f"gate {gate_word} · live: {_inline(plan.live_source, 80)}",
+        "",
+        f"Summary: {_inline(summary_text(summary_json(plan)), 300)}",
         "",
         "| service | phase | this `pulumi up` changes |",
         "|---|---|---|",
@@ -141,7 +159,8 @@ def render_comment(plan: CutoverPlan, full_text: str = "", stack: str = "prod") 
     if second:
         lines += [
             "",
-            f"{SECOND_UP} {_inline(', '.join(second))}, once `python -m release verify --live gcloud` confirms the first update live.",
+            f"{SECOND_UP} {_inline(', '.join(second))}: run the cutover again once `python -m release verify --plan` "
+            "confirms the first update live (the cutover workflow does it and says so in its summary).",
         ]
     if full_text:
         head = "\n".join(lines) + "\n\n<details><summary>Full plan</summary>\n\n"

@@ -31,6 +31,7 @@ from release.gate.lock import Lock
 from release.gate.pins import PIN_FILES, PYPROJECT_TOML, QPK_PACKAGE, RELEASE_KINDS, UES_PACKAGE, Pin, PinFileError, pins_from_file
 from release.gate.profile_checks import lock_profile_checks, profile_checks
 from release.gate.sources import Answers, NotFound, Pending, ReleaseSource, SourceError, explore, exploring
+from release.report_words import counts_text, status_label
 
 Status = Literal["passed", "failed", "error", "skipped"]
 LOCK_FIX = "run `python -m release lock` to verify and record the current config"
@@ -128,13 +129,8 @@ class GateReport:
             f"Release gate: {verdict} - bundle QPK {self.bundle.quant_platform_kit}, UES {self.bundle.us_equity_strategies}"
             f" (owner {self.bundle.github_owner}; verified from {self.verified_from})"
         ]
-        labels = {"passed": "PASS ", "failed": "FAIL ", "error": "ERROR", "skipped": "SKIP "}
-        lines += [f"  {labels[check.status]} {check.id}: {check.message}" for check in self.checks]
-        counts = {status: sum(1 for c in self.checks if c.status == status) for status in labels}
-        lines.append(
-            f"{len(self.checks)} checks: {counts['passed']} passed, {counts['failed']} failed, "
-            f"{counts['error']} could not be verified, {counts['skipped']} skipped"
-        )
+        lines += [f"  {status_label(check.status)} {check.id}: {check.message}" for check in self.checks]
+        lines.append(counts_text([check.status for check in self.checks]))
         if self.rollback:
             lines.append("This bundle is a ROLLBACK to older tags than the lock recorded.")
         if self.unverified:
