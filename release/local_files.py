@@ -134,10 +134,11 @@ class ProcessOutput:
 
 
 class ProcessOutputError(Exception):
-    """A process stopped for breaking a bound: `what` says which (too much output, the deadline)."""
+    """A process stopped for breaking a bound: `kind` says which (`deadline`, `stdout`, `stderr`), `what`
+    says it in words; `stderr` is what it printed there (at most the kept tail)."""
 
-    def __init__(self, what: str) -> None:
-        self.what = what
+    def __init__(self, kind: str, what: str, stderr: bytes = b"") -> None:
+        self.kind, self.what, self.stderr = kind, what, stderr
         super().__init__(what)
 
 
@@ -147,54 +148,62 @@ def run_bounded(
     timeout: float,
     env: Optional[Mapping[str, str]] = None,
     stderr_max_bytes: int = STDERR_MAX_BYTES,
+    cwd: Optional[Path] = None,
+    stderr_keep: Optional[int] = None,
 ) -> ProcessOutput:
     """Run `command` with no stdin and read its output under the same bounds as a file: at most
-    `max_bytes` of stdout (and `stderr_max_bytes` of stderr), all within one total deadline of
-    `timeout` seconds. A process that prints more, or runs longer, is killed (with its process group)
-    and a ProcessOutputError says which bound it broke; an endless printer never reaches memory.
-    FileNotFoundError passes through (the program is not installed)."""
+    `max_bytes` of stdout and `stderr_max_bytes` of stderr (of which the last `stderr_keep` bytes are
+    kept, all of it by default), all within one total deadline of `timeout` seconds. A process that
+    prints more, or runs longer, is killed with its process group and a ProcessOutputError says which
+    bound it broke: an endless printer never reaches memory. OSError from starting it passes through
+    (FileNotFoundError: the program is not installed)."""
     deadline = time.monotonic() + timeout
     process = subprocess.Popen(
         list(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=None if env is None else dict(env), start_new_session=True,
+        env=None if env is None else dict(env), cwd=cwd, start_new_session=True,
     )  # fmt: skip
     assert process.stdout is not None and process.stderr is not None
-    bounds = {process.stdout.fileno(): ("stdout", max_bytes), process.stderr.fileno(): ("stderr", stderr_max_bytes)}
-    received: dict[int, list[bytes]] = {fd: [] for fd in bounds}
-    sizes = dict.fromkeys(bounds, 0)
-    broken: Optional[str] = None
+    out_fd, err_fd = process.stdout.fileno(), process.stderr.fileno()
+    stdout, stderr = bytearray(), bytearray()
+    stderr_total = 0
+    keep = stderr_max_bytes if stderr_keep is None else stderr_keep
+    broken: Optional[tuple[str, str]] = None
     with selectors.DefaultSelector() as selector:
-        for fd in bounds:
-            selector.register(fd, selectors.EVENT_READ)
+        selector.register(out_fd, selectors.EVENT_READ)
+        selector.register(err_fd, selectors.EVENT_READ)
         while selector.get_map() and broken is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                broken = f"timed out after {timeout:g}s"
+                broken = ("deadline", f"timed out after {timeout:g}s")
                 break
             for key, _ in selector.select(remaining):
                 fd = int(key.fd)
                 chunk = os.read(fd, 64 * KIB)
                 if not chunk:
                     selector.unregister(fd)
-                    continue
-                received[fd].append(chunk)
-                sizes[fd] += len(chunk)
-                name, bound = bounds[fd]
-                if sizes[fd] > bound:
-                    broken = f"printed more than {bound} bytes on {name}"
-                    break
+                elif fd == out_fd:
+                    stdout += chunk
+                    if len(stdout) > max_bytes:
+                        broken = ("stdout", f"printed more than {max_bytes} bytes on stdout")
+                        break
+                else:
+                    stderr_total += len(chunk)
+                    stderr = (stderr + chunk)[-keep:] if keep else bytearray()
+                    if stderr_total > stderr_max_bytes:
+                        broken = ("stderr", f"printed more than {stderr_max_bytes} bytes on stderr")
+                        break
     if broken is None:
         try:
             process.wait(max(deadline - time.monotonic(), 0.0))
         except subprocess.TimeoutExpired:
-            broken = f"timed out after {timeout:g}s"
+            broken = ("deadline", f"timed out after {timeout:g}s")
     if broken is not None:
         _kill_group(process)
     process.stdout.close()
     process.stderr.close()
     if broken is not None:
-        raise ProcessOutputError(broken)
-    return ProcessOutput(int(process.returncode), *(b"".join(received[fd]) for fd in bounds))
+        raise ProcessOutputError(*broken, bytes(stderr))
+    return ProcessOutput(int(process.returncode), bytes(stdout), bytes(stderr))
 
 
 def _kill_group(process: "subprocess.Popen[bytes]") -> None:

@@ -56,7 +56,7 @@ def test_gclouds_own_not_found_answer_means_missing(stderr):
         (answering(0, stdout="[" * 100 + "]" * 100), "nests deeper"),
         (answering(0, stdout=" " * 1001), "printed more than 1000 characters"),
         (raising(FileNotFoundError()), "gcloud is not installed"),
-        (raising(ProcessOutputError("timed out after 120s")), "timed out after 120s"),
+        (raising(ProcessOutputError("deadline", "timed out after 120s")), "timed out after 120s"),
         (answering(0, stdout=b'{"a": "\xff"}'), "printed non-UTF-8 output (invalid byte at offset 7)"),
         (answering(1, stderr=b"\xfe NOT_FOUND"), "printed non-UTF-8 text on stderr"),
         (answering(0, stdout='{"a": 1, "a": 2}'), "names a twice in one object"),

@@ -25,10 +25,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
-import selectors
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -40,6 +37,8 @@ from typing import Annotated, Literal, Optional, Sequence
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from release.control_chars import escape_controls
+from release.local_files import ProcessOutputError
+from release.local_files import run_bounded as bounded_process
 
 PROBE_SCRIPT = Path(__file__).with_name("facts_probe.py")
 MISSING_MODULE_EXIT = 3  # facts_probe.MISSING_MODULE_EXIT (the probe is a script; it is never imported here)
@@ -215,67 +214,19 @@ def run_bounded(
     argv: Sequence[str], *, env: dict[str, str], cwd: Path, deadline: float, step: str, stdout_limit: int = STDOUT_LIMIT
 ) -> Finished:
     """Run `argv` until it exits, or kill its process group at `deadline` (time.monotonic()) or when it
-    prints more than the bounds. Raises FactsRunError for a timeout, an overflow or a start failure."""
-    if time.monotonic() >= deadline:
+    prints more than the bounds: the shared bounded process reader (release/local_files.py), with this
+    step's words. Raises FactsRunError for a timeout, an overflow or a start failure."""
+    left = deadline - time.monotonic()
+    if left <= 0:
         raise FactsRunError(step, "not started: the deadline had passed")
     try:
-        process = subprocess.Popen(
-            list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd, start_new_session=True
-        )
+        done = bounded_process(argv, stdout_limit, left, env=env, cwd=cwd, stderr_max_bytes=STDERR_LIMIT, stderr_keep=4 * STDERR_TAIL)
+    except ProcessOutputError as error:
+        problem = "did not finish before its deadline" if error.kind == "deadline" else error.what
+        raise FactsRunError(step, f"{problem} (killed)", error.stderr.decode("utf-8", errors="replace")) from None
     except OSError as error:
         raise FactsRunError(step, f"could not start {Path(argv[0]).name}: {error.strerror or error}") from None
-    assert process.stdout is not None and process.stderr is not None
-    stdout, stderr = bytearray(), bytearray()
-    stderr_total = 0
-    problem: Optional[str] = None
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ, "out")
-        selector.register(process.stderr, selectors.EVENT_READ, "err")
-        while selector.get_map():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                problem = "did not finish before its deadline"
-                break
-            for key, _ in selector.select(timeout=min(left, 0.5)):
-                chunk = os.read(key.fd, 65536)
-                if not chunk:
-                    selector.unregister(key.fileobj)
-                elif key.data == "out":
-                    stdout += chunk
-                else:
-                    stderr_total += len(chunk)
-                    stderr = (stderr + chunk)[-4 * STDERR_TAIL :]
-            if len(stdout) > stdout_limit:
-                problem = f"printed more than {stdout_limit} bytes on stdout"
-            elif stderr_total > STDERR_LIMIT:
-                problem = f"printed more than {STDERR_LIMIT} bytes on stderr"
-            if problem:
-                break
-        if problem is None:
-            try:
-                process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                problem = "did not exit before its deadline"
-    if problem is not None:
-        _kill(process)
-    process.stdout.close()
-    process.stderr.close()
-    tail = stderr.decode("utf-8", errors="replace")
-    if problem is not None:
-        raise FactsRunError(step, f"{problem} (killed)", tail)
-    return Finished(returncode=process.returncode, stdout=bytes(stdout), stderr=tail)
-
-
-def _kill(process: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
+    return Finished(returncode=done.returncode, stdout=done.stdout, stderr=done.stderr.decode("utf-8", errors="replace"))
 
 
 # -- one probe run --------------------------------------------------------------------------------------

@@ -195,7 +195,7 @@ def _git(git_dir: Path, step: str, deadline: float, *args: str) -> bytes:
         # The shared bounded process reader: the archive is refused as it passes the bound, never held whole first.
         done = run_bounded(["git", "--no-replace-objects", "--git-dir", str(git_dir), *args], MAX_ARCHIVE_BYTES, left, env=env)
     except ProcessOutputError as error:
-        raise TreeError(step, "git did not finish before the deadline" if "timed out" in error.what else error.what) from None
+        raise TreeError(step, "git did not finish before the deadline" if error.kind == "deadline" else error.what) from None
     except OSError as error:
         raise TreeError(step, f"could not run git ({error.strerror or error})") from None
     if done.returncode != 0:
