@@ -452,7 +452,7 @@ def _adopt(args: argparse.Namespace) -> int:
 
     from release.cutover.adopt import AdoptError, adopt_all, adopt_scheduling, adopt_targets, adopted_specs, import_file, render_services
     from release.cutover.live import LiveStateError, read_live
-    from release.cutover.scheduling import SchedulingInputError, read_jobs
+    from release.cutover.scheduling import SchedulingInputError, read_iam, read_jobs
     from release.local_files import InputFileError, write_outputs
     from release.stack import RELEASE_KEY, SERVICES_KEY, read_stack_keys
 
@@ -463,10 +463,9 @@ def _adopt(args: argparse.Namespace) -> int:
         targets = adopt_targets(ours.get(SERVICES_KEY), str(path))
         live = read_live(args.live, targets)
         services, notes = adopt_all(targets, live.services, ours.get(RELEASE_KEY), str(path), lambda bundle: _adopt_catalog(args, bundle))
-        if args.scheduler is not None:
+        if args.scheduler is not None or args.iam is not None:
             specs = adopted_specs(ours.get(RELEASE_KEY), services)
-            jobs = read_jobs(args.scheduler, specs) or {}
-            children = adopt_scheduling(services, specs, jobs)
+            children = adopt_scheduling(services, specs, read_jobs(args.scheduler, specs), read_iam(args.iam, specs))
             adopted_specs(ours.get(RELEASE_KEY), services)  # the scheduler blocks pass the stack's checks too
     except (AdoptError, LiveStateError, SchedulingInputError) as error:
         raise UsageError(str(error)) from None
@@ -487,8 +486,21 @@ def _adopt(args: argparse.Namespace) -> int:
         # exists (ALREADY_EXISTS) on the first `pulumi up`.
         notes = (
             *notes,
-            "scheduler jobs not read (no --scheduler): no scheduler: blocks and no job or invoker entries in the "
-            "import file; rerun with --scheduler gcloud, or import each <key>-scheduler by hand before pulumi up",
+            "scheduler jobs not read (no --scheduler): no scheduler: blocks and no job entries in the import file; "
+            "rerun with --scheduler gcloud, or import each <key>-scheduler by hand before pulumi up",
+        )
+    members = {key for key, entries in children.items() for entry in entries if entry["name"] == f"{key}-invoker"}
+    missing = sorted(set(targets) - members)
+    if missing:
+        why = (
+            "invoker policies not read (no --iam)"
+            if args.iam is None
+            else "the live policy does not grant the scheduler account roles/run.invoker"
+        )
+        notes = (
+            *notes,
+            f"no invoker member import for {', '.join(missing)} ({why}): the first pulumi up creates each <key>-invoker, "
+            "an additive binding (a no-op where it is already bound); importing a member that is not bound would fail the import",
         )
     for note in notes:
         print(f"note: {escape_controls(note)}", file=sys.stderr)
@@ -597,6 +609,11 @@ def build_parser() -> argparse.ArgumentParser:
     adopt.add_argument(
         "--scheduler",
         help="scheduler jobs (gcloud scheduler jobs describe JSON, file or directory, or 'gcloud'): adds scheduler: and their imports",
+    )
+    adopt.add_argument(
+        "--iam",
+        help="invoker bindings (gcloud run services get-iam-policy JSON as <service name>.json, file or directory, or 'gcloud'): "
+        "imports each invoker member the live policy grants",
     )
     return parser
 

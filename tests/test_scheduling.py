@@ -30,6 +30,7 @@ from release.cutover.scheduling import (
     read_job_api,
     read_jobs_gcloud,
     read_jobs_path,
+    scheduler_account,
     scheduler_checks,
     scheduler_problems,
     service_urls,
@@ -290,7 +291,8 @@ def test_import_entries_name_what_the_program_registers():
     from release.cutover.scheduling import import_resources
 
     live = from_job_json(scheduler_job(IBKR), "live")
-    job, member = import_resources("ibkr", IBKR, live, parent="ibkr", provider="gcp-interactivebrokersquant")
+    granted = from_policy_json(iam_policy({"roles/run.invoker": [f"serviceAccount:{scheduler_account(IBKR)}"]}), "iam")
+    job, member = import_resources("ibkr", IBKR, live, granted, parent="ibkr", provider="gcp-interactivebrokersquant")
     assert job == {
         "type": "gcp:cloudscheduler/job:Job",
         "name": "ibkr-scheduler",
@@ -301,7 +303,26 @@ def test_import_entries_name_what_the_program_registers():
     assert member["name"] == "ibkr-invoker" and member["id"].endswith(
         " roles/run.invoker serviceAccount:ibkr-platform-scheduler@interactivebrokersquant.iam.gserviceaccount.com"
     )
-    assert [entry["name"] for entry in import_resources("ibkr", IBKR, None, "ibkr", "p")] == ["ibkr-invoker"]
+    assert [entry["name"] for entry in import_resources("ibkr", IBKR, None, granted, "ibkr", "p")] == ["ibkr-invoker"]
+    # A member the live policy does not grant is never imported (the provider reads nothing for it and the
+    # import fails half-way); nor one whose policy was not read. The first pulumi up creates it.
+    other = from_policy_json(
+        iam_policy({"roles/run.invoker": ["serviceAccount:someone@interactivebrokersquant.iam.gserviceaccount.com"]}), "iam"
+    )
+    conditional = from_policy_json(
+        {
+            "bindings": [
+                {
+                    "role": "roles/run.invoker",
+                    "members": [f"serviceAccount:{scheduler_account(IBKR)}"],
+                    "condition": {"expression": "false"},
+                }
+            ]
+        },
+        "iam",
+    )
+    for policy in (other, conditional, None):
+        assert [entry["name"] for entry in import_resources("ibkr", IBKR, live, policy, "ibkr", "p")] == ["ibkr-scheduler"]
 
 
 def test_a_template_urls_annotation_cannot_steer_the_job_to_another_host():

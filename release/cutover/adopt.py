@@ -333,19 +333,25 @@ def import_file(
 
 
 def adopt_scheduling(
-    services: dict[str, dict[str, Any]], specs: Mapping[str, ServiceSpec], jobs: Mapping[str, Optional[Any]]
+    services: dict[str, dict[str, Any]],
+    specs: Mapping[str, ServiceSpec],
+    jobs: Optional[Mapping[str, Optional[Any]]],
+    policies: Optional[Mapping[str, Optional[Any]]],
 ) -> dict[str, list[dict[str, Any]]]:
-    """With the live jobs: each entry's `scheduler:` block and the import entries of job and invoker member
+    """With the live jobs (`--scheduler`): each entry's `scheduler:` block and the job's import entry; with
+    the live IAM policies (`--iam`): the invoker member's import entry where the policy grants it
     (release/cutover/scheduling.py names them as the program registers them). Returns the import entries per key."""
     from release.cutover.scheduling import adopted_scheduler, import_resources
 
     children: dict[str, list[dict[str, Any]]] = {}
     for key, spec in specs.items():
-        job = jobs.get(key)
-        block = adopted_scheduler(spec, job)
-        if block is not None:
-            services[key]["scheduler"] = block
-        children[key] = import_resources(key, spec, job, parent=key, provider=f"gcp-{spec.project}")
+        job = None if jobs is None else jobs.get(key)
+        if jobs is not None:
+            block = adopted_scheduler(spec, job)
+            if block is not None:
+                services[key]["scheduler"] = block
+        policy = None if policies is None else policies.get(key)
+        children[key] = import_resources(key, spec, job, policy, parent=key, provider=f"gcp-{spec.project}")
     return children
 
 

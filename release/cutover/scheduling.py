@@ -797,23 +797,29 @@ def adopted_scheduler(spec: ServiceSpec, live: Optional[LiveSchedulerJob]) -> Op
     return block or None
 
 
-def import_resources(key: str, spec: ServiceSpec, live: Optional[LiveSchedulerJob], parent: str, provider: str) -> list[dict[str, Any]]:
-    """`pulumi import --file` entries for the job (when it exists) and the invoker member, named exactly as
-    the program registers them (`<key>-scheduler`, `<key>-invoker`) under the same parent and provider."""
+def import_resources(
+    key: str, spec: ServiceSpec, live: Optional[LiveSchedulerJob], policy: Optional[IamPolicy], parent: str, provider: str
+) -> list[dict[str, Any]]:
+    """`pulumi import --file` entries for the job (when it exists) and the invoker member (only when the live
+    policy grants it: the provider reads nothing for a member that is not bound, and `pulumi import` then
+    fails after importing the rest), named exactly as the program registers them (`<key>-scheduler`,
+    `<key>-invoker`) under the same parent and provider. A member left out is created by the first
+    `pulumi up`, an additive binding."""
     account = scheduler_account(spec)
     entries = []
     if live is not None:
         entries.append({"type": JOB_TYPE, "name": f"{key}-scheduler", "id": job_id(spec), "parent": parent, "provider": provider})
-    entries.append(
-        {
-            "type": INVOKER_MEMBER_TYPE,
-            "name": f"{key}-invoker",
-            # The provider's import id for one member: "<service id> <role> <member>".
-            "id": f"projects/{spec.project}/locations/{spec.region}/services/{spec.service_name} {INVOKER_ROLE} serviceAccount:{account}",
-            "parent": parent,
-            "provider": provider,
-        }
-    )
+    if policy is not None and policy.has(INVOKER_ROLE, f"serviceAccount:{account}"):
+        entries.append(
+            {
+                "type": INVOKER_MEMBER_TYPE,
+                "name": f"{key}-invoker",
+                # The provider's import id for one member: "<service id> <role> <member>".
+                "id": f"projects/{spec.project}/locations/{spec.region}/services/{spec.service_name} {INVOKER_ROLE} serviceAccount:{account}",
+                "parent": parent,
+                "provider": provider,
+            }
+        )
     return entries
 
 
