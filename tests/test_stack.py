@@ -535,3 +535,15 @@ def test_unknown_project_key_and_missing_file_are_problems(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_stack_file(tmp_path / "Pulumi.nope.yaml")
     assert "cannot read" in caught.value.problems[0].message
+
+
+def test_a_stack_file_with_its_secrets_provider_still_loads(tmp_path):
+    # `pulumi stack init prod --secrets-provider gcpkms://...` (README: Accounts, roles and state) writes these
+    # keys beside config:; the CLI and the program read config: alone.
+    stack = tmp_path / "Pulumi.prod.yaml"
+    stack.write_text(
+        "secretsprovider: gcpkms://projects/ops/locations/global/keyRings/pulumi/cryptoKeys/state\n"
+        "encryptedkey: CiQAm3ZQkP0dEr8H1lTzYmGSUQ6bbM2r7XK1vN9X0Yx2hZ0pMz8SSQBQ==\n" + SEED_STACK_FILE.read_text(encoding="utf-8"),
+        encoding="utf-8",
+    )
+    assert load_stack_file(stack).services == load_stack_file(SEED_STACK_FILE).services
