@@ -344,14 +344,18 @@ def test_services_sharing_an_image_look_it_up_once():
 
 
 def test_import_entries_resolve_to_the_registered_job_and_member(prod_run):
-    from release.cutover.scheduling import from_job_json, import_resources
+    from release.cutover.scheduling import from_job_json, from_policy_json, import_resources
+    from tests.fixtures.live_json import invoker_policy
 
     registered = {(r.type, r.name): r for r in prod_run.resources}
     components = {r.name: r.urn for r in prod_run.of_type(COMPONENT_TYPE)}
     providers = {r.urn.rsplit("::", 1)[-1]: r.urn for r in prod_run.of_type(PROVIDER_TYPE)}
     for key, spec in CONFIG.services.items():
         live = from_job_json(scheduler_job_json(spec), "live")
-        for entry in import_resources(key, spec, live, parent=key, provider=f"gcp-{spec.project}"):
+        granted = from_policy_json(invoker_policy(spec), "iam")
+        entries = import_resources(key, spec, live, granted, parent=key, provider=f"gcp-{spec.project}")
+        assert [entry["name"] for entry in entries] == [f"{key}-scheduler", f"{key}-invoker"]
+        for entry in entries:
             resource = registered[(entry["type"], entry["name"])]
             assert resource.parent == components[entry["parent"]]
             assert resource.provider_urn == providers[entry["provider"]]
