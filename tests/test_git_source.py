@@ -73,3 +73,13 @@ def test_source_from_env_selects_git_and_github(tmp_path):
     assert isinstance(source_from_env(bundle, {"CUTOVER_SOURCE": "git", "CUTOVER_GIT_ROOT": str(tmp_path)}), GitSource)
     github = source_from_env(bundle, {"GITHUB_API_URL": "http://127.0.0.1:9/api"})
     assert isinstance(github, GitHubSource) and github.owner == "Fork" and github.base_url == "http://127.0.0.1:9/api"
+
+
+def test_a_tag_listing_over_the_bound_is_refused_as_it_arrives(seed_repos, monkeypatch):
+    from release.gate import git_source
+    from release.gate.sources import MalformedResponse
+
+    # The seed's tag listing is a few hundred bytes; with a bound below it, git is stopped, not read whole.
+    monkeypatch.setattr(git_source, "MAX_OBJECT_BYTES", 100)
+    with pytest.raises(MalformedResponse, match="printed more than 100 bytes on stdout"):
+        GitSource(seed_repos.root).resolve_tag(QPK, "v0.7.10")

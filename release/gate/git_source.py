@@ -27,6 +27,7 @@ from release.gate.sources import (
     server_text,
     shown_url,
 )
+from release.local_files import ProcessOutputError, run_bounded
 
 # Keep git from reading the operator's config or prompting: the answers must depend on the clones only.
 # Replace objects are off for every command: git honours refs/replace/* by default (and `clone --mirror`
@@ -225,19 +226,23 @@ class GitSource(TreeSource):
             raise SourceError(call, f"the clone {directory} is a clone of {server_text(shown_url(url), limit=160)}, not of {expected}", fix)
 
     def _git(self, directory: Path, call: str, *args: str) -> subprocess.CompletedProcess[str]:
+        # The shared bounded process reader: a clone with a million tags is refused as its listing passes
+        # the bound, never read whole first.
         try:
-            result = subprocess.run(
+            done = run_bounded(
                 ["git", "--no-replace-objects", "--git-dir", str(_git_dir(directory)), *args],
-                capture_output=True,
-                text=True,
-                timeout=self._timeout,
+                MAX_OBJECT_BYTES,
+                self._timeout,
                 env=git_environment(),
-                check=False,
             )
         except FileNotFoundError:
             raise Unreachable(call, "git is not installed", "install git") from None
-        except subprocess.TimeoutExpired:
-            raise Unreachable(call, f"git took longer than {self._timeout:g}s", "check the clone and the disk") from None
+        except ProcessOutputError as error:
+            if error.kind == "deadline":
+                raise Unreachable(call, f"git took longer than {self._timeout:g}s", "check the clone and the disk") from None
+            raise MalformedResponse(call, f"git {error.what}", "check the clone") from None
+        try:
+            result = subprocess.CompletedProcess(list(args), done.returncode, done.stdout.decode("utf-8"), done.stderr.decode("utf-8"))
         except UnicodeDecodeError:
             raise MalformedResponse(call, "git printed non-UTF-8 text", "check the file's encoding") from None
         if result.returncode not in (0, 1, 128):
