@@ -78,10 +78,13 @@ class ServiceRevision:
 
 
 def input_mode_problems(key: str, spec: ServiceSpec, requirements: Optional[PlatformRequirements]) -> list[ConfigProblem]:
-    """Snapshot paths exactly where the profile needs them (from the proved facts); reconciliation output only on IBKR.
+    """Input-mode paths exactly where the profile reads them (from the proved facts); reconciliation output
+    only on IBKR.
 
-    A strategy config path is optional where the platform bundles the config the catalog names (it
-    overrides it) and where it bundles none (without it the runtime runs the module defaults).
+    Snapshot paths only for a snapshot-backed profile. A strategy config path wherever the profile reads
+    one (`strategy_config` is not `none`, a direct-runtime `env_only` profile included): required when the
+    facts say so, else optional (it overrides a bundled config, replaces the module defaults, or names a
+    shadow config). IBKR's reconciliation output follows the release's policy where it states one.
     """
     snapshot = spec.snapshot
     problems: list[ConfigProblem] = []
@@ -94,15 +97,20 @@ def input_mode_problems(key: str, spec: ServiceSpec, requirements: Optional[Plat
     if requirements is None:
         return problems
     profile = spec.strategy_profile
+    snapshot = snapshot or SnapshotPaths()
+    reads_config = requirements.strategy_config != "none"
+    if requirements.strategy_config_required and snapshot.strategy_config_path is None:
+        problem("strategyConfigPath", f"{profile} reads its strategy config only from a config path on {spec.platform}; set it")
+    if not reads_config and snapshot.strategy_config_path is not None:
+        problem("strategyConfigPath", f"{profile} reads no strategy config path; remove it")
     if not requirements.requires_snapshot_artifacts:
-        given = [] if snapshot is None else sorted(snapshot.model_dump(by_alias=True, exclude_none=True))
+        given = sorted(snapshot.model_dump(by_alias=True, exclude_none=True))
         for field_name in given:
-            if field_name == "reconciliationOutputPath" and spec.platform != "ibkr":
+            if field_name == "strategyConfigPath" or (field_name == "reconciliationOutputPath" and spec.platform != "ibkr"):
                 continue
             problem(field_name, f"{profile} is a direct-runtime profile and reads no snapshot input; remove it")
         return problems
 
-    snapshot = snapshot or SnapshotPaths()
     if snapshot.feature_snapshot_path is None:
         problem("featureSnapshotPath", f"{profile} is snapshot-backed; set the gs:// path of its feature snapshot")
     if requirements.requires_snapshot_manifest_path and snapshot.manifest_path is None:
@@ -110,10 +118,14 @@ def input_mode_problems(key: str, spec: ServiceSpec, requirements: Optional[Plat
         problem("manifestPath", f"{profile} requires a snapshot manifest{contract}; set its gs:// path")
     if not requirements.requires_snapshot_manifest_path and snapshot.manifest_path is not None:
         problem("manifestPath", f"{profile} reads no snapshot manifest on {spec.platform}; remove it")
-    if requirements.strategy_config == "none" and snapshot.strategy_config_path is not None:
-        problem("strategyConfigPath", f"{profile} reads no strategy config path; remove it")
-    # IBKR's reconciliation output is optional for every snapshot-backed profile (a platform rule: UES says
-    # nothing about it), so it is neither required nor refused here.
+    if spec.platform == "ibkr":
+        # Without a stated policy (the seed's releases) IBKR's reconciliation output is optional for every
+        # snapshot-backed profile: a platform rule, UES said nothing about it.
+        policy = requirements.reconciliation_output
+        if policy == "required" and snapshot.reconciliation_output_path is None:
+            problem("reconciliationOutputPath", f"{profile} requires a reconciliation output path on ibkr; set its gs:// path")
+        if policy == "none" and snapshot.reconciliation_output_path is not None:
+            problem("reconciliationOutputPath", f"{profile} writes no reconciliation output on ibkr; remove it")
     return problems
 
 
@@ -305,13 +317,16 @@ def desired_env(spec: ServiceSpec, requirements: PlatformRequirements, dry_run: 
     plain[STRATEGY_PROFILE] = spec.strategy_profile
     plain[RUNTIME_TARGET_JSON] = runtime_target_json(platform.id, spec.strategy_profile, is_dry_run(dry_run), spec.service_name)
     plain[platform.dry_run_env] = dry_run
-    if requirements.requires_snapshot_artifacts and spec.snapshot is not None:
-        paths = {
-            platform.feature_snapshot_env: spec.snapshot.feature_snapshot_path,
-            platform.manifest_env: spec.snapshot.manifest_path,
-            platform.strategy_config_env: spec.snapshot.strategy_config_path,
-            RECONCILIATION_OUTPUT_PATH: spec.snapshot.reconciliation_output_path,
-        }
+    if spec.snapshot is not None:
+        paths: dict[str, Optional[str]] = {}
+        if requirements.requires_snapshot_artifacts:
+            paths = {
+                platform.feature_snapshot_env: spec.snapshot.feature_snapshot_path,
+                platform.manifest_env: spec.snapshot.manifest_path,
+                RECONCILIATION_OUTPUT_PATH: spec.snapshot.reconciliation_output_path,
+            }
+        if requirements.strategy_config != "none":
+            paths[platform.strategy_config_env] = spec.snapshot.strategy_config_path
         plain.update({name: value for name, value in paths.items() if value is not None})
     if spec.account_region is not None:
         plain[ACCOUNT_PREFIX] = spec.account_region

@@ -33,6 +33,11 @@ InputMode = Literal["direct_runtime", "snapshot_backed"]
 SNAPSHOT_INPUT = "feature_snapshot"  # among a profile's required inputs: the profile is snapshot-backed
 RUNTIME_ENABLED = "runtime_enabled"
 StrategyConfigSource = Literal["none", "bundled_or_env", "env_or_module_defaults", "env_only"]
+"""Where a profile's strategy config comes from on a platform commit: `none` (it reads no config path),
+`bundled_or_env` (a file the platform bundles, which a config path overrides), `env_or_module_defaults`
+(no bundled file: a config path, else the module's defaults), `env_only` (only from a config path: required
+when `strategy_config_required`, else optional, e.g. a shadow config of a direct-runtime profile)."""
+ReconciliationPolicy = Literal["none", "optional", "required"]
 
 
 class FactsModel(BaseModel):
@@ -140,7 +145,11 @@ class PlatformRequirements(FactsModel):
     requires_snapshot_manifest_path: bool = False
     manifest_contract: Optional[str] = None
     strategy_config: StrategyConfigSource = "none"
+    strategy_config_required: bool = False
     bundled_config: Optional[str] = None
+    # The release's reconciliation output policy (IBKR's output path); None: the release does not state one
+    # (the seed's), so the platform rule applies (optional for a snapshot-backed profile on IBKR).
+    reconciliation_output: Optional[ReconciliationPolicy] = None
 
     @property
     def requires_snapshot_artifacts(self) -> bool:

@@ -360,7 +360,9 @@ class ReleaseBundle(ReleaseRefs):
 
 
 class SnapshotPaths(ConfigModel):
-    """Input-mode paths of a snapshot-backed profile; which are required depends on the proved profile facts."""
+    """Input-mode paths: a snapshot-backed profile's artifacts, and the strategy config path of any profile
+    that reads one (a direct-runtime `env_only` profile too); which are required depends on the proved
+    profile facts."""
 
     feature_snapshot_path: Optional[str] = None
     manifest_path: Optional[str] = None

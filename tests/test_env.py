@@ -11,12 +11,14 @@ from components.env import (
     desired_env,
     desired_revision,
     dry_run_value,
+    input_mode_problems,
     runtime_target_json,
     service_problems,
     stack_problems,
 )
 from components.platforms import OWNED_ENV_NAMES, PLATFORMS, is_dry_run, looks_secret
-from release.config import SecretRef, SnapshotPaths
+from components.profiles import PlatformRequirements
+from release.config import SecretRef, ServiceSpec, SnapshotPaths
 from release.stack import load_stack_file
 from tests.fixtures.profile_sources import profile_facts
 from tests.fixtures.projects import SEED_STACK_FILE
@@ -237,3 +239,62 @@ def test_owned_names_cover_every_platforms_strategy_env():
 )
 def test_secret_looking_names(name, secret):
     assert looks_secret(name) is secret
+
+
+# -- the config sources the facts report ------------------------------------------------------------------
+
+
+def _needs(input_mode: str = "direct_runtime", **fields) -> PlatformRequirements:
+    return PlatformRequirements(profile="combo", display_name="Combo", input_mode=input_mode, **fields)
+
+
+def _ibkr(**paths) -> ServiceSpec:
+    return CONFIG.services["ibkr"].model_copy(update={"snapshot": SnapshotPaths(**paths) if paths else None})
+
+
+SHADOW = "package://us_equity_strategies/configs/shadow.json"
+
+
+def test_an_env_only_direct_runtime_profile_may_name_a_config_path_and_it_reaches_the_env():
+    needs = _needs(strategy_config="env_only")
+    spec = _ibkr(strategy_config_path=SHADOW)
+    assert input_mode_problems("ibkr", spec, needs) == []
+    assert desired_env(spec, needs, "true").plain["IBKR_STRATEGY_CONFIG_PATH"] == SHADOW
+    # optional: without one the profile runs without it, and nothing is written
+    assert input_mode_problems("ibkr", _ibkr(), needs) == []
+    assert "IBKR_STRATEGY_CONFIG_PATH" not in desired_env(_ibkr(), needs, "true").plain
+
+
+def test_a_required_env_only_config_path_is_asked_for_and_a_profile_without_config_refuses_one():
+    required = input_mode_problems("ibkr", _ibkr(), _needs(strategy_config="env_only", strategy_config_required=True))
+    assert [p.path for p in required] == ["services.ibkr.snapshot.strategyConfigPath"] and "set it" in required[0].message
+    refused = input_mode_problems("ibkr", _ibkr(strategy_config_path=SHADOW), _needs())
+    assert [p.path for p in refused] == ["services.ibkr.snapshot.strategyConfigPath"] and "remove it" in refused[0].message
+    assert "IBKR_STRATEGY_CONFIG_PATH" not in desired_env(_ibkr(strategy_config_path=SHADOW), _needs(), "true").plain
+
+
+def test_a_direct_runtime_env_only_profile_still_refuses_snapshot_paths():
+    spec = _ibkr(strategy_config_path=SHADOW, feature_snapshot_path="gs://bucket/a.csv")
+    problems = input_mode_problems("ibkr", spec, _needs(strategy_config="env_only"))
+    assert [p.path for p in problems] == ["services.ibkr.snapshot.featureSnapshotPath"]
+    assert "IBKR_FEATURE_SNAPSHOT_PATH" not in desired_env(spec, _needs(strategy_config="env_only"), "true").plain
+
+
+@pytest.mark.parametrize(
+    "policy, given, problem",
+    [
+        ("required", False, "requires a reconciliation output path"),
+        ("none", True, "writes no reconciliation output"),
+        ("optional", True, None),
+        ("optional", False, None),
+        (None, True, None),  # the seed's releases state no policy: the platform rule (optional) holds
+        (None, False, None),
+    ],
+)
+def test_ibkr_reconciliation_output_follows_the_release_policy(policy, given, problem):
+    paths = {"feature_snapshot_path": "gs://bucket/a.csv"}
+    if given:
+        paths["reconciliation_output_path"] = "gs://bucket/reconciliation/"
+    found = input_mode_problems("ibkr", _ibkr(**paths), _needs("snapshot_backed", reconciliation_output=policy))
+    assert [p.message for p in found if problem and problem in p.message] == [p.message for p in found]
+    assert bool(found) is (problem is not None)

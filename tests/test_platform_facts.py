@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from release.gate.platform_facts import FactsFailure, FactsRequest, PackageCommit, PlatformProfiles, prove_platform_facts
+from release.gate.facts_runner import ProbeDescribe, ProbeProfile
+from release.gate.platform_facts import (
+    FactsFailure,
+    FactsRequest,
+    PackageCommit,
+    PlatformProfiles,
+    UnknownPolicy,
+    prove_platform_facts,
+    requirements_of,
+)
 from release.gate.source_trees import GitHubTrees, GitTrees, git_blob_id
 from tests.fixtures.git_repos import GitRepo
 from tests.fixtures.github_fake import OWNER, FakeRepo, running
@@ -165,3 +174,38 @@ def test_facts_from_the_github_fake_match_the_clones(
         from_github = proved(prove_platform_facts([wanted], github, cache_root=tmp_path / "gh", deadline=time.monotonic() + 60))
     from_git = proved(prove_platform_facts([wanted], clones.trees(), cache_root=tmp_path / "git", deadline=time.monotonic() + 60))
     assert from_github == from_git and fake.count("/tarball/") == 4  # the platform and three packages, once each
+
+
+def _row(describe: dict[str, object], bundled: str | None = None, present: bool | None = None) -> ProbeProfile:
+    return ProbeProfile(
+        canonical_profile="combo", display_name="Combo", domain="us_equity", eligible=True, enabled=True, platform="ibkr",
+        required_inputs=["market_data"], bundled_config=bundled, bundled_config_present=present, describe=ProbeDescribe(**describe),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "describe, bundled, present, expected",
+    [
+        # today's policies, as the platforms' switch scripts read them
+        ({"config_source_policy": "env_only"}, None, None, ("env_only", False)),
+        ({"config_source_policy": "env_only", "requires_strategy_config_path": True}, None, None, ("env_only", True)),
+        ({"config_source_policy": "bundled_or_env", "requires_strategy_config_path": True}, "c.json", True, ("bundled_or_env", False)),
+        ({"config_source_policy": "bundled_or_env"}, "c.json", False, ("env_or_module_defaults", False)),
+        ({"config_source_policy": "none"}, None, None, ("none", False)),
+        # releases before the policy field: only whether a path is required
+        ({"requires_strategy_config_path": True, "requires_snapshot_artifacts": True}, "c.json", True, ("bundled_or_env", False)),
+        ({"requires_strategy_config_path": True, "requires_snapshot_artifacts": True}, None, None, ("env_only", True)),
+        ({"requires_strategy_config_path": False}, None, None, ("none", False)),
+    ],
+)
+def test_config_sources_from_describe(describe, bundled, present, expected) -> None:
+    needs = requirements_of(_row(describe, bundled, present))
+    assert (needs.strategy_config, needs.strategy_config_required) == expected
+
+
+def test_policies_this_program_does_not_know_leave_the_profile_unproved() -> None:
+    for describe in ({"config_source_policy": "remote_only"}, {"reconciliation_output_policy": "sometimes"}):
+        with pytest.raises(UnknownPolicy):
+            requirements_of(_row(describe))
+    assert requirements_of(_row({"reconciliation_output_policy": "required"})).reconciliation_output == "required"
+    assert requirements_of(_row({})).reconciliation_output is None

@@ -306,7 +306,7 @@ def _input_mode(plan: CutoverPlan, service: ServicePlan) -> str:
 
 
 def strategy_config_text(plan: CutoverPlan, service: ServicePlan) -> Optional[str]:
-    """Where a snapshot profile's strategy config comes from on this platform commit (None: it reads none)."""
+    """Where a profile's strategy config comes from on this platform commit (None: it reads none)."""
     requirements = _requirements(plan, service)
     if requirements is None or requirements.strategy_config == "none":
         return None
@@ -315,6 +315,8 @@ def strategy_config_text(plan: CutoverPlan, service: ServicePlan) -> Optional[st
         return f"config path {path}"
     if requirements.strategy_config == "bundled_or_env":
         return f"bundled {requirements.bundled_config}"
+    if requirements.strategy_config == "env_only":
+        return "none (the profile reads its config only from a config path, and none is set)"
     return "module defaults (the platform commit bundles no config and no config path is set)"
 
 

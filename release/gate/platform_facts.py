@@ -24,11 +24,11 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional, Sequence
+from typing import Literal, Optional, Sequence, cast
 
 from pydantic import BaseModel, ConfigDict
 
-from components.profiles import Judgement, PlatformRequirements, StrategyConfigSource
+from components.profiles import Judgement, PlatformRequirements, ReconciliationPolicy, StrategyConfigSource
 from release.config import PlatformId
 from release.gate.facts_environment import ProbeResult, probe_platform
 from release.gate.facts_runner import FactsRunError, Isolation, ProbeProfile, network_isolation, probe_sha256
@@ -127,9 +127,19 @@ class FactsFailure:
 
 def requirements_of(row: ProbeProfile) -> PlatformRequirements:
     """What one profile requires, from `describe_platform_runtime_requirements` where the release has it,
-    else from the catalog and runtime adapter (the seed's releases)."""
+    else from the catalog and runtime adapter (the seed's releases).
+
+    The strategy config source, read as the platforms' own switch scripts read it: `env_only` is a config
+    path only (required when `requires_strategy_config_path`, else optional); `bundled_or_env` is the
+    bundled file when this platform tree has it (else a path or the module defaults). Releases that state
+    no policy yet (describe without `config_source_policy`) say only whether a path is required: with a
+    bundled config declared it is read as at the seed (bundled, else module defaults), without one the
+    path is required."""
     describe, adapter = row.describe, row.adapter
     inputs = tuple(row.required_inputs or ())
+    bundled_source: StrategyConfigSource = "bundled_or_env" if row.bundled_config_present else "env_or_module_defaults"
+    required = False
+    reconciliation: Optional[ReconciliationPolicy] = None
     if describe is not None:
         snapshot = describe.requires_snapshot_artifacts
         if snapshot is None:
@@ -137,19 +147,24 @@ def requirements_of(row: ProbeProfile) -> PlatformRequirements:
         manifest = bool(describe.requires_snapshot_manifest_path) and snapshot
         contract = describe.snapshot_contract_version if snapshot else None
         policy = describe.config_source_policy
-        if policy == "env_only" or (policy is None and describe.requires_strategy_config_path):
-            config: StrategyConfigSource = "env_only"
-        elif policy == "bundled_or_env" or (policy is None and snapshot and row.bundled_config):
-            config = "bundled_or_env" if row.bundled_config_present else "env_or_module_defaults"
-        else:
+        path_required = bool(describe.requires_strategy_config_path)
+        config: StrategyConfigSource
+        if policy == "env_only":
+            config, required = "env_only", path_required
+        elif policy == "bundled_or_env":
+            config = bundled_source
+        elif policy is None and path_required:
+            config, required = (bundled_source, False) if row.bundled_config else ("env_only", True)
+        elif policy in (None, "none"):
             config = "none"
+        else:
+            raise UnknownPolicy(f"config_source_policy {policy!r} is not one this program knows (none, env_only, bundled_or_env)")
+        reconciliation = _reconciliation_policy(describe.reconciliation_output_policy)
     else:
         snapshot = SNAPSHOT_INPUT in inputs
         manifest = snapshot and adapter is not None and adapter.require_snapshot_manifest
         contract = adapter.snapshot_contract_version if (snapshot and adapter is not None) else None
-        config = "none"
-        if snapshot and row.bundled_config:
-            config = "bundled_or_env" if row.bundled_config_present else "env_or_module_defaults"
+        config = bundled_source if (snapshot and row.bundled_config) else "none"
     return PlatformRequirements(
         profile=row.canonical_profile,
         display_name=row.display_name,
@@ -157,22 +172,43 @@ def requirements_of(row: ProbeProfile) -> PlatformRequirements:
         requires_snapshot_manifest_path=manifest,
         manifest_contract=contract if manifest else None,
         strategy_config=config,
+        strategy_config_required=required,
         bundled_config=row.bundled_config if config == "bundled_or_env" else None,
+        reconciliation_output=reconciliation,
     )
+
+
+def _reconciliation_policy(text: Optional[str]) -> Optional[ReconciliationPolicy]:
+    if text is None:
+        return None
+    if text in ("none", "optional", "required"):
+        return cast(ReconciliationPolicy, text)
+    raise UnknownPolicy(f"reconciliation_output_policy {text!r} is not one this program knows (none, optional, required)")
+
+
+class UnknownPolicy(ValueError):
+    """A policy value a later release may add: the profile's requirements are unproved, never guessed."""
 
 
 def facts_of(request: FactsRequest, result: ProbeResult, isolation: Isolation) -> PlatformProfiles:
     output = result.output
     profiles: dict[str, ProvedProfile] = {}
     for row in output.profiles:
-        describable = row.error is None and (row.describe is not None or row.adapter is not None)
+        requirements, unproved = None, row.error
+        if row.error is None and row.describe is None and row.adapter is None:
+            unproved = "the registry gave neither requirements nor an adapter"
+        elif row.error is None:
+            try:
+                requirements = requirements_of(row)
+            except UnknownPolicy as error:
+                unproved = str(error)
         profiles[row.canonical_profile] = ProvedProfile(
             display_name=row.display_name,
             domain=row.domain,
             eligible=row.eligible,
             enabled=row.enabled,
-            requirements=requirements_of(row) if describable else None,
-            unproved=None if describable else (row.error or "the registry gave neither requirements nor an adapter"),
+            requirements=requirements,
+            unproved=unproved,
         )
     functions = ("get_platform_profile_status_matrix", "STRATEGY_CATALOG") + (
         ("describe_platform_runtime_requirements",) if output.method == "describe" else ("get_platform_runtime_adapter",)
