@@ -101,7 +101,7 @@ ONE_PROBLEM_CASES = [
         "config path on direct profile",
         in_snapshot("ibkr", strategyConfigPath=GS + "c.json"),
         "services.ibkr.snapshot.strategyConfigPath",
-        ["direct-runtime", "remove it"],
+        ["reads no strategy config path", "remove it"],
     ),
     (
         "reconciliation off ibkr",
