@@ -334,3 +334,22 @@ def test_a_deploy_changes_only_what_the_program_owns():
     template = registered["template"]
     assert template["annotations"][USER_IMAGE_ANNOTATION] == IBKR.image and registered["annotations"][USER_IMAGE_ANNOTATION] == IBKR.image
     assert template["labels"][COMMIT_LABEL] == IBKR.commit and template["labels"]["client.knative.dev/nonce"] == "qzvbnxkpwd"
+
+
+@pytest.mark.parametrize(
+    ("place", "field", "value", "says"),
+    [
+        ("container", "name", {"planted": "ghp_x"}, "containers[0].name is not a string"),
+        ("template", "revision", 7, "templates[0].revision is not a string"),
+        ("service", "description", ["ghp_x"], "description is not a string"),
+        ("service", "iapEnabled", "true", "iap_enabled is not a boolean"),
+        ("container", "dependsOns", "warmup", "containers[0].depends_ons is not a list"),
+    ],
+)
+def test_a_held_field_of_the_wrong_type_is_malformed_and_never_echoed(place, field, value, says):
+    live = deployed()
+    target = {"service": live, "template": live["templates"][0], "container": live["templates"][0]["containers"][0]}[place]
+    target[field] = value
+    with pytest.raises(LiveStateError, match=re.escape(says)) as raised:
+        from_cloud_run_v2(live)
+    assert "ghp_x" not in str(raised.value) and "planted" not in str(raised.value)

@@ -979,7 +979,7 @@ def cloud_run_v2_settings(result: Any, template: Any, container: Any, source: st
                 VolumeMount(
                     name=str(_field(m, "name", "")),
                     mount_path=str(_field(m, "mount_path", "")),
-                    sub_path=_v2_str(_field(m, "sub_path")),
+                    sub_path=_typed(_field(m, "sub_path"), str, source, "volume_mounts[].sub_path") or None,
                 )
                 for m in _items(_field(container, "volume_mounts"))
             ),
@@ -994,13 +994,18 @@ def cloud_run_v2_settings(result: Any, template: Any, container: Any, source: st
             ),
             execution_environment=None if environment in (None, "EXECUTION_ENVIRONMENT_UNSPECIFIED") else environment,  # type: ignore[arg-type]  # a str off the API: pydantic checks it against the Literal at runtime
             session_affinity=True if _field(template, "session_affinity") else None,
-            description=_v2_str(_field(result, "description")),
-            iap_enabled=True if _field(result, "iap_enabled") else None,
-            revision=_v2_str(_field(template, "revision")),
-            health_check_disabled=True if _field(template, "health_check_disabled") else None,
-            container_name=_v2_str(_field(container, "name")),
-            depends_on=tuple(str(item) for item in _items(_field(container, "depends_ons"))),
-            base_image_uri=_v2_str(_field(container, "base_image_uri")),
+            # Held verbatim, so typed strictly: a value of another JSON type is malformed, never str()-ed.
+            description=_typed(_field(result, "description"), str, source, "description") or None,
+            iap_enabled=_typed(_field(result, "iap_enabled"), bool, source, "iap_enabled") or None,
+            revision=_typed(_field(template, "revision"), str, source, "templates[0].revision") or None,
+            health_check_disabled=_typed(_field(template, "health_check_disabled"), bool, source, "templates[0].health_check_disabled")
+            or None,
+            container_name=_typed(_field(container, "name"), str, source, "containers[0].name") or None,
+            depends_on=tuple(
+                _typed(item, str, source, "containers[0].depends_ons[]")
+                for item in _typed(_field(container, "depends_ons"), list, source, "containers[0].depends_ons", [])
+            ),
+            base_image_uri=_typed(_field(container, "base_image_uri"), str, source, "containers[0].base_image_uri") or None,
             labels=user_entries(_v2_map(_field(result, "labels"), source, "labels"), OWNED_SERVICE_LABELS),
             annotations=user_entries(_v2_map(_field(result, "annotations"), source, "annotations"), LEGACY_RELEASE_ANNOTATIONS),
             template_labels=user_entries(_v2_map(_field(template, "labels"), source, "templates[0].labels"), OWNED_TEMPLATE_LABELS),
