@@ -18,6 +18,10 @@ from release.control_chars import escape_controls
 from release.stack import load_stack_file, raise_profile_problems, stack_file
 
 EXIT_OK, EXIT_NO, EXIT_BAD_INPUT = 0, 1, 2
+NO_LIVE_WARNING = (
+    "no live state was read (no --live): every service is planned as new, so this plan says nothing about what "
+    "pulumi up would change on a running service; review with --live gcloud before pulumi up"
+)
 
 
 class UsageError(Exception):
@@ -134,7 +138,7 @@ def _plan(args: argparse.Namespace) -> int:
     import os
 
     from release.cutover.images import ImageInputError, read_images
-    from release.cutover.live import LiveStateError, read_live
+    from release.cutover.live import LiveStateError, read_live, require_complete
     from release.cutover.plan import build_plan, facts_note, lock_note, render_text, to_json, unverified_note
     from release.cutover.plan_comment import render_comment
     from release.gate.checks import gate_from_lock, run_gate
@@ -143,7 +147,7 @@ def _plan(args: argparse.Namespace) -> int:
 
     config = load_config(args)
     try:
-        live = read_live(args.live, config.services)
+        live = require_complete(read_live(args.live, config.services), config.services, args.new)
     except LiveStateError as error:
         raise UsageError(str(error)) from None
     try:
@@ -189,7 +193,8 @@ def _plan(args: argparse.Namespace) -> int:
         raise_profile_problems(config, facts, str(config_path(args)))
     plan = build_plan(
         config, gate, live.services, facts, lock=lock, gate_note=note, live_source=live.source,
-        absent_from_live=live.absent, images=images.checks, images_source=images.source,
+        new_services=args.new, images=images.checks, images_source=images.source,
+        input_warnings=() if args.live is not None else (NO_LIVE_WARNING,),
         facts_source=facts_note(facts, origin), jobs=jobs,
     )  # fmt: skip
     if args.json_out is not None:
@@ -263,6 +268,7 @@ def _verify(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     digests = {key: resolved_digest(images.get(key)) for key in config.services}
     try:
+        # A service the input lacks fails its `service` check (exit 1): verify plans nothing over it.
         live_services: Mapping[str, Any] = read_live(args.live, config.services).services
         if wait > 0:
             live_services = wait_until_confirmed(
@@ -558,6 +564,13 @@ def build_parser() -> argparse.ArgumentParser:
         "plan", _plan, "the offline cutover plan: gate, per-service phase and env diff, next steps", ("text", "json", "markdown")
     )
     plan.add_argument("--lock", type=Path, help="lock file (default: the stack's lock)")
+    plan.add_argument(
+        "--new",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="a service that does not exist yet (planned as new): with --live FILE|DIR every other service must be described",
+    )
     plan.add_argument(
         "--json-out",
         type=Path,

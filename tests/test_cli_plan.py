@@ -137,7 +137,8 @@ def test_blocked_service_exits_1(gate, tmp_path, capsys):
         {"STRATEGY_PROFILE": "soxl_soxx_trend_income"},
         traffic=[{"revisionName": "rev-00001", "percent": 50}, {"revisionName": "rev-00002", "percent": 50}],
     )
-    assert main(["plan", "--live", str(write_json(tmp_path / "ibkr.json", split))]) == 1
+    new = ["--new", "schwab", "--new", "longbridge-hk", "--new", "longbridge-sg"]
+    assert main(["plan", "--live", str(write_json(tmp_path / "ibkr.json", split)), *new]) == 1
     assert "phase:   blocked" in capsys.readouterr().out
 
 

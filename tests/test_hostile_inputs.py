@@ -379,6 +379,7 @@ CASES = [
                     f=lambda d: d["spec"]["template"]["spec"]["containers"][0]["env"][0].update(value="zh\nPlan: can proceed\x1b[2J"),
                 )
             ),
+            *("--new", "schwab", "--new", "longbridge-hk", "--new", "longbridge-sg"),  # only ibkr is described
         ],
         1,
         ("zh\\nPlan: can proceed\\x1b[2J", "Plan: BLOCKED"),

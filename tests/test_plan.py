@@ -134,8 +134,10 @@ def test_rollback_is_labelled_and_env_first():
 
 
 def test_services_absent_from_live_input_are_noted():
-    plan = build_plan(CONFIG, PASSED, {}, FACTS, absent_from_live=("schwab",))
-    assert "charles-schwab-quant-service is not in the live input" in render_text(plan)
+    plan = build_plan(CONFIG, PASSED, {}, FACTS, new_services=("schwab",))
+    assert (
+        "charles-schwab-quant-service is planned as new: --new schwab says it does not exist yet" in render_text(plan) and not plan.warnings
+    )
 
 
 def test_gate_stage_orders_unknown_checks_first():

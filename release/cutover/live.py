@@ -1165,10 +1165,52 @@ class LiveInput:
     source: str
 
 
+def require_complete(live: LiveInput, services: Mapping[str, ServicePlace], new: Sequence[str] = ()) -> LiveInput:
+    """Live input that speaks for every configured service, or LiveStateError (bad input).
+
+    A file or directory proves nothing about a service it does not describe, and planning that service as
+    new would plan a create (dry-run flag, job target and all) over one that may be running. So each one it
+    lacks must be named new by the operator (`--new KEY`). `--live gcloud` proves absence itself (the exact
+    not-found answer), and a `--new` service that turns out to exist is refused too: it is not new.
+    """
+    unknown = sorted(set(new) - set(services))
+    if unknown:
+        raise LiveStateError(
+            f"names {', '.join(unknown)}, which {'is' if len(unknown) == 1 else 'are'} not a configured service key",
+            "--new",
+            f"pass the key of a service in the stack ({', '.join(sorted(services))})",
+        )
+    if new and live.source == LIVE_NOT_GIVEN:
+        raise LiveStateError(
+            "only applies with --live", "--new", "pass --live gcloud (or describe files) and --new for a service that does not exist yet"
+        )
+    existing = sorted(key for key in new if live.services.get(key) is not None)
+    if existing:
+        raise LiveStateError(
+            f"names {', '.join(existing)}, but the live input describes {'it' if len(existing) == 1 else 'them'}: not new",
+            "--new",
+            "drop --new for a service that exists",
+        )
+    missing = [key for key in live.absent if key not in new]
+    if missing:
+        names = ", ".join(f"{key} ({services[key].service_name})" for key in missing)
+        raise LiveStateError(
+            f"lacks {names}: without its describe document a service would be planned as new (a create) over one that may be running",
+            live.source,
+            "add each one's `gcloud run services describe <name> --format=json` output, use --live gcloud, or pass --new KEY "
+            "for a service that does not exist yet",
+        )
+    return live
+
+
+# What `LiveInput.source` says when no --live was given.
+LIVE_NOT_GIVEN = "none given (planned as if every service were new; pass --live)"
+
+
 def read_live(arg: Optional[str], services: Mapping[str, ServicePlace], runner: gcloud.Runner = gcloud.run_gcloud) -> LiveInput:
     """`--live`: None (every service planned as new), 'gcloud', or a describe JSON file / directory."""
     if arg is None:
-        return LiveInput({key: None for key in services}, (), "none given (planned as if every service were new; pass --live)")
+        return LiveInput({key: None for key in services}, (), LIVE_NOT_GIVEN)
     if arg == gcloud.ARGUMENT:
         live = read_live_gcloud(services, runner=runner)
         return LiveInput(live, (), "gcloud run services describe")

@@ -63,7 +63,10 @@ class CutoverPlan:
     services: tuple[ServicePlan, ...]
     steps: tuple[Step, ...]
     live_source: str
+    # About the plan's input: notes inform (a service the operator named new); warnings change what the
+    # operator must do (no live state read at all).
     notes: tuple[str, ...] = field(default_factory=tuple)
+    input_warnings: tuple[str, ...] = field(default_factory=tuple)
     # The configured image of every service: present (with its digest), missing or unverified.
     images: Mapping[str, ImageCheck] = field(default_factory=dict)
     images_source: str = "none given"
@@ -97,9 +100,9 @@ class CutoverPlan:
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        """Everything that changes what the operator must do, whatever the verdict: the plan's own notes
-        on its input, then each service's warnings, prefixed by its key. They lead every rendering."""
-        return (*self.notes, *(f"{service.key}: {warning}" for service in self.services for warning in service.warnings))
+        """Everything that changes what the operator must do, whatever the verdict: the plan's warnings on
+        its input, then each service's warnings, prefixed by its key. They lead every rendering."""
+        return (*self.input_warnings, *(f"{service.key}: {warning}" for service in self.services for warning in service.warnings))
 
     @property
     def verdict(self) -> str:
@@ -250,13 +253,15 @@ def build_plan(
     lock: Optional[Any] = None,
     gate_note: str = "",
     live_source: str = "none (planned as if every service were new)",
-    absent_from_live: Sequence[str] = (),
+    new_services: Sequence[str] = (),
     images: Optional[Mapping[str, ImageCheck]] = None,
     images_source: str = "none given",
     facts_source: str = "",
     jobs: Optional[Mapping[str, Optional[LiveSchedulerJob]]] = None,
+    input_warnings: Sequence[str] = (),
 ) -> CutoverPlan:
-    """The whole plan; `images` None means no image was checked (every image change is blocked)."""
+    """The whole plan; `images` None means no image was checked (every image change is blocked).
+    `new_services`: the keys the operator named new (`--new`), absent from the live input by their word."""
     if images is None:
         images = {key: ImageCheck(key, spec.image, "unverified", NOT_GIVEN) for key, spec in config.services.items()}
     services = tuple(
@@ -266,10 +271,7 @@ def build_plan(
     steps = build_steps(services, gate, config)
     first_service = next((index for index, step in enumerate(steps) if step.service is not None), len(steps))
     steps[first_service:first_service] = image_steps(services, images)
-    notes = tuple(
-        f"{config.services[key].service_name} is not in the live input: planned as new; if it exists, add its describe JSON"
-        for key in absent_from_live
-    )
+    notes = tuple(f"{config.services[key].service_name} is planned as new: --new {key} says it does not exist yet" for key in new_services)
     return CutoverPlan(
         config=config,
         gate=gate,
@@ -278,6 +280,7 @@ def build_plan(
         steps=tuple(steps),
         live_source=live_source,
         notes=notes,
+        input_warnings=tuple(input_warnings),
         images=dict(images),
         images_source=images_source,
         facts=facts,
@@ -559,6 +562,7 @@ def render_text(plan: CutoverPlan) -> str:
     lines += gate_check_lines(gate)
     lines += ["", f"Profile facts: {plan.facts_source}"]
     lines += ["", f"Live state: {plan.live_source}", f"Images: {plan.images_source}"]
+    lines += [f"  note: {note}" for note in plan.notes]
     for service in data["services"]:
         match = next(s for s in plan.services if s.key == service["key"])
         tag = " (rollback)" if service["rollback"] else ""
