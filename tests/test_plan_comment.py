@@ -128,7 +128,9 @@ def test_cli_markdown_format_prints_the_comment_and_exits_with_the_verdict(capsy
     images = str(write_images_dir(tmp_path / "images", [spec.image for spec in CONFIG.services.values()]))
     assert main(["plan", "--format", "markdown", "--images", images]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(MARKER) and "✅ can proceed" in out.splitlines()[1] and "<details>" in out
+    # No --live: every service planned as new, which the verdict carries as a warning.
+    assert out.startswith(MARKER) and "⚠️ can proceed, with 1 warning" in out.splitlines()[1] and "<details>" in out
+    assert "no live state was read (no --live)" in out.split("<details>")[0]
     assert main(["plan", "--format", "markdown", "--images", images]) == 1
     out = capsys.readouterr().out
     assert "❌ BLOCKED" in out.splitlines()[1] and "gate unverified" in out
