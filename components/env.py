@@ -6,7 +6,6 @@ the plan and verify all call these, so there is one copy of every rule.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
@@ -16,7 +15,9 @@ from components.platforms import (
     LONGPORT_SECRET_NAME,
     OWNED_ENV_NAMES,
     PLATFORMS,
+    QSL_RUNTIME_TARGET_JSON,
     RECONCILIATION_OUTPUT_PATH,
+    RUNTIME_TARGET_ENABLED,
     RUNTIME_TARGET_JSON,
     STRATEGY_PROFILE,
     Platform,
@@ -26,12 +27,16 @@ from components.platforms import (
     looks_secret,
 )
 from components.profiles import PlatformRequirements, ProfileFacts
+from components.runtime_target import target_json, target_problems
 from release.config import ConfigProblem, ReleaseBundle, SecretRef, ServiceSpec, SnapshotPaths, split_image
 
 # Which config field the operator should use instead of setting an owned name directly.
 _OWNED_HINTS = {
     STRATEGY_PROFILE: "strategyProfile",
-    RUNTIME_TARGET_JSON: "strategyProfile and dryRunOnly",
+    RUNTIME_TARGET_JSON: "strategyProfile, dryRunOnly and the target fields (executionMode, deploymentSelector, accountSelector, accountScope, market...)",
+    # The runtime reads this one first: whatever it says would replace the target the program derives.
+    QSL_RUNTIME_TARGET_JSON: "strategyProfile, dryRunOnly and the target fields (executionMode, deploymentSelector, accountSelector, accountScope, market...)",
+    RUNTIME_TARGET_ENABLED: "enabled (false pauses the service's scheduler job too)",
     ACCOUNT_PREFIX: "accountRegion",
     ACCOUNT_REGION: "accountRegion",
     LONGPORT_SECRET_NAME: "longportSecretName",
@@ -140,9 +145,9 @@ def region_problems(key: str, spec: ServiceSpec, platform: Platform) -> list[Con
     problems = []
     regions = platform.account_regions
     if spec.account_region is None:
-        choices = ", ".join(f"{code} ({region})" for code, region in regions.items())
+        choices = ", ".join(f"{code} ({region or 'any region'})" for code, region in regions.items())
         problems.append(ConfigProblem(path=f"{where}.accountRegion", message=f"required for {platform.id}; one of {choices}"))
-    elif regions[spec.account_region] != spec.region:
+    elif regions[spec.account_region] is not None and regions[spec.account_region] != spec.region:
         problems.append(
             ConfigProblem(
                 path=f"{where}.accountRegion",
@@ -221,6 +226,7 @@ def service_problems(key: str, spec: ServiceSpec) -> list[ConfigProblem]:
         *input_mode_problems(key, spec, None),
         *region_problems(key, spec, platform),
         *env_map_problems(key, spec, platform),
+        *target_problems(key, spec),
     ]
 
 
@@ -294,17 +300,6 @@ def dry_run_value(spec: ServiceSpec, live_value: Optional[str], live_exists: boo
     return None if is_unset_flag(live_value) else live_value
 
 
-def runtime_target_json(platform_id: str, profile: str, dry_run: bool, service_name: str) -> str:
-    target = {
-        "dry_run_only": dry_run,
-        "execution_mode": "paper" if dry_run else "live",
-        "platform_id": platform_id,
-        "service_name": service_name,
-        "strategy_profile": profile,
-    }
-    return json.dumps(target, sort_keys=True, separators=(",", ":"))
-
-
 def desired_env(spec: ServiceSpec, requirements: PlatformRequirements, dry_run: str) -> ServiceEnv:
     """The env a service runs with once its strategy is switched; `spec` must already be validated.
 
@@ -315,7 +310,8 @@ def desired_env(spec: ServiceSpec, requirements: PlatformRequirements, dry_run: 
         raise ValueError(f"{spec.service_name}: no explicit dry-run value; {DRY_RUN_UNSET}")
     plain: dict[str, str] = dict(spec.env)
     plain[STRATEGY_PROFILE] = spec.strategy_profile
-    plain[RUNTIME_TARGET_JSON] = runtime_target_json(platform.id, spec.strategy_profile, is_dry_run(dry_run), spec.service_name)
+    plain[RUNTIME_TARGET_JSON] = target_json(spec, is_dry_run(dry_run))
+    plain[RUNTIME_TARGET_ENABLED] = "true" if spec.enabled else "false"
     plain[platform.dry_run_env] = dry_run
     if spec.snapshot is not None:
         paths: dict[str, Optional[str]] = {}

@@ -21,6 +21,13 @@ LEGACY_ENV_PREFIXES = ("CRISIS_ALERT_",)
 
 STRATEGY_PROFILE = "STRATEGY_PROFILE"
 RUNTIME_TARGET_JSON = "RUNTIME_TARGET_JSON"
+# Today's images read QSL_RUNTIME_TARGET_JSON before RUNTIME_TARGET_JSON (the platforms' `.env.example`), so a
+# value there decides the strategy and the mode; the program owns it by never writing it.
+QSL_RUNTIME_TARGET_JSON = "QSL_RUNTIME_TARGET_JSON"
+# `false` disables the target: the runtime skips it and the platforms' workflows pause its scheduler jobs.
+RUNTIME_TARGET_ENABLED = "RUNTIME_TARGET_ENABLED"
+# IBKR's account group: which account-group config (and IB Gateway) the service trades through.
+ACCOUNT_GROUP = "ACCOUNT_GROUP"
 RECONCILIATION_OUTPUT_PATH = "IBKR_RECONCILIATION_OUTPUT_PATH"
 ACCOUNT_PREFIX = "ACCOUNT_PREFIX"
 ACCOUNT_REGION = "ACCOUNT_REGION"
@@ -37,8 +44,8 @@ class Platform:
     required_env: tuple[str, ...]
     required_secrets: tuple[str, ...]
     concurrency: Optional[int] = None
-    # LongBridge runs one service per account region, each in its own GCP region.
-    account_regions: Optional[Mapping[str, str]] = None
+    # LongBridge runs one service per account region, each in its own GCP region (None: any region).
+    account_regions: Optional[Mapping[str, Optional[str]]] = None
 
     @property
     def dry_run_env(self) -> str:
@@ -67,7 +74,13 @@ class Platform:
     @property
     def strategy_env(self) -> frozenset[str]:
         """What a strategy switch changes: held at live values while an image rolls out."""
-        return self.input_mode_env | {STRATEGY_PROFILE, RUNTIME_TARGET_JSON, self.dry_run_env}
+        return self.input_mode_env | {
+            STRATEGY_PROFILE,
+            RUNTIME_TARGET_JSON,
+            QSL_RUNTIME_TARGET_JSON,
+            RUNTIME_TARGET_ENABLED,
+            self.dry_run_env,
+        }
 
     def default_service_account(self, project: str) -> str:
         return f"{self.id}-platform-runtime@{project}.iam.gserviceaccount.com"
@@ -92,7 +105,8 @@ PLATFORMS: Mapping[PlatformId, Platform] = {
         env_prefix="LONGBRIDGE",
         required_env=("GLOBAL_TELEGRAM_CHAT_ID",),
         required_secrets=("TELEGRAM_TOKEN", "LONGPORT_APP_KEY", "LONGPORT_APP_SECRET"),
-        account_regions={"HK": "asia-east2", "SG": "asia-southeast1"},
+        # PAPER (the paper account's Environment) sets its Cloud Run region per Environment: any region.
+        account_regions={"PAPER": None, "HK": "asia-east2", "SG": "asia-southeast1"},
     ),
 }
 

@@ -21,7 +21,9 @@ PROJECT_NAME = "us-equity-cutover"
 DEFAULT_GITHUB_OWNER = "QuantStrategyLab"
 
 PlatformId = Literal["ibkr", "schwab", "longbridge"]
-AccountRegion = Literal["HK", "SG"]
+# LongBridge's three GitHub Environments (its deploy workflow's matrix): a paper account and two regions.
+AccountRegion = Literal["PAPER", "HK", "SG"]
+ExecutionMode = Literal["live", "paper"]
 
 # Git object ids and cloud resource names are fixed formats, not versions or requirements, so a pattern is
 # the right tool for them (versions and requirement strings go through `packaging`).
@@ -84,6 +86,11 @@ def github_repo_problem(value: str) -> Optional[str]:
 
 # A user-managed service account: <account id>@<project id>.iam.gserviceaccount.com.
 SERVICE_ACCOUNT_PATTERN = re.compile(r"([a-z][a-z0-9-]{4,28}[a-z0-9])@([a-z][-a-z0-9]{4,28}[a-z0-9])\.iam\.gserviceaccount\.com")
+# A runtime-target selector or scope (`live-u1234`, `HK`, `DEMO_IBKR_PRIMARY`): a name, never free text, since
+# the runtime prints it as a notification prefix and files reports under it.
+TARGET_NAME_PATTERN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9])?")
+# A market code or calendar name as QuantRuntimeSettings writes them (US, HK, XNYS, XHKG).
+MARKET_NAME_PATTERN = re.compile(r"[A-Z][A-Z0-9_]{0,15}")
 # A value safe to quote back in a message (a platform name, a region); anything else is described, not shown.
 QUOTABLE_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 
@@ -431,6 +438,27 @@ class SchedulerSpec(ConfigModel):
     service_account: Optional[str] = Field(None, description="OIDC identity; default {platform}-platform-scheduler@<project>")
 
 
+class PrecheckWindow(ConfigModel):
+    """The runtime target's `execution_windows.precheck` (QuantRuntimeSettings schema)."""
+
+    enabled: Optional[StrictBool] = None
+    offset_minutes: Optional[StrictInt] = Field(None, ge=0, le=1440)
+    mode: Optional[Literal["notify_only", "dry_run"]] = None
+
+
+class ExecutionWindow(ConfigModel):
+    """The runtime target's `execution_windows.execution`; its mode must agree with the target's."""
+
+    enabled: Optional[StrictBool] = None
+    offset_minutes: Optional[StrictInt] = Field(None, ge=0, le=1440)
+    mode: Optional[Literal["live", "paper", "dry_run"]] = None
+
+
+class ExecutionWindows(ConfigModel):
+    precheck: Optional[PrecheckWindow] = None
+    execution: Optional[ExecutionWindow] = None
+
+
 class VpcAccessConfig(ConfigModel):
     """Direct VPC egress (`network`/`subnetwork`/`tags`) or a VPC connector, and the egress mode (gcloud words)."""
 
@@ -504,6 +532,17 @@ class ServiceSpec(ConfigModel):
     dry_run_only: Union[StrictBool, Literal["keep"]] = Field(
         "keep", description="true | false | keep (the live value; a new service starts dry)"
     )
+    # The runtime target (RUNTIME_TARGET_JSON, QuantRuntimeSettings `schemas/runtime-target.schema.json`):
+    # every field left out is derived as the platforms derive it (components/runtime_target.py).
+    enabled: StrictBool = Field(True, description="false: RUNTIME_TARGET_ENABLED=false and the service's scheduler job paused")
+    execution_mode: Optional[ExecutionMode] = Field(None, description="live | paper; derived from dryRunOnly when absent")
+    deployment_selector: Optional[str] = Field(None, description="default: the target name (IBKR account group, LongBridge region)")
+    account_selector: Optional[tuple[str, ...]] = Field(None, description="non-empty list of account names; default [accountScope]")
+    account_scope: Optional[str] = Field(None, description="default: deploymentSelector")
+    market: Optional[str] = Field(None, description="with marketCalendar and marketTimezone, all three or none")
+    market_calendar: Optional[str] = None
+    market_timezone: Optional[str] = None
+    execution_windows: Optional[ExecutionWindows] = None
     env: dict[str, str] = Field(default_factory=dict, description="plain env the program does not own")
     secrets: dict[str, SecretRef] = Field(default_factory=dict, description="env name -> secret[:version]")
     account_region: Optional[AccountRegion] = Field(None, description="LongBridge only: HK | SG")
@@ -532,6 +571,54 @@ class ServiceSpec(ConfigModel):
         if value is True or value is False or value == "keep":
             return value
         raise ValueError(f"{value!r} is not allowed; use true, false or keep (keep holds the live value)")
+
+    @field_validator("execution_mode", mode="before")
+    @classmethod
+    def _execution_mode(cls, value: object) -> object:
+        if value == "dry_run":
+            # The schema lists it, but the runtime's target reader (QPK `resolve_runtime_target_from_env`)
+            # accepts only `paper` beside dry_run_only: true and refuses to start on `dry_run`.
+            raise ValueError(
+                "dry_run is in the schema, but the platforms' runtime refuses to start on it (it reads paper for a "
+                "dry-run target); write executionMode: paper with dryRunOnly: true"
+            )
+        if value is None or value in ("live", "paper"):
+            return value
+        shown = repr(value) if isinstance(value, str) and QUOTABLE_PATTERN.fullmatch(value) else "this value"
+        raise ValueError(f"{shown} is not an execution mode; use live or paper")
+
+    @field_validator("deployment_selector", "account_scope")
+    @classmethod
+    def _target_name(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not TARGET_NAME_PATTERN.fullmatch(value):
+            raise ValueError("is not a name: 1-64 letters, digits, '.', '-' or '_', starting and ending with a letter or digit")
+        return value
+
+    @field_validator("account_selector", mode="before")
+    @classmethod
+    def _account_selector(cls, value: object) -> object:
+        fix = "write a non-empty list of account names, e.g. [live-u1234]"
+        if value is None:
+            return value
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"is not a list; {fix}")
+        if not value:
+            raise ValueError(f"is empty; {fix}")
+        seen: set[str] = set()
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or not TARGET_NAME_PATTERN.fullmatch(item):
+                raise ValueError(f"item {index} is not an account name (1-64 letters, digits, '.', '-' or '_'); {fix}")
+            if item in seen:
+                raise ValueError(f"names {item} twice; list each account once")
+            seen.add(item)
+        return tuple(value)
+
+    @field_validator("market", "market_calendar")
+    @classmethod
+    def _market_name(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not MARKET_NAME_PATTERN.fullmatch(value):
+            raise ValueError("is not a market or calendar code: 1-16 uppercase letters, digits or '_', e.g. US, HK, XNYS, XHKG")
+        return value
 
     @field_validator("commit")
     @classmethod

@@ -188,7 +188,7 @@ def test_live_from_gcloud(fake_gcloud, capsys):
     assert main(GCLOUD_ALL) == 0, capsys.readouterr().out
     write_live_dir(fake_gcloud, [switched_document("schwab", STRATEGY_PROFILE="hybrid_growth_income")])
     assert main(GCLOUD_ALL) == 1
-    assert "FAIL strategy-profile: STRATEGY_PROFILE=hybrid_growth_income; expected tqqq_growth_income" in capsys.readouterr().out
+    assert "STRATEGY_PROFILE=hybrid_growth_income; expected tqqq_growth_income" in capsys.readouterr().out
 
 
 def verify_out(tmp_path, capsys, **overrides) -> tuple[int, str]:

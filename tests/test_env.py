@@ -12,7 +12,6 @@ from components.env import (
     desired_revision,
     dry_run_value,
     input_mode_problems,
-    runtime_target_json,
     service_problems,
     stack_problems,
 )
@@ -30,9 +29,24 @@ ARTIFACTS = "gs://qsl-runtime-logs-shared/strategy-artifacts/us_equity/qqq_tech_
 CHAT = "-1001234567890"
 
 
-def target(platform: str, profile: str, service: str, dry: bool = True) -> str:
+# The target name each prod service's selectors derive from (components/runtime_target.py `target_name`):
+# IBKR's ACCOUNT_GROUP, LongBridge's accountRegion, Schwab's service name without its affixes.
+PROD_TARGET_NAMES = {
+    "interactive-brokers-quant-service": "default",
+    "charles-schwab-quant-service": "quant",
+    "longbridge-quant-hk-service": "HK",
+    "longbridge-quant-sg-service": "SG",
+}
+
+
+def target(platform: str, profile: str, service: str, dry: bool = True, name: str | None = None) -> str:
+    """The RUNTIME_TARGET_JSON the program writes, written out field by field (the schema's required ones)."""
+    selector = name or PROD_TARGET_NAMES[service]
     return json.dumps(
         {
+            "account_scope": selector,
+            "account_selector": [selector],
+            "deployment_selector": selector,
             "dry_run_only": dry,
             "execution_mode": "paper" if dry else "live",
             "platform_id": platform,
@@ -53,6 +67,7 @@ EXPECTED = {
             "IBKR_DRY_RUN_ONLY": "true",
             "IB_ACCOUNT_GROUP_CONFIG_SECRET_NAME": "ibkr-account-groups",
             "NOTIFY_LANG": "zh",
+            "RUNTIME_TARGET_ENABLED": "true",
             "RUNTIME_TARGET_JSON": target("ibkr", "soxl_soxx_trend_income", "interactive-brokers-quant-service"),
             "STRATEGY_PROFILE": "soxl_soxx_trend_income",
         },
@@ -62,6 +77,7 @@ EXPECTED = {
         plain={
             "GLOBAL_TELEGRAM_CHAT_ID": CHAT,
             "NOTIFY_LANG": "zh",
+            "RUNTIME_TARGET_ENABLED": "true",
             "RUNTIME_TARGET_JSON": target("schwab", "tqqq_growth_income", "charles-schwab-quant-service"),
             "SCHWAB_DRY_RUN_ONLY": "true",
             "STRATEGY_PROFILE": "tqqq_growth_income",
@@ -83,6 +99,7 @@ EXPECTED = {
             "LONGBRIDGE_STRATEGY_CONFIG_PATH": ARTIFACTS + "qqq_tech_enhancement_config.json",
             "LONGPORT_SECRET_NAME": "longport_token_hk",
             "NOTIFY_LANG": "zh",
+            "RUNTIME_TARGET_ENABLED": "true",
             "RUNTIME_TARGET_JSON": target("longbridge", "qqq_tech_enhancement", "longbridge-quant-hk-service"),
             "STRATEGY_PROFILE": "qqq_tech_enhancement",
         },
@@ -100,6 +117,7 @@ EXPECTED = {
             "LONGBRIDGE_DRY_RUN_ONLY": "true",
             "LONGPORT_SECRET_NAME": "longport_token_sg",
             "NOTIFY_LANG": "zh",
+            "RUNTIME_TARGET_ENABLED": "true",
             "RUNTIME_TARGET_JSON": target("longbridge", "tqqq_growth_income", "longbridge-quant-sg-service"),
             "STRATEGY_PROFILE": "tqqq_growth_income",
         },
@@ -156,11 +174,14 @@ def test_secrets_are_references_and_never_plain_values(key):
 
 
 def test_runtime_target_json_is_compact_with_sorted_keys():
-    text = runtime_target_json("schwab", "tqqq_growth_income", False, "charles-schwab-quant-service")
+    text = env_of("schwab", "false").plain["RUNTIME_TARGET_JSON"]
     assert " " not in text
     parsed = json.loads(text)
     assert list(parsed) == sorted(parsed)
     assert parsed == {
+        "account_scope": "quant",
+        "account_selector": ["quant"],
+        "deployment_selector": "quant",
         "dry_run_only": False,
         "execution_mode": "live",
         "platform_id": "schwab",

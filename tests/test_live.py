@@ -48,9 +48,13 @@ def test_knative_reads_every_field():
     assert "serves 100% of traffic" in live.confirmation().reason
 
 
-def test_profile_falls_back_to_runtime_target_json():
-    doc = knative_service("svc-a", IMAGE, SHA, env={"RUNTIME_TARGET_JSON": json.dumps({"strategy_profile": "tqqq_growth_income"})})
+def test_profile_is_read_in_the_runtimes_precedence():
+    target = {"platform_id": "schwab", "strategy_profile": "tqqq_growth_income", "dry_run_only": True}
+    doc = knative_service("svc-a", IMAGE, SHA, env={"RUNTIME_TARGET_JSON": json.dumps(target), "STRATEGY_PROFILE": "global_etf_rotation"})
     assert from_knative_json(doc).profile == "tqqq_growth_income"
+    # A target the runtime refuses (no platform_id, no dry_run_only) names nothing that runs.
+    doc = knative_service("svc-a", IMAGE, SHA, env={"RUNTIME_TARGET_JSON": json.dumps({"strategy_profile": "tqqq_growth_income"})})
+    assert from_knative_json(doc).profile is None
 
 
 def test_never_deployed_by_this_program_has_unknown_release():

@@ -116,15 +116,16 @@ def test_job_inputs_defaults_for_a_new_job():
     )
     assert inputs.service_account == "ibkr-platform-scheduler@interactivebrokersquant.iam.gserviceaccount.com"
     assert (inputs.uri, inputs.audience, inputs.http_method) == (None, None, "POST")
-    assert set(inputs.origins.values()) == {"default"}
+    assert inputs.origins == {"schedule": "default", "timeZone": "default", "paused": "enabled: true", "attemptDeadline": "default"}
     assert job_inputs(SCHWAB, None).attempt_deadline is None
 
 
 def test_job_inputs_hold_live_where_config_is_silent_and_config_wins_where_set():
     live = from_job_json(scheduler_job(HK, schedule="35 9 * * 1-5", time_zone="Asia/Hong_Kong", state="PAUSED"), "live")
     held = job_inputs(HK, live)
-    assert (held.schedule, held.time_zone, held.paused, held.attempt_deadline) == ("35 9 * * 1-5", "Asia/Hong_Kong", True, "180s")
-    assert held.origins == {"schedule": "live", "timeZone": "live", "paused": "live", "attemptDeadline": "live"}
+    # The pause state is the target's: enabled (the default) resumes a paused job, as the platforms' workflows do.
+    assert (held.schedule, held.time_zone, held.paused, held.attempt_deadline) == ("35 9 * * 1-5", "Asia/Hong_Kong", False, "180s")
+    assert held.origins == {"schedule": "live", "timeZone": "live", "paused": "enabled: true", "attemptDeadline": "live"}
     configured = job_inputs(with_scheduler(HK, paused=False, schedule="40 9 * * 1-5"), live)
     assert (configured.schedule, configured.paused, configured.time_zone) == ("40 9 * * 1-5", False, "Asia/Hong_Kong")
     assert configured.origins["paused"] == "config"

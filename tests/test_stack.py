@@ -207,7 +207,7 @@ ONE_PROBLEM_CASES = [
         "owned RUNTIME_TARGET_JSON in env",
         in_map("ibkr", "env", RUNTIME_TARGET_JSON="{}"),
         "services.ibkr.env.RUNTIME_TARGET_JSON",
-        ["set by the program", "strategyProfile and dryRunOnly"],
+        ["set by the program", "strategyProfile, dryRunOnly and the target fields"],
     ),
     (
         "owned dry-run flag in env",

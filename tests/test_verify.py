@@ -13,6 +13,7 @@ from release.stack import load_stack_file
 from tests.fixtures.live_json import knative_for_spec, release_annotations
 from tests.fixtures.profile_sources import profile_facts
 from tests.fixtures.projects import SEED_STACK_FILE
+from tests.test_env import target
 
 CONFIG = load_stack_file(SEED_STACK_FILE)
 FACTS = profile_facts(CONFIG)
@@ -57,8 +58,10 @@ def test_old_profile_fails_profile_and_runtime_target():
 
 
 def test_runtime_target_mismatch_fails():
+    # A target the runtime refuses (no platform_id) runs nothing: the profile check fails with it.
     bad = failing("schwab", switched("schwab", env_update={"RUNTIME_TARGET_JSON": json.dumps({"strategy_profile": "x"})}))
-    assert set(bad) >= {"runtime-target"} and "strategy-profile" not in bad
+    assert set(bad) >= {"runtime-target", "strategy-profile"}
+    assert "nothing readable: RUNTIME_TARGET_JSON has no platform_id" in bad["strategy-profile"]
 
 
 def test_stale_snapshot_env_fails_input_mode():
@@ -118,7 +121,10 @@ def test_release_not_recorded_fails():
 
 def test_operator_record_compares_with_the_previous_record():
     spec = CONFIG.services["ibkr"]
-    first_live = switched("ibkr", env_update={"STRATEGY_PROFILE": "russell_1000_multi_factor_defensive"})
+    old = "russell_1000_multi_factor_defensive"
+    first_live = switched(
+        "ibkr", env_update={"STRATEGY_PROFILE": old, "RUNTIME_TARGET_JSON": target("ibkr", old, spec.service_name, dry=False)}
+    )
     now = datetime(2026, 4, 20, 14, 30, tzinfo=timezone.utc)
     first = operator_record("ibkr", spec, CONFIG.release, first_live, [], None, now)
     assert first["old_profile"] is None and first["env_changed"] is None
@@ -126,7 +132,7 @@ def test_operator_record_compares_with_the_previous_record():
     previous = last_records([json.dumps(first), "not json"])["interactive-brokers-quant-service"]
     second = operator_record("ibkr", spec, CONFIG.release, second_live, [], previous, now)
     assert (second["old_profile"], second["new_profile"]) == ("russell_1000_multi_factor_defensive", "soxl_soxx_trend_income")
-    assert second["env_changed"] == ["STRATEGY_PROFILE"]
+    assert second["env_changed"] == ["RUNTIME_TARGET_JSON", "STRATEGY_PROFILE"]
     assert second["time"] == "2026-04-20T14:30:00+00:00"
     assert "-1001234567890" not in json.dumps(second)  # values are fingerprinted, never written
 

@@ -132,7 +132,8 @@ def test_the_image_step_then_the_env_step_each_verified_against_what_it_applied(
     # Without the plan, verify judges the end state: it fails, and says the image step is live and what to run.
     code, out, _ = verify(capsys, stack, image_live)
     assert code == 1
-    assert "FAIL strategy-profile: STRATEGY_PROFILE=global_etf_rotation; expected soxl_soxx_trend_income" in out
+    assert "FAIL strategy-profile: runs global_etf_rotation" in out
+    assert "STRATEGY_PROFILE=global_etf_rotation; expected soxl_soxx_trend_income" in out
     assert out.count("note: the image step is confirmed live and the env step is not applied yet") == len(config.services)
     assert "on 4 service(s): ibkr against the env step (end state)" in out
     code, out, _ = verify(capsys, stack, image_live, "--phase", "image")

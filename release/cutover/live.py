@@ -40,7 +40,8 @@ from components.ownership import (
     parse_release_record,
     user_entries,
 )
-from components.platforms import COMMIT_LABEL, RUNTIME_TARGET_JSON, STRATEGY_PROFILE
+from components.platforms import COMMIT_LABEL
+from components.runtime_target import RunningTarget, running_target
 from components.service_fields import refused_in
 from release.config import SECRET_VERSION_PATTERN, SERVICE_NAME_PATTERN, SecretRef, ServiceSpec, split_image
 from release.cutover import gcloud
@@ -211,15 +212,14 @@ class LiveService(LiveModel):
 
     @property
     def profile(self) -> Optional[str]:
-        """The profile the service runs: STRATEGY_PROFILE, else RUNTIME_TARGET_JSON's strategy_profile."""
-        if self.env.get(STRATEGY_PROFILE):
-            return self.env[STRATEGY_PROFILE]
-        try:
-            target = load_json(self.env.get(RUNTIME_TARGET_JSON, ""), RUNTIME_TARGET_JSON, "")
-        except InputFileError:  # deep nesting, a duplicate key or a huge number is as unreadable as bad JSON
-            return None
-        profile = target.get("strategy_profile") if isinstance(target, dict) else None
-        return profile if isinstance(profile, str) and profile else None
+        """The profile the service runs, read in the runtime's precedence (QSL_RUNTIME_TARGET_JSON, then
+        RUNTIME_TARGET_JSON, then STRATEGY_PROFILE); None when nothing readable names one."""
+        return self.running().profile
+
+    def running(self, platform_id: Optional[str] = None) -> RunningTarget:
+        """What the runtime runs on this env (components/runtime_target.py); with `platform_id`, a target
+        naming another platform is refused as the runtime refuses it."""
+        return running_target(self.env, platform_id)
 
     @property
     def release_tags(self) -> ReleaseTags:

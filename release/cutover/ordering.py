@@ -29,15 +29,35 @@ from components.ownership import (
     release_record,
     settings_diff,
 )
-from components.platforms import COMMIT_LABEL, OWNED_ENV_NAMES, PLATFORMS, STRATEGY_PROFILE, looks_secret
+from components.platforms import (
+    COMMIT_LABEL,
+    OWNED_ENV_NAMES,
+    PLATFORMS,
+    QSL_RUNTIME_TARGET_JSON,
+    RUNTIME_TARGET_JSON,
+    STRATEGY_PROFILE,
+    is_dry_run,
+    is_unset_flag,
+    looks_secret,
+)
 from components.profiles import ProfileFacts
+from components.runtime_target import running_target, shown_name, shown_value
 from release.config import ReleaseBundle, ServiceSpec, release_version
 from release.cutover.live import LATEST_100, LiveService, TrafficTarget, confirm_live, match_image
 
 # The label the platforms' own deploy workflow puts on what it deploys (CONTRACT.md section 2).
 MANAGED_BY_LABEL = "managed-by"
 MANAGED_BY_WORKFLOW = "github-actions"
-WORKFLOW_SWITCHES = ("ENABLE_GITHUB_CLOUD_RUN_DEPLOY", "ENABLE_GITHUB_ENV_SYNC")
+# Every repository variable that turns the platforms' deploy workflow on today (QSL_ENABLE_CLOUD_RUN_AUTOMATION,
+# when set, overrides ENABLE_MAIN_PUSH_CLOUD_RUN_AUTOMATION); all of them must say false.
+WORKFLOW_SWITCHES = (
+    "ENABLE_GITHUB_CLOUD_RUN_DEPLOY",
+    "ENABLE_GITHUB_ENV_SYNC",
+    "ENABLE_MAIN_PUSH_CLOUD_RUN_AUTOMATION",
+    "QSL_ENABLE_CLOUD_RUN_AUTOMATION",
+)
+# LongBridge's workflow runs once per GitHub Environment, whose variables override the repository's.
+WORKFLOW_ENVIRONMENTS = {"longbridge": ("longbridge-paper", "longbridge-hk", "longbridge-sg")}
 
 Phase = Literal["create", "deploy-image", "switch-env", "in-sync", "blocked"]
 PHASES: tuple[Phase, ...] = ("create", "deploy-image", "switch-env", "in-sync", "blocked")
@@ -214,11 +234,15 @@ def live_warnings(spec: ServiceSpec, bundle: ReleaseBundle, live: Optional[LiveS
     labels = {**live.labels, **live.settings.template_labels}
     if labels.get(MANAGED_BY_LABEL) == MANAGED_BY_WORKFLOW:
         repository = f"{bundle.github_owner}/{bundle.repositories.for_platform(spec.platform)}"
+        environments = WORKFLOW_ENVIRONMENTS.get(spec.platform, ())
+        where = f" and in its Environments {', '.join(environments)} (their variables override the repository's)" if environments else ""
         warnings.append(
             f"{spec.service_name} is labelled {MANAGED_BY_LABEL}={MANAGED_BY_WORKFLOW}: the platform's own deploy "
             f"workflow still deploys it, and a push to {repository} will revert this cutover; turn it off first "
-            f"(set the repository variables {' and '.join(WORKFLOW_SWITCHES)} to false in {repository})"
+            f"(set the variables {', '.join(WORKFLOW_SWITCHES[:-1])} and {WORKFLOW_SWITCHES[-1]} to false in {repository}{where}; "
+            f"{WORKFLOW_SWITCHES[-1]}, when set, overrides {WORKFLOW_SWITCHES[2]})"
         )
+    warnings += target_warnings(spec, live)
     for name in sorted(live.env):
         if looks_secret(name):
             warnings.append(
@@ -226,6 +250,42 @@ def live_warnings(spec: ServiceSpec, bundle: ReleaseBundle, live: Optional[LiveS
                 f"move it to Secret Manager and list it under secrets; until then it is held only as a Pulumi secret"
             )
     return tuple(warnings)
+
+
+def target_warnings(spec: ServiceSpec, live: LiveService) -> list[str]:
+    """What the live env makes the service run, where that is not the program's own target: an override in
+    QSL_RUNTIME_TARGET_JSON (another strategy, live trading), a target the runtime refuses, a second
+    strategy name, a dry-run flag that contradicts the target."""
+    name = spec.service_name
+    platform = PLATFORMS[spec.platform]
+    running = live.running(spec.platform)
+    warnings = []
+    if running.overridden:
+        notes = []
+        if running.profile is not None and running.profile != spec.strategy_profile:
+            notes.append(f"another strategy than strategyProfile {spec.strategy_profile}")
+        if running.dry_run_only is False:
+            notes.append("LIVE trading")
+        warnings.append(
+            f"{QSL_RUNTIME_TARGET_JSON} on {name} overrides {RUNTIME_TARGET_JSON}: the service runs {running.describe()}"
+            + (f" ({', '.join(notes)})" if notes else "")
+            + "; the program never writes it, so the update that switches env removes it"
+        )
+    elif running.problem is not None:
+        warnings.append(f"{name} runs {running.describe()}: the runtime refuses it, so no strategy runs until the env switch")
+    named = (live.env.get(STRATEGY_PROFILE) or "").strip()
+    if running.source in (QSL_RUNTIME_TARGET_JSON, RUNTIME_TARGET_JSON) and running.profile and named and named != running.profile:
+        warnings.append(
+            f"{name} names two strategies: {running.source} runs {running.profile}, {STRATEGY_PROFILE} says {shown_name(named)}; "
+            "images that read a runtime target run the first, seed-era images the second"
+        )
+    flag = live.env.get(platform.dry_run_env)
+    if running.dry_run_only is not None and not is_unset_flag(flag) and is_dry_run(flag or "") != running.dry_run_only:
+        warnings.append(
+            f"{name}: {running.source} says dry_run_only {str(running.dry_run_only).lower()} but {platform.dry_run_env}="
+            f"{shown_value(flag)}; the two disagree on whether the service trades"
+        )
+    return warnings
 
 
 @dataclass(frozen=True)
@@ -250,7 +310,10 @@ def profile_validity(
     env must carry what the profile needs there (snapshot path, manifest path).
     """
     if profile is None:
-        return Validity(False, f"the live service sets no {STRATEGY_PROFILE}")
+        return Validity(
+            False,
+            f"the live service names no strategy it runs (no readable {QSL_RUNTIME_TARGET_JSON}, {RUNTIME_TARGET_JSON} or {STRATEGY_PROFILE})",
+        )
     judgement = facts.judge_image(profile, key, repo, image_commit, ues_tag)
     requirements = judgement.requirements
     if requirements is None:
@@ -299,12 +362,14 @@ def _strategy_summary(before: ServiceEnv, after: ServiceEnv, spec: ServiceSpec) 
     diff = env_diff(before, after, _showable(spec))
     held = PLATFORMS[spec.platform].strategy_env
     parts: list[str] = []
+    # The strategy move as the runtime sees it (an override or a target may run another than STRATEGY_PROFILE says).
+    running = running_target(before.plain, spec.platform).profile
+    if running != spec.strategy_profile:
+        parts.append(f"{STRATEGY_PROFILE} {running or '(unset)'} -> {spec.strategy_profile}")
     for change in diff.details:
-        if change.name not in held:
+        if change.name not in held or (change.name == STRATEGY_PROFILE and running != spec.strategy_profile):
             continue
-        if change.name == STRATEGY_PROFILE:
-            parts.insert(0, f"{STRATEGY_PROFILE} {change.before or '(unset)'} -> {change.after or '(unset)'}")
-        elif change.after is None:
+        if change.after is None:
             parts.append(f"remove {change.name}")
         elif change.before is None:
             parts.append(f"add {change.name}")

@@ -10,8 +10,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Protocol, Sequence
 
-from components.platforms import PLATFORMS, STRATEGY_PROFILE
+from components.platforms import PLATFORMS, RUNTIME_TARGET_ENABLED, RUNTIME_TARGET_JSON, STRATEGY_PROFILE
 from components.profiles import ProfileFacts
+from components.runtime_target import selectors
 from release.config import ReleaseBundle, StackConfig
 from release.control_chars import escape_controls
 from release.cutover.images import NOT_GIVEN, ImageCheck, pruned_repository_warning
@@ -334,6 +335,50 @@ def dry_run_json(service: ServicePlan) -> dict[str, Any]:
     }
 
 
+def target_json_summary(service: ServicePlan) -> dict[str, Any]:
+    """The runtime target this cutover ends with (its fields as derived) and whether it is enabled."""
+    spec = service.spec
+    chosen = selectors(spec)
+    desired = service.desired.env.plain
+    return {
+        "execution_mode": spec.execution_mode,
+        "deployment_selector": chosen.deployment_selector,
+        "account_selector": list(chosen.account_selector),
+        "account_scope": chosen.account_scope,
+        "enabled": spec.enabled,
+        "json": desired.get(RUNTIME_TARGET_JSON),
+        "enabled_env": {
+            "live": None if service.live is None else service.live.env.get(RUNTIME_TARGET_ENABLED),
+            "desired": desired.get(RUNTIME_TARGET_ENABLED),
+        },
+    }
+
+
+def running_json(service: ServicePlan) -> Optional[dict[str, Any]]:
+    """What the live service runs, read in the runtime's precedence."""
+    if service.live is None:
+        return None
+    running = service.live.running(service.spec.platform)
+    return {
+        "source": running.source,
+        "profile": running.profile,
+        "dry_run_only": running.dry_run_only,
+        "problem": running.problem,
+        "overridden": running.overridden,
+        "text": running.describe(),
+    }
+
+
+def _target_text(target: Mapping[str, Any]) -> str:
+    mode = target["execution_mode"] or "from dryRunOnly"
+    accounts = ", ".join(target["account_selector"])
+    enabled = "enabled" if target["enabled"] else "DISABLED (RUNTIME_TARGET_ENABLED=false, its scheduler job paused)"
+    return (
+        f"{target['deployment_selector']} (accounts [{accounts}], scope {target['account_scope']}), mode {mode}, {enabled}; "
+        f"{RUNTIME_TARGET_ENABLED} live {_raw(target['enabled_env']['live'])} -> {_raw(target['enabled_env']['desired'])}"
+    )
+
+
 def _raw(value: Optional[str]) -> str:
     return "(unset)" if value is None else json.dumps(value)
 
@@ -449,10 +494,12 @@ def to_json(plan: CutoverPlan) -> dict[str, Any]:
                 "reason": s.reason,
                 "warnings": list(s.warnings),
                 "notes": list(s.notes),
+                "target": target_json_summary(s),
                 "live": None
                 if live is None
                 else {
                     "profile": live.profile,
+                    "runs": running_json(s),
                     "image": live.image,
                     "commit": live.commit,
                     "confirmed_commit": confirm_live(live, s.spec.commit, s.spec.image, resolved_digest(plan.images.get(s.key))).commit,
@@ -577,6 +624,8 @@ def render_text(plan: CutoverPlan) -> str:
             + (f", strategy config: {service['strategy_config']}" if service["strategy_config"] else ""),
             f"  dry run: {service['dry_run']['env']} live {_raw(service['dry_run']['live'])} -> "
             f"{_raw(service['dry_run']['desired'])} (dryRunOnly: {str(service['dry_run']['config']).lower()})",
+            f"  target:  {_target_text(service['target'])}",
+            f"  runs now: {service['live']['runs']['text'] if service['live'] is not None else '(no live service)'}",
             f"  reason:  {service['reason']}",
         ]
         lines += [f"  warning: {warning}" for warning in service["warnings"]]

@@ -137,6 +137,13 @@ def scheduler_problems(key: str, spec: ServiceSpec) -> list[ConfigProblem]:
         message = None if value is None else check(value)
         if message is not None:
             problems.append(ConfigProblem(path=f"{where}.{field_name}", message=message))
+    if scheduler.paused is False and not spec.enabled:
+        problems.append(
+            ConfigProblem(
+                path=f"{where}.paused",
+                message="false contradicts enabled: false, which pauses the job; remove scheduler.paused or set enabled: true",
+            )
+        )
     return problems
 
 
@@ -515,13 +522,24 @@ def _pick(configured: Any, live: Any, default: Any) -> tuple[Any, str]:
     return default, "default"
 
 
+def job_paused(spec: ServiceSpec) -> tuple[bool, str]:
+    """Whether the job is paused, and why: a disabled target's job is paused, an enabled one's runs (the
+    platforms' workflows resume it) unless `scheduler.paused: true` keeps it paused."""
+    if not spec.enabled:
+        return True, "enabled: false"
+    configured = None if spec.scheduler is None else spec.scheduler.paused
+    if configured is not None:
+        return configured, "config"
+    return False, "enabled: true"
+
+
 def job_inputs(spec: ServiceSpec, live: Optional[LiveSchedulerJob]) -> JobInputs:
     """The job this update registers: each setting from the stack config, else held from the live job,
     else the default. The target (URL, method, OIDC identity) is always the service's own."""
     config = spec.scheduler
     schedule, schedule_from = _pick(config and config.schedule, live and live.schedule, DEFAULT_SCHEDULE)
     time_zone, zone_from = _pick(config and config.time_zone, live and live.time_zone, DEFAULT_TIME_ZONE)
-    paused, paused_from = _pick(config and config.paused, None if live is None else live.paused, False)
+    paused, paused_from = job_paused(spec)
     deadline, deadline_from = _pick(
         config and config.attempt_deadline, live and live.attempt_deadline, DEFAULT_ATTEMPT_DEADLINES.get(spec.platform)
     )
@@ -601,6 +619,17 @@ def scheduler_checks(
                 "scheduler-job",
                 False,
                 f"{name} does not exist in {spec.project}/{spec.region}: nothing triggers the service; create it (pulumi up)",
+            )
+        )
+    elif not spec.enabled:
+        paused_ok = job.state == "PAUSED"
+        checks.append(
+            VerifyCheck(
+                "scheduler-job",
+                paused_ok,
+                f"{name} is PAUSED, as enabled: false wants"
+                if paused_ok
+                else f"{name} is {job.state}, but the service is enabled: false, so its job must be PAUSED; pulumi up pauses it",
             )
         )
     elif job.state != "ENABLED":
@@ -741,18 +770,23 @@ def scheduler_summary(spec: ServiceSpec) -> dict[str, Any]:
         "paused": False,
         "attemptDeadline": DEFAULT_ATTEMPT_DEADLINES.get(spec.platform),
     }
+    paused, paused_from = job_paused(spec)
     configured = {
         "schedule": config and config.schedule,
         "timeZone": config and config.time_zone,
-        "paused": None if config is None else config.paused,
+        "paused": paused,
         "attemptDeadline": config and config.attempt_deadline,
     }
+    origins = {"paused": paused_from}
     return {
         "job": job_name(spec),
         "target": f"<service url>{RUN_PATH}",
         "account": scheduler_account(spec),
         "invoker": f"serviceAccount:{scheduler_account(spec)} {INVOKER_ROLE} (added, never a policy)",
-        "settings": {name: {"config": configured[name], "default": defaults[name]} for name in defaults},
+        "settings": {
+            name: {"config": configured[name], "default": defaults[name], **({"from": origins[name]} if name in origins else {})}
+            for name in defaults
+        },
         "companions_held": list(companion_jobs(spec)),
     }
 
@@ -761,7 +795,7 @@ def scheduler_text(summary: Mapping[str, Any]) -> list[str]:
     parts = []
     for name, setting in summary["settings"].items():
         if setting["config"] is not None:
-            parts.append(f"{name} {json.dumps(setting['config'])} (config)")
+            parts.append(f"{name} {json.dumps(setting['config'])} ({setting.get('from', 'config')})")
         else:
             parts.append(f"{name} held from the live job, else {json.dumps(setting['default'])}")
     return [
@@ -873,5 +907,12 @@ def job_changes_text(changes: Mapping[str, Any]) -> list[str]:
     lines = [f"    job this update: {changes['action']}"]
     for change in changes["changes"]:
         before = "(none)" if change["live"] is None else json.dumps(change["live"])
-        lines.append(f"      ~ {change['field']}: {before} -> {json.dumps(change['desired'])}")
+        why = ""
+        if change["field"] == "paused":
+            why = (
+                " (enabled: true resumes it; scheduler.paused: true keeps it paused)"
+                if change["desired"] is False
+                else " (the service is paused: enabled: false or scheduler.paused: true)"
+            )
+        lines.append(f"      ~ {change['field']}: {before} -> {json.dumps(change['desired'])}{why}")
     return lines

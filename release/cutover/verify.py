@@ -30,6 +30,8 @@ from components.env import DRY_RUN_UNSET, ServiceEnv, desired_env, dry_run_value
 from components.platforms import (
     OWNED_ENV_NAMES,
     PLATFORMS,
+    QSL_RUNTIME_TARGET_JSON,
+    RUNTIME_TARGET_ENABLED,
     RUNTIME_TARGET_JSON,
     STRATEGY_PROFILE,
     Platform,
@@ -37,6 +39,7 @@ from components.platforms import (
     looks_secret,
 )
 from components.profiles import ProfileFacts
+from components.runtime_target import shown_name, shown_value
 from release.config import ReleaseBundle, ServiceSpec, StackConfig
 from release.control_chars import escape_controls
 from release.cutover.live import LiveService, confirm_live
@@ -245,13 +248,17 @@ def _end_state_env_checks(key: str, spec: ServiceSpec, live: LiveService, facts:
     platform = PLATFORMS[spec.platform]
     expected = expected_env(key, spec, live, facts)
     checks: list[VerifyCheck] = []
+    # What the runtime runs (QSL_RUNTIME_TARGET_JSON, then RUNTIME_TARGET_JSON, then STRATEGY_PROFILE), and
+    # STRATEGY_PROFILE itself, which the seed-era images read: both must name the configured profile.
+    running = live.running(spec.platform)
     profile = live.env.get(STRATEGY_PROFILE)
+    profile_ok = running.profile == spec.strategy_profile and profile == spec.strategy_profile
     checks.append(
         VerifyCheck(
             "strategy-profile",
-            profile == spec.strategy_profile,
-            f"{STRATEGY_PROFILE}={profile or '(unset)'}"
-            + ("" if profile == spec.strategy_profile else f"; expected {spec.strategy_profile}"),
+            profile_ok,
+            f"runs {running.describe()}; {STRATEGY_PROFILE}={shown_name(profile) if profile is not None else '(unset)'}"
+            + ("" if profile_ok else f"; expected {spec.strategy_profile}"),
         )
     )
     live_flag = live.env.get(platform.dry_run_env)
@@ -270,11 +277,26 @@ def _end_state_env_checks(key: str, spec: ServiceSpec, live: LiveService, facts:
     else:
         target = live.env.get(RUNTIME_TARGET_JSON)
         want = expected.plain[RUNTIME_TARGET_JSON]
+        override = live.env.get(QSL_RUNTIME_TARGET_JSON)
+        problems = []
+        if target != want:
+            problems.append(f"{RUNTIME_TARGET_JSON}={target or '(unset)'}; expected {want}")
+        if override is not None:
+            problems.append(
+                f"{QSL_RUNTIME_TARGET_JSON} is set and the runtime reads it first (it runs {running.describe()}); pulumi up removes it"
+            )
+        enabled = live.env.get(RUNTIME_TARGET_ENABLED)
+        if enabled != expected.plain[RUNTIME_TARGET_ENABLED]:
+            problems.append(
+                f"{RUNTIME_TARGET_ENABLED}={shown_value(enabled) if enabled is not None else '(unset)'}; expected {expected.plain[RUNTIME_TARGET_ENABLED]}"
+            )
         checks.append(
             VerifyCheck(
                 "runtime-target",
-                target == want,
-                f"{RUNTIME_TARGET_JSON} matches" if target == want else f"{RUNTIME_TARGET_JSON}={target or '(unset)'}; expected {want}",
+                not problems,
+                f"{RUNTIME_TARGET_JSON} matches, no {QSL_RUNTIME_TARGET_JSON} override, {RUNTIME_TARGET_ENABLED}={enabled}"
+                if not problems
+                else "; ".join(problems),
             )
         )
 
