@@ -4,7 +4,7 @@ The program owns the image, the `commit-sha` template label, the env (what it de
 config lists) and its release record. Everything else a live service carries is *held*: registered with
 its live value, so the engine's diff for it is empty and the state records it. A held setting changes only
 when the stack config sets it (`serviceAccount`, `ingress`, `vpcAccess`, `scaling`, `resources`,
-`concurrency`, `timeoutSeconds`); a service that does not exist yet starts from CONTRACT.md section 2.
+`concurrency`, `timeoutSeconds`); a service that does not exist yet starts from docs/platform-facts.md §2.
 
 In the provider an absent optional input means "remove", so holding is the only safe reading of a field
 the program does not own: omitting Direct VPC egress cuts IBKR off its IB Gateway.
@@ -80,7 +80,7 @@ EXECUTION_ENVIRONMENT_BY_WORD: Mapping[str, ExecutionEnvironment] = {
 WORD_BY_INGRESS = {value: word for word, value in INGRESS_BY_WORD.items()}
 WORD_BY_EGRESS = {value: word for word, value in EGRESS_BY_WORD.items()}
 
-# CONTRACT.md section 2: what the platforms' workflows deploy with; only a new service starts from these.
+# docs/platform-facts.md §2: what the platforms' workflows deploy with; only a new service starts from these.
 DEFAULT_INGRESS: Ingress = "INGRESS_TRAFFIC_INTERNAL_ONLY"
 DEFAULT_MAX_INSTANCES = 1
 DEFAULT_CPU = "1"
@@ -250,7 +250,7 @@ def user_entries(entries: Mapping[str, str], owned: frozenset[str] = frozenset()
 
 
 def default_settings(spec: ServiceSpec) -> ServiceSettings:
-    """CONTRACT.md section 2 for a service that does not exist yet (never applied over a live value)."""
+    """docs/platform-facts.md §2 for a service that does not exist yet (never applied over a live value)."""
     platform = PLATFORMS[spec.platform]
     vpc = None
     if spec.platform == "ibkr":

@@ -1,4 +1,4 @@
-"""The platform table: what differs between IBKR, Schwab and LongBridge (CONTRACT.md sections 1-3).
+"""The platform table: what differs between IBKR, Schwab and LongBridge (docs/platform-facts.md §1-§3).
 
 Plain data, no Pulumi: env rules, the release gate and the plan all read it from here.
 """

@@ -67,7 +67,7 @@ class StrategyServiceArgs:
 
     settings: Optional[ServiceSettings] = None
     """Every Cloud Run setting to register (held live values or configured ones, from
-    `release.cutover.ordering.applied_inputs`); None = a new service's defaults (CONTRACT.md section 2)."""
+    `release.cutover.ordering.applied_inputs`); None = a new service's defaults (docs/platform-facts.md §2)."""
 
     owned: Optional[OwnedMetadata] = None
     """The owned labels/annotations to register; None = derived from the revision."""

@@ -15,6 +15,8 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 from release.config import ConfigError, StackConfig
 from release.control_chars import escape_controls
+from release.progress import configure as configure_progress
+from release.progress import waiting
 from release.stack import load_stack_file, raise_profile_problems, stack_file
 
 EXIT_OK, EXIT_NO, EXIT_BAD_INPUT = 0, 1, 2
@@ -39,6 +41,11 @@ def _common(parser: argparse.ArgumentParser, formats: tuple[str, ...] = ("text",
         parser.add_argument("--source", choices=("github", "git"), default="github", help="where tags and pins are verified")
         parser.add_argument("--git-root", type=Path, help="with --source git: a directory holding one clone per repo")
     parser.add_argument("--format", choices=formats, default="text")
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="print a progress line on stderr for every wait over a second (the default when stderr is a terminal)",
+    )
 
 
 # Pulumi's stack-name alphabet; the name becomes a file name, so `../` must not steer it elsewhere.
@@ -46,6 +53,11 @@ STACK_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
 DEFAULT_STACK = "prod"
+
+
+def _gate_wait(args: argparse.Namespace) -> str:
+    where = f"local clones under {args.git_root}" if args.source == "git" else "GitHub"
+    return f"release gate: reading tags, pins, CI and profile facts from {where}"
 
 
 def config_path(args: argparse.Namespace) -> Path:
@@ -92,7 +104,8 @@ def _check(args: argparse.Namespace) -> int:
         lock = read_lock(lock_path(config_path(args)))
     except (SourceSelectionError, LockError) as error:
         raise UsageError(str(error)) from None
-    report = run_gate(config, source, lock)
+    with waiting(_gate_wait(args)):
+        report = run_gate(config, source, lock)
     _check_profile_config(args, config, report)
     if args.format == "json":
         print(json.dumps(report.to_json(), indent=2, sort_keys=True))
@@ -116,7 +129,8 @@ def _lock(args: argparse.Namespace) -> int:
         previous = read_lock(path)
     except (SourceSelectionError, LockError) as error:
         raise UsageError(str(error)) from None
-    report = run_gate(config, source, previous)
+    with waiting(_gate_wait(args)):
+        report = run_gate(config, source, previous)
     # A config the proved facts refuse (e.g. a manifest path missing) is never locked: exit 2, lock unchanged.
     _check_profile_config(args, config, report)
     try:
@@ -173,7 +187,8 @@ def _plan(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     unreachable_error: Optional[SourceError] = None
     try:
-        gate = run_gate(config, source, lock=lock)
+        with waiting(_gate_wait(args)):
+            gate = run_gate(config, source, lock=lock)
     except SourceError as error:
         gate, unreachable_error = None, error
     note = ""
@@ -448,7 +463,8 @@ def _first_runs(args: argparse.Namespace, config: StackConfig, live: Mapping[str
     for key, spec in config.services.items():
         options = FirstRunOptions(reports_uri=args.reports_uri, since=since, wait_seconds=max(0.0, deadline - time.monotonic()))
         facts = run_facts(profiles, spec.strategy_profile, key)
-        results[key] = first_run_checks(spec, live.get(key), facts, reader, options, progress=sys.stderr)
+        with waiting(f"reading {spec.service_name}'s first run and snapshot from GCS"):
+            results[key] = first_run_checks(spec, live.get(key), facts, reader, options, progress=sys.stderr)
     return results
 
 
@@ -532,7 +548,8 @@ def _adopt_catalog(args: argparse.Namespace, bundle: Any) -> Any:
     if lock is not None and lock.profile_facts is not None and tag in lock.profile_facts.ues:
         return lock.profile_facts.ues[tag]
     try:
-        return read_bundle_catalog(make_source(args.source, bundle, args.git_root, os.environ), bundle)
+        with waiting(f"reading UES {bundle.us_equity_strategies}'s catalog from {args.source}"):
+            return read_bundle_catalog(make_source(args.source, bundle, args.git_root, os.environ), bundle)
     except SourceSelectionError as error:
         raise AdoptError(str(error)) from None
     except (SourceError, FactsReadError) as error:
@@ -542,9 +559,72 @@ def _adopt_catalog(args: argparse.Namespace, bundle: Any) -> Any:
         ) from None
 
 
+DESCRIPTION = """\
+Release and cut over the live US-equity trading services: prove the release (QPK -> UES -> platform pins),
+review what the next `pulumi up` changes, and verify what it did. `pulumi preview` / `pulumi up` apply it."""
+
+EXIT_CODES = """\
+exit codes:
+  0  yes: the checks pass, the plan can proceed, verify passes, the lock or adoption was written
+  1  no: a check failed or could not be verified, a service is blocked, verify found a failure
+  2  bad input: arguments, the stack config, a live/images/scheduler/plan file, a lock, a missing Pulumi.yaml"""
+
+EXAMPLES = {
+    "top": """\
+examples:
+  python -m release plan --stack prod --live gcloud --images gcloud --scheduler gcloud
+  python -m release lock --source git --git-root ~/src/quantstrategylab
+  python -m release verify --plan cutover-plan.json --wait 600 --live gcloud --images gcloud --scheduler gcloud --iam gcloud
+
+`python -m release COMMAND --help` for each command's options and examples.""",
+    "check": """\
+examples:
+  GITHUB_TOKEN=... python -m release check --stack prod
+  python -m release check --source git --git-root ~/src/quantstrategylab --format json""",
+    "lock": """\
+examples:
+  python -m release lock --stack prod            # writes Pulumi.prod.lock.json beside the stack; commit it
+  python -m release lock --source git --git-root ~/src/quantstrategylab""",
+    "plan": """\
+examples:
+  python -m release plan --stack prod                           # offline: the lock's verdict, no live state
+  python -m release plan --live gcloud --images gcloud --scheduler gcloud --json-out cutover-plan.json
+  python -m release plan --live live/ --new longbridge-hk --format markdown > comment.md""",
+    "verify": """\
+examples:
+  python -m release verify --plan cutover-plan.json --wait 600 --live gcloud --images gcloud --scheduler gcloud --iam gcloud
+  python -m release verify --phase image --live live/ --scheduler jobs/ --iam iam/
+  python -m release verify --live gcloud --images gcloud --scheduler gcloud --iam gcloud --reports --wait 900 --record ops.jsonl""",
+    "adopt": """\
+examples:
+  python -m release adopt --live gcloud --scheduler gcloud --iam gcloud --output services.yaml --import-file import.json""",
+}
+
+
+def program_version() -> str:
+    """`--version`: this program's version and the Pulumi SDKs it runs with."""
+    from importlib import metadata
+
+    from release import __version__
+
+    def installed(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return f"python -m release {__version__} (pulumi {installed('pulumi')}, pulumi-gcp {installed('pulumi_gcp')})"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m release", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="python -m release",
+        description=DESCRIPTION,
+        epilog=f"{EXIT_CODES}\n\n{EXAMPLES['top']}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=program_version())
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(
         name: str,
@@ -553,7 +633,13 @@ def build_parser() -> argparse.ArgumentParser:
         formats: tuple[str, ...] = ("text", "json"),
         sources: bool = True,
     ) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text)
+        sub = commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text[0].upper() + help_text[1:] + ".",
+            epilog=f"{EXIT_CODES}\n\n{EXAMPLES[name]}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         _common(sub, formats, sources)
         sub.set_defaults(handler=handler)
         return sub
@@ -640,6 +726,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if getattr(args, "git_root", None) is not None and args.source != "git":
         print("error: --git-root needs --source git", file=sys.stderr)
         return EXIT_BAD_INPUT
+    configure_progress(sys.stderr if args.progress or sys.stderr.isatty() else None)
     try:
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)

@@ -428,7 +428,7 @@ class SecretRef(ConfigModel):
 
 class SchedulerSpec(ConfigModel):
     """The service's Cloud Scheduler job; a field left out is held at the live job's value (defaults for a
-    new job: CONTRACT.md section 2). Rules that need the service (account vs project) live in
+    new job: docs/platform-facts.md §2). Rules that need the service (account vs project) live in
     `release/cutover/scheduling.py`."""
 
     schedule: Optional[str] = Field(None, description="unix-cron, e.g. 45 15 * * 1-5")
@@ -555,7 +555,7 @@ class ServiceSpec(ConfigModel):
     release: Optional[ReleaseRefs] = Field(None, description="this service's own release refs, in place of the stack's (same forms)")
     scheduler: Optional[SchedulerSpec] = Field(None, description="the scheduler job that calls <service url>/run")
     # Cloud Run settings (components/ownership.py): absent = held at the live value; a new service starts
-    # from CONTRACT.md section 2.
+    # from docs/platform-facts.md §2.
     ingress: Optional[Literal["all", "internal", "internal-and-cloud-load-balancing"]] = None
     vpc_access: Optional[VpcAccessConfig] = None
     scaling: Optional[ScalingConfig] = None

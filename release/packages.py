@@ -1,4 +1,4 @@
-"""The shared packages a release can name: one row each (CONTRACT.md sections 1 and 8).
+"""The shared packages a release can name: one row each (docs/platform-facts.md §1 and §8).
 
 A release names each package by its distribution name (the key pip and uv use) and a ref; everything
 else about the package is read from this table: its repository, how check ids and messages call it,

@@ -1,4 +1,4 @@
-"""The env a service runs with, computed without Pulumi from the prod stack (CONTRACT.md section 3)."""
+"""The env a service runs with, computed without Pulumi from the prod stack (docs/platform-facts.md §3)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def target(platform: str, profile: str, service: str, dry: bool = True, name: st
     )
 
 
-# The seed cutover's target env, written out from CONTRACT.md sections 2-4 (a new service starts dry).
+# The seed cutover's target env, written out from docs/platform-facts.md §2-§4 (a new service starts dry).
 EXPECTED = {
     "ibkr": ServiceEnv(
         plain={

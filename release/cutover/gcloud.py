@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional, Protocol, Union
 
 from release.local_files import InputFileError, ProcessOutputError, decode_utf8, load_json, run_bounded
+from release.progress import waiting
 
 
 class Answer(Protocol):
@@ -76,7 +77,8 @@ def describe(command: list[str], runner: Runner, fix: str, max_chars: int = MAX_
     """
     where = " ".join(command)
     try:
-        done = runner(command, max_bytes=max_chars, timeout=TIMEOUT_SECONDS)
+        with waiting(where):
+            done = runner(command, max_bytes=max_chars, timeout=TIMEOUT_SECONDS)
     except FileNotFoundError:
         raise GcloudError("gcloud is not installed", where, "install the Google Cloud SDK or pass a file or directory instead") from None
     except ProcessOutputError as error:

@@ -24,7 +24,7 @@ from release.local_files import InputFileError, input_files, json_items, load_js
 # <location>-docker.pkg.dev/<project>/<repository>/<image path>: the only registry the invoke can read.
 ARTIFACT_REGISTRY_HOST = re.compile(r"(?P<location>[a-z]+-[a-z]+[0-9]+|[a-z]+)-docker\.pkg\.dev")
 # The repository `gcloud run deploy --source` and the platforms' deploy workflows push to; the workflow
-# deletes every image of its package but the newest after each deploy (CONTRACT.md section 2).
+# deletes every image of its package but the newest after each deploy (docs/platform-facts.md §2).
 WORKFLOW_REPOSITORY = "cloud-run-source-deploy"
 MAX_DOCUMENT_BYTES = 1_000_000
 

@@ -45,7 +45,7 @@ from components.runtime_target import running_target, shown_name, shown_value
 from release.config import ReleaseBundle, ServiceSpec, release_version
 from release.cutover.live import LATEST_100, LiveService, TrafficTarget, confirm_live, match_image
 
-# The label the platforms' own deploy workflow puts on what it deploys (CONTRACT.md section 2).
+# The label the platforms' own deploy workflow puts on what it deploys (docs/platform-facts.md §2).
 MANAGED_BY_LABEL = "managed-by"
 MANAGED_BY_WORKFLOW = "github-actions"
 # Every repository variable that turns the platforms' deploy workflow on today (QSL_ENABLE_CLOUD_RUN_AUTOMATION,

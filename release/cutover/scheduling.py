@@ -2,7 +2,7 @@
 
 A Cloud Run strategy service does nothing by itself: a job `<service name without -service>-scheduler`
 POSTs `<service url>/run` with an OIDC token of `{platform}-platform-scheduler@<project>` (audience = the
-service URL), and that account needs `roles/run.invoker` on the service (CONTRACT.md section 2).
+service URL), and that account needs `roles/run.invoker` on the service (docs/platform-facts.md §2).
 
 Pure: the config rules (cron, time zone, account, deadline), the job the program registers (each field
 from the stack config, else the live job, else the default), the live job and IAM policy models with their

@@ -1,4 +1,4 @@
-"""The runbook checks after `pulumi up` (CONTRACT.md section 6), and the operator record.
+"""The runbook checks after `pulumi up` (docs/platform-facts.md §6), and the operator record.
 
 Pure: `verify_service` compares one live service against what its last update was to apply, nothing is
 fetched here. A cutover is one or two updates per service (ordering.py), so verify judges each service

@@ -1,4 +1,4 @@
-"""The snapshot a snapshot-backed service will load, checked by the runtime's own rules (CONTRACT.md section 5).
+"""The snapshot a snapshot-backed service will load, checked by the runtime's own rules (docs/platform-facts.md §5).
 
 The live env names the objects (`{P}_FEATURE_SNAPSHOT_MANIFEST_PATH`, `{P}_FEATURE_SNAPSHOT_PATH`,
 `{P}_STRATEGY_CONFIG_PATH`). The CSV is hashed and scanned for its newest date while it streams, so a

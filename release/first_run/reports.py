@@ -1,4 +1,4 @@
-"""The first execution report after a cutover (CONTRACT.md section 6): find it in GCS, then check it.
+"""The first execution report after a cutover (docs/platform-facts.md §6): find it in GCS, then check it.
 
 Every run writes a `runtime_report.v1` JSON to
 `$EXECUTION_REPORT_GCS_URI/<platform>/<profile>[/<account scope>]/<YYYY-MM>/<run id>.json`. No commit or

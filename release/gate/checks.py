@@ -1,4 +1,4 @@
-"""The release gate: the checks that must pass before any env diff (issue 3, CONTRACT.md §1).
+"""The release gate: the checks that must pass before any env diff (docs/platform-facts.md §1).
 
 `run_gate` asks a source (GitHub or git) for facts and returns a `GateReport`; it never raises for a
 source fault: a fault becomes an "error" check (could not verify), which fails closed like a failed one.

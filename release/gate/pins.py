@@ -1,4 +1,4 @@
-"""Reading the QPK / UES pins a repository declares, from the files that can declare them (CONTRACT.md §1).
+"""Reading the QPK / UES pins a repository declares, from the files that can declare them (docs/platform-facts.md §1).
 
 Pure: every function takes file text and returns `Pin`s; fetching the text is a source's job. Requirement
 strings go through `packaging.requirements.Requirement`; only the URL part of a direct reference
