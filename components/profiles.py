@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from release.config import COMMIT_PATTERN, PlatformId
 
@@ -227,6 +227,8 @@ class ProfileFacts(FactsModel):
     ues: dict[str, UesFacts]  # UES tag -> facts
     platforms: dict[str, PlatformFacts]  # "<repo>@<commit>" -> facts
     services: dict[str, str]  # service key -> "<repo>@<commit>" of its configured commit
+    # service key -> the UES ref of its own release, for a service whose release is not the stack's
+    service_ues: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> "ProfileFacts":
@@ -241,6 +243,9 @@ class ProfileFacts(FactsModel):
         for service, key in self.services.items():
             if key not in self.platforms:
                 raise ValueError(f"service {service} points at {key}, which has no facts")
+        for service, tag in self.service_ues.items():
+            if tag not in self.ues:
+                raise ValueError(f"service {service} runs UES {tag}, which has no facts")
         return self
 
     @property
@@ -251,11 +256,15 @@ class ProfileFacts(FactsModel):
         label = self.services.get(key)
         return None if label is None else self.platforms.get(label)
 
+    def ues_for(self, key: str) -> UesFacts:
+        """The UES facts of the release service `key` installs."""
+        return self.ues[self.service_ues.get(key, self.ues_tag)]
+
     def judge_service(self, profile: str, key: str) -> Judgement:
         platform = self.for_service(key)
         if platform is None:
             return Judgement(why=f"no profile facts were proved for services.{key}")
-        return judge(profile, platform, self.bundle)
+        return judge(profile, platform, self.ues_for(key))
 
     def judge_image(self, profile: str, key: str, repo: str, commit: Optional[str], ues_tag: Optional[str]) -> Judgement:
         """Can an image (platform commit, UES release) run `profile`? Unknown release: judged by the bundle."""
@@ -277,7 +286,8 @@ class ProfileFacts(FactsModel):
         platform = self.for_service(key)
         if platform is None:
             return []
-        return sorted(name for name in self.bundle.profiles if judge(name, platform, self.bundle).requirements is not None)
+        ues = self.ues_for(key)
+        return sorted(name for name in ues.profiles if judge(name, platform, ues).requirements is not None)
 
     def canonical(self, name: str) -> str:
         return self.bundle.canonical(name)

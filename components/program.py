@@ -145,8 +145,10 @@ def load_config() -> StackConfig:
         raise pulumi.RunError(error.report()) from None
 
 
-def check_release(config: StackConfig, environ: Optional[Mapping[str, str]] = None) -> ProfileFacts:
+def check_release(config: StackConfig, environ: Optional[Mapping[str, str]] = None) -> tuple[StackConfig, ProfileFacts]:
     """Run the release gate synchronously; a failing gate stops the program before any registration.
+    Returns the config as the gate judged it (a bundle release with the refs its bundle gave) and the
+    profile facts it proved.
 
     The stack's lock (when there is one) is what `tag-immutable` compares against, and its profile facts
     are the history older live images are judged by; the program never falls back to the lock when the
@@ -156,7 +158,8 @@ def check_release(config: StackConfig, environ: Optional[Mapping[str, str]] = No
     # Imported here so the component and its tests do not depend on the gate's source adapters.
     from release.gate.checks import run_gate
     from release.gate.lock import LockError, lock_path, read_lock
-    from release.gate.sources import SourceSelectionError, source_from_env
+    from release.gate.selection import source_from_env
+    from release.gate.sources import SourceSelectionError
 
     try:
         source = source_from_env(config.release, os.environ if environ is None else environ)
@@ -168,11 +171,12 @@ def check_release(config: StackConfig, environ: Optional[Mapping[str, str]] = No
         raise pulumi.RunError(report.render_text())
     facts = report.facts.profiles
     assert facts is not None, "a passing gate proved the profile facts"
+    judged = report.config or config
     try:
-        raise_profile_problems(config, facts, f"stack {pulumi.get_stack()} config")
+        raise_profile_problems(judged, facts, f"stack {pulumi.get_stack()} config")
     except ConfigError as error:
         raise pulumi.RunError(error.report()) from None
-    return facts
+    return judged, facts
 
 
 def program_project_dir() -> Path:
@@ -226,7 +230,7 @@ def deploy(
     # slower; see bench/program_bench.py).
     try:
         plans = {
-            key: plan_service(key, spec, config.release, read_live(spec, providers.for_project(spec.project)), facts, images[key].digest)
+            key: plan_service(key, spec, config.release_for(key), read_live(spec, providers.for_project(spec.project)), facts, images[key].digest)
             for key, spec in sorted(config.services.items())
         }
     except LiveStateError as error:
@@ -273,6 +277,5 @@ def run_program(
     read_job: Optional[JobReader] = None,
 ) -> dict[str, ServicePlan]:
     """The whole program, as `pulumi preview/up` runs it."""
-    config = load_config()
-    facts = check_release(config, environ)
+    config, facts = check_release(load_config(), environ)
     return deploy(config, facts, read_live, resolver, read_job)

@@ -96,7 +96,8 @@ def _check(args: argparse.Namespace) -> int:
 
     from release.gate.checks import run_gate
     from release.gate.lock import LockError, lock_path, read_lock
-    from release.gate.sources import SourceSelectionError, make_source
+    from release.gate.selection import make_source
+    from release.gate.sources import SourceSelectionError
 
     config = load_config(args)
     try:
@@ -106,7 +107,7 @@ def _check(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     with waiting(_gate_wait(args)):
         report = run_gate(config, source, lock)
-    _check_profile_config(args, config, report)
+    _check_profile_config(args, report.config or config, report)
     if args.format == "json":
         print(json.dumps(report.to_json(), indent=2, sort_keys=True))
     else:
@@ -120,7 +121,8 @@ def _lock(args: argparse.Namespace) -> int:
 
     from release.gate.checks import run_gate
     from release.gate.lock import LockError, lock_path, read_lock, write_lock
-    from release.gate.sources import SourceSelectionError, make_source
+    from release.gate.selection import make_source
+    from release.gate.sources import SourceSelectionError
 
     config = load_config(args)
     path = lock_path(config_path(args))
@@ -132,7 +134,7 @@ def _lock(args: argparse.Namespace) -> int:
     with waiting(_gate_wait(args)):
         report = run_gate(config, source, previous)
     # A config the proved facts refuse (e.g. a manifest path missing) is never locked: exit 2, lock unchanged.
-    _check_profile_config(args, config, report)
+    _check_profile_config(args, report.config or config, report)
     try:
         written = write_lock(path, report) if report.ok else None
     except OSError as error:
@@ -155,9 +157,10 @@ def _plan(args: argparse.Namespace) -> int:
     from release.cutover.live import LiveStateError, read_live, require_complete
     from release.cutover.plan import build_plan, facts_note, lock_note, render_text, to_json, unverified_note
     from release.cutover.plan_comment import render_comment
-    from release.gate.checks import gate_from_lock, run_gate
+    from release.gate.checks import run_gate, with_lock
     from release.gate.lock import lock_path, read_lock
-    from release.gate.sources import SourceError, SourceSelectionError, make_source
+    from release.gate.selection import make_source
+    from release.gate.sources import SourceSelectionError
 
     config = load_config(args)
     try:
@@ -185,23 +188,23 @@ def _plan(args: argparse.Namespace) -> int:
         source = make_source(args.source, config.release, args.git_root, os.environ)
     except SourceSelectionError as error:
         raise UsageError(str(error)) from None
-    unreachable_error: Optional[SourceError] = None
-    try:
-        with waiting(_gate_wait(args)):
-            gate = run_gate(config, source, lock=lock)
-    except SourceError as error:
-        gate, unreachable_error = None, error
+    with waiting(_gate_wait(args)):
+        online = run_gate(config, source, lock=lock)
     note = ""
-    origin = f"proved now from {getattr(gate, 'verified_from', args.source)}"
-    if gate is None or gate.unreachable:
-        if lock is not None:
-            if getattr(lock, "profile_facts", None) is None:
-                raise UsageError(f"{lock_file} was written before profile facts were recorded in locks; run `python -m release lock` again")
-            # Offline review: the lock is the last online verdict; `pulumi up` verifies again before it deploys.
-            gate, note = gate_from_lock(config, lock), lock_note(lock)
+    origin = f"proved now from {online.verified_from}"
+    if online.unverified and lock is not None:
+        if lock.profile_facts is None:
+            raise UsageError(f"{lock_file} was written before profile facts were recorded in locks; run `python -m release lock` again")
+        # Offline review: the lock answers only what the source could not; `pulumi up` verifies again online.
+        gate = with_lock(online, config, lock)
+        note = lock_note(lock)
+        if online.facts.profiles is None and gate.facts.profiles is not None:
             origin = f"from the lock at {lock.locked_at} (proved then from {lock.source})"
-        else:
-            note = unverified_note(unreachable_error)
+    else:
+        gate = online
+        if online.unverified:
+            note = unverified_note()
+    config = getattr(gate, "config", None) or config
     facts = _proved_profiles(gate)
     if facts is not None:
         # Second stage of config validation: the rules that need the facts, before anything is planned.
@@ -535,10 +538,13 @@ def _adopt_catalog(args: argparse.Namespace, bundle: Any) -> Any:
     import os
 
     from release.cutover.adopt import AdoptError
+    from release.gate.fetch import fetch_ref_tree
     from release.gate.lock import LockError, lock_path, read_lock
     from release.gate.profile_checks import read_bundle_catalog
     from release.gate.profile_source import FactsReadError
-    from release.gate.sources import SourceError, SourceSelectionError, make_source
+    from release.gate.selection import make_source
+    from release.gate.sources import SourceError, SourceSelectionError
+    from release.gate.trees import TreeError
 
     try:
         lock = read_lock(lock_path(config_path(args)))
@@ -547,12 +553,18 @@ def _adopt_catalog(args: argparse.Namespace, bundle: Any) -> Any:
     tag = bundle.us_equity_strategies
     if lock is not None and lock.profile_facts is not None and tag in lock.profile_facts.ues:
         return lock.profile_facts.ues[tag]
+    if bundle.form == "bundle":
+        raise AdoptError(
+            f"the release names bundle {bundle.bundle}, whose UES is known once read: write a lock first (python -m release lock)"
+        )
     try:
-        with waiting(f"reading UES {bundle.us_equity_strategies}'s catalog from {args.source}"):
-            return read_bundle_catalog(make_source(args.source, bundle, args.git_root, os.environ), bundle)
+        source = make_source(args.source, bundle, args.git_root, os.environ)
+        with waiting(f"reading UES {tag}'s catalog from {args.source}"):
+            tree = fetch_ref_tree(source, bundle.repositories.us_equity_strategies, tag)
+        return read_bundle_catalog(tree, tag)
     except SourceSelectionError as error:
         raise AdoptError(str(error)) from None
-    except (SourceError, FactsReadError) as error:
+    except (SourceError, FactsReadError, TreeError) as error:
         raise AdoptError(
             f"UES {tag}'s catalog could not be read to name profiles canonically ({error}); fix access to the source "
             "(--source, --git-root, GITHUB_TOKEN) or write a lock first"

@@ -57,7 +57,7 @@ def test_lock_writes_only_when_the_gate_passes(capsys, stack, tmp_path, seed_rep
     assert code == 1 and "lock NOT written" in out and not (tmp_path / "Pulumi.bad.lock.json").exists()
     code, out, _ = run(capsys, "lock", "--config-file", str(stack), "--source", "git", "--git-root", str(seed_repos.root))
     assert code == 0 and f"wrote {lock_file}" in out
-    assert read_lock(lock_file).quant_platform_kit.tag == "v0.7.10"
+    assert read_lock(lock_file).release.packages["quant-platform-kit"].ref == "v0.7.10"
     # the next check compares tags against the lock
     code, out, _ = run(capsys, "check", "--config-file", str(stack), "--source", "git", "--git-root", str(seed_repos.root))
     assert code == 0 and "tag(s) match the lock" in out

@@ -12,6 +12,7 @@ from release.cli import main
 from release.stack import load_stack_file
 from tests.fixtures.git_repos import prod_stack_text
 from tests.fixtures.live_json import knative_for_spec, release_annotations, write_images_dir, write_live_dir, write_scheduling
+from tests.fixtures.old_locks import old_schema
 from tests.fixtures.profile_sources import profile_facts
 
 
@@ -70,15 +71,12 @@ def _offline_plan(capsys, stack, monkeypatch) -> tuple[int, str]:
 def test_plan_offline_refuses_a_lock_from_before_profile_facts(capsys, stack, seed_repos, monkeypatch):
     assert run(capsys, "lock", *git_args(stack, seed_repos))[0] == 0
     path = stack.with_name("Pulumi.prod.lock.json")
-    data = json.loads(path.read_text())
-    data.update(schema_version=1, matrix_tag="v0.7.13")
-    del data["profile_facts"], data["profile_facts_sha256"]
-    path.write_text(json.dumps(data))
+    path.write_text(json.dumps(old_schema(json.loads(path.read_text()), 1)))
     code, err = _offline_plan(capsys, stack, monkeypatch)
     assert code == 2 and "written before profile facts were recorded in locks; run `python -m release lock` again" in err
     # `lock` itself still reads it (its tags are the immutability record) and replaces it.
     assert run(capsys, "lock", *git_args(stack, seed_repos))[0] == 0
-    assert json.loads(path.read_text())["schema_version"] == 2
+    assert json.loads(path.read_text())["schema_version"] == 3
 
 
 def test_plan_offline_refuses_tampered_facts_with_exit_2(capsys, stack, seed_repos, monkeypatch):
@@ -89,7 +87,7 @@ def test_plan_offline_refuses_tampered_facts_with_exit_2(capsys, stack, seed_rep
     schwab["rollout_allowlist"].append("qqq_tech_enhancement")  # widen what Schwab may run, by hand
     path.write_text(json.dumps(data))
     code, err = _offline_plan(capsys, stack, monkeypatch)
-    assert code == 2 and "profile facts do not match their provenance" in err and "do not match profile_facts_sha256" in err
+    assert code == 2 and "does not match its own digests and provenance" in err and "do not match profile_facts_sha256" in err
 
 
 def test_plan_of_stale_platform_pins_is_blocked_at_the_pin_step(capsys, tmp_path, seed_repos):

@@ -22,7 +22,7 @@ from tests.fixtures.live_json import image_describe, knative_for_spec, release_a
 from tests.fixtures.projects import SEED_STACK_FILE
 
 gate_module = pytest.importorskip("release.gate.checks")
-sources_module = pytest.importorskip("release.gate.sources")
+selection_module = pytest.importorskip("release.gate.selection")
 lock_module = pytest.importorskip("release.gate.lock")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -50,9 +50,10 @@ def gate(monkeypatch):
         from_lock = Gate(ok=True, checks=(Check("qpk-tag", True, "from lock"),), verified_from="lock")
         lock = None
 
-    monkeypatch.setattr(sources_module, "make_source", lambda kind, bundle, git_root, environ: object())
+    monkeypatch.setattr(selection_module, "make_source", lambda kind, bundle, git_root, environ: object())
     monkeypatch.setattr(gate_module, "run_gate", lambda config, source, lock=None: Control.online)
-    monkeypatch.setattr(gate_module, "gate_from_lock", lambda config, lock: Control.from_lock)
+    # the lock answers what the source could not: here, the whole verdict of the double
+    monkeypatch.setattr(gate_module, "with_lock", lambda online, config, lock: Control.from_lock if online.unverified and lock else online)
     monkeypatch.setattr(lock_module, "read_lock", lambda path: Control.lock)
     return Control
 

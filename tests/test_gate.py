@@ -52,9 +52,9 @@ def test_seed_with_baseline_commits_fails_naming_each_platforms_stale_pins(seed_
 def test_seed_with_target_commits_passes_and_records_the_facts(seed_repos):
     report = gate(seed_repos)
     assert report.ok, report.render_text()
-    assert report.facts.tags[(QPK, "v0.7.10")] == seed_repos.qpk_tags["v0.7.10"]  # annotated tag peeled
-    assert report.facts.tags[(UES, "v0.7.13")] == seed_repos.ues_tags["v0.7.13"]
-    assert report.facts.ues_qpk_pin.ref == "v0.7.10"
+    assert report.facts.commits[(QPK, "v0.7.10")] == seed_repos.qpk_tags["v0.7.10"]  # annotated tag peeled
+    assert report.facts.commits[(UES, "v0.7.13")] == seed_repos.ues_tags["v0.7.13"]
+    assert report.facts.release.kit_pins["us-equity-strategies"][0].ref == "v0.7.10"
     assert report.facts.services["ibkr"].commit == seed_repos.target[IBKR]
     assert check(report, "platform-ci").status == "skipped" and "--source github" in check(report, "platform-ci").message
 
@@ -127,7 +127,7 @@ def test_pyproject_and_uv_lock_disagreeing_fail(seed_repos):
         seed_repos, {"requirements.txt": None, "pyproject.toml": _pyproject("v0.7.10", "v0.7.13"), "uv.lock": _uv_lock(qpk_old, ues)}
     )
     message = check(gate(seed_repos, {IBKR: sha}), "platform-pins:ibkr").message
-    assert "pin files disagree on quant-platform-kit" in message and f"uv.lock pins quant-platform-kit @{qpk_old[:7]}" in message
+    assert "install files disagree on quant-platform-kit" in message and f"uv.lock pins quant-platform-kit @{qpk_old[:7]}" in message
 
 
 def test_a_platform_that_does_not_pin_ues_fails(seed_repos):

@@ -108,9 +108,9 @@ def test_seed_facts_through_github_match_git_and_read_each_file_once():
     with running(prod_seed_repos()) as fake:
         report = run_gate(prod_config(), GitHubSource(OWNER, base_url=fake.base_url))
         assert report.ok, report.render_text()
-        # The two LongBridge services share a commit: its registry is fetched once, as are UES's files.
-        blobs = [line for line in fake.requests if "/git/blobs/" in line]
-        assert len(blobs) == len(set(blobs))
+        # The two LongBridge services share a commit: its tree is fetched once, as is UES's.
+        archives = [line for line in fake.requests if "/_codeload/" in line]
+        assert len(archives) == len(set(archives)) == 5
     facts = report.facts.profiles
     assert facts.for_service("longbridge-hk") == facts.for_service("longbridge-sg")
     assert facts.for_service("ibkr").bundled_configs == (BUNDLED_CONFIG,)
@@ -119,12 +119,7 @@ def test_seed_facts_through_github_match_git_and_read_each_file_once():
 
 def test_a_source_fault_on_a_facts_file_is_unverified_not_failed():
     with running(prod_seed_repos()) as fake:
-        registry_blob = None
-        from tests.fixtures.github_fake import git_blob_sha
-        from tests.fixtures.profile_sources import platform_source_files
-
-        registry_blob = git_blob_sha(platform_source_files("schwab", "target")["strategy_registry.py"])
-        fake.add_fault(f"/git/blobs/{registry_blob}", "500")
+        fake.add_fault(f"/_codeload/{OWNER}/{SCHWAB}/", "500")  # the archive of Schwab's commit, where its registry is
         report = run_gate(prod_config(), GitHubSource(OWNER, base_url=fake.base_url, backoff=0.0))
     result = check(report, "profile-facts:schwab")
     assert result.status == "error" and "could not verify" in result.message and report.unverified

@@ -5,12 +5,21 @@ import time
 import pytest
 
 from release.gate.checks import run_gate
+from release.gate.fetch import run_sync
 from release.gate.github_source import GitHubSource
 from release.gate.sources import TagNotFound
 from tests.fixtures.git_repos import prod_config
 from tests.fixtures.github_fake import IBKR, OWNER, QPK, SEED_TARGET_COMMITS, UES, fake_sha, prod_seed_repos, running
 
 TOKEN = "ghp_test_token_never_printed_0123456789"
+
+
+def ask(source, method: str, *args):
+    async def run():
+        async with source:
+            return await getattr(source, method)(*args)
+
+    return run_sync(run)
 
 
 def source_for(fake, **kwargs) -> GitHubSource:
@@ -23,21 +32,15 @@ def test_prod_stack_passes_with_few_requests_and_none_repeated(seed_fake):
     source = source_for(seed_fake)
     report = run_gate(prod_config(), source)
     assert report.ok, report.render_text()
-    # QPK tag (lightweight) 1 + UES tag (annotated) 2 + UES tree and pyproject blob 2
-    # + one tree per distinct platform commit 3 + one requirements.txt blob (same content, same blob id) 1
-    # + CI status and check runs per distinct platform commit 6 = 15; longbridge-hk/-sg share a commit.
-    # Profile facts: UES catalog, adapters and the strategy module they import 3 + one strategy_registry.py
-    # per distinct platform commit 3 (the bundled config is proved by the tree, not read) = 21.
-    # Asked concurrently (the default), UES's tree is listed by the tag's name in the first round and
-    # proved to be the tag commit's tree by that commit's tree id: one request more (22), two rounds fewer.
-    assert len(seed_fake.requests) == 22, seed_fake.requests
-    assert seed_fake.count(f"{UES}/git/trees/v0.7.13?") == 1 and seed_fake.count(f"{UES}/git/commits/") == 1
+    # QPK tag (lightweight) 1 + UES tag (annotated) 2; per package commit and per distinct platform commit
+    # (longbridge-hk/-sg share one): the listing, the tarball's redirect and the archive it leads to,
+    # 5 trees x 3 = 15; CI status and check runs per platform commit 6: 24, none asked twice.
+    assert len(seed_fake.requests) == 24, seed_fake.requests
+    assert seed_fake.count("/_codeload/") == 5 and seed_fake.count("/tarball/") == 5 and seed_fake.count("/git/trees/") == 5
     assert len(set(seed_fake.requests)) == len(seed_fake.requests)
-    run_gate(prod_config(), source)
-    assert len(seed_fake.requests) == 22  # everything cached within the source
     one_at_a_time = source_for(seed_fake, concurrency=1)
-    assert run_gate(prod_config(), one_at_a_time).ok
-    assert len(seed_fake.requests) == 22 + 21  # the tree by its commit's sha, as before
+    assert run_gate(prod_config(), one_at_a_time).render_text() == report.render_text()  # the same facts, one request at a time
+    assert len(seed_fake.requests) == 2 * 24
 
 
 def test_missing_tag_is_a_definite_failure(seed_fake):
@@ -50,7 +53,7 @@ def test_missing_tag_is_a_definite_failure(seed_fake):
 def test_a_branch_of_the_tag_name_does_not_count(seed_fake):
     seed_fake.repos[f"{OWNER}/{QPK}"].branches["v0.7.11"] = fake_sha(QPK, "v0.7.10")
     with pytest.raises(TagNotFound):
-        source_for(seed_fake).resolve_tag(QPK, "v0.7.11")
+        ask(source_for(seed_fake), "resolve_tag", QPK, "v0.7.11")
 
 
 def test_server_error_is_retried_then_succeeds(seed_fake):
@@ -58,7 +61,7 @@ def test_server_error_is_retried_then_succeeds(seed_fake):
     seed_fake.add_fault(tree, "500", times=1)
     report = run_gate(prod_config(), source_for(seed_fake))
     assert report.ok, report.render_text()
-    assert seed_fake.count(tree) == 2 and len(seed_fake.requests) == 23
+    assert seed_fake.count(tree) == 2 and len(seed_fake.requests) == 25
 
 
 def test_persistent_server_error_is_bounded_and_unreachable(seed_fake):
@@ -74,18 +77,20 @@ def test_persistent_server_error_is_bounded_and_unreachable(seed_fake):
 @pytest.mark.parametrize("concurrency", [1, 8])
 def test_rate_limit_fails_closed_at_once_without_waiting_for_the_reset(seed_fake, concurrency):
     seed_fake.add_fault("/git/ref/tags/", "ratelimit")
-    # The first concurrent round also asks for platform trees (their commits are in the config); were one
-    # answered before the limit, its blobs would rightly be asked. Slow the trees so the limit is known first.
-    seed_fake.slow_paths["/git/trees/"] = 0.5
+    # The first round also asks for platform trees and CI (their commits are in the config): the limit stops
+    # them in flight (slowed, so the limit is known first), and nothing is started after it.
+    for path in ("/git/trees/", "/tarball/", "/status", "/check-runs"):
+        seed_fake.slow_paths[path] = 0.5
     report = run_gate(prod_config(), source_for(seed_fake, concurrency=concurrency))
     qpk = next(c for c in report.checks if c.id == "qpk-tag")
     assert qpk.status == "error" and "rate limit" in qpk.message and "GITHUB_TOKEN" in qpk.message
     assert report.unreachable and not report.ok
     assert all(c.status in ("error", "skipped") for c in report.checks)
     if concurrency == 1:
-        assert len(seed_fake.requests) == 1
+        # one at a time: QPK's archive by the tag's name, then its ref, which meets the limit; nothing after
+        assert seed_fake.requests == [f"GET /repos/{OWNER}/{QPK}/tarball/v0.7.10", f"GET /repos/{OWNER}/{QPK}/git/ref/tags/v0.7.10"]
     else:  # the first round went out together; nothing it would have opened was asked after the limit
-        assert seed_fake.count("/git/blobs/") == 0 and seed_fake.count("/git/tags/") == 0
+        assert seed_fake.count("/_codeload/") == 0 and seed_fake.count("/git/tags/") == 0
 
 
 def test_hanging_response_times_out_once_and_names_the_call(seed_fake):
@@ -153,3 +158,17 @@ def test_token_is_sent_but_never_printed(seed_fake):
     assert any(TOKEN in (header or "") for header in seed_fake.auth_headers)
     printed = report.render_text() + json.dumps(report.to_json()) + source.describe()
     assert TOKEN not in printed and "token from GITHUB_TOKEN" in printed
+
+
+def test_an_archive_by_the_tags_name_counts_only_when_it_is_the_resolved_commits_tree(seed_fake):
+    """A tag's archive is fetched by name while the tag resolves; when the name meant another commit by
+    then (a tag moved, a branch of the same name), the archive by the commit is fetched instead."""
+    expected = run_gate(prod_config(), source_for(seed_fake)).render_text()
+    asked = len(seed_fake.requests)
+    seed_fake.archives_by_name[(UES, "v0.7.13")] = fake_sha(UES, "v0.7.12")
+    report = run_gate(prod_config(), source_for(seed_fake))
+    assert report.render_text() == expected
+    again = seed_fake.requests[asked:]
+    ues_commit = seed_fake.repos[f"{OWNER}/{UES}"].tags["v0.7.13"].commit
+    assert f"GET /repos/{OWNER}/{UES}/tarball/v0.7.13" in again and f"GET /repos/{OWNER}/{UES}/tarball/{ues_commit}" in again
+    assert len(again) == asked + 2  # the archive by the commit: its redirect and the archive

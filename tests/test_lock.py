@@ -9,6 +9,7 @@ from release.gate.git_source import GitSource
 from release.gate.lock import LockError, lock_path, read_lock, render_lock, write_lock
 from tests.fixtures.git_repos import prod_config
 from tests.fixtures.github_fake import IBKR, QPK
+from tests.fixtures.old_locks import old_schema
 
 NOW = datetime(2026, 4, 20, 9, 30, tzinfo=timezone.utc)
 
@@ -29,8 +30,9 @@ def test_write_then_read_round_trips_and_is_deterministic(seed_repos, tmp_path):
     assert text.endswith("}\n") and read_lock(path) == lock
     data = json.loads(text)
     assert list(data) == sorted(data) and data["locked_at"] == "2026-04-20T09:30:00Z"
-    assert data["quant_platform_kit"] == {"repo": QPK, "tag": "v0.7.10", "commit": seed_repos.qpk_tags["v0.7.10"]}
-    assert data["ues_qpk_pin"]["ref"] == "v0.7.10" and data["schema_version"] == 2
+    assert data["release"]["packages"]["quant-platform-kit"] == {"repo": QPK, "ref": "v0.7.10", "commit": seed_repos.qpk_tags["v0.7.10"]}
+    assert data["release"]["kit_pins"]["us-equity-strategies"][0]["ref"] == "v0.7.10" and data["schema_version"] == 3
+    assert len(data["lock_sha256"]) == 64 and data["refs"][f"QuantStrategyLab/{QPK}"]["v0.7.10"] == seed_repos.qpk_tags["v0.7.10"]
     facts = data["profile_facts"]
     assert facts["ues_tag"] == "v0.7.13" and facts["ues"]["v0.7.13"]["commit"] == seed_repos.ues_tags["v0.7.13"]
     assert facts["services"]["ibkr"] == f"{IBKR}@{seed_repos.target[IBKR]}"
@@ -71,7 +73,7 @@ def test_moving_the_bundle_keeps_the_tags_of_earlier_locks(seed_repos, tmp_path)
     assert first.recorded_commit("QuantStrategyLab", QPK, "v0.7.10") == seed_repos.qpk_tags["v0.7.10"]
     # A second lock for the same bundle from a fresh report must keep what the first recorded.
     second = write_lock(path, passing(seed_repos), now=datetime(2026, 4, 21, tzinfo=timezone.utc))
-    assert second.tags == first.tags and second.locked_at == "2026-04-21T00:00:00Z"
+    assert second.refs == first.refs and second.locked_at == "2026-04-21T00:00:00Z"
 
 
 def test_missing_lock_is_none_and_malformed_lock_is_a_clear_error(tmp_path, seed_repos):
@@ -146,9 +148,7 @@ def test_a_consistent_edit_with_a_recomputed_digest_is_still_checked_against_the
 def test_a_lock_from_before_profile_facts_serves_the_tag_history_but_not_the_plan(seed_repos, tmp_path):
     path = tmp_path / "Pulumi.prod.lock.json"
     write_lock(path, passing(seed_repos), now=NOW)
-    data = json.loads(path.read_text())
-    data.update(schema_version=1, matrix_tag="v0.7.13")
-    del data["profile_facts"], data["profile_facts_sha256"]
+    data = old_schema(json.loads(path.read_text()), 1)
     path.write_text(json.dumps(data))
     old = read_lock(path)
     assert old is not None and old.profile_facts is None and old.recorded_commit("QuantStrategyLab", QPK, "v0.7.10")
@@ -156,4 +156,81 @@ def test_a_lock_from_before_profile_facts_serves_the_tag_history_but_not_the_pla
         read_lock(path, need_facts=True)
     # Locking again replaces it with one that carries facts.
     assert write_lock(path, passing(seed_repos), now=NOW).profile_facts is not None
-    assert read_lock(path, need_facts=True).schema_version == 2
+    assert read_lock(path, need_facts=True).schema_version == 3
+
+
+def test_a_schema_2_lock_still_loads_and_is_judged_as_before(seed_repos, tmp_path):
+    from release.gate.checks import gate_from_lock
+
+    path = tmp_path / "Pulumi.prod.lock.json"
+    written = write_lock(path, passing(seed_repos), now=NOW)
+    path.write_text(json.dumps(old_schema(json.loads(path.read_text()), 2)))
+    old = read_lock(path, need_facts=True)
+    assert old.schema_version == 2 and old.release == written.release and old.refs == written.refs
+    report = gate_from_lock(prod_config(seed_repos.target), old)
+    assert report.ok, report.render_text()
+    assert [c.id for c in report.checks][:3] == ["qpk-tag", "ues-tag", "ues-pins-qpk"]
+    # and the next gate run compares its tags with what it recorded
+    assert run_gate(prod_config(seed_repos.target), GitSource(seed_repos.root), old).ok
+
+
+def _edit_service_commit(data):
+    data["services"]["ibkr"]["commit"] = "1" * 40
+
+
+def _schema_true(data):
+    data["schema_version"] = True
+
+
+@pytest.mark.parametrize(
+    ("edit", "words"),
+    [
+        (_edit_service_commit, "does not match lock_sha256"),  # a field outside the facts' digest
+        (lambda data: data["refs"][f"QuantStrategyLab/{QPK}"].pop("v0.7.10"), "refs lacks the release's quant-platform-kit v0.7.10"),
+        (_schema_true, "schema_version"),
+    ],
+    ids=["a field outside the facts", "the lock's own history entry deleted", "schema_version: true"],
+)
+def test_edits_anywhere_in_the_lock_are_refused(seed_repos, tmp_path, edit, words):
+    path = tmp_path / "Pulumi.prod.lock.json"
+    write_lock(path, passing(seed_repos), now=NOW)
+    with pytest.raises(LockError) as caught:
+        read_lock(_tamper(path, edit))
+    assert words in str(caught.value)
+
+
+def test_a_lock_with_a_key_given_twice_is_refused(seed_repos, tmp_path):
+    path = tmp_path / "Pulumi.prod.lock.json"
+    write_lock(path, passing(seed_repos), now=NOW)
+    text = path.read_text()
+    duplicated = text.replace(
+        '"locked_at": "2026-04-20T09:30:00Z",', '"locked_at": "2026-04-20T09:30:00Z",\n  "locked_at": "2030-01-01T00:00:00Z",', 1
+    )
+    assert duplicated != text
+    path.write_text(duplicated)
+    with pytest.raises(LockError, match="names locked_at twice"):
+        read_lock(path)
+
+
+def test_what_a_recomputed_digest_hides_and_what_it_does_not(seed_repos, tmp_path):
+    """A digest is not a signature: an older history entry deleted with lock_sha256 recomputed is not
+    detectable (the README says so), while the lock's own refs must still be in its history."""
+    from release.gate.lock import Lock, lock_digest
+
+    path = tmp_path / "Pulumi.prod.lock.json"
+    write_lock(path, passing(seed_repos), now=NOW)
+
+    def resealed(edit):
+        def apply(data):
+            edit(data)
+            data["lock_sha256"] = lock_digest(Lock.model_validate({k: v for k, v in data.items() if k != "lock_sha256"}))
+
+        return apply
+
+    history = read_lock(_tamper(path, resealed(lambda data: data["refs"][f"QuantStrategyLab/{QPK}"].update({"v0.7.8": "8" * 40}))))
+    assert history.recorded_commit("QuantStrategyLab", QPK, "v0.7.8") == "8" * 40  # an older lock's entry, say
+    path.write_text(render_lock(history))
+    older = read_lock(_tamper(path, resealed(lambda data: data["refs"][f"QuantStrategyLab/{QPK}"].pop("v0.7.8"))))
+    assert older is not None and older.recorded_commit("QuantStrategyLab", QPK, "v0.7.8") is None
+    with pytest.raises(LockError, match="refs lacks"):
+        read_lock(_tamper(path, resealed(lambda data: data["refs"][f"QuantStrategyLab/{QPK}"].pop("v0.7.10"))))

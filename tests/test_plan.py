@@ -79,8 +79,8 @@ def test_failed_gate_blocks_and_steps_start_at_the_first_unmet_release_step():
         ok=False,
         checks=(
             Check("qpk-tag", True, "ok"),
-            Check("platform-pins-ibkr", False, "requirements.txt pins UES v0.7.7", "failed"),
-            Check("ues-pins-qpk", False, "UES v0.7.13 pins QPK v0.7.9", "failed"),
+            Check("platform-pins-ibkr", False, "requirements.txt pins UES v0.7.7", "failed", "platform-pins"),
+            Check("ues-pins-qpk", False, "UES v0.7.13 pins QPK v0.7.9", "failed", "tag-ues"),
         ),
     )
     plan = build_plan(CONFIG, gate, {}, FACTS)
@@ -117,7 +117,7 @@ def test_rollback_is_labelled_and_env_first():
     )
     older = CONFIG.model_copy(
         update={
-            "release": CONFIG.release.model_copy(update={"quant_platform_kit": "v0.7.8", "us_equity_strategies": "v0.7.11"}),
+            "release": CONFIG.release.model_copy(update={"shorthand_qpk": "v0.7.8", "shorthand_ues": "v0.7.11"}),
             "services": {
                 "schwab": spec.model_copy(
                     update={"commit": OLD, "image": spec.image.rsplit(":", 1)[0] + ":" + OLD, "strategy_profile": "hybrid_growth_income"}
@@ -140,13 +140,21 @@ def test_services_absent_from_live_input_are_noted():
     )
 
 
-def test_gate_stage_orders_unknown_checks_first():
-    assert [gate_stage(i) for i in ("qpk-tag", "ues-tag", "platform-pins-ibkr", "something")] == [
-        "tag-qpk",
-        "tag-ues",
-        "platform-pins",
-        "verify-gate",
-    ]
+def test_the_step_names_the_stage_the_gate_recorded_not_one_guessed_from_the_id():
+    # pin-refs refused UES's own QPK pin: the cause is UES's release, whatever the check is called;
+    # a platform's CI is the platform's step even though its id names no stage
+    gate = Gate(
+        ok=False,
+        checks=(
+            Check("platform-ci:schwab", False, "CharlesSchwabPlatform@a81a360 CI failed", "failed", "platform-pins"),
+            Check("pin-refs", False, "UsEquityStrategies@v0.7.13 pins quant-platform-kit @main", "failed", "tag-ues"),
+            Check("a-check-of-tomorrow", False, "no stage recorded", "failed"),
+        ),
+    )
+    assert [gate_stage(check) for check in gate.checks] == ["platform-pins", "tag-ues", "verify-gate"]
+    steps = build_plan(CONFIG, gate, {}, FACTS).steps
+    assert [step.stage for step in steps[:3]] == ["verify-gate", "tag-ues", "platform-pins"]
+    assert steps[1].action.startswith("pin QPK v0.7.10 in UES and tag UES v0.7.13: pin-refs: UsEquityStrategies@v0.7.13 pins")
 
 
 def test_the_plan_shows_the_dry_run_flag_live_and_desired_raw_values():

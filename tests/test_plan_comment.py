@@ -119,10 +119,10 @@ def test_a_huge_full_plan_is_cut_below_githubs_limit_and_the_fence_holds():
 def test_cli_markdown_format_prints_the_comment_and_exits_with_the_verdict(capsys, monkeypatch, tmp_path):
     import release.gate.checks
     import release.gate.lock
-    import release.gate.sources
+    import release.gate.selection
 
     verdicts = iter([PASSED, Gate(ok=False, checks=(Check("qpk-tag", False, "unreachable", "error"),), unverified=True, unreachable=True)])
-    monkeypatch.setattr(release.gate.sources, "make_source", lambda kind, bundle, git_root, environ: object())
+    monkeypatch.setattr(release.gate.selection, "make_source", lambda kind, bundle, git_root, environ: object())
     monkeypatch.setattr(release.gate.checks, "run_gate", lambda config, source, lock=None: next(verdicts))
     monkeypatch.setattr(release.gate.lock, "read_lock", lambda path: None)
     images = str(write_images_dir(tmp_path / "images", [spec.image for spec in CONFIG.services.values()]))

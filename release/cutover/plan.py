@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional, Protocol, Sequence
 from components.platforms import PLATFORMS, RUNTIME_TARGET_ENABLED, RUNTIME_TARGET_JSON, STRATEGY_PROFILE
 from components.profiles import ProfileFacts
 from components.runtime_target import selectors
-from release.config import ReleaseBundle, StackConfig
+from release.config import COMMIT_PATTERN, ReleaseBundle, StackConfig
 from release.control_chars import escape_controls
 from release.cutover.images import NOT_GIVEN, ImageCheck, pruned_repository_warning
 from release.cutover.live import LiveService, confirm_live
@@ -22,9 +22,10 @@ from release.cutover.scheduling import LiveSchedulerJob, job_changes, job_change
 from release.report_words import status_label, verdict_text
 
 # The release order (README "Release order"); a step's stage says where in it the step belongs.
-STAGES = ("verify-gate", "tag-qpk", "tag-ues", "platform-pins", "deploy-image", "switch-env", "resolve")
+STAGES = ("verify-gate", "release-bundle", "tag-qpk", "tag-ues", "platform-pins", "deploy-image", "switch-env", "resolve")
 STAGE_TITLES = {
     "verify-gate": "verify the release gate",
+    "release-bundle": "fix the release's bundle",
     "tag-qpk": "tag QPK",
     "tag-ues": "bump UES's QPK pin and tag UES",
     "platform-pins": "bump platform pins",
@@ -147,16 +148,11 @@ def _check_ok(check: Any) -> bool:
     return bool(getattr(check, "ok", getattr(check, "status", "") == "passed"))
 
 
-def gate_stage(check_id: str) -> str:
-    """Where a failed gate check sits in the release order, from its id (unknown ids come first)."""
-    lowered = check_id.lower().replace("platform-kit", "qpk").replace("platform_kit", "qpk")
-    if any(word in lowered for word in ("platform", "ibkr", "schwab", "longbridge", "service")):
-        return "platform-pins"
-    if "ues" in lowered or "strategies" in lowered:
-        return "tag-ues"
-    if "qpk" in lowered:
-        return "tag-qpk"
-    return "verify-gate"
+def gate_stage(check: Any) -> str:
+    """Where a failed gate check's cause sits in the release order: the stage the gate recorded on it
+    (a pin, a ref, a bundle), never guessed from its id; a check without one comes first."""
+    stage = str(getattr(check, "stage", "verify-gate"))
+    return stage if stage in STAGES else "verify-gate"
 
 
 def _switch_text(service: ServicePlan, diff: EnvDiff) -> str:
@@ -224,16 +220,22 @@ def build_steps(plan_services: Sequence[ServicePlan], gate: Optional[Any], confi
     if gate is None or getattr(gate, "unverified", False):
         steps.append(Step("verify-gate", f"verify the release gate with {WHAT_VERIFIES}", "nothing to undo"))
     if gate is not None:
+        qpk, ues = bundle.quant_platform_kit, bundle.us_equity_strategies
+        tags = not any(COMMIT_PATTERN.fullmatch(ref) for ref in bundle.refs.values())
+        noun = "release" if bundle.form == "packages" else "bundle"
         hints = {
-            "tag-qpk": f"tag QPK {bundle.quant_platform_kit}",
-            "tag-ues": f"pin QPK {bundle.quant_platform_kit} in UES and tag UES {bundle.us_equity_strategies}",
-            "platform-pins": "pin the bundle in each platform repo at the configured commit",
+            "release-bundle": f"fix the bundle {bundle.bundle}" if bundle.bundle else STAGE_TITLES["release-bundle"],
+            "tag-qpk": f"tag QPK {qpk}" if tags else "release QPK's commit on its default branch",
+            "tag-ues": f"pin QPK {qpk} in UES and tag UES {ues}"
+            if tags
+            else "release each strategy package's commit, pinning the release's QPK",
+            "platform-pins": f"pin the {noun} in each platform repo at the configured commit",
         }
         # Checks that could not be verified ("error") are covered by the verify step above; only a
         # definite failure names an unmet step of the release order.
         failed = [check for check in gate.checks if getattr(check, "status", "failed") == "failed"]
-        for check in sorted(failed, key=lambda c: STAGES.index(gate_stage(str(c.id)))):
-            stage = gate_stage(str(check.id))
+        for check in sorted(failed, key=lambda c: STAGES.index(gate_stage(c))):
+            stage = gate_stage(check)
             hint = hints.get(stage, STAGE_TITLES[stage])
             steps.append(Step(stage, f"{hint}: {check.id}: {check.message}", "nothing deployed yet; nothing to undo"))
     again = "pulumi up again (after `python -m release verify` confirms the first update live)"
@@ -266,7 +268,7 @@ def build_plan(
     if images is None:
         images = {key: ImageCheck(key, spec.image, "unverified", NOT_GIVEN) for key, spec in config.services.items()}
     services = tuple(
-        plan_service(key, spec, config.release, live_by_key.get(key), facts, resolved_digest(images.get(key)))
+        plan_service(key, spec, config.release_for(key), live_by_key.get(key), facts, resolved_digest(images.get(key)))
         for key, spec in config.services.items()
     )
     steps = build_steps(services, gate, config)

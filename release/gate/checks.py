@@ -1,39 +1,62 @@
-"""The release gate: the checks that must pass before any env diff (docs/platform-facts.md §1).
+"""The release gate: the checks that must pass before any env diff (docs/platform-facts.md §1 and §8).
 
-`run_gate` asks a source (GitHub or git) for facts and returns a `GateReport`; it never raises for a
-source fault: a fault becomes an "error" check (could not verify), which fails closed like a failed one.
-`gate_from_lock` is the offline verdict: the config compared against what a lock proved.
+`run_gate` fetches (release/gate/fetch.py: every question in stages, into an immutable `Snapshot`), then
+`judge` runs the checks below over those facts alone, once, in this order; a source fault is a check
+that could not verify ("error"), which fails closed like a failed one. Each check carries its stage of
+the release order (`stage`: data, for `plan`'s next steps) and any warnings.
 
-Checks, in report order:
-  qpk-tag, ues-tag           the bundle's tags exist; the commit each resolves to
-  ues-pins-qpk               UES's pyproject.toml at its tag pins the bundle's QPK (tag or its commit)
-  platform-pins:<key>        the platform commit exists and every pin file pins QPK and UES to the bundle
-  pin-refs                   no branch, short sha, non-git or non-canonical repository in any pin
-  tag-immutable              no tag resolves to another commit than the lock recorded
-  order                      UES's QPK pin is not newer than the bundle's QPK; a move back is a rollback
-  platform-ci:<key>          (GitHub only) the platform commit's statuses and check runs are green
-  profile-facts:<key>        UES's catalog/adapters at the tag and the platform's registry at its commit
-                             were read (release/gate/profile_checks.py) and the configured profile is enabled
+  release-bundle      the QSL bundle a release names was read at QuantRuntimeSettings' default branch
+  <pkg>-tag|-commit   each package's ref: a tag resolves (annotated chains peeled); a commit exists and
+                      is on its repository's default branch
+  <pkg>-pins-qpk      each strategy package (UES, HK) at its ref requires the release's QPK, unless every
+                      platform commit installing it overrides QPK (then a warning)
+  platform-pins:<key> the platform commit exists and every install file agrees on every package of the
+                      release and resolves to the release's commit; a package it does not install is
+                      reported (a required one fails); a qsl.toml bundle other than the release's is reported
+  pin-refs            every pin of a shared package, and every QuantStrategyLab git pin, is a release tag
+                      or a full commit of the canonical repository
+  tag-immutable       no tag resolves to another commit than a lock recorded
+  order               a strategy needs no QPK newer than the release's; against the lock, a package moves
+                      forward, or back as a labelled rollback (tags by version, commits by history), never
+                      to a diverged commit
+  platform-ci:<key>   (GitHub only) the platform commit's statuses and check runs are green
+  profile-facts:<key> the profile is runtime-enabled by the platform commit with the release's UES
+Checks of a service's own release carry its key (`ues-commit:schwab`). `gate_from_lock` is the verdict a
+lock alone gives; `with_lock` lets a lock answer only what a run could not.
 """
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable, Literal, Optional
 
 from packaging.version import Version
 
 from components.profiles import ProfileFacts, platform_key
-from release.config import ReleaseBundle, StackConfig, ref_kind, release_version
+from release.config import ReleaseBundle, StackConfig, ref_kind, release_version, short_ref
 from release.control_chars import escape_controls
-from release.gate.lock import Lock
-from release.gate.pins import PIN_FILES, PYPROJECT_TOML, QPK_PACKAGE, RELEASE_KINDS, UES_PACKAGE, Pin, PinFileError, pins_from_file
-from release.gate.profile_checks import lock_profile_checks, profile_checks
-from release.gate.sources import Answers, NotFound, Pending, ReleaseSource, SourceError, explore, exploring
+from release.gate.fetch import BundleFacts, ReleaseGroup, Snapshot, fetch_snapshot, release_groups
+from release.gate.lock import Lock, LockedBundle, LockedRef, LockedRelease
+from release.gate.pins import (
+    OVERRIDES,
+    PIN_FILES,
+    PYPROJECT_TOML,
+    RELEASE_KINDS,
+    InstallFiles,
+    Pin,
+    PinFileError,
+    kit_pins,
+    read_install_files,
+)
+from release.gate.profile_checks import BlockedStatus, lock_profile_checks, profile_checks
+from release.gate.sources import NotFound, ReleaseSource, SourceError
+from release.gate.trees import Tree, TreeError
+from release.packages import BY_NAME, PACKAGES, QPK_PACKAGE, UES_PACKAGE, Package
 from release.report_words import counts_text, status_label
 
 Status = Literal["passed", "failed", "error", "skipped"]
+Stage = Literal["verify-gate", "release-bundle", "tag-qpk", "tag-ues", "platform-pins"]
+STAGE_ORDER: tuple[Stage, ...] = ("verify-gate", "release-bundle", "tag-qpk", "tag-ues", "platform-pins")
 LOCK_FIX = "run `python -m release lock` to verify and record the current config"
 LOCK_AGAIN = "run `python -m release lock` again"
 
@@ -43,7 +66,9 @@ class CheckResult:
     id: str
     status: Status
     message: str
+    stage: Stage = "verify-gate"  # where in the release order its cause sits
     unreachable: bool = False  # an "error" because the source could not be reached at all
+    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -56,27 +81,30 @@ class ServiceFacts:
     repo: str
     commit: str
     pins: tuple[Pin, ...]
+    release: Optional[LockedRelease] = None  # its own release, when it overrides the stack's
 
 
 @dataclass
 class GateFacts:
     """What the gate proved; the lock is written from this."""
 
-    tags: dict[tuple[str, str], str] = field(default_factory=dict)  # (repo, tag) -> commit
-    ues_qpk_pin: Optional[Pin] = None
+    release: Optional[LockedRelease] = None  # the stack's release, when every package of it was proved
     services: dict[str, ServiceFacts] = field(default_factory=dict)
+    commits: dict[tuple[str, str], str] = field(default_factory=dict)  # (repo, ref) -> commit
     # Proved profile facts (None when they could not all be read), plus the history the lock kept.
     profiles: Optional[ProfileFacts] = None
 
 
 @dataclass
 class GateReport:
-    bundle: ReleaseBundle
+    bundle: ReleaseBundle  # the stack's release, its bundle's refs filled in when read
     checks: list[CheckResult]
     source_kind: str
     verified_from: str
     facts: GateFacts = field(default_factory=GateFacts)
     rollback: bool = False
+    config: Optional[StackConfig] = None  # the config as judged (bundle refs filled in)
+    snapshot: Optional[Snapshot] = None  # what was fetched (the trees), for whatever runs from them
 
     @property
     def ok(self) -> bool:
@@ -90,10 +118,15 @@ class GateReport:
     def unreachable(self) -> bool:
         return any(check.unreachable for check in self.checks)
 
+    @property
+    def failed_definitely(self) -> bool:
+        return any(check.status == "failed" for check in self.checks)
+
     def failed(self) -> list[CheckResult]:
         return [check for check in self.checks if not check.ok]
 
     def to_json(self) -> dict[str, Any]:
+        release = self.facts.release
         return {
             "ok": self.ok,
             "unverified": self.unverified,
@@ -104,12 +137,17 @@ class GateReport:
             "bundle": {
                 "quant_platform_kit": self.bundle.quant_platform_kit,
                 "us_equity_strategies": self.bundle.us_equity_strategies,
+                "packages": self.bundle.refs,
+                "bundle": self.bundle.bundle,
                 "github_owner": self.bundle.github_owner,
             },
-            "checks": [{"id": c.id, "ok": c.ok, "status": c.status, "message": c.message} for c in self.checks],
+            "checks": [
+                {"id": c.id, "ok": c.ok, "status": c.status, "stage": c.stage, "message": c.message, "warnings": list(c.warnings)}
+                for c in self.checks
+            ],
             "facts": {
-                "tags": {f"{repo}@{tag}": commit for (repo, tag), commit in sorted(self.facts.tags.items())},
-                "ues_qpk_pin": None if self.facts.ues_qpk_pin is None else self.facts.ues_qpk_pin.model_dump(),
+                "release": None if release is None else release.model_dump(mode="json"),
+                "commits": {f"{repo}@{ref}": commit for (repo, ref), commit in sorted(self.facts.commits.items())},
                 "profiles": None if self.facts.profiles is None else self.facts.profiles.model_dump(mode="json"),
                 "services": {
                     key: {
@@ -117,6 +155,7 @@ class GateReport:
                         "repo": s.repo,
                         "commit": s.commit,
                         "pins": [pin.model_dump() for pin in s.pins],
+                        "release": None if s.release is None else s.release.model_dump(mode="json"),
                     }
                     for key, s in sorted(self.facts.services.items())
                 },
@@ -126,13 +165,15 @@ class GateReport:
     def render_text(self) -> str:
         verdict = "PASS" if self.ok else ("UNVERIFIED" if self.unverified and not self.failed_definitely else "FAIL")
         lines = [
-            f"Release gate: {verdict} - bundle QPK {self.bundle.quant_platform_kit}, UES {self.bundle.us_equity_strategies}"
-            f" (owner {self.bundle.github_owner}; verified from {self.verified_from})"
+            f"Release gate: {verdict} - {release_title(self.bundle)} (owner {self.bundle.github_owner}; verified from {self.verified_from})"
         ]
-        lines += [f"  {status_label(check.status)} {check.id}: {check.message}" for check in self.checks]
-        lines.append(counts_text([check.status for check in self.checks]))
+        for check in self.checks:
+            lines.append(f"  {status_label(check.status)} {check.id}: {check.message}")
+            lines += [f"        WARNING: {warning}" for warning in check.warnings]
+        warned = sum(len(check.warnings) for check in self.checks)
+        lines.append(counts_text([check.status for check in self.checks]) + (f"; {warned} warning(s)" if warned else ""))
         if self.rollback:
-            lines.append("This bundle is a ROLLBACK to older tags than the lock recorded.")
+            lines.append("This release is a ROLLBACK to older refs than the lock recorded.")
         if self.unverified:
             lines.append(
                 "The gate could not verify everything and fails closed: fix access to the source "
@@ -141,23 +182,27 @@ class GateReport:
         # Messages quote server answers: a newline in one must not forge a PASS line.
         return "\n".join(escape_controls(line) for line in lines)
 
-    @property
-    def failed_definitely(self) -> bool:
-        return any(check.status == "failed" for check in self.checks)
 
-
-# -- helpers ------------------------------------------------------------------------------------------
+def release_title(release: ReleaseBundle) -> str:
+    """`bundle QPK v0.7.10, UES v0.7.13` (the seed's words), `release QPK ff09c88, ...`, `bundle 2026.07.4 (...)`."""
+    if release.form == "bundle":
+        return release.describe()
+    return f"{'bundle' if release.form == 'shorthand' else 'release'} {release.describe()}"
 
 
 def short(sha: str) -> str:
     return sha[:7]
 
 
-def _fault(check_id: str, error: SourceError) -> CheckResult:
+def _noun(release: ReleaseBundle) -> str:
+    return "release" if release.form == "packages" else "bundle"
+
+
+def _fault(check_id: str, error: SourceError, stage: Stage) -> CheckResult:
     """A source fault: NotFound is a definite "no" (failed); anything else could not be verified (error)."""
     if isinstance(error, NotFound):
-        return CheckResult(check_id, "failed", str(error))
-    return CheckResult(check_id, "error", f"could not verify: {error}", unreachable=error.unreachable)
+        return CheckResult(check_id, "failed", str(error), stage)
+    return CheckResult(check_id, "error", f"could not verify: {error}", stage, error.unreachable)
 
 
 @dataclass(frozen=True)
@@ -168,476 +213,844 @@ class _Blocked:
     reason: str
     unreachable: bool = False
 
-    def result(self, check_id: str) -> CheckResult:
-        return CheckResult(check_id, self.status, f"not checked: {self.reason}", self.unreachable)
+    def result(self, check_id: str, stage: Stage) -> CheckResult:
+        return CheckResult(check_id, self.status, f"not checked: {self.reason}", stage, self.unreachable)
+
+    @classmethod
+    def of(cls, check: CheckResult) -> "_Blocked":
+        return cls("failed" if check.status == "failed" else "error", f"{check.id} {check.status}", check.unreachable)
+
+
+def _stage_of(package: Package) -> Stage:
+    return "tag-qpk" if package.kit else "tag-ues"
+
+
+def _ref_field(group: ReleaseGroup, name: str) -> str:
+    """The stack field that names the package's ref (what to change to fix it)."""
+    prefix = "release" if not group.suffix else f"services.{group.suffix[1:]}.release"
+    release = group.release
+    if release.form == "bundle":
+        return f"the bundle {release.bundle} ({prefix}.bundle)"
+    if release.form == "shorthand":
+        return f"{prefix}.{BY_NAME[name].shorthand}"
+    return f"{prefix}.packages.{name}"
+
+
+# -- reading what a tree installs --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class _PinRead:
-    """The pins one repository declares at one commit, or why they could not be read."""
+class _Installs:
+    """What one platform commit installs, or why it could not be told."""
 
-    pins: tuple[Pin, ...] = ()
-    files: tuple[str, ...] = ()
+    files: Optional[InstallFiles] = None
     blocked: Optional[_Blocked] = None
-    pending: bool = False  # blocked only because the gate is still exploring (never in a report)
 
 
-def _expected(bundle_tag: str, tag_commit: Optional[str]) -> str:
-    return f"{bundle_tag}" + (f" (= {short(tag_commit)})" if tag_commit else "")
+def _installs(snapshot: Snapshot, repo: str, commit: str, key: str, owner: str) -> _Installs:
+    tree = snapshot.trees.get((repo, commit))
+    label = f"{repo}@{short(commit)}"
+    if tree is None:
+        return _Installs(blocked=_Blocked("error", f"{label} was not read"))
+    if isinstance(tree, SourceError):
+        if isinstance(tree, NotFound):
+            return _Installs(blocked=_Blocked("failed", f"commit {commit} not found in {repo}; push it or fix the commit"))
+        return _Installs(blocked=_Blocked("error", str(tree), tree.unreachable))
+    try:
+        return _Installs(files=read_install_files(tree.text, owner))
+    except (PinFileError, TreeError) as error:
+        return _Installs(blocked=_Blocked("failed", f"{label} {error}; fix the file"))
 
 
-def _pin_problem(pin: Pin, bundle_tag: str, tag_commit: Optional[str]) -> Optional[str]:
-    """Why `pin` is not the bundle's release (None when it is): tag = the bundle tag, sha = its commit."""
+def _pin_problem(pin: Pin, release_ref: str, commit: Optional[str], noun: str) -> Optional[str]:
+    """Why `pin` is not the release's ref (None when it is): the tag itself or its commit for a tag
+    release; the commit itself for a commit release. A resolution uv recorded must be that commit."""
+    expected = release_ref + (f" (= {short(commit)})" if commit and ref_kind(release_ref) == "tag" else "")
     if pin.kind == "tag":
-        if pin.ref != bundle_tag:
-            return f"pins {pin.package} @{pin.ref}, bundle is {bundle_tag}"
+        if ref_kind(release_ref) == "commit":
+            return f"pins {pin.package} @{pin.ref}, {noun} is commit {short(release_ref)}: pin the commit itself"
+        if pin.ref != release_ref:
+            return f"pins {pin.package} @{pin.ref}, {noun} is {release_ref}"
     elif pin.kind == "sha":
-        if tag_commit is None:
-            return f"pins {pin.package} @{short(pin.ref)}, and the bundle tag {bundle_tag} did not resolve to compare it"
-        if pin.ref != tag_commit:
-            return f"pins {pin.package} @{short(pin.ref)}, bundle is {_expected(bundle_tag, tag_commit)}"
+        if commit is None:
+            return f"pins {pin.package} @{short(pin.ref)}, and the {noun}'s {release_ref} did not resolve to compare it"
+        if pin.ref != commit:
+            return f"pins {pin.package} @{short(pin.ref)}, {noun} is {expected}"
     else:
-        return f"pins {pin.describe()} ({pin.kind}), bundle is {bundle_tag}"
-    if pin.resolved is not None and tag_commit is not None and pin.resolved != tag_commit:
-        return f"resolved {pin.package} to {short(pin.resolved)}, bundle {bundle_tag} is {short(tag_commit)}"
+        return f"pins {pin.describe()} ({pin.kind}), {noun} is {release_ref}"
+    if pin.resolved is not None and commit is not None and pin.resolved != commit:
+        return f"resolved {pin.package} to {short(pin.resolved)}, {noun} {release_ref} is {short(commit)}"
     return None
 
 
-@functools.lru_cache(maxsize=1024)
-def _pins_of(name: str, text: str) -> tuple[Pin, ...]:
-    """Parsed once per distinct file: the gate's logic runs several passes while it explores."""
-    return tuple(pins_from_file(name, text))
-
-
-def _read_pins(source: ReleaseSource, repo: str, commit: str, files: tuple[str, ...]) -> _PinRead:
-    label = f"{repo}@{short(commit)}"
-    try:
-        if not source.commit_exists(repo, commit):
-            return _PinRead(blocked=_Blocked("failed", f"commit {commit} not found in {repo}; push it or fix the commit"))
-        present = tuple(name for name in files if name in source.list_files(repo, commit, files))
-        pins: list[Pin] = []
-        waiting: Optional[Pending] = None
-        for name in present:
-            try:
-                text = source.read_file(repo, commit, name)
-            except Pending as pending:
-                waiting = waiting or pending  # while exploring: ask for every file in the same round
-                continue
-            if text is None:
-                continue
-            try:
-                pins += _pins_of(name, text)
-            except PinFileError as error:
-                return _PinRead(blocked=_Blocked("failed", f"{label} {error}; fix the file"))
-        if waiting is not None:
-            raise waiting
-        return _PinRead(pins=tuple(pins), files=present)
-    except SourceError as error:
-        status: Status = "failed" if isinstance(error, NotFound) else "error"
-        return _PinRead(blocked=_Blocked(status, str(error), error.unreachable), pending=isinstance(error, Pending))
-
-
-# -- the gate -----------------------------------------------------------------------------------------
-
-
-def run_gate(config: StackConfig, source: ReleaseSource, lock: Optional[Lock] = None) -> GateReport:
-    """Every check against `source`; faults become "error" checks, never exceptions.
-
-    A source that can answer concurrently (`answers` and `concurrency` > 1: GitHub) is first explored:
-    the checks run as throw-away passes that collect the questions they reach, which a bounded pool
-    asks at once (see `release.gate.sources.explore`); then the checks run for real from those answers,
-    so the report is the one asking one question at a time would give, in the same order.
-    """
-    unjudged = _unjudged_shape(config)
-    if unjudged is not None:
-        return GateReport(bundle=config.release, checks=[unjudged], source_kind=source.kind, verified_from=source.describe())
-    answers = getattr(source, "answers", None)
-    pool_size = getattr(source, "concurrency", 1)
-    if isinstance(answers, Answers) and pool_size > 1:
-        explore(
-            answers,
-            lambda: _gate_pass(config, source, lock),
-            pool_size,
-            getattr(source, "deadline", lambda: None),
-            group=getattr(source, "group_questions", None),
-            priority=getattr(source, "question_priority", None),
-        )
-    return _gate_pass(config, source, lock)
-
-
-def _unjudged_shape(config: StackConfig) -> Optional[CheckResult]:
-    """A release this gate cannot judge yet fails closed as a whole, before any question is asked."""
-    releases = [config.release] + [config.release_for(key) for key, spec in config.services.items() if spec.release is not None]
-    shapes = []
-    if any(release.bundle is not None for release in releases):
-        shapes.append("a bundle")
-    if any(ref_kind(ref) == "commit" for release in releases for ref in release.refs.values()):
-        shapes.append("commit refs")
-    if any(set(release.refs) - {QPK_PACKAGE, UES_PACKAGE} for release in releases):
-        shapes.append("packages beyond QPK and UES")
-    if len(releases) > 1:
-        shapes.append("per-service releases")
-    if not shapes:
-        return None
-    return CheckResult(
-        "release-form",
-        "failed",
-        f"this gate judges releases of two tags (QPK and UES) only; not yet {', '.join(shapes)}: write the release as two tags",
-    )
-
-
-def _gate_pass(config: StackConfig, source: ReleaseSource, lock: Optional[Lock]) -> GateReport:
-    bundle = config.release
-    owner, repos = bundle.github_owner, bundle.repositories
-    qpk_repo, ues_repo = repos.quant_platform_kit, repos.us_equity_strategies
-    facts = GateFacts()
-    checks: list[CheckResult] = []
-
-    # 1. tags
-    tag_commits: dict[str, Optional[str]] = {}
-    tag_blocked: dict[str, _Blocked] = {}
-    for check_id, repo, tag in (("qpk-tag", qpk_repo, bundle.quant_platform_kit), ("ues-tag", ues_repo, bundle.us_equity_strategies)):
-        try:
-            commit = source.resolve_tag(repo, tag)
-        except SourceError as error:
-            checks.append(_fault(check_id, error))
-            tag_commits[check_id] = None
-            tag_blocked[check_id] = _Blocked(checks[-1].status, f"{check_id} {checks[-1].status}", error.unreachable)
-            continue
-        tag_commits[check_id] = commit
-        facts.tags[(repo, tag)] = commit
-        checks.append(CheckResult(check_id, "passed", f"{owner}/{repo} tag {tag} -> {commit}"))
-    qpk_commit, ues_commit = tag_commits["qpk-tag"], tag_commits["ues-tag"]
-
-    # 2. UES's QPK pin
-    all_pins: list[tuple[str, Pin]] = []  # (where, pin) for pin-refs
-    read_faults: list[_Blocked] = []
-    ues_label = f"{ues_repo}@{bundle.us_equity_strategies}"
-    ues_qpk_pins: list[Pin] = []
-    ues_blocked: Optional[_Blocked] = tag_blocked.get("ues-tag")
-    if ues_commit is None and exploring(source):
-        # The tag is still resolving: ask for the pin file by the tag's name meanwhile (this pass is thrown away).
-        try:
-            source.read_file(ues_repo, bundle.us_equity_strategies, PYPROJECT_TOML)
-        except SourceError:
-            pass
-    if ues_commit is not None:
-        read = _read_pins(source, ues_repo, ues_commit, (PYPROJECT_TOML,))
-        ues_blocked = read.blocked
-        if read.blocked is not None:
-            read_faults.append(read.blocked)
-        ues_qpk_pins = [pin for pin in read.pins if pin.package == QPK_PACKAGE]
-        all_pins += [(ues_label, pin) for pin in ues_qpk_pins]
-    if ues_blocked is not None:
-        checks.append(ues_blocked.result("ues-pins-qpk"))
-    elif not ues_qpk_pins:
-        checks.append(
-            CheckResult(
-                "ues-pins-qpk",
-                "failed",
-                f"{ues_label} {PYPROJECT_TOML} does not pin {QPK_PACKAGE}; pin it to {bundle.quant_platform_kit} and tag a new UES",
-            )
-        )
-    else:
-        problems = [
-            f"{ues_label} {pin.file} {p}" for pin in ues_qpk_pins if (p := _pin_problem(pin, bundle.quant_platform_kit, qpk_commit))
-        ]
-        problems += _non_canonical(ues_label, ues_qpk_pins, owner, qpk_repo)
-        facts.ues_qpk_pin = ues_qpk_pins[0]
-        if problems:
-            checks.append(
-                CheckResult(
-                    "ues-pins-qpk",
-                    "failed",
-                    "; ".join(problems) + f"; bump UES's pin to {bundle.quant_platform_kit} and tag a new UES (or move the bundle)",
-                )
-            )
-        else:
-            checks.append(
-                CheckResult(
-                    "ues-pins-qpk",
-                    "passed",
-                    f"{ues_label} {PYPROJECT_TOML} pins {QPK_PACKAGE} @{ues_qpk_pins[0].ref} = bundle {bundle.quant_platform_kit}",
-                )
-            )
-
-    # 3. platform pins, read once per (repository, commit) however many services share it
-    reads: dict[tuple[str, str], _PinRead] = {}
-    for key in sorted(config.services):
-        spec = config.services[key]
-        repo = repos.for_platform(spec.platform)
-        label = f"{repo}@{short(spec.commit)}"
-        check_id = f"platform-pins:{key}"
-        first_read = (repo, spec.commit) not in reads
-        if first_read:
-            reads[(repo, spec.commit)] = _read_pins(source, repo, spec.commit, PIN_FILES)
-        read = reads[(repo, spec.commit)]
-        if read.blocked is not None:
-            if first_read:
-                read_faults.append(read.blocked)
-            checks.append(
-                CheckResult(
-                    check_id, read.blocked.status, f"{label} (services.{key}.commit): {read.blocked.reason}", read.blocked.unreachable
-                )
-            )
-            continue
-        if first_read:
-            all_pins += [(label, pin) for pin in read.pins]
-        problems = []
-        for package, bundle_tag, tag_commit, canonical in (
-            (QPK_PACKAGE, bundle.quant_platform_kit, qpk_commit, qpk_repo),
-            (UES_PACKAGE, bundle.us_equity_strategies, ues_commit, ues_repo),
-        ):
-            package_pins = [pin for pin in read.pins if pin.package == package]
-            if not package_pins:
-                where = ", ".join(read.files) or f"no pin file ({', '.join(PIN_FILES)})"
-                problems.append(f"{label} does not pin {package} ({where}); pin it to {bundle_tag}")
-                continue
-            mismatched = [f"{label} {pin.file} {p}" for pin in package_pins if (p := _pin_problem(pin, bundle_tag, tag_commit))]
-            refs = sorted({pin.ref for pin in package_pins})
-            if mismatched and len(refs) > 1:
-                problems.append(f"{label} pin files disagree on {package} ({', '.join('@' + r for r in refs)})")
-            problems += mismatched
-            problems += _non_canonical(label, package_pins, owner, canonical)
-        facts.services[key] = ServiceFacts(spec.platform, repo, spec.commit, read.pins)
-        if problems:
-            checks.append(
-                CheckResult(
-                    check_id, "failed", "; ".join(problems) + f"; bump the pins in {repo} and set services.{key}.commit to that commit"
-                )
-            )
-        else:
-            checks.append(
-                CheckResult(check_id, "passed", f"{label} pins {QPK_PACKAGE} and {UES_PACKAGE} to the bundle in {', '.join(read.files)}")
-            )
-
-    # 4. refs that a release must never carry
-    checks.append(_pin_refs(all_pins, read_faults, owner, {QPK_PACKAGE: qpk_repo, UES_PACKAGE: ues_repo}, bundle))
-
-    # 5. tags never move
-    checks.append(_tag_immutable(facts.tags, tag_blocked, lock, owner))
-
-    # 6. release order and rollback
-    order, rollback = _order(bundle, facts.ues_qpk_pin, qpk_commit, ues_blocked or tag_blocked.get("qpk-tag"), lock)
-    checks.append(order)
-
-    # 7. CI on each platform commit (GitHub only)
-    checks += _platform_ci(config, source, reads)
-
-    # 8. profile facts from UES at the tag and each platform at its commit
-    blocked = tag_blocked.get("ues-tag")
-    profile_results, proved = profile_checks(config, source, ues_commit, None if blocked is None else f"ues-tag {blocked.status}")
-    checks += [CheckResult(r.id, r.status, r.message, r.unreachable) for r in profile_results]
-    if proved is not None:
-        facts.profiles = proved.with_history(None if lock is None else lock.profile_facts)
-
-    return GateReport(
-        bundle=bundle,
-        checks=checks,
-        source_kind=source.kind,
-        verified_from=source.describe(),
-        facts=facts,
-        rollback=rollback,
-    )
-
-
-def _non_canonical(label: str, pins: list[Pin], owner: str, repo: str) -> list[str]:
+def _non_canonical(label: str, pins: Iterable[Pin], owner: str, repo: str) -> list[str]:
     return [
         f"{label} {pin.file} points {pin.package} at {pin.where}, not {owner}/{repo}"
         for pin in pins
-        if pin.kind in RELEASE_KINDS and not pin.is_canonical(owner, repo)
+        if pin.kind in RELEASE_KINDS and pin.owner is not None and not pin.is_canonical(owner, repo)
+    ] + [
+        f"{label} {pin.file} installs {pin.package} from {pin.where}, not {owner}/{repo}"
+        for pin in pins
+        if pin.kind in RELEASE_KINDS and pin.owner is None and pin.file.endswith("[tool.uv.sources]")
     ]
 
 
-def _pin_refs(
-    pins: list[tuple[str, Pin]], faults: list[_Blocked], owner: str, canonical: dict[str, str], bundle: ReleaseBundle
-) -> CheckResult:
-    bundle_tags = {QPK_PACKAGE: bundle.quant_platform_kit, UES_PACKAGE: bundle.us_equity_strategies}
-    refused = []
-    for where, pin in pins:
-        fix = f"pin the release tag {bundle_tags[pin.package]} or its full commit"
-        if pin.kind not in RELEASE_KINDS:
-            what = {"short-sha": "a short sha", "branch": "a branch or unknown ref", "no-ref": "no ref"}.get(
-                pin.kind, f"a {pin.kind} requirement"
-            )
-            refused.append(f"{where} {pin.file} pins {pin.describe()} ({what}): {fix}")
-        elif not pin.is_canonical(owner, canonical[pin.package]):
-            refused.append(
-                f"{where} {pin.file} pins {pin.package} from {pin.where}, not {owner}/{canonical[pin.package]}: point it at the canonical repository"
-            )
-    if refused:
-        return CheckResult("pin-refs", "failed", "; ".join(refused))
-    errors = [fault for fault in faults if fault.status == "error"]
-    if errors:
-        return CheckResult("pin-refs", "error", f"could not read every pin: {errors[0].reason}", any(f.unreachable for f in errors))
-    if faults:
-        return CheckResult("pin-refs", "failed", f"not every pin could be read: {faults[0].reason}")
-    return CheckResult("pin-refs", "passed", f"{len(pins)} pin(s) use a release tag or a full commit of the canonical repository")
+# -- the judge ------------------------------------------------------------------------------------------
 
 
-def _tag_immutable(tags: dict[tuple[str, str], str], blocked: dict[str, _Blocked], lock: Optional[Lock], owner: str) -> CheckResult:
-    if lock is None:
-        return CheckResult("tag-immutable", "skipped", f"no lock for this stack yet, nothing to compare; {LOCK_FIX}")
-    moved, known = [], 0
-    for (repo, tag), commit in sorted(tags.items()):
-        recorded = lock.recorded_commit(owner, repo, tag)
-        if recorded is None:
-            continue
-        known += 1
-        if recorded != commit:
-            moved.append(
-                f"{owner}/{repo} tag {tag} now resolves to {short(commit)}, the lock at {lock.locked_at} recorded {short(recorded)}: "
-                f"tags are never moved; restore {tag} to {recorded} and release the fix as a new tag"
-            )
-    if moved:
-        return CheckResult("tag-immutable", "failed", "; ".join(moved))
-    if blocked:
-        first = next(iter(blocked.values()))
-        return CheckResult("tag-immutable", first.status, f"not checked: {first.reason}", first.unreachable)
-    return CheckResult("tag-immutable", "passed", f"{known} tag(s) match the lock at {lock.locked_at}; {len(tags) - known} new")
+def run_gate(config: StackConfig, source: ReleaseSource, lock: Optional[Lock] = None) -> GateReport:
+    """Fetch every fact, then judge; faults become "error" checks, never exceptions."""
+    return judge(fetch_snapshot(config, source, lock), lock)
 
 
-def _order(
-    bundle: ReleaseBundle, ues_pin: Optional[Pin], qpk_commit: Optional[str], blocked: Optional[_Blocked], lock: Optional[Lock]
-) -> tuple[CheckResult, bool]:
-    rollback, moves = False, []
-    if lock is not None:
-        for name, now, then in (
-            ("QPK", bundle.quant_platform_kit, lock.quant_platform_kit.tag),
-            ("UES", bundle.us_equity_strategies, lock.us_equity_strategies.tag),
-        ):
-            if release_version(now) < release_version(then):
-                rollback = True
-                moves.append(f"{name} {then} -> {now}")
-    history = (
-        f"ROLLBACK from the lock at {lock.locked_at}: {', '.join(moves)}"
-        if rollback and lock is not None
-        else (
-            f"not older than the lock at {lock.locked_at}"
-            if lock is not None
-            else "no lock to compare, so a rollback cannot be told from a release"
+class _Judge:
+    """One judgement over one snapshot: the checks in order, and the facts they prove."""
+
+    def __init__(self, snapshot: Snapshot, lock: Optional[Lock]) -> None:
+        self.snapshot, self.lock = snapshot, lock
+        self.config = snapshot.config
+        self.owner = self.config.release.github_owner
+        self.groups = release_groups(self.config)
+        self.group_of = {key: group for group in self.groups for key in group.keys}
+        self.checks: list[CheckResult] = []
+        self.facts = GateFacts()
+        self.rollback = False
+        # per release group: why it cannot be judged at all (its bundle), and per package its commit or why not
+        self.group_blocked: dict[str, _Blocked] = {}
+        self.package_commits: dict[tuple[str, str], Optional[str]] = {}  # (suffix, package) -> commit
+        self.package_blocked: dict[tuple[str, str], _Blocked] = {}
+        self.strategy_pins: dict[tuple[str, str], list[Pin]] = {}  # (suffix, package) -> its kit pins
+        self.pin_faults: list[_Blocked] = []
+        self.refused_pins: list[tuple[str, Pin, Stage, str]] = []  # (where, pin, stage, fix)
+        self.installs: dict[tuple[str, str], _Installs] = {}
+
+    def run(self) -> GateReport:
+        for group in self.groups:
+            self._bundle(group)
+        for group in self.groups:
+            self._refs(group)
+        for group in self.groups:
+            self._kit_pins(group)
+        for key in sorted(self.config.services):
+            self._platform_pins(key)
+        self.checks.append(self._pin_refs())
+        self.checks.append(self._tag_immutable())
+        for group in self.groups:
+            self.checks.append(self._order(group))
+        self.checks += self._platform_ci()
+        self._profile_facts()
+        self.facts.release = self._locked_release(self.groups[0])
+        return GateReport(
+            bundle=self.config.release,
+            checks=self.checks,
+            source_kind=self.snapshot.source_kind,
+            verified_from=self.snapshot.verified_from,
+            facts=self.facts,
+            rollback=self.rollback,
+            config=self.config,
+            snapshot=self.snapshot,
         )
-    )
-    if ues_pin is None:
-        if blocked is not None:
-            return blocked.result("order"), rollback
-        return CheckResult("order", "failed", f"UES {bundle.us_equity_strategies} has no QPK pin to order against; {history}"), rollback
-    pinned: Optional[Version] = None
-    if ues_pin.kind == "tag":
-        pinned = release_version(ues_pin.ref)
-    elif ues_pin.kind == "sha" and ues_pin.ref == qpk_commit:
-        pinned = bundle.qpk_version
-    if pinned is None:
-        return CheckResult(
-            "order",
-            "failed",
-            f"UES {bundle.us_equity_strategies} pins {ues_pin.describe()}, which names no QPK release to order; pin a QPK tag or its commit; {history}",
-        ), rollback
-    if pinned > bundle.qpk_version:
-        return CheckResult(
-            "order",
-            "failed",
-            f"{bundle.repositories.us_equity_strategies}@{bundle.us_equity_strategies} pins {QPK_PACKAGE} v{pinned}, newer than the bundle's "
-            f"QPK {bundle.quant_platform_kit}: UES cannot be released before its QPK; release QPK v{pinned} and move the bundle to it; {history}",
-        ), rollback
-    return CheckResult(
-        "order", "passed", f"UES {bundle.us_equity_strategies} needs QPK v{pinned} <= bundle {bundle.quant_platform_kit}; {history}"
-    ), rollback
 
+    # -- 1. the bundle and the refs ------------------------------------------------------------------------
 
-def _platform_ci(config: StackConfig, source: ReleaseSource, reads: dict[tuple[str, str], _PinRead]) -> list[CheckResult]:
-    if source.kind != "github":
-        return [
-            CheckResult(
-                "platform-ci",
-                "skipped",
-                f"the {source.kind} source cannot see CI, so platform CI was not checked; run with --source github to check it",
-            )
-        ]
-    results = []
-    for key in sorted(config.services):
-        spec = config.services[key]
-        repo = config.release.repositories.for_platform(spec.platform)
-        label = f"{repo}@{short(spec.commit)}"
-        check_id = f"platform-ci:{key}"
-        read = reads.get((repo, spec.commit))
-        if read is not None and read.blocked is not None:
-            if read.pending:
-                # CI needs only the commit: while exploring, ask it in the same round as the pins
-                try:
-                    source.ci_status(repo, spec.commit)
-                except SourceError:
-                    pass
-            results.append(read.blocked.result(check_id))
-            continue
-        try:
-            status = source.ci_status(repo, spec.commit)
-        except SourceError as error:
-            results.append(_fault(check_id, error))
-            continue
-        if status is None:
-            results.append(CheckResult(check_id, "skipped", f"{source.kind} source cannot see CI"))
-        elif status.state == "success":
-            results.append(CheckResult(check_id, "passed", f"{label} CI green ({status.detail})"))
-        elif status.state == "pending":
-            results.append(CheckResult(check_id, "failed", f"{label} CI still running ({status.detail}); wait for it to finish green"))
-        elif status.state == "none":
-            results.append(CheckResult(check_id, "failed", f"{label} has no CI result ({status.detail}); run CI on that commit"))
+    def _bundle(self, group: ReleaseGroup) -> None:
+        bundle_id = group.release.bundle
+        if bundle_id is None:
+            return
+        check_id = f"release-bundle{group.suffix}"
+        read = self.snapshot.bundles.get(bundle_id)
+        problem = self.snapshot.bundle_errors.get(bundle_id)
+        if isinstance(read, BundleFacts):
+            missing = [name for name in (QPK_PACKAGE, UES_PACKAGE) if name not in read.refs]
+            if missing:
+                problem = f"{read.path} at {read.repo}@{short(read.commit)} names no {' or '.join(BY_NAME[m].repository for m in missing)}"
+            else:
+                refs = ", ".join(f"{BY_NAME[name].short} {short(ref)}" for name, ref in read.refs.items())
+                self.checks.append(
+                    CheckResult(
+                        check_id,
+                        "passed",
+                        f"bundle {bundle_id} read from {read.repo}@{short(read.commit)} {read.path} (blob {short(read.blob)}): {refs}",
+                        "release-bundle",
+                    )
+                )
+                return
+        if problem is not None:
+            result = CheckResult(check_id, "failed", f"{problem}; fix the bundle or name the release's packages", "release-bundle")
+        elif isinstance(read, SourceError):
+            result = _fault(check_id, read, "release-bundle")
         else:
-            results.append(
-                CheckResult(check_id, "failed", f"{label} CI failed ({status.detail}); fix it and release a new platform commit")
+            result = CheckResult(check_id, "error", f"bundle {bundle_id} was not read", "release-bundle")
+        self.checks.append(result)
+        self.group_blocked[group.suffix] = _Blocked.of(result)
+
+    def _refs(self, group: ReleaseGroup) -> None:
+        stack = self.groups[0].release
+        for package in PACKAGES:
+            ref = group.release.refs.get(package.name)
+            if ref is None:
+                continue
+            repo = group.release.repositories.for_package(package.name)
+            kind = ref_kind(ref)
+            check_id = f"{package.check_name}-{kind}{group.suffix}"
+            if group.suffix and stack.refs.get(package.name) == ref:
+                # the same ref as the stack's release: proved by the stack's check
+                self.package_commits[(group.suffix, package.name)] = self.package_commits.get(("", package.name))
+                if ("", package.name) in self.package_blocked:
+                    self.package_blocked[(group.suffix, package.name)] = self.package_blocked[("", package.name)]
+                continue
+            result, commit = self._ref(group, package, repo, ref, check_id)
+            self.checks.append(result)
+            self.package_commits[(group.suffix, package.name)] = commit
+            if commit is None:
+                self.package_blocked[(group.suffix, package.name)] = _Blocked.of(result)
+            else:
+                self.facts.commits[(repo, ref)] = commit
+
+    def _ref(self, group: ReleaseGroup, package: Package, repo: str, ref: str, check_id: str) -> tuple[CheckResult, Optional[str]]:
+        stage = _stage_of(package)
+        where = f"{self.owner}/{repo}"
+        found = self.snapshot.commits.get((repo, ref))
+        if isinstance(found, SourceError):
+            return _fault(check_id, found, stage), None
+        if found is None:
+            return CheckResult(check_id, "error", f"{where} {ref} was not asked", stage), None
+        if ref_kind(ref) == "tag":
+            return CheckResult(check_id, "passed", f"{where} tag {ref} -> {found}", stage), found
+        released = self.snapshot.released.get((repo, ref))
+        if isinstance(released, NotFound):
+            fix = f"push it and merge it into the default branch, or fix {_ref_field(group, package.name)}"
+            return CheckResult(check_id, "failed", f"{where} has no commit {ref}: {fix}", stage), None
+        if isinstance(released, SourceError):
+            return _fault(check_id, released, stage), None
+        if released is None:
+            return CheckResult(check_id, "error", f"{where} commit {ref} was not asked", stage), None
+        on_default, branch = released
+        if not on_default:
+            return CheckResult(
+                check_id,
+                "failed",
+                f"{where} commit {short(ref)} is not on its default branch {branch} (a fork's, a pull request's or an "
+                f"unmerged branch's commit is not released): merge it first, then name the merge commit in {_ref_field(group, package.name)}",
+                stage,
+            ), None
+        return CheckResult(check_id, "passed", f"{where} commit {ref} is on its default branch {branch}", stage), found
+
+    def _commit(self, group: ReleaseGroup, name: str) -> Optional[str]:
+        return self.package_commits.get((group.suffix, name))
+
+    def _blocked(self, group: ReleaseGroup, name: str) -> Optional[_Blocked]:
+        return self.group_blocked.get(group.suffix) or self.package_blocked.get((group.suffix, name))
+
+    # -- 2. each strategy package's own QPK ---------------------------------------------------------------
+
+    def _kit_pins(self, group: ReleaseGroup) -> None:
+        release = group.release
+        kit_ref = release.ref(QPK_PACKAGE)
+        kit_commit = self._commit(group, QPK_PACKAGE)
+        kit_repo = release.repositories.for_package(QPK_PACKAGE)
+        for package in PACKAGES:
+            if package.kit or (package.name not in release.refs and package.name != UES_PACKAGE):
+                continue
+            check_id = f"{package.check_name}-pins-qpk{group.suffix}"
+            if (
+                group.suffix
+                and self.groups[0].release.refs.get(package.name) == release.refs.get(package.name)
+                and (self.groups[0].release.refs.get(QPK_PACKAGE) == kit_ref)
+            ):
+                self.strategy_pins[(group.suffix, package.name)] = self.strategy_pins.get(("", package.name), [])
+                continue  # the stack's check judged the same pair
+            blocked = self._blocked(group, package.name)
+            if blocked is not None:
+                self.checks.append(blocked.result(check_id, "tag-ues"))
+                self.pin_faults.append(blocked)
+                continue
+            repo = release.repositories.for_package(package.name)
+            ref = release.ref(package.name)
+            label = f"{repo}@{short_ref(ref) if ref_kind(ref) == 'commit' else ref}"
+            commit = self._commit(group, package.name) or ""
+            tree = self.snapshot.trees.get((repo, commit))
+            if not isinstance(tree, Tree):
+                result = (
+                    _fault(check_id, tree, "tag-ues")
+                    if isinstance(tree, SourceError)
+                    else CheckResult(check_id, "error", f"{label} was not read", "tag-ues")
+                )
+                self.checks.append(result)
+                self.pin_faults.append(_Blocked.of(result))
+                continue
+            try:
+                pins = kit_pins(tree.text)
+            except (PinFileError, TreeError) as error:
+                result = CheckResult(check_id, "failed", f"{label} {error}; fix the file and release a new {package.short}", "tag-ues")
+                self.checks.append(result)
+                self.pin_faults.append(_Blocked.of(result))
+                continue
+            self.strategy_pins[(group.suffix, package.name)] = pins
+            for pin in pins:
+                self._refused(
+                    label,
+                    pin,
+                    "tag-ues",
+                    f"pin the release tag {kit_ref} or its full commit" if ref_kind(kit_ref) == "tag" else "pin a full commit of QPK",
+                )
+            self.checks.append(self._kit_pin_result(group, package, label, pins, kit_ref, kit_commit, kit_repo, check_id))
+
+    def _kit_pin_result(
+        self,
+        group: ReleaseGroup,
+        package: Package,
+        label: str,
+        pins: list[Pin],
+        kit_ref: str,
+        kit_commit: Optional[str],
+        kit_repo: str,
+        check_id: str,
+    ) -> CheckResult:
+        noun = _noun(group.release)
+        seed_words = ref_kind(kit_ref) == "tag"
+        if not pins:
+            fix = (
+                f"pin it to {kit_ref} and tag a new {package.short}"
+                if seed_words
+                else f"pin it to {short(kit_ref)} and release a new {package.short}"
             )
-    return results
+            return CheckResult(check_id, "failed", f"{label} {PYPROJECT_TOML} does not pin {QPK_PACKAGE}; {fix}", "tag-ues")
+        problems = [f"{label} {pin.file} {p}" for pin in pins if (p := _pin_problem(pin, kit_ref, kit_commit, noun))]
+        problems += _non_canonical(label, pins, self.owner, kit_repo)
+        if not problems:
+            return CheckResult(
+                check_id, "passed", f"{label} {PYPROJECT_TOML} pins {QPK_PACKAGE} @{pins[0].ref} = {noun} {kit_ref}", "tag-ues"
+            )
+        overriding, not_overriding, unknown = self._overrides(group)
+        if group.keys and not not_overriding and not unknown:
+            warnings = tuple(
+                f"{label} pins QPK @{short_ref(pins[0].ref)}, the release's QPK is {short_ref(kit_ref)}: {where} overrides QPK in "
+                f"{OVERRIDES}, so {package.short} runs on a QPK it did not pin"
+                for where in overriding
+            )
+            return CheckResult(
+                check_id,
+                "passed",
+                f"{'; '.join(problems)}; every platform commit installing it overrides QPK",
+                "tag-ues",
+                warnings=warnings,
+            )
+        if unknown and not not_overriding:
+            return CheckResult(
+                check_id, "error", f"{'; '.join(problems)}; could not tell whether {', '.join(unknown)} override QPK", "tag-ues"
+            )
+        if seed_words:
+            fix = f"bump {package.short}'s pin to {kit_ref} and tag a new {package.short} (or move the {noun})"
+        else:
+            fix = f"bump {package.short}'s pin to {short(kit_ref)} and release a new {package.short}, or override QPK in {OVERRIDES}"
+        refused = (
+            f" ({', '.join(not_overriding)} do not override QPK: pip would refuse it, ResolutionImpossible)"
+            if not_overriding and group.keys
+            else ""
+        )
+        return CheckResult(check_id, "failed", "; ".join(problems) + f"{refused}; {fix}", "tag-ues")
+
+    def _overrides(self, group: ReleaseGroup) -> tuple[list[str], list[str], list[str]]:
+        """The platform commits installing this release that override QPK, that do not, and unknown."""
+        overriding, not_overriding, unknown = [], [], []
+        for repo, commit, keys in self._platform_commits(group.keys):
+            where = f"{repo}@{short(commit)} (services.{', '.join(keys)})"
+            installs = self._install(repo, commit, keys[0])
+            if installs.files is None:
+                unknown.append(where)
+            elif QPK_PACKAGE in installs.files.overridden:
+                overriding.append(where)
+            else:
+                not_overriding.append(where)
+        return overriding, not_overriding, unknown
+
+    def _platform_commits(self, keys: Iterable[str]) -> list[tuple[str, str, list[str]]]:
+        found: dict[tuple[str, str], list[str]] = {}
+        for key in sorted(keys):
+            spec = self.config.services[key]
+            found.setdefault((self.config.release.repositories.for_platform(spec.platform), spec.commit), []).append(key)
+        return [(repo, commit, keys) for (repo, commit), keys in found.items()]
+
+    def _install(self, repo: str, commit: str, key: str) -> _Installs:
+        if (repo, commit) not in self.installs:
+            self.installs[(repo, commit)] = _installs(self.snapshot, repo, commit, key, self.owner)
+        return self.installs[(repo, commit)]
+
+    # -- 3. what each platform commit installs ------------------------------------------------------------
+
+    def _platform_pins(self, key: str) -> None:
+        spec = self.config.services[key]
+        group = self.group_of[key]
+        release = group.release
+        repo = release.repositories.for_platform(spec.platform)
+        label = f"{repo}@{short(spec.commit)}"
+        check_id = f"platform-pins:{key}"
+        first_read = (repo, spec.commit) not in self.installs
+        installs = self._install(repo, spec.commit, key)
+        if installs.blocked is not None:
+            if first_read:
+                self.pin_faults.append(installs.blocked)
+            blocked = installs.blocked
+            self.checks.append(
+                CheckResult(
+                    check_id, blocked.status, f"{label} (services.{key}.commit): {blocked.reason}", "platform-pins", blocked.unreachable
+                )
+            )
+            return
+        files = installs.files
+        assert files is not None
+        if first_read:
+            for pin in files.pins:
+                package = BY_NAME.get(pin.package)
+                ref = release.refs.get(pin.package)
+                fix = (
+                    f"pin the release tag {ref} or its full commit"
+                    if ref and ref_kind(ref) == "tag"
+                    else "pin a release tag or a full commit"
+                )
+                if package is not None or (pin.owner or "").lower() == self.owner.lower() or pin.file.startswith("qsl.toml"):
+                    self._refused(label, pin, "platform-pins", fix)
+        group_blocked = self.group_blocked.get(group.suffix)
+        if group_blocked is not None:
+            self.checks.append(group_blocked.result(check_id, "platform-pins"))
+            self.facts.services[key] = ServiceFacts(spec.platform, repo, spec.commit, files.pins)
+            return
+        noun = _noun(release)
+        problems: list[str] = []
+        warnings: list[str] = []
+        read = ", ".join(files.files) or f"no install file ({', '.join(PIN_FILES)})"
+        named = []
+        needs: list[_Blocked] = []
+        for package in PACKAGES:
+            ref = release.refs.get(package.name)
+            pins = files.of(package.name)
+            if ref is None:
+                if pins:
+                    problems.append(
+                        f"{label} installs {package.name} ({', '.join(sorted({pin.file for pin in pins}))}), which the {noun} does not name; add it to the release"
+                    )
+                continue
+            if not pins:
+                if package.required:
+                    problems.append(f"{label} does not pin {package.name} ({read}); pin it to {ref}")
+                else:
+                    warnings.append(f"{label} does not install {package.name} of the release (not in {read})")
+                continue
+            named.append(package.name)
+            commit = self._commit(group, package.name)
+            if commit is None and (ref_kind(ref) == "commit" or any(pin.kind == "sha" or pin.resolved for pin in pins)):
+                # judging these pins needs the release's commit, which was not proved
+                needs.append(self._blocked(group, package.name) or _Blocked("error", f"{package.short} {ref} did not resolve"))
+                continue
+            mismatched = [f"{label} {pin.file} {p}" for pin in pins if (p := _pin_problem(pin, ref, commit, noun))]
+            refs = sorted({pin.ref for pin in pins})
+            if mismatched and len(refs) > 1:
+                problems.append(f"{label} install files disagree on {package.name} ({', '.join('@' + short_ref(r) for r in refs)})")
+            problems += mismatched
+            problems += _non_canonical(label, pins, self.owner, release.repositories.for_package(package.name))
+        if files.bundle_problem:
+            problems.append(f"{label} {files.bundle_problem}")
+        elif files.bundle is not None and release.bundle is not None and files.bundle != release.bundle:
+            warnings.append(
+                f"{label} qsl.toml names bundle {files.bundle[:40]}, the release is bundle {release.bundle}; the installed pins decide"
+            )
+        self.facts.services[key] = ServiceFacts(
+            spec.platform, repo, spec.commit, files.pins, self._locked_release(group) if group.suffix else None
+        )
+        if problems:
+            self.checks.append(
+                CheckResult(
+                    check_id,
+                    "failed",
+                    "; ".join(problems) + f"; bump the pins in {repo} and set services.{key}.commit to that commit",
+                    "platform-pins",
+                    warnings=tuple(warnings),
+                )
+            )
+            return
+        if needs:
+            self.checks.append(needs[0].result(check_id, "platform-pins"))
+            return
+        self.checks.append(
+            CheckResult(
+                check_id, "passed", f"{label} pins {' and '.join(named)} to the {noun} in {read}", "platform-pins", warnings=tuple(warnings)
+            )
+        )
+
+    # -- 4. refs no release may carry ----------------------------------------------------------------------
+
+    def _refused(self, where: str, pin: Pin, stage: Stage, fix: str) -> None:
+        package = BY_NAME.get(pin.package)
+        if pin.kind not in RELEASE_KINDS:
+            self.refused_pins.append((where, pin, stage, fix))
+        elif (
+            package is not None
+            and pin.owner is not None
+            and not pin.is_canonical(self.owner, self.config.release.repositories.for_package(pin.package))
+        ):
+            self.refused_pins.append((where, pin, stage, "point it at the canonical repository"))
+
+    def _pin_refs(self) -> CheckResult:
+        refused = []
+        stages: list[Stage] = []
+        for where, pin, stage, fix in self.refused_pins:
+            stages.append(stage)
+            if pin.kind not in RELEASE_KINDS:
+                what = {"short-sha": "a short sha", "branch": "a branch or unknown ref", "no-ref": "no ref"}.get(
+                    pin.kind, f"a {pin.kind} requirement"
+                )
+                refused.append(f"{where} {pin.file} pins {pin.describe()} ({what}): {fix}")
+            else:
+                canonical = self.config.release.repositories.for_package(pin.package)
+                refused.append(f"{where} {pin.file} pins {pin.package} from {pin.where}, not {self.owner}/{canonical}: {fix}")
+        if refused:
+            stage = min(stages, key=STAGE_ORDER.index)
+            return CheckResult("pin-refs", "failed", "; ".join(refused), stage)
+        errors = [fault for fault in self.pin_faults if fault.status == "error"]
+        if errors:
+            return CheckResult(
+                "pin-refs", "error", f"could not read every pin: {errors[0].reason}", "platform-pins", any(f.unreachable for f in errors)
+            )
+        if self.pin_faults:
+            return CheckResult("pin-refs", "failed", f"not every pin could be read: {self.pin_faults[0].reason}", "platform-pins")
+        counted = sum(len(i.files.pins) for i in self.installs.values() if i.files is not None) + sum(
+            len(p) for p in self.strategy_pins.values()
+        )
+        return CheckResult(
+            "pin-refs", "passed", f"{counted} pin(s) use a release tag or a full commit of the canonical repository", "platform-pins"
+        )
+
+    # -- 5. tags never move ----------------------------------------------------------------------------------
+
+    def _tag_immutable(self) -> CheckResult:
+        if self.lock is None:
+            return CheckResult("tag-immutable", "skipped", f"no lock for this stack yet, nothing to compare; {LOCK_FIX}")
+        moved, known, tags = [], 0, 0
+        stages: list[Stage] = []
+        for group in self.groups:
+            for name, ref in group.release.refs.items():
+                repo = group.release.repositories.for_package(name)
+                commit = self.package_commits.get((group.suffix, name))
+                if ref_kind(ref) != "tag" or commit is None or (group.suffix and self.groups[0].release.refs.get(name) == ref):
+                    continue
+                tags += 1
+                recorded = self.lock.recorded_commit(self.owner, repo, ref)
+                if recorded is None:
+                    continue
+                known += 1
+                if recorded != commit:
+                    stages.append(_stage_of(BY_NAME[name]))
+                    moved.append(
+                        f"{self.owner}/{repo} tag {ref} now resolves to {short(commit)}, the lock at {self.lock.locked_at} recorded {short(recorded)}: "
+                        f"tags are never moved; restore {ref} to {recorded} and release the fix as a new tag"
+                    )
+        if moved:
+            return CheckResult("tag-immutable", "failed", "; ".join(moved), min(stages, key=STAGE_ORDER.index))
+        blocked = next(
+            (
+                b
+                for (suffix, name), b in self.package_blocked.items()
+                if not suffix and ref_kind(self.groups[0].release.refs.get(name, "v0")) == "tag"
+            ),
+            None,
+        )
+        if blocked is not None:
+            return blocked.result("tag-immutable", "tag-qpk")
+        return CheckResult("tag-immutable", "passed", f"{known} tag(s) match the lock at {self.lock.locked_at}; {tags - known} new")
+
+    # -- 6. release order and rollback ------------------------------------------------------------------------
+
+    def _order(self, group: ReleaseGroup) -> CheckResult:
+        check_id = f"order{group.suffix}"
+        release = group.release
+        history, failed_moves, unverified, stages = self._history(group)
+        blocked = self.group_blocked.get(group.suffix)
+        if blocked is not None:
+            return blocked.result(check_id, "release-bundle")
+        kit_ref = release.ref(QPK_PACKAGE)
+        kit_commit = self._commit(group, QPK_PACKAGE)
+        needs = []
+        for package in PACKAGES:
+            if package.kit or package.name not in release.refs:
+                continue
+            ref = release.ref(package.name)
+            shown = ref if ref_kind(ref) == "tag" else short(ref)
+            pins = self.strategy_pins.get((group.suffix, package.name))
+            if pins is None:
+                reason = self._blocked(group, package.name) or self._blocked(group, QPK_PACKAGE)
+                if reason is not None:
+                    return reason.result(check_id, "tag-ues")
+                return CheckResult(
+                    check_id, "error", f"not checked: {package.short} {shown}'s QPK pin could not be read; {history}", "tag-ues"
+                )
+            if not pins:
+                return CheckResult(check_id, "failed", f"{package.short} {shown} has no QPK pin to order against; {history}", "tag-ues")
+            pin = pins[0]
+            pinned: Optional[Version] = None
+            if ref_kind(kit_ref) == "tag":
+                if pin.kind == "tag":
+                    pinned = release_version(pin.ref)
+                elif pin.kind == "sha" and pin.ref == kit_commit:
+                    pinned = release.qpk_version
+                if pinned is None:
+                    return CheckResult(
+                        check_id, "failed",
+                        f"{package.short} {shown} pins {pin.describe()}, which names no QPK release to order; pin a QPK tag or its commit; {history}",
+                        "tag-ues",
+                    )  # fmt: skip
+                if pinned > release.qpk_version:
+                    return CheckResult(
+                        check_id,
+                        "failed",
+                        f"{release.repositories.for_package(package.name)}@{shown} pins {QPK_PACKAGE} v{pinned}, newer than the {_noun(release)}'s "
+                        f"QPK {kit_ref}: {package.short} cannot be released before its QPK; release QPK v{pinned} and move the {_noun(release)} to it; {history}",
+                        "tag-ues",
+                    )
+                needs.append(f"{package.short} {shown} needs QPK v{pinned} <= {_noun(release)} {kit_ref}")
+            elif pin.kind == "sha" and pin.ref == kit_commit:
+                needs.append(f"{package.short} {shown} needs QPK {short(kit_ref)} = the release's")
+            else:
+                overriding, not_overriding, unknown = self._overrides(group)
+                if not group.keys or not_overriding or unknown:
+                    return CheckResult(
+                        check_id, "failed",
+                        f"{package.short} {shown} pins {pin.describe()}, another QPK than the release's {short(kit_ref)}, and not every platform "
+                        f"commit installing it overrides QPK ({package.check_name}-pins-qpk{group.suffix}); {history}",
+                        "tag-ues",
+                    )  # fmt: skip
+                needs.append(f"{package.short} {shown} runs on the release's QPK {short(kit_ref)} by the platforms' override")
+        if failed_moves:
+            return CheckResult(check_id, "failed", f"{'; '.join(failed_moves)}; {history}", min(stages, key=STAGE_ORDER.index))
+        if unverified is not None:
+            return unverified.result(check_id, "tag-qpk")
+        return CheckResult(check_id, "passed", f"{'; '.join(needs)}; {history}", "tag-ues")
+
+    def _history(self, group: ReleaseGroup) -> tuple[str, list[str], Optional[_Blocked], list[Stage]]:
+        """Against the lock: the moves (rollbacks named), the moves that fail (diverged), whether any
+        could not be verified; the words for the message."""
+        lock = self.lock
+        if lock is None:
+            return "no lock to compare, so a rollback cannot be told from a release", [], None, []
+        moves, failed, stages = [], [], []
+        unverified: Optional[_Blocked] = None
+        rollback = False
+        for package in PACKAGES:
+            ref = group.release.refs.get(package.name)
+            previous = lock.previous(package.name, group.keys)
+            commit = self._commit(group, package.name)
+            if ref is None or previous is None or commit is None:
+                continue
+            repo = group.release.repositories.for_package(package.name)
+            if previous.ref == ref or previous.commit == commit:
+                continue
+            then, now = short_ref(previous.ref), short_ref(ref)
+            if ref_kind(ref) == "tag" and ref_kind(previous.ref) == "tag":
+                if release_version(ref) < release_version(previous.ref):
+                    rollback = True
+                    moves.append(f"{package.short} {then} -> {now}")
+                continue
+            relation = self.snapshot.relations.get((repo, previous.commit, commit))
+            if isinstance(relation, SourceError) or relation is None:
+                unverified = unverified or _Blocked(
+                    "error",
+                    f"{package.short} {then} -> {now} could not be ordered ({relation or 'not asked'})",
+                    getattr(relation, "unreachable", False),
+                )
+            elif relation == "behind":
+                rollback = True
+                moves.append(f"{package.short} {then} -> {now}")
+            elif relation == "diverged":
+                stages.append(_stage_of(package))
+                failed.append(
+                    f"{package.short} {now} and the lock's {then} are on diverged histories ({self.owner}/{repo}): neither is a release after "
+                    "the other; release from the default branch"
+                )
+        if rollback:
+            self.rollback = True
+            return f"ROLLBACK from the lock at {lock.locked_at}: {', '.join(moves)}", failed, unverified, stages
+        return f"not older than the lock at {lock.locked_at}", failed, unverified, stages
+
+    # -- 7. CI, 8. profile facts ---------------------------------------------------------------------------------
+
+    def _platform_ci(self) -> list[CheckResult]:
+        if self.snapshot.source_kind != "github":
+            kind = self.snapshot.source_kind
+            return [
+                CheckResult(
+                    "platform-ci",
+                    "skipped",
+                    f"the {kind} source cannot see CI, so platform CI was not checked; run with --source github to check it",
+                )
+            ]
+        results = []
+        for key in sorted(self.config.services):
+            spec = self.config.services[key]
+            repo = self.config.release.repositories.for_platform(spec.platform)
+            label = f"{repo}@{short(spec.commit)}"
+            check_id = f"platform-ci:{key}"
+            installs = self.installs.get((repo, spec.commit))
+            if (
+                installs is not None
+                and installs.blocked is not None
+                and isinstance(self.snapshot.trees.get((repo, spec.commit)), SourceError)
+            ):
+                results.append(installs.blocked.result(check_id, "platform-pins"))
+                continue
+            status = self.snapshot.ci.get((repo, spec.commit))
+            if isinstance(status, SourceError):
+                results.append(_fault(check_id, status, "platform-pins"))
+            elif status is None:
+                results.append(CheckResult(check_id, "skipped", f"{self.snapshot.source_kind} source cannot see CI"))
+            elif status.state == "success":
+                results.append(CheckResult(check_id, "passed", f"{label} CI green ({status.detail})", "platform-pins"))
+            elif status.state == "pending":
+                results.append(
+                    CheckResult(
+                        check_id, "failed", f"{label} CI still running ({status.detail}); wait for it to finish green", "platform-pins"
+                    )
+                )
+            elif status.state == "none":
+                results.append(
+                    CheckResult(check_id, "failed", f"{label} has no CI result ({status.detail}); run CI on that commit", "platform-pins")
+                )
+            else:
+                results.append(
+                    CheckResult(
+                        check_id,
+                        "failed",
+                        f"{label} CI failed ({status.detail}); fix it and release a new platform commit",
+                        "platform-pins",
+                    )
+                )
+        return results
+
+    def _profile_facts(self) -> None:
+        blocked: dict[str, tuple[BlockedStatus, str]] = {}
+        for key, group in self.group_of.items():
+            reason = self._blocked(group, UES_PACKAGE)
+            if reason is not None:
+                blocked[key] = ("unreachable" if reason.unreachable else "failed" if reason.status == "failed" else "error", reason.reason)
+        results, proved = profile_checks(self.snapshot, blocked)
+        stage: Stage = "platform-pins"
+        self.checks += [CheckResult(r.id, r.status, r.message, stage, r.unreachable) for r in results]
+        if proved is not None:
+            self.facts.profiles = proved.with_history(None if self.lock is None else self.lock.profile_facts)
+
+    # -- what the lock records ----------------------------------------------------------------------------------
+
+    def _locked_release(self, group: ReleaseGroup) -> Optional[LockedRelease]:
+        release = group.release
+        packages = {}
+        for name, ref in release.refs.items():
+            commit = self._commit(group, name)
+            if commit is None:
+                return None
+            packages[name] = LockedRef(repo=release.repositories.for_package(name), ref=ref, commit=commit)
+        if QPK_PACKAGE not in packages or UES_PACKAGE not in packages:
+            return None
+        bundle = None
+        if release.bundle is not None:
+            read = self.snapshot.bundles.get(release.bundle)
+            if not isinstance(read, BundleFacts) or not read.blob:
+                return None
+            bundle = LockedBundle(bundle=read.bundle, repo=read.repo, commit=read.commit, path=read.path, blob=read.blob)
+        kit = {name: pins for (suffix, name), pins in self.strategy_pins.items() if suffix == group.suffix and pins}
+        return LockedRelease(packages=packages, bundle=bundle, kit_pins=kit)
 
 
-# -- the offline verdict --------------------------------------------------------------------------------
+def judge(snapshot: Snapshot, lock: Optional[Lock] = None) -> GateReport:
+    """Every check over the fetched facts, in report order; asks nothing."""
+    return _Judge(snapshot, lock).run()
+
+
+# -- the offline verdict ---------------------------------------------------------------------------------
 
 
 def gate_from_lock(config: StackConfig, lock: Lock) -> GateReport:
     """The config compared with what the lock proved; every mismatch names the field and the fix."""
-    bundle = config.release
-    owner, repos = bundle.github_owner, bundle.repositories
+    owner = config.release.github_owner
     when = f"verified from lock at {lock.locked_at}"
     checks: list[CheckResult] = []
-    for check_id, field_name, repo, tag, locked in (
-        ("qpk-tag", "release.quantPlatformKit", repos.quant_platform_kit, bundle.quant_platform_kit, lock.quant_platform_kit),
-        ("ues-tag", "release.usEquityStrategies", repos.us_equity_strategies, bundle.us_equity_strategies, lock.us_equity_strategies),
-    ):
-        if (owner, repo, tag) != (lock.github_owner, locked.repo, locked.tag):
-            checks.append(
-                CheckResult(
-                    check_id,
-                    "failed",
-                    f"{field_name} is {owner}/{repo} {tag}, the lock at {lock.locked_at} proved {lock.github_owner}/{locked.repo} {locked.tag}; {LOCK_FIX}",
+    resolved = config
+    refs_match = True
+    facts = GateFacts(release=lock.release, commits={})
+    for group in release_groups(config):
+        locked_release = lock.release if not group.suffix else _locked_release_of(lock, group.keys)
+        release = group.release
+        if release.bundle is not None:
+            if locked_release is None or locked_release.bundle is None or locked_release.bundle.bundle != release.bundle:
+                refs_match = False
+                shown = "no bundle" if locked_release is None or locked_release.bundle is None else f"bundle {locked_release.bundle.bundle}"
+                checks.append(
+                    CheckResult(
+                        f"release-bundle{group.suffix}",
+                        "failed",
+                        f"{_ref_field(group, QPK_PACKAGE)} is bundle {release.bundle}, the lock at {lock.locked_at} proved {shown}; {LOCK_FIX}",
+                        "release-bundle",
+                    )
                 )
-            )
-        else:
-            checks.append(CheckResult(check_id, "passed", f"{owner}/{repo} tag {tag} -> {locked.commit} ({when})"))
-    tags_match = all(check.ok for check in checks)
-    pin = lock.ues_qpk_pin
-    checks.append(
-        CheckResult("ues-pins-qpk", "passed", f"{repos.us_equity_strategies}@{bundle.us_equity_strategies} pins {pin.describe()} ({when})")
-        if tags_match
-        else CheckResult("ues-pins-qpk", "failed", f"not checked: the bundle differs from the lock at {lock.locked_at}; {LOCK_FIX}")
-    )
-    facts = GateFacts(ues_qpk_pin=pin)
-    facts.tags = {
-        (lock.quant_platform_kit.repo, lock.quant_platform_kit.tag): lock.quant_platform_kit.commit,
-        (lock.us_equity_strategies.repo, lock.us_equity_strategies.tag): lock.us_equity_strategies.commit,
-    }
+                continue
+            release = release.resolved(locked_release.refs())
+            resolved = resolved.with_bundles({release.bundle or "": locked_release.refs()})
+        for package in PACKAGES:
+            ref = release.refs.get(package.name)
+            if ref is None:
+                continue
+            repo = release.repositories.for_package(package.name)
+            check_id = f"{package.check_name}-{ref_kind(ref)}{group.suffix}"
+            locked = None if locked_release is None else locked_release.packages.get(package.name)
+            if locked is None or (owner, repo, ref) != (lock.github_owner, locked.repo, locked.ref):
+                refs_match = False
+                proved = "nothing" if locked is None else f"{lock.github_owner}/{locked.repo} {locked.ref}"
+                checks.append(
+                    CheckResult(
+                        check_id,
+                        "failed",
+                        f"{_ref_field(group, package.name)} is {owner}/{repo} {ref}, the lock at {lock.locked_at} proved {proved}; {LOCK_FIX}",
+                        _stage_of(package),
+                    )
+                )
+            else:
+                facts.commits[(repo, ref)] = locked.commit
+                checks.append(
+                    CheckResult(
+                        check_id,
+                        "passed",
+                        f"{owner}/{repo} {'tag' if ref_kind(ref) == 'tag' else 'commit'} {ref} -> {locked.commit} ({when})",
+                        _stage_of(package),
+                    )
+                )
+        if locked_release is not None:
+            for name, pins in sorted(locked_release.kit_pins.items()):
+                strategy = BY_NAME.get(name)
+                if strategy is None or not pins:
+                    continue
+                check_id = f"{strategy.check_name}-pins-qpk{group.suffix}"
+                repo = release.repositories.for_package(name)
+                checks.append(
+                    CheckResult(check_id, "passed", f"{repo}@{release.ref(name)} pins {pins[0].describe()} ({when})", "tag-ues")
+                    if refs_match
+                    else CheckResult(
+                        check_id, "failed", f"not checked: the release differs from the lock at {lock.locked_at}; {LOCK_FIX}", "tag-ues"
+                    )
+                )
     for key in sorted(config.services):
         spec = config.services[key]
         check_id = f"platform-pins:{key}"
         locked_service = lock.services.get(key)
-        repo = repos.for_platform(spec.platform)
+        repo = config.release.repositories.for_platform(spec.platform)
         if locked_service is None:
-            checks.append(CheckResult(check_id, "failed", f"services.{key} is not in the lock at {lock.locked_at}; {LOCK_FIX}"))
+            checks.append(
+                CheckResult(check_id, "failed", f"services.{key} is not in the lock at {lock.locked_at}; {LOCK_FIX}", "platform-pins")
+            )
         elif (spec.platform, repo) != (locked_service.platform, locked_service.repo):
             checks.append(
                 CheckResult(
                     check_id,
                     "failed",
                     f"services.{key}.platform is {spec.platform} ({repo}), the lock at {lock.locked_at} proved {locked_service.platform} ({locked_service.repo}); {LOCK_FIX}",
+                    "platform-pins",
                 )
             )
         elif spec.commit != locked_service.commit:
@@ -646,34 +1059,94 @@ def gate_from_lock(config: StackConfig, lock: Lock) -> GateReport:
                     check_id,
                     "failed",
                     f"services.{key}.commit is {short(spec.commit)}, the lock at {lock.locked_at} proved {repo}@{short(locked_service.commit)}; {LOCK_FIX}",
+                    "platform-pins",
                 )
             )
-        elif not tags_match:
-            checks.append(CheckResult(check_id, "failed", f"not checked: the bundle differs from the lock at {lock.locked_at}; {LOCK_FIX}"))
-        else:
-            facts.services[key] = ServiceFacts(spec.platform, repo, spec.commit, tuple(locked_service.pins))
+        elif not refs_match:
             checks.append(
-                CheckResult(check_id, "passed", f"{repo}@{short(spec.commit)} pins {QPK_PACKAGE} and {UES_PACKAGE} to the bundle ({when})")
+                CheckResult(
+                    check_id, "failed", f"not checked: the release differs from the lock at {lock.locked_at}; {LOCK_FIX}", "platform-pins"
+                )
             )
+        else:
+            facts.services[key] = ServiceFacts(spec.platform, repo, spec.commit, tuple(locked_service.pins), locked_service.release)
+            names = " and ".join(name for name in config.release_for(key).refs) if config.release_for(key).refs else "the release"
+            checks.append(
+                CheckResult(
+                    check_id,
+                    "passed",
+                    f"{repo}@{short(spec.commit)} pins {names} to the {_noun(config.release_for(key))} ({when})",
+                    "platform-pins",
+                )
+            )
+    # What a lock proves beyond the pins: it was written only when every check passed for exactly this
+    # release and these commits, so for this config those checks passed then.
+    all_proved = refs_match and len(facts.services) == len(config.services)
+    differs = f"not checked: the config differs from the lock at {lock.locked_at}; {LOCK_FIX}"
+    proofs: list[tuple[str, Stage, str]] = [
+        (
+            "pin-refs",
+            "platform-pins",
+            f"every pin the lock recorded uses a release tag or a full commit of the canonical repository ({when})",
+        ),
+        ("tag-immutable", "tag-qpk", f"the release's tags resolve to the commits the lock recorded ({when})"),
+    ]
+    proofs += [(f"order{group.suffix}", "tag-ues", f"the release the lock ordered ({when})") for group in release_groups(config)]
+    if lock.source == "github":
+        proofs += [
+            (f"platform-ci:{key}", "platform-pins", f"CI was green when the lock was written ({when})") for key in sorted(config.services)
+        ]
+    for check_id, stage, message in proofs:
+        checks.append(CheckResult(check_id, "passed", message, stage) if all_proved else CheckResult(check_id, "failed", differs, stage))
     if lock.profile_facts is None:
         checks.append(
             CheckResult(
                 "profile-facts", "failed", f"the lock at {lock.locked_at} was written before profile facts were recorded; {LOCK_AGAIN}"
             )
         )
-    else:
-        results = lock_profile_checks(config, lock.profile_facts, when) if tags_match else []
-        checks += [CheckResult(r.id, r.status, r.message) for r in results]
-        if tags_match:
-            facts.profiles = lock.profile_facts.model_copy(update={"services": {
-                key: platform_key(repos.for_platform(spec.platform), spec.commit)
-                for key, spec in config.services.items()
-                if platform_key(repos.for_platform(spec.platform), spec.commit) in lock.profile_facts.platforms
-            }})  # fmt: skip
+    elif refs_match:
+        checks += [CheckResult(r.id, r.status, r.message, "platform-pins") for r in lock_profile_checks(resolved, lock.profile_facts, when)]
+        repos = config.release.repositories
+        facts.profiles = lock.profile_facts.model_copy(update={"services": {
+            key: platform_key(repos.for_platform(spec.platform), spec.commit)
+            for key, spec in config.services.items()
+            if platform_key(repos.for_platform(spec.platform), spec.commit) in lock.profile_facts.platforms
+        }})  # fmt: skip
     if lock.source != "github":
-        checks.append(
-            CheckResult(
-                "platform-ci", "skipped", f"the lock at {lock.locked_at} was written from the {lock.source} source, which cannot see CI"
-            )
-        )
-    return GateReport(bundle=bundle, checks=checks, source_kind="lock", verified_from=f"lock at {lock.locked_at}", facts=facts)
+        unseen = f"the lock at {lock.locked_at} was written from the {lock.source} source, which cannot see CI"
+        checks += [CheckResult(f"platform-ci:{key}", "skipped", unseen) for key in sorted(config.services)]
+    return GateReport(
+        bundle=resolved.release, checks=checks, source_kind="lock", verified_from=f"lock at {lock.locked_at}", facts=facts, config=resolved
+    )
+
+
+def _locked_release_of(lock: Lock, keys: Iterable[str]) -> Optional[LockedRelease]:
+    for key in keys:
+        service = lock.services.get(key)
+        if service is not None and service.release is not None:
+            return service.release
+    return None
+
+
+def with_lock(online: GateReport, config: StackConfig, lock: Optional[Lock]) -> GateReport:
+    """The online verdict, with the lock answering only what the run could not verify: a check the
+    source answered (passed or failed) stands as answered; a check that could not be verified ("error")
+    takes the lock's verdict for this config, marked as the lock's. A definite failure found online can
+    never be replaced by the lock's pass."""
+    if lock is None or not online.unverified:
+        return online
+    offline = {check.id: check for check in gate_from_lock(config, lock).checks}
+    answered = []
+    for check in online.checks:
+        from_lock = offline.get(check.id)
+        if check.status == "error" and from_lock is not None:
+            answered.append(replace(from_lock, message=f"{from_lock.message}; not verifiable online now"))
+        else:
+            answered.append(check)
+    facts = online.facts
+    if facts.profiles is None and all(c.ok for c in answered if c.id.startswith("profile-facts")):
+        offline_report = gate_from_lock(config, lock)
+        facts = replace(facts, profiles=offline_report.facts.profiles)
+    return replace(
+        online, checks=answered, facts=facts, verified_from=f"{online.verified_from}, the rest from the lock at {lock.locked_at}"
+    )

@@ -1,16 +1,25 @@
 """The lock file: the offline record of what the gate proved, one per stack, beside its stack file.
 
-`python -m release lock` writes it only when the gate passes. The plan reads it when GitHub is out of
-reach, and the next gate run compares tags against it (a tag that moved fails `tag-immutable`). Every
-tag a lock of this stack ever proved stays in `tags`, so moving the bundle forward keeps the record of
-the old tags for the immutability check of a later rollback.
+`python -m release lock` writes it only when the gate passes. `plan` lets it answer the questions a run
+could not ask (release/gate/checks.py `with_lock`), `verify` judges by its profile facts, and the next
+gate run compares against it: a tag that moved fails `tag-immutable`, a package's new commit is ordered
+against the one recorded (forward, rollback, diverged).
 
-Since schema 2 the lock also carries the profile facts the gate proved (UES catalog and adapters at the
-tag, each platform's registry at its commit), each with its provenance (repository, ref, commit, path,
-blob id), and a sha256 digest of them. A lock whose facts do not match their digest or their provenance
-(the lock's own tag and service commits) is refused as tampered (bad input). A schema-1 lock has no
-facts: it still serves as the tag history of the next `lock`, but the offline plan refuses it.
+What it records (schema 3): the stack's release, every package as its ref -> commit (and the bundle it
+came from, where it was read: repository, commit, path, blob), each strategy package's own pin of the kit;
+per service its platform commit, the pins of its install files, and its own release when it overrides the
+stack's; `refs`, every ref -> commit any lock of this stack proved (tags never move, so the history is
+kept for a later rollback's check); the profile facts with their sha256; and `lock_sha256`, the sha256 of
+everything else.
 
+What a reader can tell about an edited lock: any edit that leaves `lock_sha256` (or the facts' digest)
+stale, a duplicate key, a field of the wrong type (`schema_version: true`), facts whose provenance is not
+the lock's own commits, a history that lacks the lock's own refs. What it cannot: an edit whose digests
+were recomputed. A digest is not a signature; the lock is a record of what was proved, and `pulumi up`
+proves it all again online before it deploys.
+
+Locks of schema 1 and 2 (two tags, a `tags` history, UES's QPK pin) still load, as the same model, and are
+judged as before; a schema-1 lock has no facts, so it serves the history but not the offline plan.
 Deterministic: sorted keys, two-space indent, trailing newline; the only volatile field is `locked_at`.
 """
 
@@ -22,20 +31,22 @@ import os
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal, Optional
+from typing import TYPE_CHECKING, Any, Final, Literal, Optional, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from components.profiles import ProfileFacts, platform_key
-from release.config import COMMIT_PATTERN, release_version
+from release.config import COMMIT_PATTERN, check_bundle_id, check_release_ref, ref_kind
 from release.gate.pins import Pin
 from release.local_files import LOCK_MAX_BYTES, InputFileError, load_json, read_text
+from release.packages import QPK_PACKAGE, UES_PACKAGE
 
 if TYPE_CHECKING:
     from release.gate.checks import GateReport
 
-LOCK_SCHEMA: Final = 2
+LOCK_SCHEMA: Final = 3
 LOCK_AGAIN = "run `python -m release lock` again"
+HAND_EDIT = "do not edit it by hand: delete it and run `python -m release lock`"
 
 
 class LockModel(BaseModel):
@@ -48,21 +59,64 @@ def _full_commit(value: str) -> str:
     return value
 
 
-class LockedTag(LockModel):
+class LockedRef(LockModel):
+    """A package as released: its repository, the ref the release named, the commit it proved."""
+
     repo: str
-    tag: str
+    ref: str
     commit: str
 
-    @field_validator("tag")
+    @field_validator("ref")
     @classmethod
-    def _tag(cls, value: str) -> str:
-        release_version(value)
-        return value
+    def _ref(cls, value: str) -> str:
+        return check_release_ref(value)
 
     @field_validator("commit")
     @classmethod
     def _commit(cls, value: str) -> str:
         return _full_commit(value)
+
+    @model_validator(mode="after")
+    def _commit_ref(self) -> "LockedRef":
+        if ref_kind(self.ref) == "commit" and self.ref != self.commit:
+            raise ValueError(f"the ref {self.ref} is a commit, yet the lock says it proved {self.commit}")
+        return self
+
+
+class LockedBundle(LockModel):
+    """Where a bundle release was read."""
+
+    bundle: str
+    repo: str
+    commit: str
+    path: str
+    blob: str
+
+    @field_validator("bundle")
+    @classmethod
+    def _bundle(cls, value: str) -> str:
+        return check_bundle_id(value)
+
+    @field_validator("commit", "blob")
+    @classmethod
+    def _object(cls, value: str) -> str:
+        return _full_commit(value)
+
+
+class LockedRelease(LockModel):
+    packages: dict[str, LockedRef]  # distribution name ->
+    bundle: Optional[LockedBundle] = None
+    kit_pins: dict[str, list[Pin]] = Field(default_factory=dict)  # strategy package -> its own pins of the kit
+
+    @model_validator(mode="after")
+    def _required(self) -> "LockedRelease":
+        missing = [name for name in (QPK_PACKAGE, UES_PACKAGE) if name not in self.packages]
+        if missing:
+            raise ValueError(f"the release lacks {', '.join(missing)}")
+        return self
+
+    def refs(self) -> dict[str, str]:
+        return {name: locked.ref for name, locked in self.packages.items()}
 
 
 class LockedService(LockModel):
@@ -70,6 +124,7 @@ class LockedService(LockModel):
     repo: str
     commit: str
     pins: list[Pin] = Field(default_factory=list)
+    release: Optional[LockedRelease] = None  # its own release, when it overrides the stack's
 
     @field_validator("commit")
     @classmethod
@@ -78,22 +133,58 @@ class LockedService(LockModel):
 
 
 class Lock(LockModel):
-    schema_version: Literal[1, 2] = LOCK_SCHEMA
+    schema_version: Literal[1, 2, 3] = LOCK_SCHEMA
     locked_at: str  # ISO 8601 UTC, e.g. 2026-04-20T09:30:00Z
     source: str  # the kind of source that proved it: github | git
     github_owner: str
-    quant_platform_kit: LockedTag
-    us_equity_strategies: LockedTag
-    ues_qpk_pin: Pin
+    release: LockedRelease
     services: dict[str, LockedService]
-    # "<owner>/<repo>" -> tag -> commit: every tag any lock of this stack proved (tags never move).
-    tags: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # "<owner>/<repo>" -> ref -> commit: every ref any lock of this stack proved (tags never move).
+    refs: dict[str, dict[str, str]] = Field(default_factory=dict)
     # What the gate proved about profiles (None only in a schema-1 lock), and the sha256 of it.
     profile_facts: Optional[ProfileFacts] = None
     profile_facts_sha256: Optional[str] = None
+    lock_sha256: Optional[str] = None  # schema 3: the sha256 of everything else (`lock_digest`)
 
-    def recorded_commit(self, owner: str, repo: str, tag: str) -> Optional[str]:
-        return self.tags.get(f"{owner}/{repo}", {}).get(tag)
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _schema(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("is not a schema number")  # JSON true is not 1
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_schemas(cls, data: object) -> object:
+        """A schema-1/2 lock (two tags, `tags`, `ues_qpk_pin`) as the same model."""
+        if not isinstance(data, dict) or data.get("schema_version") not in (1, 2) or isinstance(data.get("schema_version"), bool):
+            return data
+        data = dict(data)
+        data.pop("matrix_tag", None)
+        packages, kit_pins = {}, {}
+        for key, name in (("quant_platform_kit", QPK_PACKAGE), ("us_equity_strategies", UES_PACKAGE)):
+            locked = data.pop(key, None)
+            if isinstance(locked, dict) and set(locked) == {"repo", "tag", "commit"}:
+                packages[name] = {"repo": locked["repo"], "ref": locked["tag"], "commit": locked["commit"]}
+            else:
+                packages[name] = locked  # refused below as what it is
+        if "ues_qpk_pin" in data:
+            kit_pins[UES_PACKAGE] = [data.pop("ues_qpk_pin")]
+        data["release"] = {"packages": packages, "kit_pins": kit_pins}
+        data["refs"] = data.pop("tags", {})
+        return data
+
+    def recorded_commit(self, owner: str, repo: str, ref: str) -> Optional[str]:
+        return self.refs.get(f"{owner}/{repo}", {}).get(ref)
+
+    def previous(self, name: str, services: Sequence[str]) -> Optional[LockedRef]:
+        """What the lock recorded for package `name` of the release `services` install: the first of
+        them that had its own release, else the stack's."""
+        for key in services:
+            locked = self.services.get(key)
+            if locked is not None and locked.release is not None:
+                return locked.release.packages.get(name)
+        return self.release.packages.get(name)
 
 
 class LockError(ValueError):
@@ -106,26 +197,48 @@ def lock_path(stack_file: Path) -> Path:
     return stack_file.with_name(f"{stem}.lock.json")
 
 
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def facts_digest(facts: ProfileFacts) -> str:
-    canonical = json.dumps(facts.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return _digest(facts.model_dump(mode="json"))
+
+
+def lock_digest(lock: Lock) -> str:
+    """The sha256 of every field of the lock but `lock_sha256` itself."""
+    return _digest(lock.model_dump(mode="json", exclude={"lock_sha256"}))
+
+
+def integrity_problems(lock: Lock) -> list[str]:
+    """Where the lock contradicts its digests, its own history or the provenance of its facts."""
+    problems = []
+    if lock.schema_version == LOCK_SCHEMA and lock.lock_sha256 != lock_digest(lock):
+        problems.append("its content does not match lock_sha256")
+    releases = [("the release", lock.release)] + [
+        (f"services.{key}.release", service.release) for key, service in sorted(lock.services.items()) if service.release is not None
+    ]
+    for where, release in releases:
+        for name, locked in sorted(release.packages.items()):
+            if lock.recorded_commit(lock.github_owner, locked.repo, locked.ref) != locked.commit:
+                problems.append(f"refs lacks {where}'s {name} {locked.ref} -> {locked.commit[:7]}")
+    return problems + provenance_problems(lock)
 
 
 def provenance_problems(lock: Lock) -> list[str]:
-    """Where the lock's profile facts contradict their digest or the lock's own tag and commits."""
+    """Where the lock's profile facts contradict their digest or the lock's own refs and commits."""
     facts = lock.profile_facts
     if facts is None:
         return []
     problems = []
     if lock.profile_facts_sha256 != facts_digest(facts):
         problems.append("profile_facts do not match profile_facts_sha256")
-    ues = facts.ues.get(lock.us_equity_strategies.tag)
-    if facts.ues_tag != lock.us_equity_strategies.tag or ues is None:
-        problems.append(f"profile_facts are for UES {facts.ues_tag}, the lock proved {lock.us_equity_strategies.tag}")
-    elif (ues.repo, ues.commit) != (lock.us_equity_strategies.repo, lock.us_equity_strategies.commit):
-        problems.append(
-            f"UES facts were read at {ues.repo}@{ues.commit[:7]}, the lock's tag is {lock.us_equity_strategies.repo}@{lock.us_equity_strategies.commit[:7]}"
-        )
+    locked_ues = lock.release.packages[UES_PACKAGE]
+    ues = facts.ues.get(locked_ues.ref)
+    if facts.ues_tag != locked_ues.ref or ues is None:
+        problems.append(f"profile_facts are for UES {facts.ues_tag}, the lock proved {locked_ues.ref}")
+    elif (ues.repo, ues.commit) != (locked_ues.repo, locked_ues.commit):
+        problems.append(f"UES facts were read at {ues.repo}@{ues.commit[:7]}, the lock's tag is {locked_ues.repo}@{locked_ues.commit[:7]}")
     for ues_facts in facts.ues.values():
         if any((f.repo, f.ref, f.commit) != (ues_facts.repo, ues_facts.tag, ues_facts.commit) for f in ues_facts.files):
             problems.append(f"a UES {ues_facts.tag} fact names another repository, ref or commit than its own")
@@ -153,30 +266,28 @@ def read_lock(path: Path, need_facts: bool = False) -> Optional[Lock]:
     except InputFileError as error:
         raise LockError(str(error)) from None
     try:
-        # The shared parser: nesting past the bound is refused, never a RecursionError.
-        raw = load_json(text, str(path), "do not edit it by hand: delete it and run `python -m release lock`")
+        # The shared parser: nesting past the bound and a key given twice are refused, never a traceback.
+        raw = load_json(text, str(path), HAND_EDIT)
     except InputFileError as error:
         raise LockError(str(error)) from None
-    if isinstance(raw, dict) and raw.get("schema_version") == 1:
-        # Written before profile facts: its matrix tag named a hand-written matrix that no longer exists.
-        if need_facts:
-            raise LockError(f"{path} was written before profile facts were recorded in locks; {LOCK_AGAIN}")
-        raw.pop("matrix_tag", None)
+    if isinstance(raw, dict) and raw.get("schema_version") == 1 and need_facts:
+        raise LockError(f"{path} was written before profile facts were recorded in locks; {LOCK_AGAIN}")
     try:
         lock = Lock.model_validate(raw)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "(top level)"
         raise LockError(
-            f"{path} is not a valid lock ({error.error_count()} problem(s), first at {where}: {first['msg']}); "
-            "do not edit it by hand: delete it and run `python -m release lock`"
+            f"{path} is not a valid lock ({error.error_count()} problem(s), first at {where}: {first['msg']}); {HAND_EDIT}"
         ) from None
-    if lock.schema_version == LOCK_SCHEMA and lock.profile_facts is None:
+    if lock.schema_version >= 2 and lock.profile_facts is None:
         raise LockError(f"{path} has no profile facts; do not edit it by hand: {LOCK_AGAIN}")
-    problems = provenance_problems(lock)
+    if lock.schema_version == LOCK_SCHEMA and lock.lock_sha256 is None:
+        raise LockError(f"{path} has no lock_sha256; {HAND_EDIT}")
+    problems = integrity_problems(lock)
     if problems:
         raise LockError(
-            f"{path}: its profile facts do not match their provenance ({'; '.join(problems)}); it was edited by hand: {LOCK_AGAIN}"
+            f"{path}: it does not match its own digests and provenance ({'; '.join(problems)}); it was edited by hand: {LOCK_AGAIN}"
         )
     if need_facts and lock.profile_facts is None:
         raise LockError(f"{path} was written before profile facts were recorded in locks; {LOCK_AGAIN}")
@@ -192,22 +303,21 @@ def lock_from_report(report: "GateReport", now: Optional[datetime] = None, previ
     """The lock a passing, source-verified gate report proves; ValueError for any other report."""
     if not report.ok or report.source_kind not in ("github", "git"):
         raise ValueError("only a passing gate verified from GitHub or git can be locked; run `python -m release check`")
-    facts, bundle = report.facts, report.bundle
-    owner, repos = bundle.github_owner, bundle.repositories
-    qpk_commit = facts.tags[(repos.quant_platform_kit, bundle.quant_platform_kit)]
-    ues_commit = facts.tags[(repos.us_equity_strategies, bundle.us_equity_strategies)]
-    assert facts.ues_qpk_pin is not None, "a passing gate has read UES's QPK pin"
+    facts = report.facts
     assert facts.profiles is not None, "a passing gate has read the profile facts"
-    tags: dict[str, dict[str, str]] = {name: dict(recorded) for name, recorded in (previous.tags if previous else {}).items()}
-    for (repo, tag), commit in facts.tags.items():
-        tags.setdefault(f"{owner}/{repo}", {})[tag] = commit
-    return Lock(
+    assert facts.release is not None, "a passing gate has proved every package of the release"
+    refs: dict[str, dict[str, str]] = {name: dict(recorded) for name, recorded in (previous.refs if previous else {}).items()}
+    owner = report.bundle.github_owner
+    releases = [facts.release] + [service.release for service in facts.services.values() if service.release is not None]
+    for release in releases:
+        assert release is not None
+        for locked in release.packages.values():
+            refs.setdefault(f"{owner}/{locked.repo}", {})[locked.ref] = locked.commit
+    lock = Lock(
         locked_at=utc_timestamp(now),
         source=report.source_kind,
         github_owner=owner,
-        quant_platform_kit=LockedTag(repo=repos.quant_platform_kit, tag=bundle.quant_platform_kit, commit=qpk_commit),
-        us_equity_strategies=LockedTag(repo=repos.us_equity_strategies, tag=bundle.us_equity_strategies, commit=ues_commit),
-        ues_qpk_pin=facts.ues_qpk_pin,
+        release=facts.release,
         profile_facts=facts.profiles,
         profile_facts_sha256=facts_digest(facts.profiles),
         services={
@@ -216,11 +326,13 @@ def lock_from_report(report: "GateReport", now: Optional[datetime] = None, previ
                 repo=service.repo,
                 commit=service.commit,
                 pins=sorted(service.pins, key=lambda pin: (pin.package, pin.file, pin.ref)),
+                release=service.release,
             )
             for key, service in facts.services.items()
         },
-        tags=tags,
+        refs=refs,
     )
+    return lock.model_copy(update={"lock_sha256": lock_digest(lock)})
 
 
 def render_lock(lock: Lock) -> str:
@@ -228,7 +340,7 @@ def render_lock(lock: Lock) -> str:
 
 
 def write_lock(path: Path, report: "GateReport", now: Optional[datetime] = None) -> Lock:
-    """Write the lock for a passing report, keeping every tag the previous lock at `path` recorded."""
+    """Write the lock for a passing report, keeping every ref the previous lock at `path` recorded."""
     lock = lock_from_report(report, now, previous=read_lock(path))
     # A fresh temporary file (O_EXCL, a unique name): a FIFO or a stale file left at a fixed `.tmp` name
     # can never block the write or be written through. Atomic replace: a crash mid-write never leaves a

@@ -1,8 +1,8 @@
 """The gate's `profile-facts:<key>` checks: profile facts read from the pinned sources, and the config
 held against them.
 
-UES is read at the bundle's tag (the commit `ues-tag` resolved), each platform at its configured commit,
-through the same source as the pins (so the same caching, budget and faults apply). A check passes when
+UES is read at the commit its release's ref proved, each platform at its configured commit, from the
+trees the fetch stage proved (release/gate/fetch.py), so the same files as the pins. A check passes when
 the facts were read and the configured profile is runtime-enabled on that commit; it fails when a file
 cannot be evaluated (naming file, line and construct) or the profile is not enabled there (an alias, an
 unknown name, outside the allowlist ∩ compatibility ∩ capability); it is "error" when the source could
@@ -11,28 +11,19 @@ not answer.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
-from typing import Callable, Literal, Optional, TypeVar
+from typing import Literal, Mapping, Optional, Union
 
 from components.profiles import PlatformFacts, ProfileFacts, UesFacts, judge, platform_key
-from release.config import PlatformId, ReleaseBundle, StackConfig
-from release.gate.profile_source import (
-    ADAPTERS_MODULE,
-    REGISTRY_PATH,
-    UES_PACKAGE_DIRS,
-    FactsReadError,
-    RepoFiles,
-    bundled_config_paths,
-    read_platform_facts,
-    read_ues_facts,
-)
-from release.gate.sources import Answers, NotFound, Pending, ReleaseSource, SourceError, exploring
-
-T = TypeVar("T")
+from release.config import StackConfig
+from release.gate.fetch import Snapshot
+from release.gate.profile_source import FactsReadError, RepoFiles, bundled_config_paths, read_platform_facts, read_ues_facts
+from release.gate.sources import NotFound, SourceError
+from release.gate.trees import Tree, TreeError
+from release.packages import UES_PACKAGE
 
 CHECK = "profile-facts"
-UNKNOWN_COMMIT = "0" * 40
+BlockedStatus = Literal["failed", "error", "unreachable"]
 LITERAL_ONLY = (
     "the gate reads only literal module-level data (it never imports UES or the platform); "
     "release a version whose file states it literally, or extend release/gate/profile_source.py for the new form"
@@ -47,64 +38,16 @@ class ProfileCheck:
     unreachable: bool = False
 
 
-def _files(source: ReleaseSource, repo: str, ref: str, commit: str, read_at: Optional[str] = None) -> RepoFiles:
-    """`repo`'s files at `commit`, read through the source at `read_at` (default: the commit itself)."""
-    at = read_at or commit
+def _files(tree: Tree, ref: str) -> RepoFiles:
+    """A fetched tree as the readers see it: `repo` at `commit`, read by path."""
     return RepoFiles(
-        repo=repo,
+        repo=tree.repo,
         ref=ref,
-        commit=commit,
-        read_text=lambda path: source.read_file(repo, at, path),
-        blob_of=lambda path: source.blob_id(repo, at, path),
-        present=lambda paths: source.list_files(repo, at, paths),
+        commit=tree.commit,
+        read_text=tree.text,
+        blob_of=tree.blob,
+        present=lambda paths: frozenset(path for path in paths if tree.has(path)),
     )
-
-
-def _ask_ahead(config: StackConfig, source: ReleaseSource, ues_at: str) -> None:
-    """Only while the gate explores its questions concurrently (the UES read is still pending; `ues_at` is
-    UES's commit, or the tag's name while it resolves): ask now
-    for the files whose paths do not depend on UES's answers, so they arrive in the same round trips:
-    UES's runtime adapters module beside its catalog, and each platform's registry at its commit. The
-    outcomes are thrown away here; the real pass reads them from the source's answers."""
-    repos = config.release.repositories
-    ues_files = _files(source, repos.us_equity_strategies, config.release.us_equity_strategies, ues_at)
-    wanted: list[tuple[RepoFiles, str]] = []
-    try:
-        directory = next((d for d in UES_PACKAGE_DIRS if ues_files.present((f"{d}/catalog.py",))), None)
-        if directory is not None:
-            wanted.append((ues_files, f"{directory}/{ADAPTERS_MODULE.rsplit('.', 1)[1]}.py"))
-    except SourceError:
-        pass
-    for repo, commit in sorted({(repos.for_platform(spec.platform), spec.commit) for spec in config.services.values()}):
-        wanted.append((_files(source, repo, commit, commit), REGISTRY_PATH))
-    for files, path in wanted:
-        try:
-            files.read_text(path)
-        except SourceError:
-            pass
-
-
-def _derived(source: ReleaseSource, key: tuple[object, ...], compute: Callable[[], T]) -> T:
-    """Facts parsed once per run from a source that keeps its answers (they cannot change within it)."""
-    answers = getattr(source, "answers", None)
-    return answers.derived(key, compute) if isinstance(answers, Answers) else compute()
-
-
-def _read_platform(source: ReleaseSource, repo: str, commit: str, platform: PlatformId, bundled: tuple[str, ...]) -> PlatformFacts:
-    return read_platform_facts(_files(source, repo, commit, commit), platform, bundled)
-
-
-def _read_ahead_at_tag(config: StackConfig, source: ReleaseSource) -> None:
-    """Only while exploring, with UES's tag still resolving: read UES's facts by the tag's name (a source
-    that can list a tree by tag name answers now; the others raise Pending), and ask ahead for the rest,
-    so the chain tag -> tree -> catalog -> the module it names does not wait for the tag's commit."""
-    tag = config.release.us_equity_strategies
-    try:
-        # the commit is not known yet: a placeholder for the provenance these throw-away facts record
-        read_ues_facts(_files(source, config.release.repositories.us_equity_strategies, tag, UNKNOWN_COMMIT, read_at=tag))
-    except (SourceError, FactsReadError):
-        pass
-    _ask_ahead(config, source, tag)
 
 
 def _fault(check_id: str, where: str, error: SourceError) -> ProfileCheck:
@@ -119,67 +62,85 @@ def enabled_text(platform: PlatformFacts, ues: UesFacts) -> str:
 
 
 def profile_checks(
-    config: StackConfig, source: ReleaseSource, ues_commit: Optional[str], ues_blocked: Optional[str]
+    snapshot: Snapshot, blocked: Mapping[str, tuple[BlockedStatus, str]]
 ) -> tuple[list[ProfileCheck], Optional[ProfileFacts]]:
-    """One check per service, and the facts when every file could be read (None otherwise)."""
-    bundle = config.release
-    repos = bundle.repositories
-    keys = sorted(config.services)
-    tag = bundle.us_equity_strategies
-    ues_label = f"{repos.us_equity_strategies}@{tag}"
-    if ues_commit is None:
-        if exploring(source):
-            _read_ahead_at_tag(config, source)
-        reason = ues_blocked or "ues-tag did not resolve"
-        return [ProfileCheck(f"{CHECK}:{key}", "failed" if "failed" in reason else "error", f"not checked: {reason}") for key in keys], None
-    try:
-        ues = _derived(
-            source,
-            ("ues-facts", repos.us_equity_strategies, tag, ues_commit),
-            lambda: read_ues_facts(_files(source, repos.us_equity_strategies, tag, ues_commit)),
-        )
-    except FactsReadError as error:
-        return [ProfileCheck(f"{CHECK}:{key}", "failed", f"{ues_label} {error}; {LITERAL_ONLY}") for key in keys], None
-    except SourceError as error:
-        if isinstance(error, Pending):
-            _ask_ahead(config, source, ues_commit)
-        return [_fault(f"{CHECK}:{key}", ues_label, error) for key in keys], None
+    """One check per service, and the facts when every file could be read (None otherwise).
 
+    UES is read at the commit of its release's ref, each platform at its configured commit, both from
+    the trees the fetch stage proved. `blocked` names services whose release could not be proved
+    (service key -> (status, why)): their checks say so instead."""
+    config = snapshot.config
+    stack_ues = config.release.us_equity_strategies
     checks: list[ProfileCheck] = []
+    ues_read: dict[str, Union[UesFacts, ProfileCheck]] = {}  # UES commit -> facts or the failure
     platforms: dict[str, PlatformFacts] = {}
     failures: dict[str, ProfileCheck] = {}  # per platform commit: read once, reported for each service
     services: dict[str, str] = {}
+    service_ues: dict[str, str] = {}
+    ues_facts: dict[str, UesFacts] = {}
     enabled_by_platform: dict[str, str] = {}
-    for key in keys:
+    for key in sorted(config.services):
         spec = config.services[key]
         check_id = f"{CHECK}:{key}"
-        repo = repos.for_platform(spec.platform)
-        label = platform_key(repo, spec.commit)
-        where = f"{repo}@{spec.commit[:7]} (services.{key}.commit)"
-        if label not in platforms and label not in failures:
+        if key in blocked:
+            status, why = blocked[key]
+            checks.append(
+                ProfileCheck(check_id, "failed" if status == "failed" else "error", f"not checked: {why}", status == "unreachable")
+            )
+            continue
+        release = config.release_for(key)
+        trees = snapshot.release_trees(key)
+        ues_repo, ues_commit = trees.packages[UES_PACKAGE]
+        ues_ref = release.us_equity_strategies
+        ues_label = f"{ues_repo}@{ues_ref}"
+        ues_tree = trees.tree(ues_repo, ues_commit)
+        if ues_commit is None or ues_tree is None:
+            fault = snapshot.trees.get((ues_repo, ues_commit or ""))
+            checks.append(
+                _fault(check_id, ues_label, fault)
+                if isinstance(fault, SourceError)
+                else ProfileCheck(check_id, "failed", f"not checked: {ues_label} did not resolve")
+            )
+            continue
+        if ues_commit not in ues_read:
             try:
-                bundled = bundled_config_paths(ues)
-                platforms[label] = _derived(
-                    source,
-                    ("platform-facts", repo, spec.commit, spec.platform, bundled),
-                    functools.partial(_read_platform, source, repo, spec.commit, spec.platform, bundled),
+                ues_read[ues_commit] = read_ues_facts(_files(ues_tree, ues_ref))
+            except (FactsReadError, TreeError) as error:
+                ues_read[ues_commit] = ProfileCheck(check_id, "failed", f"{ues_label} {error}; {LITERAL_ONLY}")
+        ues = ues_read[ues_commit]
+        if isinstance(ues, ProfileCheck):
+            checks.append(ProfileCheck(check_id, ues.status, ues.message))
+            failures.setdefault(f"ues:{ues_commit}", ues)
+            continue
+        repo, commit = trees.platform
+        label = platform_key(repo, commit)
+        where = f"{repo}@{commit[:7]} (services.{key}.commit)"
+        if label not in platforms and label not in failures:
+            tree = trees.tree(repo, commit)
+            fault = snapshot.trees.get((repo, commit))
+            if tree is None:
+                failures[label] = (
+                    _fault(check_id, where, fault)
+                    if isinstance(fault, SourceError)
+                    else ProfileCheck(check_id, "error", f"could not verify {where}: not read")
                 )
-            except FactsReadError as error:
-                failures[label] = ProfileCheck(check_id, "failed", f"{where} {error}; {LITERAL_ONLY}")
-            except SourceError as error:
-                failures[label] = _fault(check_id, where, error)
+            else:
+                try:
+                    platforms[label] = read_platform_facts(_files(tree, commit), spec.platform, bundled_config_paths(ues))
+                except (FactsReadError, TreeError) as error:
+                    failures[label] = ProfileCheck(check_id, "failed", f"{where} {error}; {LITERAL_ONLY}")
         if label in failures:
             failure = failures[label]
             checks.append(ProfileCheck(check_id, failure.status, failure.message, failure.unreachable))
             continue
-        platform = platforms[label]
         services[key] = label
-        if exploring(source):
-            continue  # judging asks no question and this pass's report is thrown away
-        checks.append(_judge_service(check_id, key, spec.strategy_profile, platform, ues, enabled_by_platform))
+        ues_facts[ues_ref] = ues
+        if ues_ref != stack_ues:
+            service_ues[key] = ues_ref
+        checks.append(_judge_service(check_id, key, spec.strategy_profile, platforms[label], ues, enabled_by_platform))
     facts = None
-    if not failures:
-        facts = ProfileFacts(ues_tag=tag, ues={tag: ues}, platforms=platforms, services=services)
+    if not failures and len(services) == len(config.services) and stack_ues in ues_facts:
+        facts = ProfileFacts(ues_tag=stack_ues, ues=ues_facts, platforms=platforms, services=services, service_ues=service_ues)
     return checks, facts
 
 
@@ -242,13 +203,12 @@ def lock_profile_checks(config: StackConfig, facts: ProfileFacts, when: str) -> 
                 )
             )
             continue
-        result = _judge_service(check_id, key, spec.strategy_profile, platform, facts.bundle, enabled_by_platform)
+        result = _judge_service(check_id, key, spec.strategy_profile, platform, facts.ues_for(key), enabled_by_platform)
         checks.append(ProfileCheck(result.id, result.status, f"{result.message.split('; read from ')[0]} ({when})"))
     return checks
 
 
-def read_bundle_catalog(source: ReleaseSource, bundle: ReleaseBundle) -> UesFacts:
-    """UES's catalog and adapter facts at the bundle's tag alone (no platform): what `adopt` needs to name
-    profiles canonically. Raises FactsReadError or SourceError."""
-    repo, tag = bundle.repositories.us_equity_strategies, bundle.us_equity_strategies
-    return read_ues_facts(_files(source, repo, tag, source.resolve_tag(repo, tag)))
+def read_bundle_catalog(tree: Tree, ref: str) -> UesFacts:
+    """UES's catalog and adapter facts from its tree at the release's ref alone (no platform): what
+    `adopt` needs to name profiles canonically. Raises FactsReadError or TreeError."""
+    return read_ues_facts(_files(tree, ref))

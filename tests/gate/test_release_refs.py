@@ -162,12 +162,3 @@ def test_a_bad_release_is_exit_2_before_any_source_is_asked(tmp_path: Path, caps
     assert cli_main(["check", "--config-file", str(stack)]) == 2
     err = capsys.readouterr().err
     assert "release.packages.quant-platform-kit: 'ff09c88' is a short commit" in err and "could not verify" not in err
-
-
-def test_a_release_the_gate_cannot_judge_yet_fails_closed_without_asking(tmp_path: Path):
-    from release.gate.checks import run_gate
-    from release.gate.git_source import GitSource
-
-    report = run_gate(parsed(TODAY), GitSource(tmp_path / "no-clones-here"))
-    assert [(c.id, c.status) for c in report.checks] == [("release-form", "failed")]
-    assert "commit refs" in report.checks[0].message and not report.ok and not report.unreachable
