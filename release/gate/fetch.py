@@ -19,12 +19,15 @@ import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Generic, Optional, TypeVar, Union, cast
 
 from release.config import COMMIT_PATTERN, ReleaseBundle, StackConfig, ref_kind
 from release.gate.lock import Lock, LockedRef
 from release.gate.pins import PinFileError, load_toml
+from release.gate.platform_facts import FactsRequest, PackageCommit
+from release.gate.source_trees import TreeError as MaterialiseError
 from release.gate.sources import CiStatus, Relation, ReleaseSource, SourceError
 from release.gate.trees import Tree, TreeError
 from release.packages import BY_NAME, bundle_path
@@ -76,6 +79,42 @@ class Snapshot:
             commit = self.commits.get((package_repo, ref))
             packages[name] = (package_repo, commit if isinstance(commit, str) else None)
         return ReleaseTrees(platform=(repo, spec.commit), packages=packages, trees=self.trees)
+
+
+class SnapshotTrees:
+    """The run's fetched trees as the profile-facts probe's `TreeMaterialiser`
+    (release/gate/source_trees.py): the probe runs over exactly the bytes the checks read, already
+    verified against each commit's listing, with no second download."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self._trees = snapshot.trees
+
+    def materialise(self, repo: str, commit: str, destination: Path, deadline: float) -> None:
+        tree = self._trees.get((repo, commit))
+        if not isinstance(tree, Tree):
+            why = str(tree) if isinstance(tree, SourceError) else "the gate did not fetch it"
+            raise MaterialiseError(f"write {repo}@{commit[:7]}", why)
+        tree.write_to(destination)
+
+
+def facts_requests(snapshot: Snapshot) -> list[FactsRequest]:
+    """What the profile-facts probe proves, once per (platform commit, release): the platform's repository
+    and commit and every package of the release (name, repository, ref, commit); a pair whose package
+    refs did not all resolve is left out (its checks already fail)."""
+    requests: list[FactsRequest] = []
+    for key in sorted(snapshot.config.services):
+        trees = snapshot.release_trees(key)
+        release = snapshot.config.release_for(key)
+        packages = []
+        for name, (repo, commit) in trees.packages.items():
+            if commit is None:
+                break
+            packages.append(PackageCommit(name=name, repo=repo, ref=release.refs[name], commit=commit))
+        else:
+            request = FactsRequest(snapshot.config.services[key].platform, trees.platform[0], trees.platform[1], tuple(packages))
+            if request not in requests:
+                requests.append(request)
+    return requests
 
 
 @dataclass(frozen=True)
