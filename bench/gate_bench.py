@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from github_stub import StubRepo, serving, sha  # noqa: E402  (the bench runs as a script from any directory)
+from github_stub import StubRepo, serving  # noqa: E402  (the bench runs as a script from any directory)
 
 OWNER = "QuantStrategyLab"
 QPK, UES, HK = "QuantPlatformKit", "UsEquityStrategies", "HkEquityStrategies"
@@ -80,23 +80,33 @@ def today(prod: Any) -> tuple[Any, dict[str, StubRepo], Any]:
             f'[project]\nname = "{platform}-platform"\ndependencies = [\n' + "".join(f'  "{dep}",\n' for dep in ["flask", *deps]) + "]\n"
             f'[tool.uv]\noverride-dependencies = ["{requirement("quant-platform-kit", QPK, kit)}"]\n'
         )
-        locked = [("quant-platform-kit", QPK, kit), ("us-equity-strategies", UES, us)] + ([] if hk_ref is None else [("hk-equity-strategies", HK, hk_ref)])
+        locked = [("quant-platform-kit", QPK, kit), ("us-equity-strategies", UES, us)] + (
+            [] if hk_ref is None else [("hk-equity-strategies", HK, hk_ref)]
+        )
         uv_lock = "version = 1\n" + "".join(
             f'[[package]]\nname = "{name}"\nversion = "0"\nsource = {{ git = "https://github.com/{OWNER}/{r}.git?rev={ref}#{ref}" }}\n'
             for name, r, ref in locked
         )
         requires = "".join(f'{name.replace("-", "_")} = "{ref}"\n' for name, _, ref in locked)
         qsl = f'[qsl]\nrepo = "{repo_name}"\n[qsl.requires]\n{requires}[qsl.compat]\nbundle = "{"2026.08.0" if platform == "schwab" else "2026.07.4"}"\n'
-        commits[platform] = repo.commit(f"{platform} head", {"pyproject.toml": pyproject, "uv.lock": uv_lock, "qsl.toml": qsl, "main.py": "\n"})
+        commits[platform] = repo.commit(
+            f"{platform} head", {"pyproject.toml": pyproject, "uv.lock": uv_lock, "qsl.toml": qsl, "main.py": "\n"}
+        )
     services = {}
     for key, spec in prod.services.items():
         commit = commits[spec.platform]
         update: dict[str, Any] = {"commit": commit, "image": spec.image.rsplit(":", 1)[0] + ":" + commit}
         if spec.platform == "schwab":
-            update["release"] = prod.release.model_validate({"packages": {"quant-platform-kit": q_schwab, "us-equity-strategies": u_schwab}})
+            update["release"] = prod.release.model_validate(
+                {"packages": {"quant-platform-kit": q_schwab, "us-equity-strategies": u_schwab}}
+            )
         services[key] = spec.model_copy(update=update)
     release = prod.release.model_copy(
-        update={"shorthand_qpk": None, "shorthand_ues": None, "packages": {"quant-platform-kit": q, "us-equity-strategies": u, "hk-equity-strategies": h}}
+        update={
+            "shorthand_qpk": None,
+            "shorthand_ues": None,
+            "packages": {"quant-platform-kit": q, "us-equity-strategies": u, "hk-equity-strategies": h},
+        }
     )
     config = prod.model_copy(update={"release": release, "services": services})
     previous = LockedRelease(
@@ -110,7 +120,9 @@ def today(prod: Any) -> tuple[Any, dict[str, StubRepo], Any]:
     return config, repos, lock
 
 
-def measure(config: Any, repos: dict[str, StubRepo], lock: Any, latency: float, token: Optional[str], pool: int, repeat: int) -> tuple[float, int, list[str]]:
+def measure(
+    config: Any, repos: dict[str, StubRepo], lock: Any, latency: float, token: Optional[str], pool: int, repeat: int
+) -> tuple[float, int, list[str]]:
     from release.gate.checks import run_gate
     from release.gate.github_source import GitHubSource
 

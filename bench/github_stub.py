@@ -152,7 +152,9 @@ class _Handler(BaseHTTPRequestHandler):
 @contextlib.contextmanager
 def serving(repos: dict[str, StubRepo], latency: float) -> Iterator[Stub]:
     stub = Stub(repos, latency)
-    threads = [threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True) for server in (stub.api, stub.codeload)]
+    threads = [
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True) for server in (stub.api, stub.codeload)
+    ]
     for thread in threads:
         thread.start()
     try:

@@ -230,7 +230,9 @@ def deploy(
     # slower; see bench/program_bench.py).
     try:
         plans = {
-            key: plan_service(key, spec, config.release_for(key), read_live(spec, providers.for_project(spec.project)), facts, images[key].digest)
+            key: plan_service(
+                key, spec, config.release_for(key), read_live(spec, providers.for_project(spec.project)), facts, images[key].digest
+            )
             for key, spec in sorted(config.services.items())
         }
     except LiveStateError as error:
