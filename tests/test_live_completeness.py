@@ -12,7 +12,7 @@ from release.cli import main
 from release.cutover.live import LiveInput, LiveStateError, read_live, require_complete
 from release.gate import checks as gate_module
 from release.gate import lock as lock_module
-from release.gate import sources as sources_module
+from release.gate import selection as sources_module
 from release.stack import load_stack_file
 from tests.fixtures.gate_doubles import Check, Gate
 from tests.fixtures.live_json import knative_for_spec, release_annotations, write_images_dir, write_live_dir
