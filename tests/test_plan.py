@@ -51,8 +51,10 @@ def test_forward_release_steps_deploy_first_then_switch():
     assert ibkr_steps[0]["action"].startswith("pulumi up: deploy image ca6cae8 to interactive-brokers-quant-service")
     assert ibkr_steps[1]["action"].startswith("pulumi up again")
     assert "STRATEGY_PROFILE global_etf_rotation -> soxl_soxx_trend_income" in ibkr_steps[1]["action"]
-    assert "back to 1111111" in ibkr_steps[0]["rollback"]
-    assert "back to global_etf_rotation" in ibkr_steps[1]["rollback"]
+    # Without UES v0.7.11's proved catalog the old profile cannot be named canonically: no guessed edit.
+    assert ibkr_steps[0]["rollback"].startswith("revert the stack commit") and "UES v0.7.11" in ibkr_steps[0]["rollback"]
+    assert ibkr_steps[0]["rollback_edits"] == []
+    assert ibkr_steps[1]["rollback"] == "set services.ibkr.strategyProfile: global_etf_rotation and pulumi up"
     # All first updates come before any second update.
     stages = [step["stage"] for step in data["steps"]]
     assert stages.index("switch-env") > max(

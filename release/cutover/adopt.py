@@ -141,13 +141,14 @@ def _profile(live: LiveService, key: str, ues: UesFacts, notes: list[str]) -> st
     return canonical
 
 
-def _snapshot(live: LiveService, target: AdoptTarget) -> Optional[dict[str, str]]:
-    platform = PLATFORMS[target.platform]
+def snapshot_block(live: LiveService, platform_id: PlatformId) -> Optional[dict[str, str]]:
+    """The input-mode paths the live service runs with, as a stack entry's `snapshot` block (None: none)."""
+    platform = PLATFORMS[platform_id]
     pairs = (
         ("featureSnapshotPath", platform.feature_snapshot_env),
         ("manifestPath", platform.manifest_env),
         ("strategyConfigPath", platform.strategy_config_env),
-        ("reconciliationOutputPath", RECONCILIATION_OUTPUT_PATH if target.platform == "ibkr" else None),
+        ("reconciliationOutputPath", RECONCILIATION_OUTPUT_PATH if platform_id == "ibkr" else None),
     )
     snapshot = {field_name: live.env[name] for field_name, name in pairs if name is not None and live.env.get(name)}
     return snapshot or None
@@ -268,7 +269,7 @@ def adopt_service(key: str, target: AdoptTarget, live: Optional[LiveService], ue
         "strategyProfile": _profile(live, key, ues, notes),
         "dryRunOnly": _dry_run(live, target, key),
     }
-    snapshot = _snapshot(live, target)
+    snapshot = snapshot_block(live, target.platform)
     if snapshot is not None:
         entry["snapshot"] = snapshot
     if target.platform == "longbridge":

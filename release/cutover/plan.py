@@ -18,6 +18,7 @@ from release.control_chars import escape_controls
 from release.cutover.images import NOT_GIVEN, ImageCheck, pruned_repository_warning
 from release.cutover.live import LiveService, confirm_live
 from release.cutover.ordering import EnvDiff, ServicePlan, env_diff, plan_service, short
+from release.cutover.rollback import Edit, Rollback, image_rollback, strategy_edits
 from release.cutover.scheduling import LiveSchedulerJob, job_changes, job_changes_text, scheduler_summary, scheduler_text
 from release.report_words import status_label, verdict_text
 
@@ -55,6 +56,8 @@ class Step:
     action: str
     rollback: str
     service: Optional[str] = None
+    # The stack edits `rollback` says, as data (release/cutover/rollback.py); empty when it says something else.
+    rollback_edits: tuple[Edit, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -169,51 +172,58 @@ def _switch_text(service: ServicePlan, diff: EnvDiff) -> str:
     return "; ".join(parts) or "env"
 
 
-def _service_steps(service: ServicePlan, again: str) -> list[Step]:
-    spec, name, live = service.spec, service.spec.service_name, service.live
-    back_profile = service.live_profile or "(the live profile)"
-    live_commit = short(live.commit) if live is not None else "unknown"
-    deploy = Step(
-        "deploy-image",
-        f"deploy image {short(spec.commit)} to {name}",
-        f"set services.{service.key}.commit/image back to {live_commit} and pulumi up (the env is unchanged)",
-        service.key,
-    )
+def _service_steps(service: ServicePlan, again: str, config: StackConfig, facts: Optional[ProfileFacts]) -> list[Step]:
+    """A service's steps, each with the rollback that puts it back where the step found it (rollback.py):
+    edits the gate accepts, or why only reverting the stack commit can."""
+    spec, name, live, key = service.spec, service.spec.service_name, service.live, service.key
+    release = config.release_for(key)
+    # The image that runs through an env step: the live one, whose recorded release names the profile.
+    running_ues = (live.release_tags.ues if live is not None else None) or release.us_equity_strategies
+
+    def step(stage: str, action: str, undo: Rollback) -> Step:
+        return Step(stage, action, undo.text(), key, undo.edits)
+
     # After an image-first update only the held strategy env is left to switch; otherwise this update's diff.
     pending = env_diff(service.applied.env, service.desired.env) if service.phase == "deploy-image" else service.applied_env_diff
-    switch = Step(
-        "switch-env",
-        f"switch {_switch_text(service, pending)} on {name}",
-        f"set services.{service.key}.strategyProfile back to {back_profile} (and its snapshot paths) and pulumi up",
-        service.key,
-    )
+    deploy_action = f"deploy image {short(spec.commit)} to {name}"
+    switch_action = f"switch {_switch_text(service, pending)} on {name}"
     if service.phase == "create":
-        return [
-            Step(
-                "deploy-image",
-                f"pulumi up: create {name} with image {short(spec.commit)} and {spec.strategy_profile}",
-                f"remove services.{service.key} from the stack, `pulumi state unprotect` it, turn off its deletion "
-                "protection and pulumi up (deletes the new service)",
-                service.key,
-            )
-        ]
+        undo = Rollback(
+            instead=f"remove services.{key} from the stack, `pulumi state unprotect` it, turn off its deletion "
+            "protection and pulumi up (deletes the new service)"
+        )
+        return [step("deploy-image", f"pulumi up: create {name} with image {short(spec.commit)} and {spec.strategy_profile}", undo)]
+    if live is None:
+        return []
     if service.phase == "deploy-image":
-        steps = [Step(deploy.stage, f"pulumi up: {deploy.action} (strategy env held)", deploy.rollback, service.key)]
+        steps = [step("deploy-image", f"pulumi up: {deploy_action} (strategy env held)", image_rollback(key, spec, release, live, facts))]
         if service.next_phase == "switch-env":
-            steps.append(Step(switch.stage, f"{again}: {switch.action}", switch.rollback, service.key))
+            # Back to after the image step: the new image, the strategy env as it ran before.
+            steps.append(
+                step("switch-env", f"{again}: {switch_action}", strategy_edits(key, spec, live, release.us_equity_strategies, facts))
+            )
         return steps
     if service.phase == "switch-env":
         label = "rollback, env first" if service.rollback else "image already confirmed live"
-        steps = [Step(switch.stage, f"pulumi up: {switch.action} ({label})", switch.rollback, service.key)]
+        if not service.env_diff.empty:
+            undo = strategy_edits(key, spec, live, running_ues, facts)
+        else:
+            undo = Rollback(instead=f"revert the stack commit that set these settings on services.{key} (only settings change)")
+        steps = [step("switch-env", f"pulumi up: {switch_action} ({label})", undo)]
         if service.next_phase == "deploy-image":
-            steps.append(Step(deploy.stage, f"{again}: {deploy.action}", deploy.rollback, service.key))
+            # Back to after the env step: the image as it ran, the new strategy env kept.
+            steps.append(
+                step("deploy-image", f"{again}: {deploy_action}", image_rollback(key, spec, release, live, facts, with_strategy=False))
+            )
         return steps
     if service.phase == "blocked":
-        return [Step("resolve", f"resolve {name}: {service.reason}", "nothing to undo: the service is held as is", service.key)]
+        return [Step("resolve", f"resolve {name}: {service.reason}", "nothing to undo: the service is held as is", key)]
     return []
 
 
-def build_steps(plan_services: Sequence[ServicePlan], gate: Optional[Any], config: StackConfig) -> list[Step]:
+def build_steps(
+    plan_services: Sequence[ServicePlan], gate: Optional[Any], config: StackConfig, facts: Optional[ProfileFacts] = None
+) -> list[Step]:
     """The ordered next steps from the first unmet step of the release order, each with its rollback."""
     bundle = config.release
     steps: list[Step] = []
@@ -243,7 +253,7 @@ def build_steps(plan_services: Sequence[ServicePlan], gate: Optional[Any], confi
     second_round: list[Step] = []
     resolve: list[Step] = []
     for service in plan_services:
-        for index, step in enumerate(_service_steps(service, again)):
+        for index, step in enumerate(_service_steps(service, again, config, facts)):
             (resolve if step.stage == "resolve" else first_round if index == 0 else second_round).append(step)
     return steps + resolve + first_round + second_round
 
@@ -271,7 +281,7 @@ def build_plan(
         plan_service(key, spec, config.release_for(key), live_by_key.get(key), facts, resolved_digest(images.get(key)))
         for key, spec in config.services.items()
     )
-    steps = build_steps(services, gate, config)
+    steps = build_steps(services, gate, config, facts)
     first_service = next((index for index, step in enumerate(steps) if step.service is not None), len(steps))
     steps[first_service:first_service] = image_steps(services, images)
     notes = tuple(f"{config.services[key].service_name} is planned as new: --new {key} says it does not exist yet" for key in new_services)
@@ -527,7 +537,14 @@ def to_json(plan: CutoverPlan) -> dict[str, Any]:
         "notes": list(plan.notes),
         "services": services,
         "steps": [
-            {"n": n, "stage": step.stage, "service": step.service, "action": step.action, "rollback": step.rollback}
+            {
+                "n": n,
+                "stage": step.stage,
+                "service": step.service,
+                "action": step.action,
+                "rollback": step.rollback,
+                "rollback_edits": [edit.to_json() for edit in step.rollback_edits],
+            }
             for n, step in enumerate(plan.steps, 1)
         ],
     }
