@@ -173,4 +173,3 @@ def test_edits_apply_and_remove():
     assert done == {"services": {"a": {"commit": "y", "release": {"q": 1}}}} and document["services"]["a"]["commit"] == "x"
     assert Edit("services.a.release", {"quantPlatformKit": "v0.7.8"}).text() == 'services.a.release: {"quantPlatformKit": "v0.7.8"}'
     assert from_knative_json is not None
-
