@@ -207,3 +207,16 @@ def test_report_text_escapes_control_characters_from_server_messages():
     text = report.render_text()
     assert "\n  PASS" not in text and "\x1b" not in text
     assert "not found\\n  PASS  qpk-tag: fine\\x1b[2J" in text
+
+
+def test_the_seed_stack_keeps_its_check_ids_in_their_order(seed_fake):
+    from release.gate.github_source import GitHubSource
+    from tests.fixtures.github_fake import OWNER
+
+    report = run_gate(prod_config(), GitHubSource(OWNER, base_url=seed_fake.base_url))
+    keys = ("ibkr", "longbridge-hk", "longbridge-sg", "schwab")
+    assert [c.id for c in report.checks] == [
+        "qpk-tag", "ues-tag", "ues-pins-qpk", *(f"platform-pins:{k}" for k in keys), "pin-refs", "tag-immutable", "order",
+        *(f"platform-ci:{k}" for k in keys), *(f"profile-facts:{k}" for k in keys),
+    ]  # fmt: skip
+    assert report.ok and not any(c.warnings for c in report.checks)

@@ -265,7 +265,7 @@ def _installs(snapshot: Snapshot, repo: str, commit: str, key: str, owner: str) 
 def _pin_problem(pin: Pin, release_ref: str, commit: Optional[str], noun: str) -> Optional[str]:
     """Why `pin` is not the release's ref (None when it is): the tag itself or its commit for a tag
     release; the commit itself for a commit release. A resolution uv recorded must be that commit."""
-    expected = release_ref + (f" (= {short(commit)})" if commit and ref_kind(release_ref) == "tag" else "")
+    expected = short_ref(release_ref) + (f" (= {short(commit)})" if commit and ref_kind(release_ref) == "tag" else "")
     if pin.kind == "tag":
         if ref_kind(release_ref) == "commit":
             return f"pins {pin.package} @{pin.ref}, {noun} is commit {short(release_ref)}: pin the commit itself"
@@ -277,10 +277,15 @@ def _pin_problem(pin: Pin, release_ref: str, commit: Optional[str], noun: str) -
         if pin.ref != commit:
             return f"pins {pin.package} @{short(pin.ref)}, {noun} is {expected}"
     else:
-        return f"pins {pin.describe()} ({pin.kind}), {noun} is {release_ref}"
+        return f"pins {pin.describe()} ({pin.kind}), {noun} is {short_ref(release_ref)}"
     if pin.resolved is not None and commit is not None and pin.resolved != commit:
         return f"resolved {pin.package} to {short(pin.resolved)}, {noun} {release_ref} is {short(commit)}"
     return None
+
+
+def _listed_names(names: list[str]) -> str:
+    """`a and b` (the seed's words), `a, b and c`."""
+    return " and ".join(names) if len(names) <= 2 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _non_canonical(label: str, pins: Iterable[Pin], owner: str, repo: str) -> list[str]:
@@ -323,6 +328,7 @@ class _Judge:
         self.pin_faults: list[_Blocked] = []
         self.refused_pins: list[tuple[str, Pin, Stage, str]] = []  # (where, pin, stage, fix)
         self.installs: dict[tuple[str, str], _Installs] = {}
+        self.pins_registered: set[tuple[str, str]] = set()
 
     def run(self) -> GateReport:
         for group in self.groups:
@@ -586,7 +592,8 @@ class _Judge:
         repo = release.repositories.for_platform(spec.platform)
         label = f"{repo}@{short(spec.commit)}"
         check_id = f"platform-pins:{key}"
-        first_read = (repo, spec.commit) not in self.installs
+        first_read = (repo, spec.commit) not in self.pins_registered  # pin-refs counts each commit's pins once
+        self.pins_registered.add((repo, spec.commit))
         installs = self._install(repo, spec.commit, key)
         if installs.blocked is not None:
             if first_read:
@@ -674,7 +681,7 @@ class _Judge:
             return
         self.checks.append(
             CheckResult(
-                check_id, "passed", f"{label} pins {' and '.join(named)} to the {noun} in {read}", "platform-pins", warnings=tuple(warnings)
+                check_id, "passed", f"{label} pins {_listed_names(named)} to the {noun} in {read}", "platform-pins", warnings=tuple(warnings)
             )
         )
 
@@ -838,7 +845,9 @@ class _Judge:
         for package in PACKAGES:
             ref = group.release.refs.get(package.name)
             previous = lock.previous(package.name, group.keys)
-            commit = self._commit(group, package.name)
+            # the commit the ref names, released or not: a diverged commit is reported as such too
+            found = self.snapshot.commits.get((group.release.repositories.for_package(package.name), ref or ""))
+            commit = found if isinstance(found, str) else None
             if ref is None or previous is None or commit is None:
                 continue
             repo = group.release.repositories.for_package(package.name)
