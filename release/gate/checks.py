@@ -681,7 +681,11 @@ class _Judge:
             return
         self.checks.append(
             CheckResult(
-                check_id, "passed", f"{label} pins {_listed_names(named)} to the {noun} in {read}", "platform-pins", warnings=tuple(warnings)
+                check_id,
+                "passed",
+                f"{label} pins {_listed_names(named)} to the {noun} in {read}",
+                "platform-pins",
+                warnings=tuple(warnings),
             )
         )
 
