@@ -487,16 +487,18 @@ def _adopt(args: argparse.Namespace) -> int:
     try:
         targets = adopt_targets(ours.get(SERVICES_KEY), str(path))
         live = read_live(args.live, targets)
-        services, notes = adopt_all(targets, live.services, ours.get(RELEASE_KEY), str(path), lambda bundle: _adopt_catalog(args, bundle))
+        release, services, notes = adopt_all(
+            targets, live.services, ours.get(RELEASE_KEY), str(path), lambda bundle: _adopt_catalog(args, bundle), _adopt_installs(args)
+        )
         if args.scheduler is not None or args.iam is not None:
-            specs = adopted_specs(ours.get(RELEASE_KEY), services)
+            specs = adopted_specs(release, services)
             children = adopt_scheduling(services, specs, read_jobs(args.scheduler, specs), read_iam(args.iam, specs))
-            adopted_specs(ours.get(RELEASE_KEY), services)  # the scheduler blocks pass the stack's checks too
+            adopted_specs(release, services)  # the scheduler blocks pass the stack's checks too
     except (AdoptError, LiveStateError, SchedulingInputError) as error:
         raise UsageError(str(error)) from None
     # Everything is computed before anything is written, and the files are written all or none: a refused
     # service, or an output that cannot be written, leaves nothing behind.
-    text = render_services(services)
+    text = render_services(services, release)
     imports = import_file(targets, stack_name(args), metadata.version("pulumi_gcp"), children)
     outputs = [(args.import_file, json.dumps(imports, indent=2) + "\n")] if args.import_file is not None else []
     outputs += [(args.output, text)] if args.output is not None else []
@@ -530,6 +532,47 @@ def _adopt(args: argparse.Namespace) -> int:
     for note in notes:
         print(f"note: {escape_controls(note)}", file=sys.stderr)
     return EXIT_OK
+
+
+def _adopt_installs(args: argparse.Namespace) -> Callable[[Any, Any], Any]:
+    """What a live service's commit installs, read through the source (for a service with no release record)."""
+    import os
+
+    from release.config import ReleaseBundle, RepositoryNames
+    from release.cutover.adopt import AdoptError
+    from release.gate.fetch import fetch_ref_tree
+    from release.gate.pins import PinFileError, read_install_files
+    from release.gate.selection import make_source
+    from release.gate.sources import SourceError, SourceSelectionError
+    from release.gate.trees import TreeError
+    from release.stack import RELEASE_KEY, read_stack_keys
+
+    ours, _ = read_stack_keys(config_path(args))
+    found = ours.get(RELEASE_KEY)
+    raw: dict[str, Any] = found if isinstance(found, dict) else {}
+    try:
+        owner = str(raw.get("githubOwner") or ReleaseBundle.model_fields["github_owner"].default)
+        repositories = RepositoryNames.model_validate(raw.get("repositories") or {})
+    except ValueError as error:
+        raise UsageError(f"release.repositories: {error}") from None
+
+    def installs(target: Any, live: Any) -> Any:
+        repo = repositories.for_platform(target.platform)
+        try:
+            # The source only needs the owner; the release it would verify is what adopt is reading.
+            source = make_source(args.source, ReleaseBundle.model_construct(github_owner=owner), args.git_root, os.environ)
+            with waiting(f"reading what {repo}@{live.commit[:7]} installs from {args.source}"):
+                tree = fetch_ref_tree(source, repo, live.commit)
+            return read_install_files(tree.text, owner)
+        except SourceSelectionError as error:
+            raise AdoptError(str(error)) from None
+        except (SourceError, TreeError, PinFileError) as error:
+            raise AdoptError(
+                f"what {repo}@{live.commit[:7]} installs could not be read ({error}); fix access to the source "
+                "(--source, --git-root, GITHUB_TOKEN)"
+            ) from None
+
+    return installs
 
 
 def _adopt_catalog(args: argparse.Namespace, bundle: Any) -> Any:
@@ -713,9 +756,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--iam", help="invoker bindings: gcloud run services get-iam-policy JSON as <service name>.json (file or directory), or 'gcloud'"
     )
-    adopt = command("adopt", _adopt, "stack entries and a pulumi import file for services deployed by hand", ("text",))
+    adopt = command("adopt", _adopt, "the release and stack entries of services deployed by hand, and a pulumi import file", ("text",))
     adopt.add_argument("--live", required=True, help="live state: a gcloud JSON file, a directory of them, or 'gcloud'")
-    adopt.add_argument("--output", type=Path, help="write the services YAML here (default: stdout)")
+    adopt.add_argument("--output", type=Path, help="write the release and services YAML here (default: stdout)")
     adopt.add_argument("--import-file", type=Path, help="write the `pulumi import --file` JSON here")
     adopt.add_argument(
         "--scheduler",

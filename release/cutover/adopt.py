@@ -10,6 +10,8 @@ is written.
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
@@ -49,6 +51,8 @@ from release.config import (
     ServiceSpec,
 )
 from release.cutover.live import LiveService, service_id
+from release.gate.pins import InstallFiles, classify_ref
+from release.packages import BY_NAME, QPK_PACKAGE, REQUIRED_IN_RELEASE, TRACKED_PACKAGES, UES_PACKAGE
 
 SERVICES_CONFIG_KEY = f"{PROJECT_NAME}:services"
 PROVIDER_TYPE = "pulumi:providers:gcp"
@@ -129,8 +133,10 @@ def _dry_run(live: LiveService, target: AdoptTarget, key: str) -> bool:
     raise AdoptError(f"services.{key}: {name} on {target.service_name} is neither a true nor a false value; set it to true or false")
 
 
-def _profile(live: LiveService, key: str, ues: UesFacts, notes: list[str]) -> str:
+def _profile(live: LiveService, key: str, ues: Optional[UesFacts], notes: list[str]) -> str:
     profile = live.profile
+    if ues is None:
+        raise AdoptError(f"services.{key}: the release {live.service_name} runs is unknown, so its profile cannot be named canonically")
     if profile is None:
         raise AdoptError(
             f"services.{key}: the live service sets no STRATEGY_PROFILE (nor RUNTIME_TARGET_JSON); adopt needs the profile it runs"
@@ -245,7 +251,7 @@ def settings_entry(live: ServiceSettings, defaults: ServiceSettings, project: st
     return entry
 
 
-def adopt_service(key: str, target: AdoptTarget, live: Optional[LiveService], ues: UesFacts) -> Adopted:
+def adopt_service(key: str, target: AdoptTarget, live: Optional[LiveService], ues: Optional[UesFacts]) -> Adopted:
     """The complete stack entry for one live service (see the module docstring)."""
     if live is None:
         raise AdoptError(
@@ -369,43 +375,113 @@ def import_urns(document: Mapping[str, Any], stack: str) -> dict[str, str]:
     return {name: urn(name) for name in by_name}
 
 
+def release_block(refs: Mapping[str, str]) -> dict[str, Any]:
+    """A release as a stack writes it: QPK and UES tags alone as the seed's two keys, anything else as
+    `packages` (distribution name -> tag or full commit)."""
+    if set(refs) == set(REQUIRED_IN_RELEASE) and all(classify_ref(ref) == "tag" for ref in refs.values()):
+        return {str(BY_NAME[name].shorthand): refs[name] for name in REQUIRED_IN_RELEASE}
+    return {"packages": {name: refs[name] for name in TRACKED_PACKAGES if name in refs}}
+
+
+def running_release(key: str, live: LiveService, installs: Optional[Callable[[], InstallFiles]], owner: str) -> tuple[dict[str, str], str]:
+    """The release a live service runs (distribution name -> ref) and where it was read: the release record
+    this program wrote beside its image, else the pins of the commit the image was built from. Never a guess:
+    a commit that installs a package by two refs, by a ref that is not a release, or not at all, is refused."""
+    tags = live.release_tags
+    if tags.qpk is not None and tags.ues is not None:
+        return {QPK_PACKAGE: tags.qpk, UES_PACKAGE: tags.ues}, "its release record"
+    if installs is None:
+        raise AdoptError(f"services.{key}: {live.service_name} records no release, and its commit's pins were not read; pass a source")
+    files = installs()
+    refs: dict[str, str] = {}
+    for name in TRACKED_PACKAGES:
+        package = BY_NAME[name]
+        pins = files.of(name)
+        if not pins:
+            if package.required:
+                raise AdoptError(
+                    f"services.{key}: commit {live.commit} installs no {package.short} ({', '.join(files.files) or 'no install file'}); "
+                    "adopt reads the release from what the commit installs"
+                )
+            continue
+        bad = [pin for pin in pins if pin.kind not in ("tag", "sha") or not pin.is_canonical(owner, package.repository)]
+        if bad:
+            raise AdoptError(
+                f"services.{key}: commit {live.commit} installs {bad[0].describe()} from {bad[0].where} ({bad[0].file}), "
+                "which is not a release of the team's repository; the gate refuses it, so there is no release to write"
+            )
+        seen = sorted({pin.ref for pin in pins})
+        if len(seen) > 1:
+            where = "; ".join(f"{pin.file}: {pin.ref}" for pin in pins)
+            raise AdoptError(f"services.{key}: commit {live.commit} installs {package.short} by two refs ({where}); the gate refuses it")
+        refs[name] = seen[0]
+    return refs, f"the pins of commit {(live.commit or '')[:7]} ({', '.join(files.files)})"
+
+
 def adopt_all(
     targets: Mapping[str, AdoptTarget],
     live: Mapping[str, Optional[LiveService]],
     release_raw: Any,
     source: str,
     catalog: Callable[[Any], UesFacts],
-) -> tuple[dict[str, dict[str, Any]], tuple[str, ...]]:
-    """Every service adopted, then the whole result checked as a stack (the same `parse_stack` that loads
-    one), so what is written is ready to paste. Every refused service is named, not just the first.
+    installs: Optional[Callable[[AdoptTarget, LiveService], InstallFiles]] = None,
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]], tuple[str, ...]]:
+    """Every service adopted with the release it runs (`running_release`), then the whole result checked as
+    a stack (the same `parse_stack` that loads one), so what is written is ready to paste and plans as it
+    runs. The stack's release is the one most services run; a service on another gets its own `release`.
+    Every refused service is named, not just the first.
 
-    `catalog(bundle)` gives UES's proved catalog facts at the bundle's tag (aliases -> canonical names);
-    it raises AdoptError when they cannot be proved."""
+    `release_raw` (the stack's release, which may be missing or name another release) only gives where the
+    repositories live (`githubOwner`, `repositories`); its refs are replaced. `catalog(release)` gives UES's
+    proved catalog at that release (aliases -> canonical names); it raises AdoptError when it cannot."""
     from release.config import ReleaseBundle
     from release.stack import parse_stack
 
-    try:
-        bundle = ReleaseBundle.model_validate(release_raw)
-    except (ValidationError, TypeError):
-        raise AdoptError(
-            f"{source}: {PROJECT_NAME}:release is needed to name profiles canonically, and it is missing or invalid; set it to the bundle"
-        ) from None
-    ues = catalog(bundle)
-    adopted: dict[str, dict[str, Any]] = {}
+    place = {k: v for k, v in release_raw.items() if k in ("githubOwner", "repositories")} if isinstance(release_raw, Mapping) else {}
+    owner = str(place.get("githubOwner") or ReleaseBundle.model_fields["github_owner"].default)
+    runs: dict[str, dict[str, str]] = {}
     notes: list[str] = []
     errors: list[str] = []
     for key, target in targets.items():
+        service = live.get(key)
+        if service is None or not service.commit:
+            continue  # adopt_service names the problem below
         try:
+            read = None if installs is None else functools.partial(installs, target, service)
+            runs[key], origin = running_release(key, service, read, owner)
+            notes.append(f"{key}: release {', '.join(f'{BY_NAME[n].short} {r}' for n, r in runs[key].items())} from {origin}")
+        except AdoptError as error:
+            errors.append(str(error))
+    blocks = {key: json.dumps(release_block(refs), sort_keys=True) for key, refs in runs.items()}
+    common = max(blocks.values(), key=list(blocks.values()).count) if blocks else None
+    stack_release = {**json.loads(common), **place} if common is not None else release_raw
+    adopted: dict[str, dict[str, Any]] = {}
+    catalogs: dict[str, UesFacts] = {}
+    for key, target in targets.items():
+        try:
+            if key in runs:
+                release = ReleaseBundle.model_validate({**release_block(runs[key]), **place})
+                ues_ref = release.us_equity_strategies
+                if ues_ref not in catalogs:
+                    catalogs[ues_ref] = catalog(release)
+                ues = catalogs[ues_ref]
+            elif getattr(live.get(key), "commit", None):
+                continue  # its release was refused above
+            else:
+                ues = None
             result = adopt_service(key, target, live.get(key), ues)
         except AdoptError as error:
             errors.append(str(error))
             continue
-        adopted[key] = result.entry
+        entry = result.entry
+        if blocks.get(key) != common:
+            entry = {**entry, "release": release_block(runs[key])}
+        adopted[key] = entry
         notes += result.notes
     if errors:
-        raise AdoptError("; ".join(errors) + "; nothing was written")
-    parse_stack(release_raw, adopted, source="the adopted services")
-    return adopted, tuple(notes)
+        raise AdoptError("; ".join(dict.fromkeys(errors)) + "; nothing was written")
+    parse_stack(stack_release, adopted, source="the adopted services")
+    return stack_release, adopted, tuple(notes)
 
 
 def adopted_specs(release_raw: Any, services: Mapping[str, Any]) -> Mapping[str, ServiceSpec]:
@@ -414,8 +490,11 @@ def adopted_specs(release_raw: Any, services: Mapping[str, Any]) -> Mapping[str,
     return parse_stack(release_raw, services, source="the adopted services").services
 
 
-def render_services(services: Mapping[str, Mapping[str, Any]]) -> str:
-    """One YAML document whose only top-level key is `us-equity-cutover:services`."""
+def render_services(services: Mapping[str, Mapping[str, Any]], release: Optional[Mapping[str, Any]] = None) -> str:
+    """One YAML document of the stack's two keys: `us-equity-cutover:release` (the release the services
+    run) and `us-equity-cutover:services`."""
     import yaml
 
-    return yaml.safe_dump({SERVICES_CONFIG_KEY: dict(services)}, sort_keys=False, default_flow_style=False, width=200)
+    document: dict[str, Any] = {} if release is None else {f"{PROJECT_NAME}:release": dict(release)}
+    document[SERVICES_CONFIG_KEY] = dict(services)
+    return yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=200)
