@@ -49,7 +49,7 @@ from release.gate.pins import (
     read_install_files,
 )
 from release.gate.profile_checks import BlockedStatus, lock_profile_checks, profile_checks
-from release.gate.sources import NotFound, ReleaseSource, SourceError
+from release.gate.sources import NotFound, ReleaseSource, SourceError, redacted
 from release.gate.trees import Tree, TreeError
 from release.packages import BY_NAME, PACKAGES, QPK_PACKAGE, UES_PACKAGE, Package
 from release.report_words import counts_text, status_label
@@ -69,6 +69,12 @@ class CheckResult:
     stage: Stage = "verify-gate"  # where in the release order its cause sits
     unreachable: bool = False  # an "error" because the source could not be reached at all
     warnings: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Messages quote what files and servers hold (a requirement's URL, a status context): whatever
+        # shows the report (text, JSON, plan, comment) shows nothing token-shaped.
+        object.__setattr__(self, "message", redacted(self.message))
+        object.__setattr__(self, "warnings", tuple(redacted(warning) for warning in self.warnings))
 
     @property
     def ok(self) -> bool:
@@ -142,7 +148,14 @@ class GateReport:
                 "github_owner": self.bundle.github_owner,
             },
             "checks": [
-                {"id": c.id, "ok": c.ok, "status": c.status, "stage": c.stage, "message": c.message, "warnings": list(c.warnings)}
+                {
+                    "id": c.id,
+                    "ok": c.ok,
+                    "status": c.status,
+                    "stage": c.stage,
+                    "message": c.message,
+                    "warnings": list(c.warnings),
+                }
                 for c in self.checks
             ],
             "facts": {

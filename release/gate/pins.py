@@ -110,6 +110,14 @@ class InstallFiles:
         return [pin for pin in self.pins if pin.package == package]
 
 
+USERINFO = re.compile(r"//[^/@\s]*@")
+
+
+def without_userinfo(text: str) -> str:
+    """A requirement or URL as a pin may quote it: without `user:password@`, which is often a credential."""
+    return USERINFO.sub("//", text)
+
+
 def classify_ref(ref: str) -> PinKind:
     """tag (v<version>), full sha, short sha, or anything else (a branch as far as a release is concerned)."""
     if not ref:
@@ -138,9 +146,9 @@ def pin_from_url(package: str, url: str, file: str) -> Pin:
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
-        return Pin(package=package, file=file, kind="invalid", ref=url)
+        return Pin(package=package, file=file, kind="invalid", ref=without_userinfo(url))
     if not parts.scheme.startswith("git+"):
-        return Pin(package=package, file=file, kind="not-git", ref=url)
+        return Pin(package=package, file=file, kind="not-git", ref=without_userinfo(url))
     path, _, ref = parts.path.rpartition("@") if "@" in parts.path else (parts.path, "", "")
     owner, repo = _repository(parts.hostname, path)
     return Pin(package=package, file=file, kind=classify_ref(ref), ref=ref, owner=owner, repo=repo)
@@ -158,10 +166,10 @@ def pin_from_requirement(text: str, file: str) -> Optional[Pin]:
     except InvalidRequirement:
         # Unparseable text that names a tracked package must not be skipped silently: it fails closed.
         named = _named_package(text)
-        return None if named is None else Pin(package=named, file=file, kind="invalid", ref=text.strip())
+        return None if named is None else Pin(package=named, file=file, kind="invalid", ref=without_userinfo(text.strip()))
     package = canonicalize_name(requirement.name)
     if requirement.url is None:
-        return Pin(package=package, file=file, kind="not-git", ref=str(requirement)) if package in BY_NAME else None
+        return Pin(package=package, file=file, kind="not-git", ref=without_userinfo(str(requirement))) if package in BY_NAME else None
     pin = pin_from_url(package, requirement.url, file)
     return pin if package in BY_NAME or pin.kind != "not-git" else None
 
@@ -226,7 +234,7 @@ def pins_from_requirements_txt(text: str, file: str = REQUIREMENTS_TXT) -> list[
             if line.startswith(("-e", "--editable")):
                 named = _named_package(line)
                 if named is not None:
-                    pins.append(Pin(package=named, file=file, kind="invalid", ref=line))
+                    pins.append(Pin(package=named, file=file, kind="invalid", ref=without_userinfo(line)))
             continue
         pin = pin_from_requirement(line, file)
         if pin is not None:
@@ -341,7 +349,7 @@ def _uv_source_pin(package: str, entry: object, label: str) -> Optional[Pin]:
     git = entry.get("git")
     if not isinstance(git, str):
         # any other kind of source installs the package from somewhere that is not a release
-        return Pin(package=package, file=label, kind="not-git", ref=_described(entry)) if package in BY_NAME else None
+        return Pin(package=package, file=label, kind="not-git", ref=without_userinfo(_described(entry))) if package in BY_NAME else None
     parts = urllib.parse.urlsplit(git)
     owner, repo = _repository(parts.hostname, parts.path)
     if "branch" in entry:
@@ -383,7 +391,7 @@ def pins_from_uv_lock(text: str, file: str = UV_LOCK) -> list[Pin]:
         if isinstance(git_url, str):
             pins.append(_lock_git_pin(package, git_url, file))
         elif package in BY_NAME:
-            pins.append(Pin(package=package, file=file, kind="not-git", ref=str(source)[:200]))
+            pins.append(Pin(package=package, file=file, kind="not-git", ref=without_userinfo(str(source)[:200])))
         metadata = entry.get("metadata", {})
         if not isinstance(metadata, dict):
             raise PinFileError(f"{file}: [package.metadata] of {package} is not a table")
@@ -411,7 +419,7 @@ def _lock_requirements(values: object, label: str) -> list[Pin]:
         if isinstance(git, str):
             pins.append(_lock_git_pin(package, git, label))
         elif package in BY_NAME and any(key in value for key in ("path", "url", "editable", "directory")):
-            pins.append(Pin(package=package, file=label, kind="not-git", ref=_described(value)))
+            pins.append(Pin(package=package, file=label, kind="not-git", ref=without_userinfo(_described(value))))
     return pins
 
 

@@ -255,3 +255,17 @@ def test_a_compare_answer_whose_merge_base_contradicts_its_status_is_malformed()
     with pytest.raises(MalformedResponse, match="names another merge base"):
         _relation("GET compare", {"status": "behind", "merge_base_commit": {"sha": "b" * 40}}, "main", "a" * 40)
     assert _relation("GET compare", {"status": "behind", "merge_base_commit": {"sha": "a" * 40}}, "main", "a" * 40) == "behind"
+
+
+def test_a_credential_quoted_from_an_install_file_is_never_shown(today, gate):
+    pins = {"QuantPlatformKit": today.q, "UsEquityStrategies": today.u, "HkEquityStrategies": today.h}
+    leaky = (
+        f'  "quant-strategy-plugins @ https://bot:hunter2secret@files.example.com/plugins.whl",\n'
+        f'  "hk-equity-strategies @ git+https://{TOKEN}@github.com/QuantStrategyLab/HkEquityStrategies.git@main",\n'
+    )
+    pyproject = platform_pyproject(pins, today.q).replace('  "flask",\n', '  "flask",\n' + leaky)
+    pyproject = pyproject.replace('"quant-strategy-plugins @', '"quant-platform-kit @', 1)
+    report = gate(today_config(SEED, today, {"ibkr": today.platform_commit("ibkr", {"pyproject.toml": pyproject})}))
+    printed = report.render_text() + json.dumps(report.to_json())
+    assert check(report, "pin-refs").status == "failed" and "files.example.com/plugins.whl" in check(report, "pin-refs").message
+    assert "hunter2secret" not in printed and TOKEN not in printed and TOKEN[4:] not in printed
