@@ -34,12 +34,16 @@ from components.platforms import (
     LONGPORT_SECRET_NAME,
     OWNED_ENV_NAMES,
     PLATFORMS,
+    QSL_RUNTIME_TARGET_JSON,
     RECONCILIATION_OUTPUT_PATH,
+    RUNTIME_TARGET_ENABLED,
+    RUNTIME_TARGET_JSON,
     TRUTHY,
     is_legacy_env,
     looks_secret,
 )
 from components.profiles import UesFacts
+from components.runtime_target import MARKET_FIELDS, OPTIONAL_FIELDS, REQUIRED_FIELDS, selectors, shown_value
 from release.config import (
     PROJECT_NAME,
     SERVICE_ACCOUNT_PATTERN,
@@ -133,18 +137,95 @@ def _dry_run(live: LiveService, target: AdoptTarget, key: str) -> bool:
     raise AdoptError(f"services.{key}: {name} on {target.service_name} is neither a true nor a false value; set it to true or false")
 
 
-def _profile(live: LiveService, key: str, ues: Optional[UesFacts], notes: list[str]) -> str:
-    profile = live.profile
+def _profile(live: LiveService, target: AdoptTarget, key: str, ues: Optional[UesFacts], notes: list[str]) -> str:
+    running = live.running(target.platform)
+    profile = running.profile
     if ues is None:
         raise AdoptError(f"services.{key}: the release {live.service_name} runs is unknown, so its profile cannot be named canonically")
     if profile is None:
         raise AdoptError(
-            f"services.{key}: the live service sets no STRATEGY_PROFILE (nor RUNTIME_TARGET_JSON); adopt needs the profile it runs"
+            f"services.{key}: {target.service_name} runs {running.describe()}; adopt needs the profile it runs, read as the "
+            f"runtime reads it ({QSL_RUNTIME_TARGET_JSON}, then {RUNTIME_TARGET_JSON}, then STRATEGY_PROFILE)"
         )
     canonical = ues.canonical(profile)
     if canonical != profile:
         notes.append(f"{key}: the live profile {profile} is an alias at UES {ues.tag}; written as its canonical name {canonical}")
     return canonical
+
+
+def _enabled(live: LiveService, target: AdoptTarget, key: str) -> bool:
+    """RUNTIME_TARGET_ENABLED as the runtime reads it: unset or empty is enabled."""
+    raw = (live.env.get(RUNTIME_TARGET_ENABLED) or "").strip().lower()
+    if not raw or raw in TRUTHY:
+        return True
+    if raw in FALSY:
+        return False
+    raise AdoptError(
+        f"services.{key}: {RUNTIME_TARGET_ENABLED} on {target.service_name} is neither a true nor a false value; set it to true or false"
+    )
+
+
+def _camel_windows(value: Any) -> Any:
+    """The schema's execution_windows in the stack's spelling (offset_minutes -> offsetMinutes)."""
+    if isinstance(value, dict):
+        return {to_camel(str(name)): _camel_windows(item) for name, item in value.items()}
+    return value
+
+
+def _target_fields(live: LiveService, target: AdoptTarget, key: str, dry_run: bool, notes: list[str]) -> dict[str, Any]:
+    """The target fields of what the service runs: its live target (the override when there is one) where it
+    says them; the rest is derived (and written out by `adopt_service`, so the entry is complete)."""
+    running = live.running(target.platform)
+    fields: dict[str, Any] = {"enabled": _enabled(live, target, key), "executionMode": "paper" if dry_run else "live"}
+    if running.source not in (QSL_RUNTIME_TARGET_JSON, RUNTIME_TARGET_JSON):
+        return fields
+    where = f"services.{key}: {running.source} on {target.service_name}"
+    if running.dry_run_only is not dry_run:
+        raise AdoptError(
+            f"{where} says dry_run_only {str(running.dry_run_only).lower()}, but {PLATFORMS[target.platform].dry_run_env} says "
+            f"{str(dry_run).lower()}; whether it trades is ambiguous, so it is not guessed. Make them agree on the service and adopt again"
+        )
+    if running.overridden:
+        notes.append(
+            f"{key}: {target.service_name} runs its {QSL_RUNTIME_TARGET_JSON} override (adopted as what runs); the env switch writes "
+            f"it as {RUNTIME_TARGET_JSON} and removes the override"
+        )
+    document = running.fields
+    for name, camel in (("deployment_selector", "deploymentSelector"), ("account_scope", "accountScope")):
+        value = document.get(name)
+        if isinstance(value, str) and value.strip():
+            fields[camel] = value.strip()
+        elif value is not None:
+            raise AdoptError(f"{where} has a {name} that is not a name; fix it on the service or write the entry by hand")
+    accounts = document.get("account_selector")
+    # The runtime reads a single string as a one-account list.
+    accounts = [accounts] if isinstance(accounts, str) else accounts
+    if accounts is not None:
+        if not isinstance(accounts, list) or not all(isinstance(item, str) and item.strip() for item in accounts):
+            raise AdoptError(
+                f"{where} has an account_selector that is not a list of names; fix it on the service or write the entry by hand"
+            )
+        if accounts:
+            fields["accountSelector"] = [item.strip() for item in accounts]
+    market = {name: document.get(name) for name in MARKET_FIELDS}
+    if any(value is not None for value in market.values()):
+        fields.update(market=market["market"], marketCalendar=market["market_calendar"], marketTimezone=market["market_timezone"])
+    if document.get("execution_windows") is not None:
+        fields["executionWindows"] = _camel_windows(document["execution_windows"])
+    if document.get("scheduler") is not None:
+        notes.append(
+            f"{key}: the live target's scheduler block is not written; the scheduler job is managed as scheduler: (its schedule held)"
+        )
+    named = document.get("service_name")
+    if isinstance(named, str) and named.strip() and named.strip() != target.service_name:
+        notes.append(f"{key}: the live target names service {shown_value(named)}; the program writes {target.service_name}")
+    others = sorted(name for name in document if name not in (*REQUIRED_FIELDS, *OPTIONAL_FIELDS))
+    if others:
+        shown = ", ".join(name if name.isidentifier() and len(name) < 40 else "a key" for name in others)
+        notes.append(
+            f"{key}: the live target carries {shown}, which the runtime-target schema does not define: not written, so the env switch drops it"
+        )
+    return fields
 
 
 def snapshot_block(live: LiveService, platform_id: PlatformId) -> Optional[dict[str, str]]:
@@ -272,9 +353,10 @@ def adopt_service(key: str, target: AdoptTarget, live: Optional[LiveService], ue
         "serviceName": target.service_name,
         "commit": live.commit,
         "image": live.image,
-        "strategyProfile": _profile(live, key, ues, notes),
+        "strategyProfile": _profile(live, target, key, ues, notes),
         "dryRunOnly": _dry_run(live, target, key),
     }
+    entry.update(_target_fields(live, target, key, entry["dryRunOnly"], notes))
     snapshot = snapshot_block(live, target.platform)
     if snapshot is not None:
         entry["snapshot"] = snapshot
@@ -290,8 +372,16 @@ def adopt_service(key: str, target: AdoptTarget, live: Optional[LiveService], ue
     if secrets:
         entry["secrets"] = secrets
     spec = _validated(key, entry)
+    # Complete: the selectors the live target leaves out are written as the program derives them.
+    chosen = selectors(spec)
+    entry.setdefault("deploymentSelector", chosen.deployment_selector)
+    entry.setdefault("accountScope", chosen.account_scope)
+    entry.setdefault("accountSelector", list(chosen.account_selector))
     entry.update(settings_entry(live.settings, default_settings(spec), target.project, key, notes))
     _validated(key, entry)
+    # In the stack reference's order, so a reviewer reads every adopted entry the same way.
+    order = [field.alias or name for name, field in ServiceSpec.model_fields.items()]
+    entry = {name: entry[name] for name in sorted(entry, key=lambda name: order.index(name) if name in order else len(order))}
     return Adopted(key=key, entry=entry, notes=tuple(notes))
 
 

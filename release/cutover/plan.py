@@ -357,6 +357,7 @@ def target_json_summary(service: ServicePlan) -> dict[str, Any]:
         "deployment_selector": chosen.deployment_selector,
         "account_selector": list(chosen.account_selector),
         "account_scope": chosen.account_scope,
+        "market": None if spec.market is None else [spec.market, spec.market_calendar, spec.market_timezone],
         "enabled": spec.enabled,
         "json": desired.get(RUNTIME_TARGET_JSON),
         "enabled_env": {
@@ -384,10 +385,12 @@ def running_json(service: ServicePlan) -> Optional[dict[str, Any]]:
 def _target_text(target: Mapping[str, Any]) -> str:
     mode = target["execution_mode"] or "from dryRunOnly"
     accounts = ", ".join(target["account_selector"])
+    market = f", market {'/'.join(target['market'])}" if target["market"] else ""
     enabled = "enabled" if target["enabled"] else "DISABLED (RUNTIME_TARGET_ENABLED=false, its scheduler job paused)"
+    flag = target["enabled_env"]
+    change = f"; {RUNTIME_TARGET_ENABLED} live {_raw(flag['live'])} -> {_raw(flag['desired'])}" if flag["desired"] is not None else ""
     return (
-        f"{target['deployment_selector']} (accounts [{accounts}], scope {target['account_scope']}), mode {mode}, {enabled}; "
-        f"{RUNTIME_TARGET_ENABLED} live {_raw(target['enabled_env']['live'])} -> {_raw(target['enabled_env']['desired'])}"
+        f"{target['deployment_selector']} (accounts [{accounts}], scope {target['account_scope']}{market}), mode {mode}, {enabled}{change}"
     )
 
 
