@@ -131,3 +131,38 @@ def test_an_override_in_the_stack_registers_nothing():
     assert isinstance(result.error, pulumi.RunError)
     assert "services.schwab.env.QSL_RUNTIME_TARGET_JSON: is set by the program" in str(result.error)
     assert result.resources == []
+
+
+def test_the_deploy_workflow_warning_names_every_switch_and_longbridges_environments():
+    hk = CONFIG.services["longbridge-hk"]
+    plain = {"STRATEGY_PROFILE": hk.strategy_profile, "LONGBRIDGE_DRY_RUN_ONLY": "true"}
+    live = get_service_result(
+        (hk.project, hk.region, hk.service_name), hk.image, hk.commit, plain, {}, "rev-1", template_labels={"managed-by": "github-actions"}
+    )
+    plan = build_plan(CONFIG, None, {"longbridge-hk": from_cloud_run_v2(live)}, profile_facts(CONFIG))
+    warning = next(w for s in plan.services if s.key == "longbridge-hk" for w in s.warnings if "managed-by=github-actions" in w)
+    for switch in (
+        "ENABLE_GITHUB_CLOUD_RUN_DEPLOY",
+        "ENABLE_GITHUB_ENV_SYNC",
+        "ENABLE_MAIN_PUSH_CLOUD_RUN_AUTOMATION",
+        "QSL_ENABLE_CLOUD_RUN_AUTOMATION",
+    ):
+        assert switch in warning
+    assert "QSL_ENABLE_CLOUD_RUN_AUTOMATION, when set, overrides ENABLE_MAIN_PUSH_CLOUD_RUN_AUTOMATION" in warning
+    assert "longbridge-paper, longbridge-hk, longbridge-sg" in warning
+
+
+def test_verify_wants_a_disabled_services_job_paused():
+    from release.cutover.scheduling import from_job_json, from_policy_json, scheduler_checks
+    from tests.fixtures.live_json import iam_policy
+
+    disabled = SCHWAB.model_copy(update={"enabled": False})
+    live = from_cloud_run_v2(schwab_live())
+    member = "serviceAccount:schwab-platform-scheduler@charlesschwabquant.iam.gserviceaccount.com"
+    policy = {"schwab": from_policy_json(iam_policy({"roles/run.invoker": [member]}), "iam")}
+    for state, spec, ok in (("ENABLED", disabled, False), ("PAUSED", disabled, True), ("PAUSED", SCHWAB, False), ("ENABLED", SCHWAB, True)):
+        job = from_job_json(scheduler_job(spec, state=state, url=live.url), "job")
+        check = scheduler_checks(spec, live, {"schwab": job}, policy, "schwab")[0]
+        assert (check.id, check.ok) == ("scheduler-job", ok), (state, spec.enabled, check.message)
+        if not ok and not spec.enabled:
+            assert "must be PAUSED; pulumi up pauses it" in check.message
