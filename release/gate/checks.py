@@ -1138,7 +1138,16 @@ def gate_from_lock(config: StackConfig, lock: Lock) -> GateReport:
             for key, spec in config.services.items()
             if platform_key(repos.for_platform(spec.platform), spec.commit) in lock.profile_facts.platforms
         }})  # fmt: skip
-    if lock.source != "github":
+    if lock.unseen is not None:
+        # What the gate could not see when it wrote the lock stays unseen: shown as skipped, never as passed.
+        # A check the source could not run for any service (platform CI from git) stands for each service's.
+        per_service = {"platform-ci": [f"platform-ci:{key}" for key in sorted(config.services)]}
+        checks += [
+            CheckResult(shown, "skipped", f"not seen when the lock at {lock.locked_at} was written: {why}")
+            for check_id, why in sorted(lock.unseen.items())
+            for shown in per_service.get(check_id, [check_id])
+        ]
+    elif lock.source != "github":
         unseen = f"the lock at {lock.locked_at} was written from the {lock.source} source, which cannot see CI"
         checks += [CheckResult(f"platform-ci:{key}", "skipped", unseen) for key in sorted(config.services)]
     return GateReport(

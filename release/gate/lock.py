@@ -145,6 +145,10 @@ class Lock(LockModel):
     profile_facts: Optional[ProfileFacts] = None
     profile_facts_sha256: Optional[str] = None
     lock_sha256: Optional[str] = None  # schema 3: the sha256 of everything else (`lock_digest`)
+    # The checks the gate could not see when it wrote this lock (check id -> why), e.g. platform CI from
+    # the git source: an offline plan shows them as skipped, never as passed. None: a lock written before
+    # this was recorded (then only the source's kind says what it could not see).
+    unseen: Optional[dict[str, str]] = None
 
     @field_validator("schema_version", mode="before")
     @classmethod
@@ -207,7 +211,9 @@ def facts_digest(facts: ProfileFacts) -> str:
 
 def lock_digest(lock: Lock) -> str:
     """The sha256 of every field of the lock but `lock_sha256` itself."""
-    return _digest(lock.model_dump(mode="json", exclude={"lock_sha256"}))
+    # A lock written before `unseen` existed has none: its digest is over the fields it had.
+    excluded = {"lock_sha256"} | ({"unseen"} if lock.unseen is None else set())
+    return _digest(lock.model_dump(mode="json", exclude=excluded))
 
 
 def integrity_problems(lock: Lock) -> list[str]:
@@ -331,6 +337,8 @@ def lock_from_report(report: "GateReport", now: Optional[datetime] = None, previ
             for key, service in facts.services.items()
         },
         refs=refs,
+        # tag-immutable skips only when there was no lock to compare with: this lock is that record now.
+        unseen={check.id: check.message for check in report.checks if check.status == "skipped" and check.id != "tag-immutable"},
     )
     return lock.model_copy(update={"lock_sha256": lock_digest(lock)})
 
