@@ -12,8 +12,9 @@ The generated stack repeats the four prod services 50 times (new keys and names,
 the same three platform commits), so a program that re-checked a commit or built a provider per service
 would show up as a larger ratio.
 
-The gate runs for real against the GitHub fake of tests/fixtures/github_fake.py when it exists; until
-then the child replaces it with a no-op and says so (the ratio then measures the program alone).
+The gate is replaced by the seed's profile facts as plain data (bench/program_stand_ins.py): its cost is
+bench/gate_bench.py's to measure, and this ratio measures the program alone. The bench builds everything it
+uses itself and never imports the tests' fixtures.
 
     .venv/bin/python bench/program_bench.py [--services 200]
 """
@@ -21,9 +22,7 @@ then the child replaces it with a no-op and says so (the ratio then measures the
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
-import importlib.util
 import json
 import os
 import subprocess
@@ -31,13 +30,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 # The goal is linear growth: registration may not grow faster than the resources registered. (The old goal,
 # a wall ratio of at most 5, was set when a service was 2 resources; with its scheduler job and invoker
 # member it is 4, and the SDK's per-resource cost under mocks alone puts the ratio near 6.)
 GOAL = "registration ratio <= resource ratio"
+SERVICE_TYPE = "gcp:cloudrunv2/service:Service"
+PROVIDER_TYPE = "pulumi:providers:gcp"
 
 
 def generated_services(prod_services: dict, count: int) -> dict:
@@ -57,62 +58,52 @@ def child(config_path: Path) -> None:
     """Run the program once under mocks and print the breakdown as JSON on the last line."""
     started = time.perf_counter()
     sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from program_stand_ins import run_program, seed_facts
+
     from components import program
-    from tests.fixtures.pulumi_mocks import run_under_mocks
 
-    gate_available = importlib.util.find_spec("release.gate.checks") is not None and os.environ.get("GITHUB_API_URL")
-    if not gate_available:
-        from tests.fixtures.profile_sources import profile_facts
-
-        # No gate: measure the program alone, with the facts the readers prove from the fixture sources.
-        program.check_release = lambda config, environ=None: (config, profile_facts(config))
+    program.check_release = lambda config, environ=None: seed_facts(config)
     imported = time.perf_counter()
     timings: dict[str, float] = {}
 
     def timed_program() -> None:
         t0 = time.perf_counter()
-        config, facts = program.check_release(program.load_config())
+        config = program.load_config()
+        facts = program.check_release(config)
         t1 = time.perf_counter()
         timings["config_gate"] = t1 - t0
         timings["deploy_start"] = t1
         program.deploy(config, facts)
 
     config = json.loads(config_path.read_text(encoding="utf-8"))
-    run = run_under_mocks(timed_program, config)
+    with tempfile.TemporaryDirectory(prefix="program-bench-") as root:
+        (Path(root) / "Pulumi.yaml").write_text("name: us-equity-cutover\nruntime: python\n", encoding="utf-8")
+        registered = run_program(timed_program, config, Path(root))
     finished = time.perf_counter()
-    if run.error is not None:
-        raise SystemExit(f"program failed: {run.error}")
     print(
         json.dumps(
             {
-                "services": len(run.services()),
-                "providers": len(run.providers()),
-                "resources": len(run.resources),
+                "services": registered[SERVICE_TYPE],
+                "providers": registered[PROVIDER_TYPE],
+                "resources": sum(registered.values()),
                 "imports": imported - started,
                 "config_gate": timings["config_gate"],
                 # From the first registration to the last resolved output (the program's own loop included).
                 "register": finished - timings["deploy_start"],
-                "gate": "real" if gate_available else "stubbed",
+                "gate": "stubbed",
             }
         )
     )
 
 
-@contextlib.contextmanager
-def github_fake_env() -> Iterator[dict[str, str]]:
-    """Env for the child: GITHUB_API_URL of the fake serving the seed release, when the fake exists."""
-    env = dict(os.environ)
-    env.pop("GITHUB_TOKEN", None)
-    try:
-        sys.path.insert(0, str(ROOT))
-        from tests.fixtures import github_fake
-    except ImportError:
-        yield env
-        return
-    with github_fake.serve(github_fake.prod_seed_repos()) as base_url:
-        env["GITHUB_API_URL"] = base_url
-        env["CUTOVER_SOURCE"] = "github"
-        yield env
+def stack_config(path: Path) -> dict[str, str]:
+    """A stack file's config as the Pulumi CLI hands it to a program: objects as JSON strings."""
+    sys.path.insert(0, str(ROOT))
+    from release.yaml_core import load_core
+
+    document = load_core(path.read_text(encoding="utf-8"))
+    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in document["config"].items()}
 
 
 def run_child(config: dict, env: dict[str, str]) -> tuple[float, dict]:
@@ -146,17 +137,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         child(args.child)
         return 0
 
-    sys.path.insert(0, str(ROOT))
-    from tests.fixtures.pulumi_mocks import PROJECT_NAME, stack_file_config
-
-    prod = stack_file_config()
+    prod = stack_config(ROOT / "Pulumi.prod.yaml")
+    services_key = "us-equity-cutover:services"
     big = dict(prod)
-    big[f"{PROJECT_NAME}:services"] = json.dumps(generated_services(json.loads(prod[f"{PROJECT_NAME}:services"]), args.services))
+    big[services_key] = json.dumps(generated_services(json.loads(prod[services_key]), args.services))
     results = {}
-    with github_fake_env() as env:
-        for label, config in (("prod", prod), (f"generated-{args.services}", big)):
-            runs = [run_child(config, env) for _ in range(args.repeat)]
-            results[label] = min(runs, key=lambda run: run[0])
+    env = {name: value for name, value in os.environ.items() if name != "GITHUB_TOKEN"}
+    for label, config in (("prod", prod), (f"generated-{args.services}", big)):
+        runs = [run_child(config, env) for _ in range(args.repeat)]
+        results[label] = min(runs, key=lambda run: run[0])
 
     print(f"{'stack':<16}{'services':>9}{'providers':>10}{'resources':>10}{'wall s':>9}{'imports':>9}{'cfg+gate':>9}{'register':>9}  gate")
     for label, (wall, detail) in results.items():
@@ -178,8 +167,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         f"({service_ratio:g}x the services, {resource_ratio:.0f}x the resources; goal: {GOAL})"
     )
     print(f"marginal registration cost: {per_service_ms:.1f} ms per service (Pulumi SDK + mocks, {per_service:g} resources each)")
-    if prod_detail["gate"] != "real":
-        print("note: release/gate/checks.py or the GitHub fake is missing, so the gate was stubbed out")
+    print("note: the gate is replaced by the seed's profile facts (bench/gate_bench.py measures the gate)")
     return 0 if register_ratio <= resource_ratio else 1
 
 
