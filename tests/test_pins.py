@@ -115,3 +115,53 @@ def test_malformed_toml_raises_pin_file_error():
         pins_from_uv_lock("[[package]\nname=")
     with pytest.raises(PinFileError, match="dependencies"):
         pins_from_pyproject('[project]\ndependencies = "quant-platform-kit"\n')
+
+
+def test_every_install_file_and_section_is_read_with_its_label():
+    from release.gate.pins import read_install_files
+    from tests.fixtures.today_shape import HK, QPK, UES, platform_pyproject, qsl_toml, uv_lock
+
+    pins = {QPK: "a" * 40, UES: "b" * 40, HK: "c" * 40}
+    files = {
+        "pyproject.toml": platform_pyproject(pins, "a" * 40),
+        "uv.lock": uv_lock(pins, "a" * 40),
+        "qsl.toml": qsl_toml("InteractiveBrokersPlatform", pins, "2026.07.4"),
+    }
+    read = read_install_files(files.get, "QuantStrategyLab")
+    assert read.files == ("pyproject.toml", "uv.lock", "qsl.toml") and read.bundle == "2026.07.4"
+    assert read.overridden == frozenset({"quant-platform-kit"})
+    assert {pin.file for pin in read.of("quant-platform-kit")} == {
+        "pyproject.toml [project].dependencies",
+        "pyproject.toml [tool.uv] override-dependencies",
+        "uv.lock",
+        "uv.lock requires-dist of platform",
+        "uv.lock [manifest] overrides",
+        "qsl.toml [qsl.requires]",
+    }
+    assert all(pin.ref == "a" * 40 and pin.kind == "sha" for pin in read.of("quant-platform-kit"))
+    assert next(pin for pin in read.of("hk-equity-strategies") if pin.file == "uv.lock").resolved == "c" * 40
+
+
+def test_a_uv_source_that_is_not_git_is_no_release_and_a_url_keeps_no_credential():
+    from release.gate.pins import pins_from_pyproject
+
+    text = '[project]\nname = "p"\n[tool.uv.sources]\nquant-platform-kit = { path = "../QuantPlatformKit", editable = true }\n'
+    (pin,) = pins_from_pyproject(text)
+    assert pin.kind == "not-git" and pin.file == "pyproject.toml [tool.uv.sources]" and "../QuantPlatformKit" in pin.ref
+    (url,) = pins_from_pyproject('[project]\ndependencies = ["quant-platform-kit @ https://bot:pw@example.com/q.whl"]\n')
+    assert url.kind == "not-git" and "bot:pw" not in url.ref and "//example.com/q.whl" in url.ref
+
+
+def test_requirement_includes_are_relative_to_the_including_file_and_stay_in_the_tree():
+    from release.gate.pins import PinFileError, read_install_files
+
+    files = {
+        "requirements.txt": "-r deps/base.txt\n",
+        "deps/base.txt": "-c ../pins.txt\n",
+        "pins.txt": f"quant-platform-kit @ {URL}@v0.7.10\n",
+    }
+    (pin,) = read_install_files(files.get, "QuantStrategyLab").pins
+    assert pin.file == "pins.txt (-c from deps/base.txt)" and pin.ref == "v0.7.10"
+    for include in ("-r https://example.com/r.txt", "-r /etc/passwd", "-r ../../x.txt", "-r missing.txt"):
+        with pytest.raises(PinFileError):
+            read_install_files({"requirements.txt": include + "\n"}.get, "QuantStrategyLab")
