@@ -29,6 +29,7 @@ from components.platforms import (
 from components.profiles import PlatformRequirements, ProfileFacts
 from components.runtime_target import target_json, target_problems
 from release.config import ConfigProblem, ReleaseBundle, SecretRef, ServiceSpec, SnapshotPaths, split_image
+from release.packages import QPK_PACKAGE, UES_PACKAGE
 
 # Which config field the operator should use instead of setting an owned name directly.
 _OWNED_HINTS = {
@@ -71,15 +72,22 @@ class ServiceEnv:
 class ServiceRevision:
     """What one `pulumi up` gives a service: image, the commit it was built from, env, and its release.
 
-    `qpk_tag`/`ues_tag` name the bundle the image was built against; None means unknown (a live service
-    this program never deployed).
+    `release` names the release the image was built with (distribution name -> ref); None means unknown
+    (a live service this program never deployed).
     """
 
     image: str
     commit: str
     env: ServiceEnv
-    qpk_tag: Optional[str]
-    ues_tag: Optional[str]
+    release: Optional[Mapping[str, str]]
+
+    @property
+    def qpk_tag(self) -> Optional[str]:
+        return None if self.release is None else self.release.get(QPK_PACKAGE)
+
+    @property
+    def ues_tag(self) -> Optional[str]:
+        return None if self.release is None else self.release.get(UES_PACKAGE)
 
 
 def input_mode_problems(key: str, spec: ServiceSpec, requirements: Optional[PlatformRequirements]) -> list[ConfigProblem]:
@@ -349,6 +357,5 @@ def desired_revision(spec: ServiceSpec, bundle: ReleaseBundle, requirements: Pla
         image=spec.image,
         commit=spec.commit,
         env=desired_env(spec, requirements, dry_run),
-        qpk_tag=bundle.quant_platform_kit,
-        ues_tag=bundle.us_equity_strategies,
+        release=bundle.refs,
     )

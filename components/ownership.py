@@ -16,6 +16,7 @@ maps the same `ServiceSettings` onto `gcp.cloudrunv2.Service` arguments.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Optional
 
@@ -24,6 +25,7 @@ from pydantic.alias_generators import to_camel
 
 from components.platforms import COMMIT_LABEL, PLATFORMS, QPK_TAG_ANNOTATION, UES_TAG_ANNOTATION
 from release.config import ServiceSpec
+from release.packages import BY_NAME, QPK_PACKAGE, UES_PACKAGE
 
 # What the program registers per service, by name (pure, so `adopt` can name it without Pulumi).
 COMPONENT_TYPE = "us-equity-cutover:platform:StrategyService"
@@ -382,19 +384,36 @@ def settings_diff(live: Optional[ServiceSettings], desired: ServiceSettings) -> 
     return tuple(changes)
 
 
-def release_record(commit: str, qpk_tag: Optional[str], ues_tag: Optional[str]) -> Optional[str]:
-    """The record written with an image; None when the bundle is unknown (never a guess)."""
-    if not commit or qpk_tag is None or ues_tag is None:
+def release_record(commit: str, release: Optional[Mapping[str, str]]) -> Optional[str]:
+    """The record written with an image: its commit and the release it was built with; None when the
+    release is unknown (never a guess). The seed's two-package release keeps its form
+    (`<commit> <qpk ref> <ues ref>`); any other lists every package (`<commit> <name>@<ref> ...`)."""
+    if not commit or not release:
         return None
-    return f"{commit} {qpk_tag} {ues_tag}"
+    if set(release) == {QPK_PACKAGE, UES_PACKAGE}:
+        return f"{commit} {release[QPK_PACKAGE]} {release[UES_PACKAGE]}"
+    return " ".join([commit, *(f"{name}@{release[name]}" for name in sorted(release))])
 
 
-def parse_release_record(text: Optional[str]) -> Optional[tuple[str, str, str]]:
-    """(commit, qpk tag, ues tag) of a record, or None when it is absent or not three words."""
-    if not text:
+RECORD_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/+-]{0,99}")
+
+
+def parse_release_record(text: Optional[str]) -> Optional[tuple[str, dict[str, str]]]:
+    """(commit, distribution name -> ref) of a record, or None when it is absent or not a record: a live
+    annotation is data, so only known packages with ref-shaped values, each once, are read."""
+    if not text or len(text) > 2000:
         return None
     parts = text.split()
-    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
+    if len(parts) == 3 and "@" not in parts[1] + parts[2]:
+        refs = {QPK_PACKAGE: parts[1], UES_PACKAGE: parts[2]}
+    else:
+        pairs = [part.partition("@") for part in parts[1:]]
+        refs = {name: ref for name, _, ref in pairs}
+        if not pairs or len(refs) != len(pairs) or any(not at or name not in BY_NAME for name, at, _ in pairs):
+            return None
+    if not all(RECORD_REF.fullmatch(ref) for ref in refs.values()):
+        return None
+    return parts[0], refs
 
 
 @dataclass(frozen=True)

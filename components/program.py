@@ -207,7 +207,7 @@ def input_mode_of(revision: ServiceRevision, key: str, repo: str, facts: Profile
     profile = revision.env.plain.get(STRATEGY_PROFILE)
     if profile is None:
         return None
-    requirements = facts.judge_image(profile, key, repo, revision.commit or None, revision.ues_tag).requirements
+    requirements = facts.judge_image(profile, key, repo, revision.commit or None, revision.release).requirements
     return None if requirements is None else requirements.input_mode
 
 

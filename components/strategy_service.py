@@ -272,7 +272,7 @@ class StrategyService(pulumi.ComponentResource):
         settings = args.settings if args.settings is not None else desired_settings(spec, None)
         owned = args.owned
         if owned is None:
-            owned = owned_metadata(revision.commit, release_record(revision.commit, revision.qpk_tag, revision.ues_tag), {})
+            owned = owned_metadata(revision.commit, release_record(revision.commit, revision.release), {})
         metadata = registered_metadata(settings, owned)
         service = gcp.cloudrunv2.Service(
             service_logical_name(args.key),

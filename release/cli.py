@@ -194,7 +194,9 @@ def _plan(args: argparse.Namespace) -> int:
     origin = f"proved now from {online.verified_from}"
     if online.unverified and lock is not None:
         if lock.profile_facts is None:
-            raise UsageError(f"{lock_file} was written before profile facts were recorded in locks; run `python -m release lock` again")
+            raise UsageError(
+                f"{lock_file} was written before profile facts were proved by running the platforms' registries; run `python -m release lock` again"
+            )
         # Offline review: the lock answers only what the source could not; `pulumi up` verifies again online.
         gate = with_lock(online, config, lock)
         note = lock_note(lock)
@@ -488,7 +490,12 @@ def _adopt(args: argparse.Namespace) -> int:
         targets = adopt_targets(ours.get(SERVICES_KEY), str(path))
         live = read_live(args.live, targets)
         release, services, notes = adopt_all(
-            targets, live.services, ours.get(RELEASE_KEY), str(path), lambda bundle: _adopt_catalog(args, bundle), _adopt_installs(args)
+            targets,
+            live.services,
+            ours.get(RELEASE_KEY),
+            str(path),
+            lambda bundle, wanted: _adopt_facts(args, bundle, wanted),
+            _adopt_installs(args),
         )
         if args.scheduler is not None or args.iam is not None:
             specs = adopted_specs(release, services)
@@ -575,42 +582,32 @@ def _adopt_installs(args: argparse.Namespace) -> Callable[[Any, Any], Any]:
     return installs
 
 
-def _adopt_catalog(args: argparse.Namespace, bundle: Any) -> Any:
-    """UES's catalog facts at the bundle tag, for canonical profile names: the stack's lock when it proved
-    that tag, else read now through the source (never a hand-kept list of aliases)."""
+def _adopt_facts(args: argparse.Namespace, bundle: Any, wanted: Mapping[str, tuple[Any, str]]) -> Any:
+    """Each adopted service's profile facts (its live commit with the release it runs), for canonical
+    profile names: the stack's lock when it proved exactly that pair, else proved now through the source
+    (the platform's registry run over the pinned trees; never a hand-kept list of aliases)."""
     import os
 
     from release.cutover.adopt import AdoptError
-    from release.gate.fetch import fetch_ref_tree
     from release.gate.lock import LockError, lock_path, read_lock
-    from release.gate.profile_checks import read_bundle_catalog
-    from release.gate.profile_source import FactsReadError
+    from release.gate.profile_checks import FactsUnproved, facts_for_release
     from release.gate.selection import make_source
     from release.gate.sources import SourceError, SourceSelectionError
-    from release.gate.trees import TreeError
 
     try:
         lock = read_lock(lock_path(config_path(args)))
     except LockError as error:
         raise AdoptError(str(error)) from None
-    tag = bundle.us_equity_strategies
-    if lock is not None and lock.profile_facts is not None and tag in lock.profile_facts.ues:
-        return lock.profile_facts.ues[tag]
-    if bundle.form == "bundle":
-        raise AdoptError(
-            f"the release names bundle {bundle.bundle}, whose UES is known once read: write a lock first (python -m release lock)"
-        )
     try:
         source = make_source(args.source, bundle, args.git_root, os.environ)
-        with waiting(f"reading UES {tag}'s catalog from {args.source}"):
-            tree = fetch_ref_tree(source, bundle.repositories.us_equity_strategies, tag)
-        return read_bundle_catalog(tree, tag)
+        with waiting(f"proving the profile facts of {len(wanted)} service(s) at {bundle.describe()} from {args.source}"):
+            return facts_for_release(bundle, wanted, source, None if lock is None else lock.profile_facts)
     except SourceSelectionError as error:
         raise AdoptError(str(error)) from None
-    except (SourceError, FactsReadError, TreeError) as error:
+    except (SourceError, FactsUnproved) as error:
         raise AdoptError(
-            f"UES {tag}'s catalog could not be read to name profiles canonically ({error}); fix access to the source "
-            "(--source, --git-root, GITHUB_TOKEN) or write a lock first"
+            f"the profile facts at {bundle.describe()} could not be proved to name profiles canonically ({error}); fix access to "
+            "the source (--source, --git-root, GITHUB_TOKEN) or write a lock first"
         ) from None
 
 

@@ -8,4 +8,5 @@ pytest_plugins = (
     "tests.fixtures.git_repos",
     "tests.fixtures.program_gate",
     "tests.fixtures.gcs_emulator",
+    "tests.fixtures.facts_cache",
 )

@@ -58,7 +58,8 @@ def test_plan_offline_reads_the_lock_and_says_pulumi_up_re_verifies(capsys, stac
     assert "verified from lock at" in out and "pulumi up` re-verifies online" in out
     # The plan judges every profile by the facts the lock proved, and says so.
     assert "Profile facts: from the lock at " in out and "(proved then from git)" in out
-    assert "PASS profile-facts:longbridge-hk: qqq_tech_enhancement (QQQ Tech Enhancement; snapshot_backed" in out
+    assert "PASS profile-facts:longbridge-hk: qqq_tech_enhancement (QQQ Tech Enhancement; us_equity; snapshot_backed" in out
+    assert "pinned sources only" in out  # the environment the registry ran in, as the lock recorded it
     assert "profile: qqq_tech_enhancement (snapshot_backed), strategy config: config path gs://" in out
 
 
@@ -73,18 +74,21 @@ def test_plan_offline_refuses_a_lock_from_before_profile_facts(capsys, stack, se
     path = stack.with_name("Pulumi.prod.lock.json")
     path.write_text(json.dumps(old_schema(json.loads(path.read_text()), 1)))
     code, err = _offline_plan(capsys, stack, monkeypatch)
-    assert code == 2 and "written before profile facts were recorded in locks; run `python -m release lock` again" in err
+    assert (
+        code == 2
+        and "written before profile facts were proved by running the platforms' registries; run `python -m release lock` again" in err
+    )
     # `lock` itself still reads it (its tags are the immutability record) and replaces it.
     assert run(capsys, "lock", *git_args(stack, seed_repos))[0] == 0
-    assert json.loads(path.read_text())["schema_version"] == 3
+    assert json.loads(path.read_text())["schema_version"] == 4
 
 
 def test_plan_offline_refuses_tampered_facts_with_exit_2(capsys, stack, seed_repos, monkeypatch):
     assert run(capsys, "lock", *git_args(stack, seed_repos))[0] == 0
     path = stack.with_name("Pulumi.prod.lock.json")
     data = json.loads(path.read_text())
-    schwab = data["profile_facts"]["platforms"][data["profile_facts"]["services"]["schwab"]]
-    schwab["rollout_allowlist"].append("qqq_tech_enhancement")  # widen what Schwab may run, by hand
+    schwab = data["profile_facts"]["runs"][data["profile_facts"]["services"]["schwab"]]
+    schwab["profiles"]["soxl_soxx_trend_income"]["enabled"] = False  # narrow what Schwab may run, by hand
     path.write_text(json.dumps(data))
     code, err = _offline_plan(capsys, stack, monkeypatch)
     assert code == 2 and "does not match its own digests and provenance" in err and "do not match profile_facts_sha256" in err

@@ -1,7 +1,9 @@
-"""release/gate/profile_checks.py: the gate's `profile-facts:<key>` checks, over real git clones and the GitHub fake."""
+"""release/gate/profile_checks.py: the gate's `profile-facts:<key>` checks, proved by running each platform
+commit's registry over the fetched trees, from real git clones and the GitHub fake."""
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 
 from release.gate.checks import gate_from_lock, run_gate
@@ -9,8 +11,8 @@ from release.gate.git_source import GitSource
 from release.gate.github_source import GitHubSource
 from release.gate.lock import lock_from_report
 from tests.fixtures.git_repos import prod_config
-from tests.fixtures.github_fake import LONGBRIDGE, OWNER, SCHWAB, SEED_TARGET_COMMITS, UES, prod_seed_repos, running
-from tests.fixtures.profile_sources import BUNDLED_CONFIG, PACKAGE_DIR, SEED_ALLOWLISTS, registry_py, runtime_adapters_py
+from tests.fixtures.github_fake import IBKR, LONGBRIDGE, OWNER, QPK, SCHWAB, SEED_TARGET_COMMITS, UES, prod_seed_repos, running
+from tests.fixtures.profile_sources import SEED_ALLOWLISTS, registry_py
 
 NOW = datetime(2026, 4, 20, 9, 30, tzinfo=timezone.utc)
 KEYS = ("ibkr", "longbridge-hk", "longbridge-sg", "schwab")
@@ -25,37 +27,46 @@ def git_gate(seed, commits=None, config=None):
     return run_gate(config, GitSource(seed.root))
 
 
-def test_seed_facts_are_proved_over_git_with_their_provenance(seed_repos):
+def test_seed_facts_are_proved_by_running_each_registry_over_git(seed_repos):
     report = git_gate(seed_repos)
     assert report.ok, report.render_text()
     for key in KEYS:
         assert check(report, f"profile-facts:{key}").status == "passed"
     hk = check(report, "profile-facts:longbridge-hk").message
-    assert "qqq_tech_enhancement (QQQ Tech Enhancement; snapshot_backed, manifest tech_pullback_cash_buffer.feature_snapshot.v1" in hk
+    assert (
+        "qqq_tech_enhancement (QQQ Tech Enhancement; us_equity; snapshot_backed, manifest tech_pullback_cash_buffer.feature_snapshot.v1"
+        in hk
+    )
     assert "no bundled config (module defaults unless a config path is set)" in hk
-    assert f"read from {UES}@v0.7.13:{PACKAGE_DIR}/catalog.py (blob " in hk and "strategy_registry.py" in hk
+    # how it was proved, in the check's own words: the functions run and the environment they ran in
+    assert "proved by running get_platform_profile_status_matrix, STRATEGY_CATALOG, get_platform_runtime_adapter" in hk
+    assert "(pinned sources only, isolated: " in hk
     facts = report.facts.profiles
-    assert facts.ues_tag == "v0.7.13" and facts.bundle.commit == seed_repos.ues_tags["v0.7.13"]
+    ibkr = facts.for_service("ibkr")
+    assert (ibkr.repo, ibkr.commit) == (IBKR, seed_repos.target[IBKR])
+    assert {(p.repo, p.ref, p.commit) for p in ibkr.packages} == {
+        (QPK, "v0.7.10", seed_repos.qpk_tags["v0.7.10"]),
+        (UES, "v0.7.13", seed_repos.ues_tags["v0.7.13"]),
+    }
     assert facts.enabled_on("schwab") == ["soxl_soxx_trend_income", "tqqq_growth_income"]
     assert facts.requirements("qqq_tech_enhancement", "ibkr").strategy_config == "bundled_or_env"
     assert facts.requirements("qqq_tech_enhancement", "longbridge-hk").strategy_config == "env_or_module_defaults"
-    assert facts.display_name("semiconductor_trend_income") == "SOXL/SOXX Semiconductor Trend Income"
+    assert facts.display_name("semiconductor_trend_income", "schwab") == "SOXL/SOXX Semiconductor Trend Income"
 
 
 def test_a_profile_outside_the_platform_commits_enabled_set_fails_the_check(seed_repos):
     config = prod_config(seed_repos.target)
-    schwab = config.services["schwab"].model_copy(update={"strategy_profile": "qqq_tech_enhancement"})
+    schwab = config.services["schwab"].model_copy(update={"strategy_profile": "russell_1000_multi_factor_defensive"})
     report = git_gate(seed_repos, config=config.model_copy(update={"services": {**config.services, "schwab": schwab}}))
     result = check(report, "profile-facts:schwab")
     assert result.status == "failed" and not report.ok
-    assert "services.schwab.strategyProfile: qqq_tech_enhancement is not runtime-enabled on schwab" in result.message
-    assert "UES lists it for ibkr, longbridge only" in result.message
+    assert "russell_1000_multi_factor_defensive is not a profile the registry of schwab at CharlesSchwabPlatform@" in result.message
     assert "enabled there: soxl_soxx_trend_income, tqqq_growth_income" in result.message
-    # Facts are facts: they were read, so they are recorded even though the config is refused.
+    # Facts are facts: they were proved, so they are recorded even though the config is refused.
     assert report.facts.profiles is not None
 
 
-def test_an_alias_or_unknown_name_in_the_config_fails_naming_the_catalog(seed_repos):
+def test_an_alias_or_unknown_name_in_the_config_fails_naming_the_registry(seed_repos):
     config = prod_config(seed_repos.target)
     services = {
         **config.services,
@@ -63,12 +74,10 @@ def test_an_alias_or_unknown_name_in_the_config_fails_naming_the_catalog(seed_re
         "ibkr": config.services["ibkr"].model_copy(update={"strategy_profile": "mystery_rotation"}),
     }
     report = git_gate(seed_repos, config=config.model_copy(update={"services": services}))
-    assert (
-        "qqq_tqqq_growth_income is an old alias in src/us_equity_strategies/catalog.py at UES v0.7.13; write tqqq_growth_income"
-        in check(report, "profile-facts:schwab").message
-    )
-    unknown = check(report, "profile-facts:ibkr").message
-    assert "mystery_rotation is not a profile of src/us_equity_strategies/catalog.py at UES v0.7.13" in unknown
+    alias = check(report, "profile-facts:schwab").message
+    assert "qqq_tqqq_growth_income is an old alias in the registry of schwab at CharlesSchwabPlatform@" in alias
+    assert "; write tqqq_growth_income" in alias
+    assert "mystery_rotation is not a profile the registry of ibkr" in check(report, "profile-facts:ibkr").message
 
 
 def test_a_widened_allowlist_at_a_later_platform_commit_changes_what_passes(seed_repos):
@@ -77,52 +86,71 @@ def test_a_widened_allowlist_at_a_later_platform_commit_changes_what_passes(seed
     wide = repo.commit({"strategy_registry.py": registry_py("longbridge", SEED_ALLOWLISTS["longbridge"])}, "widen")
     before = git_gate(seed_repos, {LONGBRIDGE: narrow})
     assert check(before, "profile-facts:longbridge-hk").status == "failed"
-    assert "not in LongBridgePlatform's rollout allowlist" in check(before, "profile-facts:longbridge-hk").message
+    assert (
+        "qqq_tech_enhancement is not enabled on longbridge at LongBridgePlatform@" in check(before, "profile-facts:longbridge-hk").message
+    )
     assert check(before, "profile-facts:longbridge-sg").status == "passed"
     after = git_gate(seed_repos, {LONGBRIDGE: wide})
     assert check(after, "profile-facts:longbridge-hk").status == "passed"
     assert after.facts.profiles.enabled_on("longbridge-hk") == ["qqq_tech_enhancement", "soxl_soxx_trend_income", "tqqq_growth_income"]
 
 
-def _fake_with_ues_adapters(text):
+def test_a_registry_that_raises_leaves_that_platform_unverified_through_github():
     repos = prod_seed_repos()
-    ues = repos[f"{OWNER}/{UES}"]
-    ues.commits[ues.tags["v0.7.13"].commit][f"{PACKAGE_DIR}/runtime_adapters.py"] = text
-    return repos
-
-
-def test_an_unevaluable_adapter_fails_every_service_closed_through_github():
-    text = runtime_adapters_py().replace("PLATFORM_RUNTIME_ADAPTERS = {", "PLATFORM_RUNTIME_ADAPTERS = {p: {} for p in ()}\nUNUSED = {")
-    line = 1 + text.splitlines().index("PLATFORM_RUNTIME_ADAPTERS = {p: {} for p in ()}")
-    with running(_fake_with_ues_adapters(text)) as fake:
+    schwab = repos[f"{OWNER}/{SCHWAB}"]
+    target = SEED_TARGET_COMMITS[SCHWAB]
+    schwab.commits[target]["strategy_registry.py"] += "raise RuntimeError('registry broken at \\x1b[31mthis commit')\n"
+    with running(repos) as fake:
         report = run_gate(prod_config(), GitHubSource(OWNER, base_url=fake.base_url))
-    assert not report.ok and report.facts.profiles is None
-    for key in KEYS:
-        result = check(report, f"profile-facts:{key}")
-        assert result.status == "failed"
-        assert f"{UES}@v0.7.13 {PACKAGE_DIR}/runtime_adapters.py:{line}: cannot evaluate DictComp" in result.message
-        assert "reads only literal module-level data" in result.message
+    assert not report.ok and report.unverified and report.facts.profiles is None
+    result = check(report, "profile-facts:schwab")
+    assert result.status == "error" and f"{SCHWAB}@{target[:7]} (services.schwab.commit)" in result.message
+    assert "run schwab's registry: exited with status 1" in result.message and "RuntimeError: registry broken" in result.message
+    assert "\x1b" not in result.message  # its stderr is data: control characters escaped
+    assert check(report, "profile-facts:ibkr").status == "passed"  # other platforms are proved as usual
 
 
-def test_seed_facts_through_github_match_git_and_read_each_file_once():
+def test_seed_facts_through_github_match_git_and_fetch_each_tree_once(seed_repos):
     with running(prod_seed_repos()) as fake:
-        report = run_gate(prod_config(), GitHubSource(OWNER, base_url=fake.base_url))
+        report = run_gate(prod_config(), GitHubSource(OWNER, base_url=fake.base_url, token="ghp_" + "t" * 36))
         assert report.ok, report.render_text()
-        # The two LongBridge services share a commit: its tree is fetched once, as is UES's.
+        # The two LongBridge services share a commit: its tree is fetched once, as are QPK's and UES's; the
+        # probe runs over those trees (no second download).
         archives = [line for line in fake.requests if "/_codeload/" in line]
         assert len(archives) == len(set(archives)) == 5
     facts = report.facts.profiles
     assert facts.for_service("longbridge-hk") == facts.for_service("longbridge-sg")
-    assert facts.for_service("ibkr").bundled_configs == (BUNDLED_CONFIG,)
     assert facts.for_service("schwab").commit == SEED_TARGET_COMMITS[SCHWAB]
+    from_git = git_gate(seed_repos).facts.profiles
+    assert facts.for_service("ibkr").profiles == from_git.for_service("ibkr").profiles
 
 
-def test_a_source_fault_on_a_facts_file_is_unverified_not_failed():
+def test_the_token_never_reaches_the_probe(tmp_path, monkeypatch):
+    """A registry that writes its whole environment where the test can look: no credential of the gate's."""
+    token = "ghp_" + "s" * 36
+    spill = tmp_path / "environ.txt"
+    repos = prod_seed_repos()
+    ibkr = repos[f"{OWNER}/{IBKR}"]
+    ibkr.commits[SEED_TARGET_COMMITS[IBKR]]["strategy_registry.py"] += (
+        f"import os\nopen({str(spill)!r}, 'w').write(repr(dict(os.environ)))\n"
+    )
+    monkeypatch.setenv("GITHUB_TOKEN", token)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "adc.json"))
+    with running(repos) as fake:
+        report = run_gate(prod_config(), GitHubSource(OWNER, base_url=fake.base_url, token=token))
+    written = spill.read_text()
+    assert "GITHUB_TOKEN" not in written and token not in written and "GOOGLE_" not in written
+    assert check(report, "profile-facts:ibkr").status == "passed"
+    assert token not in report.render_text()
+    assert os.environ["GITHUB_TOKEN"] == token  # the gate's own environment is untouched
+
+
+def test_a_source_fault_on_a_tree_is_unverified_not_failed():
     with running(prod_seed_repos()) as fake:
         fake.add_fault(f"/_codeload/{OWNER}/{SCHWAB}/", "500")  # the archive of Schwab's commit, where its registry is
         report = run_gate(prod_config(), GitHubSource(OWNER, base_url=fake.base_url, backoff=0.0))
     result = check(report, "profile-facts:schwab")
-    assert result.status == "error" and "could not verify" in result.message and report.unverified
+    assert result.status == "error" and "are not proved" in result.message and report.unverified
 
 
 def test_the_lock_carries_the_facts_and_the_offline_gate_judges_from_them(seed_repos):
@@ -130,10 +158,16 @@ def test_the_lock_carries_the_facts_and_the_offline_gate_judges_from_them(seed_r
     lock = lock_from_report(report, NOW)
     offline = gate_from_lock(prod_config(seed_repos.target), lock)
     assert offline.ok, offline.render_text()
-    assert "verified from lock" in check(offline, "profile-facts:longbridge-hk").message
+    message = check(offline, "profile-facts:longbridge-hk").message
+    assert "verified from lock" in message and "pinned sources only" in message
     assert offline.facts.profiles.requirements("tqqq_growth_income", "schwab") is not None
     # The config moves Schwab to a profile its locked commit does not enable: the lock says no, offline.
     config = prod_config(seed_repos.target)
     schwab = config.services["schwab"].model_copy(update={"strategy_profile": "global_etf_rotation"})
     moved = gate_from_lock(config.model_copy(update={"services": {**config.services, "schwab": schwab}}), lock)
     assert check(moved, "profile-facts:schwab").status == "failed"
+    # Another platform commit than the lock proved has no facts there: never judged by another commit's.
+    other = prod_config({**seed_repos.target, SCHWAB: seed_repos.baseline[SCHWAB]})
+    elsewhere = gate_from_lock(other, lock)
+    assert check(elsewhere, "profile-facts:schwab").status == "failed"
+    assert elsewhere.facts.profiles is None or elsewhere.facts.profiles.for_service("schwab") is None

@@ -189,9 +189,9 @@ def test_invoke_resolves_the_digest_and_pins_the_revision():
 
     resolved = resolve_image_invoke("ibkr", IBKR, fetch)
     assert seen[0].image_name.endswith(f":{IBKR.commit}")
-    revision = ServiceRevision(IBKR.image, IBKR.commit, ServiceEnv({}), None, None)
+    revision = ServiceRevision(IBKR.image, IBKR.commit, ServiceEnv({}), None)
     assert pin_digest(revision, resolved).image == f"{REPOSITORY}@{DIGEST}"
-    held = ServiceRevision(f"{REPOSITORY}:older", "0" * 40, ServiceEnv({}), None, None)
+    held = ServiceRevision(f"{REPOSITORY}:older", "0" * 40, ServiceEnv({}), None)
     assert pin_digest(held, resolved) == held
 
 

@@ -31,14 +31,19 @@ def test_write_then_read_round_trips_and_is_deterministic(seed_repos, tmp_path):
     data = json.loads(text)
     assert list(data) == sorted(data) and data["locked_at"] == "2026-04-20T09:30:00Z"
     assert data["release"]["packages"]["quant-platform-kit"] == {"repo": QPK, "ref": "v0.7.10", "commit": seed_repos.qpk_tags["v0.7.10"]}
-    assert data["release"]["kit_pins"]["us-equity-strategies"][0]["ref"] == "v0.7.10" and data["schema_version"] == 3
+    assert data["release"]["kit_pins"]["us-equity-strategies"][0]["ref"] == "v0.7.10" and data["schema_version"] == 4
     assert len(data["lock_sha256"]) == 64 and data["refs"][f"QuantStrategyLab/{QPK}"]["v0.7.10"] == seed_repos.qpk_tags["v0.7.10"]
     facts = data["profile_facts"]
-    assert facts["ues_tag"] == "v0.7.13" and facts["ues"]["v0.7.13"]["commit"] == seed_repos.ues_tags["v0.7.13"]
-    assert facts["services"]["ibkr"] == f"{IBKR}@{seed_repos.target[IBKR]}"
-    assert {f["path"] for f in facts["platforms"][facts["services"]["ibkr"]]["files"]} == {
-        "strategy_registry.py", "research/configs/growth_pullback_tech_pullback_cash_buffer.json",
-    }  # fmt: skip
+    ibkr = facts["runs"][facts["services"]["ibkr"]]
+    assert (ibkr["repo"], ibkr["commit"], ibkr["platform"]) == (IBKR, seed_repos.target[IBKR], "ibkr")
+    assert [(p["name"], p["ref"], p["commit"]) for p in ibkr["packages"]] == [
+        ("quant-platform-kit", "v0.7.10", seed_repos.qpk_tags["v0.7.10"]),
+        ("us-equity-strategies", "v0.7.13", seed_repos.ues_tags["v0.7.13"]),
+    ]
+    # how they were proved: the functions, the environment, the isolation, the probe
+    assert ibkr["run"]["environment"] == "sources" and ibkr["run"]["functions"][0] == "get_platform_profile_status_matrix"
+    assert ibkr["run"]["isolation"] in ("unshare", "proxy") and len(ibkr["run"]["probe_sha256"]) == 64
+    assert facts["services"]["longbridge-hk"] == facts["services"]["longbridge-sg"] and len(facts["runs"]) == 3
     assert len(data["profile_facts_sha256"]) == 64
     assert data["services"]["ibkr"]["commit"] == seed_repos.target[IBKR]
     assert write_lock(path, passing(seed_repos), now=NOW) == lock and path.read_text() == text
@@ -98,13 +103,17 @@ def _tamper(path: Path, edit) -> Path:
     return tampered
 
 
-def _add_allowlisted(data):
-    platform = data["profile_facts"]["platforms"][data["profile_facts"]["services"]["schwab"]]
-    platform["rollout_allowlist"].append("qqq_tech_enhancement")
+def _run(data, key):
+    facts = data["profile_facts"]
+    return facts["runs"][facts["services"][key]]
 
 
-def _move_ues_commit(data):
-    data["profile_facts"]["ues"]["v0.7.13"]["commit"] = "0" * 40
+def _disable_on_schwab(data):
+    _run(data, "schwab")["profiles"]["tqqq_growth_income"]["enabled"] = False
+
+
+def _other_platform_commit(data):
+    _run(data, "schwab")["commit"] = "0" * 40
 
 
 def _point_service_elsewhere(data):
@@ -112,13 +121,43 @@ def _point_service_elsewhere(data):
     facts["services"]["schwab"] = facts["services"]["ibkr"]
 
 
+def _reseal_facts(edit):
+    """An edit with the facts' digest and the lock's recomputed: only provenance can tell."""
+    from components.profiles import ProfileFacts
+    from release.gate.lock import Lock, facts_digest, lock_digest
+
+    def apply(data):
+        edit(data)
+        facts = data["profile_facts"]
+        renamed = {old: run_key(run) for old, run in facts["runs"].items()}
+        facts["runs"] = {renamed[old]: run for old, run in facts["runs"].items()}
+        facts["services"] = {key: renamed[at] for key, at in facts["services"].items()}
+        data["profile_facts_sha256"] = facts_digest(ProfileFacts.model_validate(facts))
+        data["lock_sha256"] = lock_digest(Lock.model_validate({k: v for k, v in data.items() if k != "lock_sha256"}))
+
+    return apply
+
+
+def run_key(run):
+    from components.profiles import PlatformProfiles
+
+    return PlatformProfiles.model_validate(run).key
+
+
+def _other_ues_commit(data):
+    """The facts of services.schwab as if proved with another UES commit under the same tag."""
+    _run(data, "schwab")["packages"][1]["commit"] = "0" * 40
+
+
 @pytest.mark.parametrize(
     ("edit", "words"),
     [
-        (_add_allowlisted, "do not match profile_facts_sha256"),
-        (_move_ues_commit, "UES facts were read at"),
-        (_point_service_elsewhere, "profile facts of services.schwab are for"),
+        (_disable_on_schwab, "do not match profile_facts_sha256"),
+        (_reseal_facts(_other_platform_commit), "profile facts of services.schwab are for CharlesSchwabPlatform@0000000"),
+        (_point_service_elsewhere, "profile facts of services.schwab are for InteractiveBrokersPlatform"),
+        (_reseal_facts(_other_ues_commit), "ran us-equity-strategies v0.7.13 at 0000000, the lock's release has v0.7.13 at"),
     ],
+    ids=["facts edited", "facts of another platform commit, resealed", "another service's facts", "another UES commit, resealed"],
 )
 def test_facts_that_do_not_match_their_provenance_are_refused(seed_repos, tmp_path, edit, words):
     path = tmp_path / "Pulumi.prod.lock.json"
@@ -128,21 +167,13 @@ def test_facts_that_do_not_match_their_provenance_are_refused(seed_repos, tmp_pa
     assert words in str(caught.value) and "run `python -m release lock` again" in str(caught.value)
 
 
-def test_a_consistent_edit_with_a_recomputed_digest_is_still_checked_against_the_lock(seed_repos, tmp_path):
-    from components.profiles import ProfileFacts
-    from release.gate.lock import facts_digest
-
+def test_what_a_resealed_facts_edit_hides(seed_repos, tmp_path):
+    """A profile switched off in the facts, both digests recomputed, provenance untouched: not detectable
+    from the lock alone (the README says so); `pulumi up` proves the facts again online."""
     path = tmp_path / "Pulumi.prod.lock.json"
     write_lock(path, passing(seed_repos), now=NOW)
-
-    def edit(data):
-        _move_ues_commit(data)
-        for source in data["profile_facts"]["ues"]["v0.7.13"]["files"]:
-            source["commit"] = "0" * 40
-        data["profile_facts_sha256"] = facts_digest(ProfileFacts.model_validate(data["profile_facts"]))
-
-    with pytest.raises(LockError, match="the lock's tag is"):
-        read_lock(_tamper(path, edit))
+    edited = read_lock(_tamper(path, _reseal_facts(_disable_on_schwab)))
+    assert edited is not None and edited.profile_facts.requirements("tqqq_growth_income", "schwab") is None
 
 
 def test_a_lock_from_before_profile_facts_serves_the_tag_history_but_not_the_plan(seed_repos, tmp_path):
@@ -152,26 +183,40 @@ def test_a_lock_from_before_profile_facts_serves_the_tag_history_but_not_the_pla
     path.write_text(json.dumps(data))
     old = read_lock(path)
     assert old is not None and old.profile_facts is None and old.recorded_commit("QuantStrategyLab", QPK, "v0.7.10")
-    with pytest.raises(LockError, match="written before profile facts were recorded in locks; run `python -m release lock` again"):
+    with pytest.raises(LockError, match="written before profile facts were proved by running the platforms' registries"):
         read_lock(path, need_facts=True)
     # Locking again replaces it with one that carries facts.
     assert write_lock(path, passing(seed_repos), now=NOW).profile_facts is not None
-    assert read_lock(path, need_facts=True).schema_version == 3
+    assert read_lock(path, need_facts=True).schema_version == 4
 
 
-def test_a_schema_2_lock_still_loads_and_is_judged_as_before(seed_repos, tmp_path):
-    from release.gate.checks import gate_from_lock
+@pytest.mark.parametrize("schema", [2, 3])
+def test_locks_whose_facts_were_read_from_source_text_serve_the_history_only(seed_repos, tmp_path, schema):
+    """Schemas 2 and 3 carried facts a literal reader took from source text: dropped on load (never judged
+    by), the rest judged as before; the next gate run compares its refs with what they recorded."""
+    from release.gate.lock import _digest
 
     path = tmp_path / "Pulumi.prod.lock.json"
     written = write_lock(path, passing(seed_repos), now=NOW)
-    path.write_text(json.dumps(old_schema(json.loads(path.read_text()), 2)))
-    old = read_lock(path, need_facts=True)
-    assert old.schema_version == 2 and old.release == written.release and old.refs == written.refs
-    report = gate_from_lock(prod_config(seed_repos.target), old)
-    assert report.ok, report.render_text()
-    assert [c.id for c in report.checks][:3] == ["qpk-tag", "ues-tag", "ues-pins-qpk"]
-    # and the next gate run compares its tags with what it recorded
+    data = json.loads(path.read_text())
+    data["profile_facts"] = {"ues_tag": "v0.7.13", "ues": {}, "platforms": {}, "services": {}}  # the old shape
+    if schema == 2:
+        data = old_schema(data, 2)
+    else:
+        data["schema_version"] = 3
+        data["lock_sha256"] = _digest({k: v for k, v in data.items() if k != "lock_sha256"})
+    path.write_text(json.dumps(data))
+    old = read_lock(path)
+    assert old.schema_version == schema and old.release == written.release and old.refs == written.refs
+    assert old.profile_facts is None
+    with pytest.raises(LockError, match="written before profile facts were proved"):
+        read_lock(path, need_facts=True)
     assert run_gate(prod_config(seed_repos.target), GitSource(seed_repos.root), old).ok
+    if schema == 3:
+        data["refs"][f"QuantStrategyLab/{QPK}"]["v0.7.10"] = "1" * 40
+        path.write_text(json.dumps(data))
+        with pytest.raises(LockError, match="does not match lock_sha256"):
+            read_lock(path)
 
 
 def _edit_service_commit(data):

@@ -175,7 +175,9 @@ def test_neither_order_valid_is_blocked_with_what_to_change():
     result = plan("ibkr", live_of("ibkr", env))
     assert result.phase == "blocked"
     assert "IBKR_FEATURE_SNAPSHOT_MANIFEST_PATH" in result.reason  # why image-first fails
-    assert "soxl_soxx_trend_income is not a profile of UES v0.7.11" in result.reason  # why env-first fails
+    assert (
+        "soxl_soxx_trend_income is not a profile InteractiveBrokersPlatform@1111111's registry shows" in result.reason
+    )  # why env-first fails
     assert "global_etf_rotation, russell_1000_multi_factor_defensive" in result.reason  # valid on both images
 
 

@@ -120,12 +120,36 @@ def test_memory_compares_by_quantity_and_keeps_the_live_spelling():
     assert desired_settings(IBKR.model_copy(update={"resources": ResourcesConfig(memory="1Gi")}), live).memory == "1Gi"
 
 
+SEED_REFS = {"quant-platform-kit": "v0.7.10", "us-equity-strategies": "v0.7.13"}
+
+
 def test_release_record_round_trip():
-    record = release_record("a" * 40, "v0.7.10", "v0.7.13")
-    assert record == f"{'a' * 40} v0.7.10 v0.7.13"
-    assert parse_release_record(record) == ("a" * 40, "v0.7.10", "v0.7.13")
-    assert release_record("a" * 40, None, "v0.7.13") is None
+    record = release_record("a" * 40, SEED_REFS)
+    assert record == f"{'a' * 40} v0.7.10 v0.7.13"  # the seed's two tags keep the record's first form
+    assert parse_release_record(record) == ("a" * 40, SEED_REFS)
+    assert release_record("a" * 40, None) is None and release_record("a" * 40, {}) is None
     assert parse_release_record("v0.7.10") is None
+
+
+def test_a_release_of_commits_or_more_packages_records_every_package():
+    refs = {"quant-platform-kit": "f" * 40, "us-equity-strategies": "1" * 40, "hk-equity-strategies": "2" * 40}
+    record = release_record("a" * 40, refs)
+    assert record == f"{'a' * 40} hk-equity-strategies@{'2' * 40} quant-platform-kit@{'f' * 40} us-equity-strategies@{'1' * 40}"
+    assert parse_release_record(record) == ("a" * 40, refs)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        f"{'a' * 40} left-pad@1.0 quant-platform-kit@v1",  # a package this program does not release
+        f"{'a' * 40} quant-platform-kit@v1 quant-platform-kit@v2",  # a package twice
+        f"{'a' * 40} quant-platform-kit@",  # no ref
+        f"{'a' * 40} quant-platform-kit@v1;rm us-equity-strategies@v2",  # not a ref
+        f"{'a' * 40} " + " ".join(["quant-platform-kit@v1"] * 500),  # past the bound
+    ],
+)
+def test_a_live_record_that_is_not_a_release_is_none(record):
+    assert parse_release_record(record) is None
 
 
 def _services_with(**changes):

@@ -51,8 +51,10 @@ def test_forward_release_steps_deploy_first_then_switch():
     assert ibkr_steps[0]["action"].startswith("pulumi up: deploy image ca6cae8 to interactive-brokers-quant-service")
     assert ibkr_steps[1]["action"].startswith("pulumi up again")
     assert "STRATEGY_PROFILE global_etf_rotation -> soxl_soxx_trend_income" in ibkr_steps[1]["action"]
-    # Without UES v0.7.11's proved catalog the old profile cannot be named canonically: no guessed edit.
-    assert ibkr_steps[0]["rollback"].startswith("revert the stack commit") and "UES v0.7.11" in ibkr_steps[0]["rollback"]
+    # Without the proved facts of the old image (its commit with UES v0.7.11) the old profile cannot be named
+    # canonically: no guessed edit.
+    assert ibkr_steps[0]["rollback"].startswith("revert the stack commit")
+    assert "without the proved facts of the image that will run it" in ibkr_steps[0]["rollback"]
     assert ibkr_steps[0]["rollback_edits"] == []
     assert ibkr_steps[1]["rollback"] == "set services.ibkr.strategyProfile: global_etf_rotation and pulumi up"
     # All first updates come before any second update.
@@ -308,7 +310,7 @@ def test_strategy_config_source_is_planned_from_the_facts_bundled_env_or_module_
 def test_without_facts_every_service_is_blocked_and_the_plan_says_why():
     plan = build_plan(CONFIG, PASSED, {}, None, images=IMAGES)
     assert {s.phase for s in plan.services} == {"blocked"} and not plan.ok
-    assert all("profile facts of UES v0.7.13" in s.reason and "not proved" in s.reason for s in plan.services)
+    assert all("with QPK v0.7.10, UES v0.7.13 are not proved" in s.reason for s in plan.services)
     assert "Profile facts: NOT PROVED" in render_text(plan)
 
 

@@ -1,33 +1,29 @@
-"""components/profiles.py: the proved profile facts and the lookups every rule uses (no hand-written matrix)."""
+"""components/profiles.py: the proved profile facts and the lookups every rule uses (no hand-written matrix),
+over facts proved by running the seed-shaped registries (tests/fixtures/profile_sources.py)."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
-from components.profiles import ProfileFacts, UesFacts, platform_key
+from components.profiles import MAX_HISTORY_RUNS, PlatformProfiles, ProfileFacts
 from release.stack import load_stack_file
-from tests.fixtures.profile_sources import (
-    PLATFORM_REPOS,
-    UES_REPO,
-    V11_PROFILES,
-    fake_commit,
-    platform_source_files,
-    profile_facts,
-    registry_py,
-    repo_files,
-    ues_source_files,
-)
+from tests.fixtures.profile_sources import PLATFORM_REPOS, platform_source_files, profile_facts, registry_py
 from tests.fixtures.projects import SEED_STACK_FILE
 
 CONFIG = load_stack_file(SEED_STACK_FILE)
 FACTS = profile_facts(CONFIG)
+OLD = "1" * 40
+SEED = {"quant-platform-kit": "v0.7.10", "us-equity-strategies": "v0.7.13"}
+BASELINE = {"quant-platform-kit": "v0.7.8", "us-equity-strategies": "v0.7.11"}
 
 
 def test_no_hand_written_matrix_ships_with_the_program():
     from pathlib import Path
 
-    assert not (Path(__file__).resolve().parent.parent / "components" / "profile_matrices.json").exists()
+    root = Path(__file__).resolve().parent.parent
+    assert not (root / "components" / "profile_matrices.json").exists()
+    assert not (root / "release" / "gate" / "profile_source.py").exists()  # one way to prove a fact: by running
 
 
 @pytest.mark.parametrize(
@@ -68,59 +64,88 @@ def test_requirements_are_none_off_platform_unknown_or_unproved():
     assert "no profile facts were proved for services.no-such-service" in FACTS.judge_service("x", "no-such-service").why
 
 
-def test_aliases_display_names_and_names():
-    assert FACTS.canonical("r1000_multifactor_defensive") == "russell_1000_multi_factor_defensive"
-    assert FACTS.canonical("global_macro_etf_rotation") == "global_etf_rotation"
-    assert FACTS.display_name("hybrid_growth_income") == "TQQQ Growth Income"
+def test_aliases_display_names_and_names_per_service():
+    assert FACTS.canonical("r1000_multifactor_defensive", "ibkr") == "russell_1000_multi_factor_defensive"
+    assert FACTS.canonical("global_macro_etf_rotation", "ibkr") == "global_etf_rotation"
+    assert FACTS.display_name("hybrid_growth_income", "schwab") == "TQQQ Growth Income"
     assert FACTS.requirements("semiconductor_trend_income", "schwab").profile == "soxl_soxx_trend_income"
-    assert len(FACTS.bundle.aliases) == 7
+    assert len(FACTS.for_service("ibkr").aliases) == 7
     assert {"qqq_tqqq_growth_income", "tqqq_growth_income"} <= FACTS.names()
 
 
-def _older_facts() -> ProfileFacts:
-    """UES v0.7.11 and the platforms' baseline commits, as an earlier lock proved them."""
-    from release.gate.profile_source import bundled_config_paths, read_platform_facts, read_ues_facts
-
-    ues = read_ues_facts(repo_files(UES_REPO, "v0.7.11", fake_commit(UES_REPO, "v0.7.11"), ues_source_files("v0.7.11")))
-    commit = fake_commit("schwab", "baseline")
-    schwab = read_platform_facts(
-        repo_files(PLATFORM_REPOS["schwab"], commit, commit, platform_source_files("schwab", "baseline")),
-        "schwab",
-        bundled_config_paths(ues),
+def _older() -> ProfileFacts:
+    """UES v0.7.11 at the OLD (baseline) platform commits, as an earlier lock proved them."""
+    services = {key: spec.model_copy(update={"commit": OLD}) for key, spec in CONFIG.services.items()}
+    config = CONFIG.model_copy(
+        update={"release": CONFIG.release.model_copy(update={"shorthand_qpk": "v0.7.8", "shorthand_ues": "v0.7.11"}), "services": services}
     )
-    return ProfileFacts(ues_tag="v0.7.11", ues={"v0.7.11": ues}, platforms={schwab.label: schwab}, services={"schwab": schwab.label})
+    return profile_facts(config, platform_files=lambda platform, commit: platform_source_files(platform, "baseline"))
 
 
-def test_an_older_image_is_judged_by_the_facts_a_lock_kept():
-    older = _older_facts()
-    merged = FACTS.with_history(older)
-    assert merged.ues_tag == "v0.7.13" and set(merged.ues) == {"v0.7.11", "v0.7.13"}
-    commit = fake_commit("schwab", "baseline")
+def test_an_older_image_is_judged_by_the_facts_of_exactly_its_commit_and_release():
+    merged = FACTS.with_history(_older())
     repo = PLATFORM_REPOS["schwab"]
-    on_old = merged.judge_image("hybrid_growth_income", "schwab", repo, commit, "v0.7.11")
+    on_old = merged.judge_image("hybrid_growth_income", "schwab", repo, OLD, BASELINE)
     assert on_old.requirements is not None and on_old.requirements.display_name == "QQQ/TQQQ Growth Income"
-    assert merged.judge_image("tqqq_growth_income", "schwab", repo, commit, "v0.7.11").requirements is None
-    # Without that history the old image cannot be judged: not proved, never guessed.
-    unproved = FACTS.judge_image("hybrid_growth_income", "schwab", repo, commit, "v0.7.11")
-    assert unproved.requirements is None and "no proved profile facts for UES v0.7.11" in unproved.why
-    # A hand-deployed image (release unknown) is judged by the bundle's facts of the service's commit.
-    assert "judged by the bundle" in FACTS.judge_image("tqqq_growth_income", "schwab", repo, None, None).why
-    assert "hybrid_growth_income" in merged.names() and len(V11_PROFILES) == 5
+    assert merged.judge_image("tqqq_growth_income", "schwab", repo, OLD, BASELINE).requirements is None
+    # the same commit with another release, or another commit with that release: not proved, never guessed
+    assert "no proved profile facts" in merged.judge_image("hybrid_growth_income", "schwab", repo, OLD, SEED).why
+    target = CONFIG.services["schwab"].commit
+    assert merged.judge_image("hybrid_growth_income", "schwab", repo, target, BASELINE).requirements is None
+    # an image records its refs; a commit ref names the same facts as the tag it resolved to
+    ues_commit = next(p.commit for p in FACTS.for_service("schwab").packages if p.name == "us-equity-strategies")
+    by_commit = {**SEED, "us-equity-strategies": ues_commit}
+    assert merged.judge_image("tqqq_growth_income", "schwab", repo, target, by_commit).requirements is not None
+    # without that history the old image cannot be judged
+    unproved = FACTS.judge_image("hybrid_growth_income", "schwab", repo, OLD, BASELINE)
+    assert unproved.requirements is None and "no proved profile facts for CharlesSchwabPlatform@1111111" in unproved.why
+    # a hand-deployed image (release unknown) is judged by the service's own facts, and says so
+    assert "image release unknown" in FACTS.judge_image("tqqq_growth_income", "schwab", repo, None, None).why
+    assert "hybrid_growth_income" in merged.names()
+
+
+def test_a_package_the_platform_does_not_install_does_not_hide_its_facts():
+    """HK on Schwab: the image's release names HK; Schwab's facts ran without it, and still hold."""
+    repo, target = PLATFORM_REPOS["schwab"], CONFIG.services["schwab"].commit
+    with_hk = {**SEED, "hk-equity-strategies": "a" * 40}
+    assert FACTS.judge_image("tqqq_growth_income", "schwab", repo, target, with_hk).requirements is not None
+    # a release that lacks a package the facts ran with is not theirs
+    assert FACTS.judge_image("tqqq_growth_income", "schwab", repo, target, {"us-equity-strategies": "v0.7.13"}).requirements is None
+
+
+def test_history_is_bounded_and_keeps_the_previous_services_first():
+    older = _older()
+    merged = FACTS.with_history(older)
+    assert set(merged.runs) == set(FACTS.runs) | set(older.runs) and merged.services == FACTS.services
+    run = next(iter(older.runs.values()))
+    many = {f"k{i}": run.model_copy(update={"commit": f"{i:040x}"}) for i in range(40)}
+    crowded = ProfileFacts(runs={r.key: r for r in many.values()} | older.runs, services=older.services)
+    kept = FACTS.with_history(crowded)
+    assert len(kept.runs) == len(FACTS.runs) + MAX_HISTORY_RUNS
+    assert set(older.services.values()) <= set(kept.runs)  # what ran before this release is kept first
 
 
 def test_facts_refuse_inconsistent_shapes():
-    ues = FACTS.bundle
-    with pytest.raises(ValidationError, match="no UES facts for the bundle tag"):
-        ProfileFacts(ues_tag="v0.7.99", ues={"v0.7.13": ues}, platforms={}, services={})
-    with pytest.raises(ValidationError, match="points at"):
-        ProfileFacts(ues_tag="v0.7.13", ues={"v0.7.13": ues}, platforms={}, services={"ibkr": platform_key("X", "0" * 40)})
-    data = ues.model_dump()
-    data["profiles"]["global_etf_rotation"]["aliases"] = ("tqqq_growth_income",)
-    with pytest.raises(ValidationError, match="also a profile"):
-        UesFacts.model_validate(data)
+    run = FACTS.for_service("ibkr")
+    with pytest.raises(ValidationError, match="were proved for"):
+        ProfileFacts(runs={"elsewhere": run}, services={})
+    with pytest.raises(ValidationError, match="points at facts that are not here"):
+        ProfileFacts(runs={run.key: run}, services={"ibkr": "nowhere"})
+    data = run.model_dump()
+    data["aliases"]["global_etf_rotation"] = "tqqq_growth_income"
+    with pytest.raises(ValidationError, match="both a profile and an alias"):
+        PlatformProfiles.model_validate(data)
+    data = run.model_dump()
+    data["profiles"]["global_etf_rotation"]["requirements"]["profile"] = "tqqq_growth_income"
+    with pytest.raises(ValidationError, match="are tqqq_growth_income's"):
+        PlatformProfiles.model_validate(data)
+    data = run.model_dump()
+    data["commit"] = "ca6cae8"
+    with pytest.raises(ValidationError, match="not a 40-hex git commit"):
+        PlatformProfiles.model_validate(data)
 
 
-def test_a_platform_commit_that_pins_the_same_ues_can_enable_a_different_set():
+def test_a_platform_commit_with_the_same_release_can_enable_a_different_set():
     narrow = {"strategy_registry.py": registry_py("schwab", ("tqqq_growth_income",))}
     facts = profile_facts(
         CONFIG, platform_files=lambda platform, commit: narrow if platform == "schwab" else platform_source_files(platform)

@@ -89,7 +89,9 @@ def test_a_profile_the_commit_does_not_enable_fails_the_gate(github_api):
     run = run_main(program_config(RELEASE, services))
     assert isinstance(run.error, pulumi.RunError) and run.resources == []
     message = str(run.error)
-    assert "FAIL profile-facts:schwab: services.schwab.strategyProfile: qqq_tech_enhancement is not runtime-enabled on schwab" in message
+    assert (
+        "FAIL profile-facts:schwab: services.schwab.strategyProfile qqq_tech_enhancement is not a profile the registry of schwab" in message
+    )
     assert "enabled there: soxl_soxx_trend_income, tqqq_growth_income" in message
 
 

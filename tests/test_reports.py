@@ -122,7 +122,9 @@ def test_wrong_display_name_fails(gcs, reader):
     _, checks = first_run(reader, "longbridge-sg")
     assert failed(checks) == ["report-display-name"]
     assert "'TQQQ Growth Income'" in checks["report-display-name"].message
-    assert "UsEquityStrategies@v0.7.13:src/us_equity_strategies/catalog.py (blob " in checks["report-display-name"].message
+    assert (
+        "(per longbridge's registry at LongBridgePlatform@37fb570 with QPK v0.7.10, UES v0.7.13)" in checks["report-display-name"].message
+    )
 
 
 def test_dry_run_mismatch_fails(gcs, reader):

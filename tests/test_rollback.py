@@ -115,7 +115,8 @@ def test_each_printed_rollback_passes_the_gate_and_puts_the_service_back(journey
             # Only an env step whose old profile is, canonically, the new one: no edit that does nothing.
             assert step["stage"] == "switch-env" and old_profile == "hybrid_growth_income", step
             assert (
-                step["rollback"].startswith("nothing in the stack to set back") and "tqqq_growth_income at UES v0.7.13" in step["rollback"]
+                step["rollback"].startswith("nothing in the stack to set back")
+                and "is tqqq_growth_income in the registry of LongBridgePlatform@" in step["rollback"]
             )
             continue
         assert step["rollback"].startswith("set ") and step["rollback"].endswith(" and pulumi up") or "(" in step["rollback"]

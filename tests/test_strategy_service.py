@@ -81,8 +81,7 @@ def test_component_applies_exactly_the_revision_it_is_given():
             plain={"STRATEGY_PROFILE": "global_etf_rotation", "ZED": "1", "ALPHA": "2"},
             secrets={"TELEGRAM_TOKEN": SecretRef(secret="tok", version="3")},
         ),
-        qpk_tag=None,
-        ues_tag="v0.7.11",
+        release=None,
     )
     run = build_one("ibkr", held)
     inputs = run.services()["ibkr"].inputs

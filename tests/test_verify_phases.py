@@ -213,7 +213,11 @@ def test_a_rollbacks_env_first_update_is_judged_on_the_image_that_stays(stack, f
     ibkr = next(s for s in document["services"] if s["key"] == "ibkr")
     ibkr.update(phase="switch-env", next_phase="deploy-image")
     applied = phases_from_plan(document, config, bundle_json(config.release), "the plan p.json")
-    assert (applied["ibkr"].phase, applied["ibkr"].commit, applied["ibkr"].release) == ("env", OLD, ("v0.7.8", "v0.7.11"))
+    assert (applied["ibkr"].phase, applied["ibkr"].commit, applied["ibkr"].release) == (
+        "env",
+        OLD,
+        {"quant-platform-kit": "v0.7.8", "us-equity-strategies": "v0.7.11"},
+    )
     assert "env first" in applied["ibkr"].origin
     assert (applied["schwab"].phase, applied["schwab"].commit) == ("image", config.services["schwab"].commit)
     assert applied["schwab"].held_profile == "semiconductor_rotation_income" and applied["schwab"].held_dry_run == "false"

@@ -42,7 +42,7 @@ from components.platforms import (
     is_legacy_env,
     looks_secret,
 )
-from components.profiles import UesFacts
+from components.profiles import PlatformProfiles
 from components.runtime_target import MARKET_FIELDS, OPTIONAL_FIELDS, REQUIRED_FIELDS, selectors, shown_value
 from release.config import (
     PROJECT_NAME,
@@ -56,7 +56,7 @@ from release.config import (
 )
 from release.cutover.live import LiveService, service_id
 from release.gate.pins import InstallFiles, classify_ref
-from release.packages import BY_NAME, QPK_PACKAGE, REQUIRED_IN_RELEASE, TRACKED_PACKAGES, UES_PACKAGE
+from release.packages import BY_NAME, REQUIRED_IN_RELEASE, TRACKED_PACKAGES
 
 SERVICES_CONFIG_KEY = f"{PROJECT_NAME}:services"
 PROVIDER_TYPE = "pulumi:providers:gcp"
@@ -137,19 +137,21 @@ def _dry_run(live: LiveService, target: AdoptTarget, key: str) -> bool:
     raise AdoptError(f"services.{key}: {name} on {target.service_name} is neither a true nor a false value; set it to true or false")
 
 
-def _profile(live: LiveService, target: AdoptTarget, key: str, ues: Optional[UesFacts], notes: list[str]) -> str:
+def _profile(live: LiveService, target: AdoptTarget, key: str, facts: Optional[PlatformProfiles], notes: list[str]) -> str:
     running = live.running(target.platform)
     profile = running.profile
-    if ues is None:
+    if facts is None:
         raise AdoptError(f"services.{key}: the release {live.service_name} runs is unknown, so its profile cannot be named canonically")
     if profile is None:
         raise AdoptError(
             f"services.{key}: {target.service_name} runs {running.describe()}; adopt needs the profile it runs, read as the "
             f"runtime reads it ({QSL_RUNTIME_TARGET_JSON}, then {RUNTIME_TARGET_JSON}, then STRATEGY_PROFILE)"
         )
-    canonical = ues.canonical(profile)
+    canonical = facts.canonical(profile)
     if canonical != profile:
-        notes.append(f"{key}: the live profile {profile} is an alias at UES {ues.tag}; written as its canonical name {canonical}")
+        notes.append(
+            f"{key}: the live profile {profile} is an alias in the registry of {facts.label}; written as its canonical name {canonical}"
+        )
     return canonical
 
 
@@ -332,7 +334,7 @@ def settings_entry(live: ServiceSettings, defaults: ServiceSettings, project: st
     return entry
 
 
-def adopt_service(key: str, target: AdoptTarget, live: Optional[LiveService], ues: Optional[UesFacts]) -> Adopted:
+def adopt_service(key: str, target: AdoptTarget, live: Optional[LiveService], facts: Optional[PlatformProfiles]) -> Adopted:
     """The complete stack entry for one live service (see the module docstring)."""
     if live is None:
         raise AdoptError(
@@ -353,7 +355,7 @@ def adopt_service(key: str, target: AdoptTarget, live: Optional[LiveService], ue
         "serviceName": target.service_name,
         "commit": live.commit,
         "image": live.image,
-        "strategyProfile": _profile(live, target, key, ues, notes),
+        "strategyProfile": _profile(live, target, key, facts, notes),
         "dryRunOnly": _dry_run(live, target, key),
     }
     entry.update(_target_fields(live, target, key, entry["dryRunOnly"], notes))
@@ -477,9 +479,9 @@ def running_release(key: str, live: LiveService, installs: Optional[Callable[[],
     """The release a live service runs (distribution name -> ref) and where it was read: the release record
     this program wrote beside its image, else the pins of the commit the image was built from. Never a guess:
     a commit that installs a package by two refs, by a ref that is not a release, or not at all, is refused."""
-    tags = live.release_tags
-    if tags.qpk is not None and tags.ues is not None:
-        return {QPK_PACKAGE: tags.qpk, UES_PACKAGE: tags.ues}, "its release record"
+    recorded = live.release_tags.refs
+    if recorded:
+        return dict(recorded), "its release record"
     if installs is None:
         raise AdoptError(f"services.{key}: {live.service_name} records no release, and its commit's pins were not read; pass a source")
     files = installs()
@@ -508,12 +510,17 @@ def running_release(key: str, live: LiveService, installs: Optional[Callable[[],
     return refs, f"the pins of commit {(live.commit or '')[:7]} ({', '.join(files.files)})"
 
 
+FactsFor = Callable[[Any, Mapping[str, tuple[PlatformId, str]]], Mapping[str, PlatformProfiles]]
+"""`facts_for(release, {key: (platform, commit)})`: each service's proved profile facts at that commit with
+that release (a lock's, or proved now); raises AdoptError when they cannot be proved."""
+
+
 def adopt_all(
     targets: Mapping[str, AdoptTarget],
     live: Mapping[str, Optional[LiveService]],
     release_raw: Any,
     source: str,
-    catalog: Callable[[Any], UesFacts],
+    facts_for: "FactsFor",
     installs: Optional[Callable[[AdoptTarget, LiveService], InstallFiles]] = None,
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]], tuple[str, ...]]:
     """Every service adopted with the release it runs (`running_release`), then the whole result checked as
@@ -522,8 +529,9 @@ def adopt_all(
     Every refused service is named, not just the first.
 
     `release_raw` (the stack's release, which may be missing or name another release) only gives where the
-    repositories live (`githubOwner`, `repositories`); its refs are replaced. `catalog(release)` gives UES's
-    proved catalog at that release (aliases -> canonical names); it raises AdoptError when it cannot."""
+    repositories live (`githubOwner`, `repositories`); its refs are replaced. Profiles are named canonically by
+    the registry of each service's commit run with the release it runs (`facts_for`), the facts the gate
+    will judge the adopted stack by; it raises AdoptError when they cannot be proved."""
     from release.config import ReleaseBundle
     from release.stack import parse_stack
 
@@ -546,20 +554,28 @@ def adopt_all(
     common = max(blocks.values(), key=list(blocks.values()).count) if blocks else None
     stack_release = {**json.loads(common), **place} if common is not None else release_raw
     adopted: dict[str, dict[str, Any]] = {}
-    catalogs: dict[str, UesFacts] = {}
+    proved: dict[str, PlatformProfiles] = {}
+    by_release: dict[str, dict[str, tuple[PlatformId, str]]] = {}
+    for key in runs:
+        service = live[key]
+        assert service is not None and service.commit
+        by_release.setdefault(blocks[key], {})[key] = (targets[key].platform, service.commit)
+    for block, wanted in by_release.items():
+        try:
+            proved.update(facts_for(ReleaseBundle.model_validate({**json.loads(block), **place}), wanted))
+        except AdoptError as error:
+            errors.append(str(error))
     for key, target in targets.items():
         try:
             if key in runs:
-                release = ReleaseBundle.model_validate({**release_block(runs[key]), **place})
-                ues_ref = release.us_equity_strategies
-                if ues_ref not in catalogs:
-                    catalogs[ues_ref] = catalog(release)
-                ues = catalogs[ues_ref]
+                if key not in proved:
+                    continue  # its facts could not be proved (named above)
+                facts: Optional[PlatformProfiles] = proved[key]
             elif getattr(live.get(key), "commit", None):
                 continue  # its release was refused above
             else:
-                ues = None
-            result = adopt_service(key, target, live.get(key), ues)
+                facts = None
+            result = adopt_service(key, target, live.get(key), facts)
         except AdoptError as error:
             errors.append(str(error))
             continue

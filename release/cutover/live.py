@@ -46,6 +46,7 @@ from components.service_fields import refused_in
 from release.config import SECRET_VERSION_PATTERN, SERVICE_NAME_PATTERN, SecretRef, ServiceSpec, split_image
 from release.cutover import gcloud
 from release.local_files import LIVE_FILE_MAX_BYTES, InputFileError, input_files, json_items, load_json, read_text
+from release.packages import QPK_PACKAGE, UES_PACKAGE
 
 # Knative v1 puts the region in this label; a describe of the right name in the wrong region is a mismatch.
 LOCATION_LABEL = "cloud.googleapis.com/location"
@@ -170,10 +171,18 @@ def confirm_live(live: "LiveService", commit: str, image: str, digest: Optional[
 
 @dataclass(frozen=True)
 class ReleaseTags:
-    """The bundle this program recorded on a service; None fields mean it never deployed the service."""
+    """The release this program recorded on a service (distribution name -> ref); None means it never
+    deployed the service, or the record describes another image."""
 
-    qpk: Optional[str]
-    ues: Optional[str]
+    refs: Optional[Mapping[str, str]] = None
+
+    @property
+    def qpk(self) -> Optional[str]:
+        return None if self.refs is None else self.refs.get(QPK_PACKAGE)
+
+    @property
+    def ues(self) -> Optional[str]:
+        return None if self.refs is None else self.refs.get(UES_PACKAGE)
 
 
 class LiveService(LiveModel):
@@ -206,7 +215,7 @@ class LiveService(LiveModel):
     declared_traffic: tuple[TrafficTarget, ...] = ()
     # Every setting the program does not own (components/ownership.py), in the provider's vocabulary.
     settings: ServiceSettings = Field(default_factory=ServiceSettings)
-    # The release record on the revision template, verbatim ("<commit> <qpk tag> <ues tag>").
+    # The release record on the revision template, verbatim (`components.ownership.release_record`).
     release_record: Optional[str] = None
     source: str = Field("", description="where this state was read from, for messages")
 
@@ -227,8 +236,8 @@ class LiveService(LiveModel):
         (a hand deploy of another image keeps the old record, which then describes nothing live)."""
         record = parse_release_record(self.release_record)
         if record is None or not self.commit or record[0] != self.commit:
-            return ReleaseTags(qpk=None, ues=None)
-        return ReleaseTags(qpk=record[1], ues=record[2])
+            return ReleaseTags()
+        return ReleaseTags(dict(record[1]))
 
     @property
     def legacy_annotations(self) -> dict[str, str]:

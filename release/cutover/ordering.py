@@ -40,7 +40,7 @@ from components.platforms import (
     is_unset_flag,
     looks_secret,
 )
-from components.profiles import ProfileFacts
+from components.profiles import ImageRelease, ProfileFacts
 from components.runtime_target import running_target, shown_name, shown_value
 from release.config import ReleaseBundle, ServiceSpec, release_version
 from release.cutover.live import LATEST_100, LiveService, TrafficTarget, confirm_live, match_image
@@ -165,8 +165,7 @@ def live_revision(live: LiveService) -> ServiceRevision:
         image=live.image,
         commit=live.commit or "",
         env=ServiceEnv(plain=dict(sorted(live.env.items())), secrets=dict(sorted(live.secrets.items()))),
-        qpk_tag=tags.qpk,
-        ues_tag=tags.ues,
+        release=tags.refs,
     )
 
 
@@ -200,7 +199,7 @@ def applied_inputs(
     settings = settings.model_copy(update={"revision": None})
     owned = owned_metadata(
         applied.commit,
-        release_record(applied.commit, applied.qpk_tag, applied.ues_tag),
+        release_record(applied.commit, applied.release),
         {} if live is None else live.labels,
         new_image=applied.image if live is not None and applied.image != live.image else None,
         live_settings=None if live is None else live.settings,
@@ -297,24 +296,26 @@ class Validity:
 def profile_validity(
     profile: Optional[str],
     image_commit: Optional[str],
-    ues_tag: Optional[str],
+    release: Optional[ImageRelease],
     key: str,
     repo: str,
     env: ServiceEnv,
     facts: ProfileFacts,
 ) -> Validity:
-    """Can an image (platform commit, UES release) run `profile` with `env` on this service's platform?
+    """Can an image (platform commit, the release it was built with) run `profile` with `env` on this
+    service's platform?
 
-    Judged by the proved facts of that commit and release (the bundle's, or earlier ones a lock kept); an
-    image whose release is unknown (a service this program never deployed) is judged by the bundle's. The
-    env must carry what the profile needs there (snapshot path, manifest path).
+    Judged by the facts proved for exactly that commit and release (this run's, or earlier ones a lock
+    kept); an image whose release is unknown (a service this program never deployed) is judged by the
+    service's configured facts. The env must carry what the profile needs there (snapshot path, manifest
+    path, a required config path).
     """
     if profile is None:
         return Validity(
             False,
             f"the live service names no strategy it runs (no readable {QSL_RUNTIME_TARGET_JSON}, {RUNTIME_TARGET_JSON} or {STRATEGY_PROFILE})",
         )
-    judgement = facts.judge_image(profile, key, repo, image_commit, ues_tag)
+    judgement = facts.judge_image(profile, key, repo, image_commit, release)
     requirements = judgement.requirements
     if requirements is None:
         return Validity(False, judgement.why)
@@ -325,6 +326,8 @@ def profile_validity(
         needed.append(platform.feature_snapshot_env)
     if platform is not None and requirements.requires_snapshot_manifest_path:
         needed.append(platform.manifest_env)
+    if platform is not None and requirements.strategy_config_required:
+        needed.append(platform.strategy_config_env)
     missing = [name for name in needed if not env.plain.get(name)]
     if missing:
         return Validity(False, f"{judgement.why}, but needs {', '.join(missing)}, which that env lacks")
@@ -394,7 +397,7 @@ def plan_service(
     `commit-sha` label is not "already deployed".
     """
     platform = PLATFORMS[spec.platform]
-    desired_tag = bundle.us_equity_strategies
+    release = bundle.refs
     repo = bundle.repositories.for_platform(spec.platform)
     judgement = None if facts is None else facts.judge_service(spec.strategy_profile, key)
     requirements = None if judgement is None else judgement.requirements
@@ -409,12 +412,12 @@ def plan_service(
     if requirements is None:
         # The gate's profile-facts check refuses such a config; fail closed if one reaches here anyway.
         reason = (
-            f"the profile facts of UES {desired_tag} and {repo}@{short(spec.commit)} are not proved (the gate could not "
-            "read them and there is no lock that did), so nothing about this service can be judged"
+            f"the profile facts of {repo}@{short(spec.commit)} with {bundle.describe()} are not proved (the gate could not "
+            "prove them and there is no lock that did), so nothing about this service can be judged"
             if judgement is None
             else judgement.why
         )
-        placeholder = ServiceRevision(spec.image, spec.commit, ServiceEnv({}), bundle.quant_platform_kit, desired_tag)
+        placeholder = ServiceRevision(spec.image, spec.commit, ServiceEnv({}), release)
         held = live_revision(live) if live is not None else placeholder
         settings, owned, traffic = applied_inputs(spec, "blocked", held, live)
         fix = "prove them (see the gate's profile-facts checks)" if judgement is None else "fix strategyProfile or the commit"
@@ -512,19 +515,17 @@ def plan_service(
             rollback=rollback,
         )
 
-    live_tag = live.release_tags.ues
+    live_release = live.release_tags.refs
     image_first_env = _hold_strategy_env(desired.env, live, spec)
     assert facts is not None
-    live_on_desired = profile_validity(live.profile, spec.commit, desired_tag, key, repo, image_first_env, facts)
-    desired_on_live = profile_validity(spec.strategy_profile, live.commit, live_tag, key, repo, desired.env, facts)
-    image_first = ServiceRevision(
-        image=spec.image, commit=spec.commit, env=image_first_env, qpk_tag=bundle.quant_platform_kit, ues_tag=desired_tag
-    )
-    env_first = ServiceRevision(image=held.image, commit=held.commit, env=desired.env, qpk_tag=held.qpk_tag, ues_tag=held.ues_tag)
+    live_on_desired = profile_validity(live.profile, spec.commit, release, key, repo, image_first_env, facts)
+    desired_on_live = profile_validity(spec.strategy_profile, live.commit, live_release, key, repo, desired.env, facts)
+    image_first = ServiceRevision(image=spec.image, commit=spec.commit, env=image_first_env, release=release)
+    env_first = ServiceRevision(image=held.image, commit=held.commit, env=desired.env, release=held.release)
     env_pending = not env_diff(image_first.env, desired.env).empty
     unknown_release = (
-        "; the live image's UES release is unknown (not deployed by this program), so only the bundle's proved facts were consulted"
-        if live_tag is None
+        "; the live image's release is unknown (not deployed by this program), so only the config's proved facts were consulted"
+        if live_release is None
         else ""
     )
 
@@ -569,7 +570,7 @@ def plan_service(
         return deploy_image()
     if desired_on_live.ok:
         return switch_env_first()
-    both = _profiles_valid_on_both(key, repo, spec, live, facts)
+    both = _profiles_valid_on_both(key, repo, spec, release, live, facts)
     fix = (
         f"first switch strategyProfile to one valid on both images ({', '.join(both)}), pulumi up, then deploy"
         if both
@@ -583,11 +584,12 @@ def plan_service(
     )
 
 
-def _profiles_valid_on_both(key: str, repo: str, spec: ServiceSpec, live: LiveService, facts: ProfileFacts) -> list[str]:
-    names = facts.bundle.profiles
+def _profiles_valid_on_both(
+    key: str, repo: str, spec: ServiceSpec, release: ImageRelease, live: LiveService, facts: ProfileFacts
+) -> list[str]:
     return sorted(
         name
-        for name in names
-        if facts.judge_image(name, key, repo, spec.commit, facts.ues_tag).requirements is not None
-        and facts.judge_image(name, key, repo, live.commit, live.release_tags.ues).requirements is not None
+        for name in facts.enabled_on(key)
+        if facts.judge_image(name, key, repo, spec.commit, release).requirements is not None
+        and facts.judge_image(name, key, repo, live.commit, live.release_tags.refs).requirements is not None
     )

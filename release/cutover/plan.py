@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Protocol, Sequence
 
 from components.platforms import PLATFORMS, RUNTIME_TARGET_ENABLED, RUNTIME_TARGET_JSON, STRATEGY_PROFILE
-from components.profiles import ProfileFacts
+from components.profiles import ProfileFacts, environment_text
 from components.runtime_target import selectors
 from release.config import COMMIT_PATTERN, ReleaseBundle, StackConfig
 from release.control_chars import escape_controls
 from release.cutover.images import NOT_GIVEN, ImageCheck, pruned_repository_warning
 from release.cutover.live import LiveService, confirm_live
 from release.cutover.ordering import EnvDiff, ServicePlan, env_diff, plan_service, short
-from release.cutover.rollback import Edit, Rollback, image_rollback, strategy_edits
+from release.cutover.rollback import Edit, Rollback, image_facts, image_rollback, strategy_edits
 from release.cutover.scheduling import LiveSchedulerJob, job_changes, job_changes_text, scheduler_summary, scheduler_text
 from release.report_words import status_label, verdict_text
 
@@ -177,8 +177,12 @@ def _service_steps(service: ServicePlan, again: str, config: StackConfig, facts:
     edits the gate accepts, or why only reverting the stack commit can."""
     spec, name, live, key = service.spec, service.spec.service_name, service.live, service.key
     release = config.release_for(key)
-    # The image that runs through an env step: the live one, whose recorded release names the profile.
-    running_ues = (live.release_tags.ues if live is not None else None) or release.us_equity_strategies
+    # The image that runs through an env step: the live one, whose recorded release names the profile (an
+    # unrecorded one is the configured release only when it is the configured commit).
+    running = None
+    if live is not None:
+        recorded = live.release_tags.refs or (release.refs if live.commit == spec.commit else None)
+        running = image_facts(facts, release, spec, live.commit, recorded)
 
     def step(stage: str, action: str, undo: Rollback) -> Step:
         return Step(stage, action, undo.text(), key, undo.edits)
@@ -200,13 +204,17 @@ def _service_steps(service: ServicePlan, again: str, config: StackConfig, facts:
         if service.next_phase == "switch-env":
             # Back to after the image step: the new image, the strategy env as it ran before.
             steps.append(
-                step("switch-env", f"{again}: {switch_action}", strategy_edits(key, spec, live, release.us_equity_strategies, facts))
+                step(
+                    "switch-env",
+                    f"{again}: {switch_action}",
+                    strategy_edits(key, spec, live, image_facts(facts, release, spec, spec.commit, release.refs)),
+                )
             )
         return steps
     if service.phase == "switch-env":
         label = "rollback, env first" if service.rollback else "image already confirmed live"
         if not service.env_diff.empty:
-            undo = strategy_edits(key, spec, live, running_ues, facts)
+            undo = strategy_edits(key, spec, live, running)
         else:
             undo = Rollback(instead=f"revert the stack commit that set these settings on services.{key} (only settings change)")
         steps = [step("switch-env", f"pulumi up: {switch_action} ({label})", undo)]
@@ -518,7 +526,7 @@ def to_json(plan: CutoverPlan) -> dict[str, Any]:
                     "image": live.image,
                     "commit": live.commit,
                     "confirmed_commit": confirm_live(live, s.spec.commit, s.spec.image, resolved_digest(plan.images.get(s.key))).commit,
-                    "release": {"qpk": live.release_tags.qpk, "ues": live.release_tags.ues},
+                    "release": {"qpk": live.release_tags.qpk, "ues": live.release_tags.ues, "packages": live.release_tags.refs},
                 },
                 "env_diff": _diff_json(s.env_diff, "live -> desired (end state)"),
                 "applied_env_diff": _diff_json(s.applied_env_diff, "live -> this pulumi up"),
@@ -690,9 +698,11 @@ def facts_note(facts: Optional[ProfileFacts], origin: str = "") -> str:
     """Where the plan's profile facts come from, e.g. `proved now from github (...)` or `from the lock at ...`."""
     if facts is None:
         return f"NOT PROVED: without them no phase or env can be judged, so every service is blocked; prove them with {WHAT_VERIFIES}"
-    ues = facts.bundle
-    platforms = ", ".join(sorted({f"{p.repo}@{p.commit[:7]}" for p in (facts.for_service(k) for k in facts.services) if p is not None}))
-    return f"{origin or 'proved'}: UES {ues.repo}@{ues.tag} ({ues.commit[:7]}), {platforms}"
+    runs = sorted(
+        {run.key: run for run in (facts.for_service(key) for key in facts.services) if run is not None}.values(), key=lambda r: r.key
+    )
+    shown = "; ".join(f"{run.label} ({environment_text(run.run.environment)})" for run in runs)
+    return f"{origin or 'proved'}: each platform's registry run over its release: {shown or 'no service'}"
 
 
 def lock_note(lock: Any) -> str:

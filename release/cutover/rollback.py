@@ -9,8 +9,8 @@ restores it:
 - the image: `commit` and `image` as they ran, and the release that image runs as the service's own
   `release` (from the release record this program wrote on it). Without a record the release the image runs
   is unknown, and no edit is offered: revert the stack commit instead (never a guessed release);
-- the strategy env: `strategyProfile` by its canonical name at the release of the image that will run it
-  (an old alias is refused by the gate), the input-mode paths as they ran, and `dryRunOnly` as it ran.
+- the strategy env: `strategyProfile` by its canonical name in the proved facts of the image that will
+  run it (its platform commit with its release; an old alias is refused by the gate), the input-mode paths as they ran, and `dryRunOnly` as it ran.
 
 Edits are data (`Edit`: a dotted path in the stack's `us-equity-cutover:` keys and a value, or `REMOVE`),
 rendered once for the text plan and kept in the JSON, so a script or a test can apply exactly what the plan
@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from typing import Any, Final, Mapping, Optional
 
 from components.platforms import PLATFORMS, TRUTHY
-from components.profiles import ProfileFacts
-from release.config import COMMIT_PATTERN, ReleaseBundle, ServiceSpec
-from release.cutover.adopt import FALSY, snapshot_block
+from components.profiles import PlatformProfiles, ProfileFacts
+from release.config import ReleaseBundle, ServiceSpec
+from release.cutover.adopt import FALSY, release_block, snapshot_block
 from release.cutover.live import LiveService
-from release.packages import QPK_PACKAGE, UES_PACKAGE
 
 REMOVE: Final = "(remove)"
 SERVICES, RELEASE = "services", "release"
@@ -67,16 +66,17 @@ class Rollback:
         return text + (f" ({self.note})" if self.note else "")
 
 
-def _release_block(qpk: str, ues: str) -> dict[str, Any]:
-    """A release as the stack writes it: the two tags as the shorthand, commits as `packages`."""
-    if COMMIT_PATTERN.fullmatch(qpk) or COMMIT_PATTERN.fullmatch(ues):
-        return {"packages": {QPK_PACKAGE: qpk, UES_PACKAGE: ues}}
-    return {"quantPlatformKit": qpk, "usEquityStrategies": ues}
+def _stack_release_is(release: ReleaseBundle, refs: Mapping[str, str]) -> bool:
+    return dict(release.refs) == dict(refs)
 
 
-def _stack_release_is(release: ReleaseBundle, qpk: str, ues: str) -> bool:
-    refs = release.refs
-    return set(refs) <= {QPK_PACKAGE, UES_PACKAGE} and refs.get(QPK_PACKAGE) == qpk and refs.get(UES_PACKAGE) == ues
+def image_facts(
+    facts: Optional[ProfileFacts], release: ReleaseBundle, spec: ServiceSpec, commit: Optional[str], refs: Optional[Mapping[str, str]]
+) -> Optional[PlatformProfiles]:
+    """The proved facts of an image of this service: its platform commit run with the release it runs."""
+    if facts is None:
+        return None
+    return facts.image_facts(release.repositories.for_platform(spec.platform), commit, refs)
 
 
 def _dry_run(live: LiveService, spec: ServiceSpec) -> Optional[bool]:
@@ -84,20 +84,19 @@ def _dry_run(live: LiveService, spec: ServiceSpec) -> Optional[bool]:
     return True if raw in TRUTHY else False if raw in FALSY else None
 
 
-def strategy_edits(key: str, spec: ServiceSpec, live: LiveService, ues_ref: Optional[str], facts: Optional[ProfileFacts]) -> Rollback:
-    """Edits that put the strategy env back as `live` runs it, named at UES `ues_ref` (the release of the
-    image that will run it)."""
+def strategy_edits(key: str, spec: ServiceSpec, live: LiveService, image: Optional[PlatformProfiles]) -> Rollback:
+    """Edits that put the strategy env back as `live` runs it, named canonically by `image`'s facts (the
+    registry of the image that will run it, with its release)."""
     profile = live.profile
     if profile is None:
         return Rollback(instead=f"revert the stack commit that changed services.{key}: the live service names no profile to go back to")
-    ues = None if facts is None or ues_ref is None else facts.ues.get(ues_ref)
-    if ues is None:
+    if image is None:
         return Rollback(
             instead=f"revert the stack commit that changed services.{key}: the profile {profile} cannot be named canonically "
-            f"without the proved catalog of UES {ues_ref or '(unknown release)'}"
+            "without the proved facts of the image that will run it (its platform commit with its release)"
         )
     edits: list[Edit] = []
-    canonical = ues.canonical(profile)
+    canonical = image.canonical(profile)
     if canonical != spec.strategy_profile:
         edits.append(Edit(f"{SERVICES}.{key}.strategyProfile", canonical))
     snapshot = snapshot_block(live, spec.platform)
@@ -110,7 +109,7 @@ def strategy_edits(key: str, spec: ServiceSpec, live: LiveService, ues_ref: Opti
     if spec.execution_mode is not None and edits:
         # A written execution mode must agree with the flag; left out, it is derived from it again.
         edits.append(Edit(f"{SERVICES}.{key}.executionMode", REMOVE))
-    note = f"{profile} is {canonical} at UES {ues.tag}" if canonical != profile else ""
+    note = f"{profile} is {canonical} in the registry of {image.label}" if canonical != profile else ""
     if not edits:
         # The step changes nothing the stack names (e.g. only an alias becomes its canonical name and the
         # env the program derives is added): say so, rather than print a rollback that does nothing.
@@ -134,21 +133,21 @@ def image_rollback(
     held the strategy env, but the gate judges the configured profile on the image) the strategy env too."""
     if live is None or not live.commit:
         return Rollback(instead=f"revert the stack commit that changed services.{key}: the live image's commit is unknown")
-    tags = live.release_tags
-    if tags.qpk is None or tags.ues is None:
+    refs = live.release_tags.refs
+    if not refs:
         return Rollback(
             instead=f"revert the stack commit that changed services.{key}.commit: the release the live image runs is not recorded "
             "on it (this program did not deploy it), so no release block can be named without a guess"
         )
     edits = [Edit(f"{SERVICES}.{key}.commit", live.commit), Edit(f"{SERVICES}.{key}.image", live.image)]
-    if _stack_release_is(release, tags.qpk, tags.ues):
+    if _stack_release_is(release, refs):
         if spec.release is not None:
             edits.append(Edit(f"{SERVICES}.{key}.release", REMOVE))
     else:
-        edits.append(Edit(f"{SERVICES}.{key}.release", _release_block(tags.qpk, tags.ues)))
+        edits.append(Edit(f"{SERVICES}.{key}.release", release_block(refs)))
     if not with_strategy:
         return Rollback(tuple(edits))
-    strategy = strategy_edits(key, spec, live, tags.ues, facts)
+    strategy = strategy_edits(key, spec, live, image_facts(facts, release, spec, live.commit, refs))
     if not strategy.edits and strategy.instead:
         return strategy
     return Rollback(tuple(edits) + strategy.edits, note=strategy.note)

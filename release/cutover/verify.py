@@ -45,6 +45,7 @@ from release.control_chars import escape_controls
 from release.cutover.live import LiveService, confirm_live
 from release.cutover.ordering import Phase, env_diff, profile_validity
 from release.local_files import InputFileError, load_json
+from release.packages import BY_NAME, QPK_PACKAGE, UES_PACKAGE
 
 VerifyPhase = Literal["image", "env"]
 PHASE_TITLES: Mapping[VerifyPhase, str] = {"image": "the image step", "env": "the env step (end state)"}
@@ -55,7 +56,8 @@ class UpdateApplied:
     """What the last `pulumi up` was to apply on one service: the phase verify judges it against.
 
     `commit` and `image` must be live after it (`image_is_configured`: it is the stack's image, whose
-    digest `verify --images` resolves); `release` is the (QPK, UES) record it writes. For the image step,
+    digest `verify --images` resolves); `release` is the release record it writes (distribution name ->
+    ref; None: no record). For the image step,
     `held_profile`/`held_dry_run` are the strategy profile and dry-run flag live had before (None: not
     known, then only the profile's validity on the new image is judged). `origin` says where the phase
     came from, for the report.
@@ -64,7 +66,7 @@ class UpdateApplied:
     phase: VerifyPhase
     commit: str
     image: str
-    release: tuple[Optional[str], Optional[str]]
+    release: Optional[Mapping[str, str]]
     origin: str
     held_profile: Optional[str] = None
     held_dry_run: Optional[str] = None
@@ -76,15 +78,13 @@ class UpdateApplied:
 
 
 def end_state(spec: ServiceSpec, bundle: ReleaseBundle, origin: str) -> UpdateApplied:
-    return UpdateApplied("env", spec.commit, spec.image, (bundle.quant_platform_kit, bundle.us_equity_strategies), origin)
+    return UpdateApplied("env", spec.commit, spec.image, bundle.refs, origin)
 
 
 def image_step(
     spec: ServiceSpec, bundle: ReleaseBundle, origin: str, profile: Optional[str] = None, dry_run: Optional[str] = None
 ) -> UpdateApplied:
-    return UpdateApplied(
-        "image", spec.commit, spec.image, (bundle.quant_platform_kit, bundle.us_equity_strategies), origin, profile, dry_run
-    )
+    return UpdateApplied("image", spec.commit, spec.image, bundle.refs, origin, profile, dry_run)
 
 
 class PlanInputError(ValueError):
@@ -100,6 +100,14 @@ class _PlanModel(BaseModel):
 class _PlannedRelease(_PlanModel):
     qpk: Optional[str] = None
     ues: Optional[str] = None
+    packages: Optional[dict[str, str]] = None  # every package's ref (plans before it: qpk and ues only)
+
+    def refs(self) -> Optional[dict[str, str]]:
+        if self.packages is not None:
+            return dict(self.packages)
+        if self.qpk is None or self.ues is None:
+            return None
+        return {QPK_PACKAGE: self.qpk, UES_PACKAGE: self.ues}
 
 
 class _PlannedLive(_PlanModel):
@@ -170,7 +178,7 @@ def _applied_by(service: _PlannedService, spec: ServiceSpec, bundle: ReleaseBund
     if service.phase == "switch-env" and service.next_phase == "deploy-image" and live is not None and live.commit and live.image:
         # A rollback's env-first update: the end state's env on the image that stays, with its record.
         return UpdateApplied(
-            "env", live.commit, live.image, (live.release.qpk, live.release.ues), f"{origin} (env first, the image follows)",
+            "env", live.commit, live.image, live.release.refs(), f"{origin} (env first, the image follows)",
             image_is_configured=False,
         )  # fmt: skip
     if service.phase == "blocked":
@@ -375,7 +383,7 @@ def _held_strategy_check(
             f"{platform.dry_run_env}={flag if flag is not None else '(unset)'}, but the image step holds {applied.held_dry_run}"
         )
     repo = bundle.repositories.for_platform(spec.platform)
-    validity = profile_validity(profile, spec.commit, bundle.us_equity_strategies, key, repo, ServiceEnv(live.env, live.secrets), facts)
+    validity = profile_validity(profile, spec.commit, bundle.refs, key, repo, ServiceEnv(live.env, live.secrets), facts)
     if not validity.ok:
         problems.append(f"the held profile cannot run on image {spec.commit[:7]}: {validity.why}")
     if problems:
@@ -433,15 +441,20 @@ def _secret_refs_check(spec: ServiceSpec, live: LiveService) -> VerifyCheck:
     )
 
 
-def _release_check(live: LiveService, release: tuple[Optional[str], Optional[str]]) -> VerifyCheck:
-    tags = live.release_tags
-    release_ok = (tags.qpk, tags.ues) == release
+def _release_check(live: LiveService, release: Optional[Mapping[str, str]]) -> VerifyCheck:
+    recorded = live.release_tags.refs
+    release_ok = (dict(recorded) if recorded else None) == (dict(release) if release else None)
     return VerifyCheck(
         "release-recorded",
         release_ok,
-        f"service records QPK {tags.qpk or '(none)'} / UES {tags.ues or '(none)'}"
-        + ("" if release_ok else f"; expected {release[0] or '(none)'} / {release[1] or '(none)'}"),
+        f"service records {_release_text(recorded)}" + ("" if release_ok else f"; expected {_release_text(release)}"),
     )
+
+
+def _release_text(refs: Optional[Mapping[str, str]]) -> str:
+    if not refs:
+        return "no release"
+    return " / ".join(f"{BY_NAME[name].short if name in BY_NAME else name} {escape_controls(ref)}" for name, ref in sorted(refs.items()))
 
 
 def env_fingerprint(live: LiveService) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""What a service's first run after a cutover must show, from the profile facts of the deployed UES release.
+"""What a service's first run after a cutover must show, from the profile facts of its platform commit and release.
 
 The one place the report and manifest checks learn profile facts (display name, input mode, manifest
 contract, the names that mean a profile): switching where those facts come from changes only this module.
@@ -21,7 +21,7 @@ class RunFacts:
     manifest_contract: Optional[str]
     # The canonical name and every alias the release still maps to it (manifests may carry an alias).
     names: frozenset[str]
-    # Where the display name was proved: the catalog file, ref and blob.
+    # Where the display name was proved: the registry run, at which commit and release.
     proved_from: str = "the proved profile facts"
 
     def means_this_profile(self, name: object) -> bool:
@@ -29,19 +29,20 @@ class RunFacts:
 
 
 def run_facts(facts: ProfileFacts, profile: str, key: str) -> Optional[RunFacts]:
-    """Facts of a runtime-enabled profile on a service's platform commit, from the proved profile facts of
-    the bundle's UES release; None when it can't run there."""
+    """Facts of a runtime-enabled profile on a service's platform commit with its release, from the facts
+    its registry gave when run over exactly those sources (a US or an HK profile alike); None when it can't
+    run there."""
+    run = facts.for_service(key)
     requirements = facts.requirements(profile, key)
-    canonical = facts.canonical(profile)
-    entry = facts.bundle.profiles.get(canonical)
-    if requirements is None or entry is None:
+    if run is None or requirements is None:
         return None
+    canonical = run.canonical(profile)
     return RunFacts(
         profile=canonical,
-        display_name=entry.display_name,
+        display_name=requirements.display_name,
         snapshot_backed=requirements.requires_snapshot_artifacts,
         manifest_required=requirements.requires_snapshot_manifest_path,
         manifest_contract=requirements.manifest_contract,
-        names=frozenset({canonical, *entry.aliases}),
-        proved_from=next((f.describe() for f in facts.bundle.files if f.path.endswith("/catalog.py")), "the proved profile facts"),
+        names=frozenset({canonical, *(alias for alias, name in run.aliases.items() if name == canonical)}),
+        proved_from=f"{run.platform}'s registry at {run.label}",
     )

@@ -20,7 +20,8 @@ the release order (`stage`: data, for `plan`'s next steps) and any warnings.
                       forward, or back as a labelled rollback (tags by version, commits by history), never
                       to a diverged commit
   platform-ci:<key>   (GitHub only) the platform commit's statuses and check runs are green
-  profile-facts:<key> the profile is runtime-enabled by the platform commit with the release's UES
+  profile-facts:<key> the platform commit's own registry, run over the fetched trees with the packages of the
+                      release it installs (release/gate/profile_checks.py), enables the profile
 Checks of a service's own release carry its key (`ues-commit:schwab`). `gate_from_lock` is the verdict a
 lock alone gives; `with_lock` lets a lock answer only what a run could not.
 """
@@ -32,10 +33,10 @@ from typing import Any, Iterable, Literal, Optional
 
 from packaging.version import Version
 
-from components.profiles import ProfileFacts, platform_key
+from components.profiles import ProfileFacts
 from release.config import ReleaseBundle, StackConfig, ref_kind, release_version, short_ref
 from release.control_chars import escape_controls
-from release.gate.fetch import BundleFacts, ReleaseGroup, Snapshot, fetch_snapshot, release_groups
+from release.gate.fetch import BundleFacts, ReleaseGroup, Snapshot, SnapshotTrees, fetch_snapshot, release_groups
 from release.gate.lock import Lock, LockedBundle, LockedRef, LockedRelease
 from release.gate.pins import (
     OVERRIDES,
@@ -48,7 +49,7 @@ from release.gate.pins import (
     kit_pins,
     read_install_files,
 )
-from release.gate.profile_checks import BlockedStatus, lock_profile_checks, profile_checks
+from release.gate.profile_checks import BlockedStatus, lock_profile_checks, profile_checks, prove_requests, service_request
 from release.gate.sources import NotFound, ReleaseSource, SourceError, redacted
 from release.gate.trees import Tree, TreeError
 from release.packages import BY_NAME, PACKAGES, QPK_PACKAGE, UES_PACKAGE, Package
@@ -952,16 +953,32 @@ class _Judge:
         return results
 
     def _profile_facts(self) -> None:
+        """Each (platform commit, release) proved by running the platform's registry over the fetched
+        trees, with the packages of the release that commit installs; then each service judged by its own."""
         blocked: dict[str, tuple[BlockedStatus, str]] = {}
         for key, group in self.group_of.items():
-            reason = self._blocked(group, UES_PACKAGE)
+            reasons = [self.group_blocked.get(group.suffix)] + [self._blocked(group, name) for name in group.release.refs]
+            reason = next((found for found in reasons if found is not None), None)
+            if reason is None and not group.release.refs:
+                reason = _Blocked("error", f"{release_title(group.release)} names no package")
             if reason is not None:
-                blocked[key] = ("unreachable" if reason.unreachable else "failed" if reason.status == "failed" else "error", reason.reason)
-        results, proved = profile_checks(self.snapshot, blocked)
+                status: BlockedStatus = "unreachable" if reason.unreachable else "failed" if reason.status == "failed" else "error"
+                blocked[key] = (status, reason.reason)
+        commits = {ref: commit for ref, commit in self.snapshot.commits.items() if isinstance(commit, str)}
+        requests = {}
+        for key in sorted(self.config.services):
+            spec = self.config.services[key]
+            repo = self.config.release_for(key).repositories.for_platform(spec.platform)
+            files = self._install(repo, spec.commit, key).files
+            installed = None if files is None else frozenset(name for name in self.config.release_for(key).refs if files.of(name))
+            requests[key] = service_request(self.config, key, commits, installed)
+        wanted = [request for key, request in requests.items() if request is not None and key not in blocked]
+        proved = prove_requests(wanted, SnapshotTrees(self.snapshot.trees)) if wanted else {}
+        results, facts = profile_checks(self.config, requests, proved, blocked)
         stage: Stage = "platform-pins"
         self.checks += [CheckResult(r.id, r.status, r.message, stage, r.unreachable) for r in results]
-        if proved is not None:
-            self.facts.profiles = proved.with_history(None if self.lock is None else self.lock.profile_facts)
+        if facts is not None:
+            self.facts.profiles = facts.with_history(None if self.lock is None else self.lock.profile_facts)
 
     # -- what the lock records ----------------------------------------------------------------------------------
 
@@ -1127,17 +1144,15 @@ def gate_from_lock(config: StackConfig, lock: Lock) -> GateReport:
     if lock.profile_facts is None:
         checks.append(
             CheckResult(
-                "profile-facts", "failed", f"the lock at {lock.locked_at} was written before profile facts were recorded; {LOCK_AGAIN}"
+                "profile-facts",
+                "failed",
+                f"the lock at {lock.locked_at} was written before profile facts were proved by running the platforms' registries; {LOCK_AGAIN}",
             )
         )
     elif refs_match:
-        checks += [CheckResult(r.id, r.status, r.message, "platform-pins") for r in lock_profile_checks(resolved, lock.profile_facts, when)]
-        repos = config.release.repositories
-        facts.profiles = lock.profile_facts.model_copy(update={"services": {
-            key: platform_key(repos.for_platform(spec.platform), spec.commit)
-            for key, spec in config.services.items()
-            if platform_key(repos.for_platform(spec.platform), spec.commit) in lock.profile_facts.platforms
-        }})  # fmt: skip
+        results, judged_by = lock_profile_checks(resolved, lock.profile_facts, when)
+        checks += [CheckResult(r.id, r.status, r.message, "platform-pins") for r in results]
+        facts.profiles = lock.profile_facts.model_copy(update={"services": judged_by})
     if lock.unseen is not None:
         # What the gate could not see when it wrote the lock stays unseen: shown as skipped, never as passed.
         # A check the source could not run for any service (platform CI from git) stands for each service's.

@@ -32,9 +32,9 @@ from typing import Iterable, Literal, Optional, Sequence
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from components.profiles import FactsEnvironment, Isolation
 from release.gate.facts_runner import (
     FactsRunError,
-    Isolation,
     MissingModule,
     ProbeOutput,
     isolated_argv,
@@ -216,7 +216,7 @@ class ProbeResult:
     """The probe's document and the environment it ran in: the sources alone, or built from the lock."""
 
     output: ProbeOutput
-    environment: Literal["sources", "uv.lock", "requirements.txt"]
+    environment: FactsEnvironment
     lock_sha256: Optional[str] = None
 
 

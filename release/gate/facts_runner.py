@@ -36,6 +36,7 @@ from typing import Annotated, Literal, Optional, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from components.profiles import Isolation
 from release.control_chars import escape_controls
 from release.local_files import ProcessOutputError
 from release.local_files import run_bounded as bounded_process
@@ -49,8 +50,6 @@ FILE_SIZE_LIMIT = 256 * 1024 * 1024  # per file the child writes (wheels of an e
 ADDRESS_SPACE_LIMIT = 4 * 1024 * 1024 * 1024
 CLOSED_PORT_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens there, so a connection fails at once
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
-
-Isolation = Literal["unshare", "proxy"]
 
 
 class FactsRunError(Exception):

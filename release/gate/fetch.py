@@ -21,12 +21,11 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Generic, Optional, TypeVar, Union, cast
+from typing import Any, Generic, Optional, Sequence, TypeVar, Union, cast
 
 from release.config import COMMIT_PATTERN, ReleaseBundle, StackConfig, ref_kind
 from release.gate.lock import Lock, LockedRef
 from release.gate.pins import PinFileError, load_toml
-from release.gate.platform_facts import FactsRequest, PackageCommit
 from release.gate.source_trees import TreeError as MaterialiseError
 from release.gate.sources import CiStatus, Relation, ReleaseSource, SourceError
 from release.gate.trees import Tree, TreeError
@@ -86,8 +85,8 @@ class SnapshotTrees:
     (release/gate/source_trees.py): the probe runs over exactly the bytes the checks read, already
     verified against each commit's listing, with no second download."""
 
-    def __init__(self, snapshot: Snapshot) -> None:
-        self._trees = snapshot.trees
+    def __init__(self, trees: Mapping[tuple[str, str], "Outcome[Tree]"]) -> None:
+        self._trees = trees
 
     def materialise(self, repo: str, commit: str, destination: Path, deadline: float) -> None:
         tree = self._trees.get((repo, commit))
@@ -95,26 +94,6 @@ class SnapshotTrees:
             why = str(tree) if isinstance(tree, SourceError) else "the gate did not fetch it"
             raise MaterialiseError(f"write {repo}@{commit[:7]}", why)
         tree.write_to(destination)
-
-
-def facts_requests(snapshot: Snapshot) -> list[FactsRequest]:
-    """What the profile-facts probe proves, once per (platform commit, release): the platform's repository
-    and commit and every package of the release (name, repository, ref, commit); a pair whose package
-    refs did not all resolve is left out (its checks already fail)."""
-    requests: list[FactsRequest] = []
-    for key in sorted(snapshot.config.services):
-        trees = snapshot.release_trees(key)
-        release = snapshot.config.release_for(key)
-        packages = []
-        for name, (repo, commit) in trees.packages.items():
-            if commit is None:
-                break
-            packages.append(PackageCommit(name=name, repo=repo, ref=release.refs[name], commit=commit))
-        else:
-            request = FactsRequest(snapshot.config.services[key].platform, trees.platform[0], trees.platform[1], tuple(packages))
-            if request not in requests:
-                requests.append(request)
-    return requests
 
 
 @dataclass(frozen=True)
@@ -297,6 +276,31 @@ def _done(value: T) -> "asyncio.Task[T]":
         return value
 
     return asyncio.ensure_future(same())
+
+
+def fetch_trees(
+    source: ReleaseSource, refs: Sequence[tuple[str, str]]
+) -> tuple[dict[tuple[str, str], Outcome[str]], dict[tuple[str, str], Outcome[Tree]]]:
+    """Each (repository, ref) resolved to its commit (a tag peeled, a commit as it is) and that commit's
+    tree, every chain at once, blocking: (repo, ref) -> commit or fault, (repo, commit) -> tree or fault."""
+
+    async def fetch() -> tuple[dict[tuple[str, str], Outcome[str]], dict[tuple[str, str], Outcome[Tree]]]:
+        run: _Run[Any] = _Run()
+
+        async def chain(repo: str, ref: str) -> None:
+            if ref_kind(ref) == "commit":
+                commit: Outcome[str] = ref
+                run.tasks.setdefault(("ref", repo, ref), _done(ref))
+            else:
+                commit = await run.ask(("ref", repo, ref), _call(source.resolve_tag, repo, ref))
+            if isinstance(commit, str):
+                await run.ask(("tree", repo, commit), _call(source.tree, repo, commit))
+
+        async with source:
+            await asyncio.gather(*(chain(repo, ref) for repo, ref in dict.fromkeys(refs)))
+        return run.outcomes("ref"), run.outcomes("tree")
+
+    return run_sync(fetch)
 
 
 def fetch_ref_tree(source: ReleaseSource, repo: str, ref: str) -> Tree:

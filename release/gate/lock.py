@@ -5,21 +5,27 @@ could not ask (release/gate/checks.py `with_lock`), `verify` judges by its profi
 gate run compares against it: a tag that moved fails `tag-immutable`, a package's new commit is ordered
 against the one recorded (forward, rollback, diverged).
 
-What it records (schema 3): the stack's release, every package as its ref -> commit (and the bundle it
+What it records (schema 4): the stack's release, every package as its ref -> commit (and the bundle it
 came from, where it was read: repository, commit, path, blob), each strategy package's own pin of the kit;
 per service its platform commit, the pins of its install files, and its own release when it overrides the
 stack's; `refs`, every ref -> commit any lock of this stack proved (tags never move, so the history is
-kept for a later rollback's check); the profile facts with their sha256; and `lock_sha256`, the sha256 of
-everything else.
+kept for a later rollback's check); the profile facts (components/profiles.py `ProfileFacts`: per
+(platform commit, release) what the platform's registry gave when run over exactly those sources, with how
+it was run: the functions, the environment, the isolation, the probe's sha256) with their sha256; and
+`lock_sha256`, the sha256 of everything else.
 
 What a reader can tell about an edited lock: any edit that leaves `lock_sha256` (or the facts' digest)
 stale, a duplicate key, a field of the wrong type (`schema_version: true`), facts whose provenance is not
-the lock's own commits, a history that lacks the lock's own refs. What it cannot: an edit whose digests
-were recomputed. A digest is not a signature; the lock is a record of what was proved, and `pulumi up`
-proves it all again online before it deploys.
+the lock's own commits (a service's facts of another platform commit, or run with another package commit
+or ref than its release recorded; kept facts of a package commit the refs never recorded), a history that
+lacks the lock's own refs. What it cannot: an edit whose digests were recomputed and whose provenance was
+kept. A digest is not a signature; the lock is a record of what was proved, and `pulumi up` proves it all
+again online before it deploys.
 
-Locks of schema 1 and 2 (two tags, a `tags` history, UES's QPK pin) still load, as the same model, and are
-judged as before; a schema-1 lock has no facts, so it serves the history but not the offline plan.
+Locks of schemas 1 to 3 still load, as the same model (1 and 2: two tags, a `tags` history, UES's QPK pin),
+and are judged as before, without their profile facts (read from source text then, not proved by running
+the registries): they serve the ref history, not the offline plan. A schema-3 lock is checked against
+its digest first.
 Deterministic: sorted keys, two-space indent, trailing newline; the only volatile field is `locked_at`.
 """
 
@@ -35,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Optional, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from components.profiles import ProfileFacts, platform_key
+from components.profiles import ProfileFacts
 from release.config import COMMIT_PATTERN, check_bundle_id, check_release_ref, ref_kind
 from release.gate.pins import Pin
 from release.local_files import LOCK_MAX_BYTES, InputFileError, load_json, read_text
@@ -44,7 +50,7 @@ from release.packages import QPK_PACKAGE, UES_PACKAGE
 if TYPE_CHECKING:
     from release.gate.checks import GateReport
 
-LOCK_SCHEMA: Final = 3
+LOCK_SCHEMA: Final = 4
 LOCK_AGAIN = "run `python -m release lock` again"
 HAND_EDIT = "do not edit it by hand: delete it and run `python -m release lock`"
 
@@ -133,7 +139,7 @@ class LockedService(LockModel):
 
 
 class Lock(LockModel):
-    schema_version: Literal[1, 2, 3] = LOCK_SCHEMA
+    schema_version: Literal[1, 2, 3, 4] = LOCK_SCHEMA
     locked_at: str  # ISO 8601 UTC, e.g. 2026-04-20T09:30:00Z
     source: str  # the kind of source that proved it: github | git
     github_owner: str
@@ -144,7 +150,7 @@ class Lock(LockModel):
     # What the gate proved about profiles (None only in a schema-1 lock), and the sha256 of it.
     profile_facts: Optional[ProfileFacts] = None
     profile_facts_sha256: Optional[str] = None
-    lock_sha256: Optional[str] = None  # schema 3: the sha256 of everything else (`lock_digest`)
+    lock_sha256: Optional[str] = None  # schema 3+: the sha256 of everything else (`lock_digest`)
     # The checks the gate could not see when it wrote this lock (check id -> why), e.g. platform CI from
     # the git source: an offline plan shows them as skipped, never as passed. None: a lock written before
     # this was recorded (then only the source's kind says what it could not see).
@@ -160,10 +166,21 @@ class Lock(LockModel):
     @model_validator(mode="before")
     @classmethod
     def _older_schemas(cls, data: object) -> object:
-        """A schema-1/2 lock (two tags, `tags`, `ues_qpk_pin`) as the same model."""
-        if not isinstance(data, dict) or data.get("schema_version") not in (1, 2) or isinstance(data.get("schema_version"), bool):
+        """A lock of an older schema as the same model: schema 1/2 (two tags, `tags`, `ues_qpk_pin`)
+        converted; the profile facts of schemas 2 and 3 (read from source text, not by running the
+        registries) dropped, so such a lock serves the ref history and no offline plan. A schema-3 lock
+        is checked against its own digest before anything of it is dropped."""
+        if not isinstance(data, dict) or isinstance(data.get("schema_version"), bool) or data.get("schema_version") not in (1, 2, 3):
             return data
         data = dict(data)
+        if data["schema_version"] == 3:
+            if data.get("lock_sha256") != _digest({name: value for name, value in data.items() if name != "lock_sha256"}):
+                raise ValueError("its content does not match lock_sha256")
+            data.pop("lock_sha256")
+        data.pop("profile_facts", None)
+        data.pop("profile_facts_sha256", None)
+        if data["schema_version"] == 3:
+            return data
         data.pop("matrix_tag", None)
         packages, kit_pins = {}, {}
         for key, name in (("quant_platform_kit", QPK_PACKAGE), ("us_equity_strategies", UES_PACKAGE)):
@@ -232,31 +249,42 @@ def integrity_problems(lock: Lock) -> list[str]:
 
 
 def provenance_problems(lock: Lock) -> list[str]:
-    """Where the lock's profile facts contradict their digest or the lock's own refs and commits."""
+    """Where the lock's profile facts contradict their digest or the lock's own commits: every service's
+    facts must be of its recorded platform commit run with exactly its recorded release's packages (each
+    by repository, ref and commit), and every package any kept facts ran must be in the lock's refs."""
     facts = lock.profile_facts
     if facts is None:
         return []
     problems = []
     if lock.profile_facts_sha256 != facts_digest(facts):
         problems.append("profile_facts do not match profile_facts_sha256")
-    locked_ues = lock.release.packages[UES_PACKAGE]
-    ues = facts.ues.get(locked_ues.ref)
-    if facts.ues_tag != locked_ues.ref or ues is None:
-        problems.append(f"profile_facts are for UES {facts.ues_tag}, the lock proved {locked_ues.ref}")
-    elif (ues.repo, ues.commit) != (locked_ues.repo, locked_ues.commit):
-        problems.append(f"UES facts were read at {ues.repo}@{ues.commit[:7]}, the lock's tag is {locked_ues.repo}@{locked_ues.commit[:7]}")
-    for ues_facts in facts.ues.values():
-        if any((f.repo, f.ref, f.commit) != (ues_facts.repo, ues_facts.tag, ues_facts.commit) for f in ues_facts.files):
-            problems.append(f"a UES {ues_facts.tag} fact names another repository, ref or commit than its own")
-    for platform in facts.platforms.values():
-        if any((f.repo, f.commit) != (platform.repo, platform.commit) for f in platform.files):
-            problems.append(f"a fact of {platform.repo}@{platform.commit[:7]} names another repository or commit")
-    for key, label in facts.services.items():
-        service = lock.services.get(key)
-        if service is None or label != platform_key(service.repo, service.commit):
+    missing = sorted(set(lock.services) - set(facts.services))
+    if missing:
+        problems.append(f"no profile facts for services.{', services.'.join(missing)}")
+    for key, facts_key in sorted(facts.services.items()):
+        service, run = lock.services.get(key), facts.runs[facts_key]
+        if service is None:
+            problems.append(f"profile facts name services.{key}, which the lock does not record")
+            continue
+        if (run.platform, run.repo, run.commit) != (service.platform, service.repo, service.commit):
             problems.append(
-                f"profile facts of services.{key} are for {label}, the lock proved {'nothing' if service is None else platform_key(service.repo, service.commit)}"
+                f"profile facts of services.{key} are for {run.repo}@{run.commit[:7]}, the lock proved {service.repo}@{service.commit[:7]}"
             )
+        release = service.release or lock.release
+        for package in run.packages:
+            locked = release.packages.get(package.name)
+            if locked is None or (locked.repo, locked.ref, locked.commit) != (package.repo, package.ref, package.commit):
+                recorded = "nothing" if locked is None else f"{locked.ref} at {locked.commit[:7]}"
+                problems.append(
+                    f"profile facts of services.{key} ran {package.name} {package.ref} at {package.commit[:7]}, the lock's release has {recorded}"
+                )
+    for run in facts.runs.values():
+        for package in run.packages:
+            if lock.recorded_commit(lock.github_owner, package.repo, package.ref) != package.commit:
+                problems.append(
+                    f"profile facts of {run.repo}@{run.commit[:7]} ran {package.name} {package.ref} at {package.commit[:7]}, "
+                    "which the lock's refs do not record"
+                )
     return problems
 
 
@@ -276,8 +304,8 @@ def read_lock(path: Path, need_facts: bool = False) -> Optional[Lock]:
         raw = load_json(text, str(path), HAND_EDIT)
     except InputFileError as error:
         raise LockError(str(error)) from None
-    if isinstance(raw, dict) and raw.get("schema_version") == 1 and need_facts:
-        raise LockError(f"{path} was written before profile facts were recorded in locks; {LOCK_AGAIN}")
+    if isinstance(raw, dict) and raw.get("schema_version") in (1, 2, 3) and need_facts:
+        raise LockError(f"{path} was written before profile facts were proved by running the platforms' registries; {LOCK_AGAIN}")
     try:
         lock = Lock.model_validate(raw)
     except ValidationError as error:
@@ -286,7 +314,7 @@ def read_lock(path: Path, need_facts: bool = False) -> Optional[Lock]:
         raise LockError(
             f"{path} is not a valid lock ({error.error_count()} problem(s), first at {where}: {first['msg']}); {HAND_EDIT}"
         ) from None
-    if lock.schema_version >= 2 and lock.profile_facts is None:
+    if lock.schema_version == LOCK_SCHEMA and lock.profile_facts is None:
         raise LockError(f"{path} has no profile facts; do not edit it by hand: {LOCK_AGAIN}")
     if lock.schema_version == LOCK_SCHEMA and lock.lock_sha256 is None:
         raise LockError(f"{path} has no lock_sha256; {HAND_EDIT}")
@@ -296,7 +324,7 @@ def read_lock(path: Path, need_facts: bool = False) -> Optional[Lock]:
             f"{path}: it does not match its own digests and provenance ({'; '.join(problems)}); it was edited by hand: {LOCK_AGAIN}"
         )
     if need_facts and lock.profile_facts is None:
-        raise LockError(f"{path} was written before profile facts were recorded in locks; {LOCK_AGAIN}")
+        raise LockError(f"{path} was written before profile facts were proved by running the platforms' registries; {LOCK_AGAIN}")
     return lock
 
 

@@ -11,10 +11,11 @@ platform shows, its display name, domain, eligible/enabled on this commit, and w
 (`PlatformRequirements`), plus the catalog's aliases and how the facts were run. A request that cannot be
 proved gets a `FactsFailure` naming the step and the escaped tail of stderr: its facts are unverified.
 
-Trees are cached under `<cache_root>/trees/<repo>/<commit>` (written to a scratch directory, verified,
-then renamed; content-addressed by commit, so a cached tree is exactly that commit's), environments under
-`<cache_root>/environments` by (platform commit, lock sha256). The probe itself always runs again: its
-answer is never cached.
+Trees a materialiser downloads are cached under `<cache_root>/trees/<repo>/<commit>` (written to a scratch
+directory, verified, then renamed; content-addressed by commit, so a cached tree is exactly that commit's);
+trees the gate already holds verified in memory are written for the one run (`cache_trees=False`).
+Environments are cached under `<cache_root>/environments` by (platform commit, lock sha256). The probe
+itself always runs again: its answer is never cached.
 """
 
 from __future__ import annotations
@@ -24,87 +25,25 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional, Sequence, cast
+from typing import Optional, Sequence, cast
 
-from pydantic import BaseModel, ConfigDict
-
-from components.profiles import Judgement, PlatformRequirements, ReconciliationPolicy, StrategyConfigSource
+from components.profiles import (
+    Isolation,
+    PackageCommit,
+    PlatformProfiles,
+    PlatformRequirements,
+    ProvedProfile,
+    ReconciliationPolicy,
+    RunProvenance,
+    StrategyConfigSource,
+)
 from release.config import PlatformId
 from release.gate.facts_environment import ProbeResult, probe_platform
-from release.gate.facts_runner import FactsRunError, Isolation, ProbeProfile, network_isolation, probe_sha256
+from release.gate.facts_runner import FactsRunError, ProbeProfile, network_isolation, probe_sha256
 from release.gate.source_trees import TreeError, TreeMaterialiser
 
 SNAPSHOT_INPUT = "feature_snapshot"
 MAX_WORKERS = 4  # probes in flight at once (each a Python process; 2 shared cores here)
-
-
-class FactsModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PackageCommit(FactsModel):
-    """One package of the release as it was put on the probe's path."""
-
-    name: str  # distribution name: quant-platform-kit, us-equity-strategies, hk-equity-strategies
-    repo: str
-    ref: str  # the release's ref (tag or commit)
-    commit: str
-
-
-class RunProvenance(FactsModel):
-    """How the facts were proved: which public functions, in which environment, isolated how."""
-
-    functions: tuple[str, ...]
-    environment: Literal["sources", "uv.lock", "requirements.txt"]
-    lock_sha256: Optional[str] = None
-    isolation: Isolation
-    probe_sha256: str
-
-
-class ProvedProfile(FactsModel):
-    display_name: str
-    domain: str  # us_equity, hk_equity
-    eligible: bool
-    enabled: bool
-    requirements: Optional[PlatformRequirements] = None
-    unproved: Optional[str] = None  # why the requirements could not be read (the registry raised)
-
-
-class PlatformProfiles(FactsModel):
-    platform: PlatformId
-    repo: str
-    commit: str
-    packages: tuple[PackageCommit, ...]
-    aliases: dict[str, str]
-    profiles: dict[str, ProvedProfile]
-    run: RunProvenance
-
-    @property
-    def release(self) -> str:
-        """The release these facts hold for: every package by commit (a moved tag is another release)."""
-        return " ".join(f"{package.name}@{package.commit}" for package in sorted(self.packages, key=lambda p: p.name))
-
-    def canonical(self, name: str) -> str:
-        return self.aliases.get(name, name)
-
-    def enabled(self) -> list[str]:
-        return sorted(name for name, profile in self.profiles.items() if profile.enabled and profile.requirements is not None)
-
-    def judge(self, profile: str) -> Judgement:
-        where = f"{self.platform} at {self.repo}@{self.commit[:7]} with {self.release}"
-        name = self.canonical(profile)
-        entry = self.profiles.get(name)
-        if entry is None:
-            return Judgement(
-                why=f"{profile} is not a profile {self.repo}@{self.commit[:7]}'s registry shows (enabled: {', '.join(self.enabled()) or 'none'})"
-            )
-        if not entry.enabled:
-            return Judgement(
-                why=f"{name} is not enabled on {where} (its registry shows it {'eligible' if entry.eligible else 'not eligible'})"
-            )
-        if entry.requirements is None:
-            return Judgement(why=f"{name}'s requirements on {where} are not proved: {entry.unproved or 'unknown'}")
-        return Judgement(requirements=entry.requirements, why=f"{name} runs on {where}")
 
 
 @dataclass(frozen=True)
@@ -233,9 +172,9 @@ def facts_of(request: FactsRequest, result: ProbeResult, isolation: Isolation) -
 # -- proving ------------------------------------------------------------------------------------------------
 
 
-def cached_tree(trees: TreeMaterialiser, cache_root: Path, repo: str, commit: str, deadline: float) -> Path:
-    """`repo` at `commit` on disk: from the cache, or materialised (and verified) into it first."""
-    target = cache_root / "trees" / repo / commit
+def cached_tree(trees: TreeMaterialiser, tree_root: Path, repo: str, commit: str, deadline: float) -> Path:
+    """`repo` at `commit` on disk under `tree_root`: already there, or materialised (and verified) first."""
+    target = tree_root / repo / commit
     if (target / ".complete").is_file():
         return target / "tree"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -258,11 +197,13 @@ def source_root(tree: Path) -> Path:
     return tree / "src" if (tree / "src").is_dir() else tree
 
 
-def prove_one(request: FactsRequest, trees: TreeMaterialiser, cache_root: Path, deadline: float) -> PlatformProfiles | FactsFailure:
+def prove_one(
+    request: FactsRequest, trees: TreeMaterialiser, tree_root: Path, cache_root: Path, deadline: float
+) -> PlatformProfiles | FactsFailure:
     isolation = network_isolation()
     try:
-        platform_root = cached_tree(trees, cache_root, request.repo, request.commit, deadline)
-        roots = [source_root(cached_tree(trees, cache_root, package.repo, package.commit, deadline)) for package in request.packages]
+        platform_root = cached_tree(trees, tree_root, request.repo, request.commit, deadline)
+        roots = [source_root(cached_tree(trees, tree_root, package.repo, package.commit, deadline)) for package in request.packages]
         result = probe_platform(
             request.platform,
             platform_root,
@@ -280,10 +221,16 @@ def prove_one(request: FactsRequest, trees: TreeMaterialiser, cache_root: Path, 
 
 
 def prove_platform_facts(
-    requests: Sequence[FactsRequest], trees: TreeMaterialiser, *, cache_root: Path, deadline: float
+    requests: Sequence[FactsRequest], trees: TreeMaterialiser, *, cache_root: Path, deadline: float, cache_trees: bool = True
 ) -> list[PlatformProfiles | FactsFailure]:
-    """Facts for every request (in order), proved concurrently; none is ever a guess."""
+    """Facts for every request (in order), proved concurrently; none is ever a guess.
+
+    `cache_trees`: keep the trees under `cache_root` for the next run (a materialiser that downloads), or
+    write them for this call only (trees already fetched and verified in memory, as the gate's are: the
+    probe then runs exactly the bytes verified in this run, never a file left on disk before)."""
     if not requests:
         return []
-    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(requests))) as pool:
-        return list(pool.map(lambda request: prove_one(request, trees, cache_root, deadline), requests))
+    with tempfile.TemporaryDirectory(prefix="cutover-trees-") as scratch:
+        tree_root = cache_root / "trees" if cache_trees else Path(scratch)
+        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(requests))) as pool:
+            return list(pool.map(lambda request: prove_one(request, trees, tree_root, cache_root, deadline), requests))

@@ -1,33 +1,36 @@
-"""The gate's `profile-facts:<key>` checks: profile facts read from the pinned sources, and the config
-held against them.
+"""The gate's `profile-facts:<key>` checks: each platform commit's own registry, run with the release's
+packages on its path, says which profiles it can run and what each needs; the config is held against it.
 
-UES is read at the commit its release's ref proved, each platform at its configured commit, from the
-trees the fetch stage proved (release/gate/fetch.py), so the same files as the pins. A check passes when
-the facts were read and the configured profile is runtime-enabled on that commit; it fails when a file
-cannot be evaluated (naming file, line and construct) or the profile is not enabled there (an alias, an
-unknown name, outside the allowlist ∩ compatibility ∩ capability); it is "error" when the source could
-not answer.
+For every (platform commit, release) the stack uses, one request (release/gate/platform_facts.py): the
+platform's repository and commit, and every package of the service's release that commit installs (name,
+repository, ref, the commit the fetch stage proved). The probe runs over the trees the fetch stage
+verified (`SnapshotTrees`: the same bytes the pin checks read), in its isolated, bounded child. A check
+passes when the configured profile is enabled there and its requirements were read; it fails for an
+alias, a name the registry does not show, a profile not enabled on that commit or whose requirements the
+registry could not give; it is "error" (unverified: fail closed) when its facts could not be proved at
+all (the probe failed, timed out, printed something else, or a tree or environment could not be had),
+naming the step and the escaped tail of stderr.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Literal, Mapping, Optional, Union
+from pathlib import Path
+from typing import Literal, Mapping, Optional, Sequence, Union
 
-from components.profiles import PlatformFacts, ProfileFacts, UesFacts, judge, platform_key
-from release.config import StackConfig
-from release.gate.fetch import Snapshot
-from release.gate.profile_source import FactsReadError, RepoFiles, bundled_config_paths, read_platform_facts, read_ues_facts
-from release.gate.sources import NotFound, SourceError
-from release.gate.trees import Tree, TreeError
-from release.packages import UES_PACKAGE
+from components.profiles import PackageCommit, PlatformProfiles, ProfileFacts, environment_text
+from release.config import PlatformId, ReleaseBundle, StackConfig
+from release.gate.facts_environment import default_cache_root
+from release.gate.fetch import SnapshotTrees, fetch_trees
+from release.gate.platform_facts import FactsFailure, FactsRequest, prove_platform_facts
+from release.gate.source_trees import TreeMaterialiser
+from release.gate.sources import ReleaseSource
 
 CHECK = "profile-facts"
 BlockedStatus = Literal["failed", "error", "unreachable"]
-LITERAL_ONLY = (
-    "the gate reads only literal module-level data (it never imports UES or the platform); "
-    "release a version whose file states it literally, or extend release/gate/profile_source.py for the new form"
-)
+# Build (a cold `uv sync --frozen` of a platform's lock) and run, for every request at once.
+FACTS_DEADLINE_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -38,177 +41,202 @@ class ProfileCheck:
     unreachable: bool = False
 
 
-def _files(tree: Tree, ref: str) -> RepoFiles:
-    """A fetched tree as the readers see it: `repo` at `commit`, read by path."""
-    return RepoFiles(
-        repo=tree.repo,
-        ref=ref,
-        commit=tree.commit,
-        read_text=tree.text,
-        blob_of=tree.blob,
-        present=lambda paths: frozenset(path for path in paths if tree.has(path)),
+Proved = Union[PlatformProfiles, FactsFailure]
+
+
+def prove_requests(
+    requests: Sequence[FactsRequest], trees: TreeMaterialiser, *, cache_root: Optional[Path] = None, deadline: Optional[float] = None
+) -> dict[FactsRequest, Proved]:
+    """Each distinct request proved once (concurrently), within one total deadline."""
+    unique = list(dict.fromkeys(requests))
+    results = prove_platform_facts(
+        unique,
+        trees,
+        cache_root=cache_root or default_cache_root(),
+        deadline=deadline if deadline is not None else time.monotonic() + FACTS_DEADLINE_SECONDS,
+        cache_trees=False,
     )
-
-
-def _fault(check_id: str, where: str, error: SourceError) -> ProfileCheck:
-    if isinstance(error, NotFound):
-        return ProfileCheck(check_id, "failed", f"{where}: {error}")
-    return ProfileCheck(check_id, "error", f"could not verify {where}: {error}", error.unreachable)
-
-
-def enabled_text(platform: PlatformFacts, ues: UesFacts) -> str:
-    names = sorted(name for name in ues.profiles if judge(name, platform, ues).requirements is not None)
-    return ", ".join(names) or "none"
+    return dict(zip(unique, results, strict=True))
 
 
 def profile_checks(
-    snapshot: Snapshot, blocked: Mapping[str, tuple[BlockedStatus, str]]
+    config: StackConfig,
+    requests: Mapping[str, Optional[FactsRequest]],
+    proved: Mapping[FactsRequest, Proved],
+    blocked: Mapping[str, tuple[BlockedStatus, str]],
 ) -> tuple[list[ProfileCheck], Optional[ProfileFacts]]:
-    """One check per service, and the facts when every file could be read (None otherwise).
+    """One check per service, and the facts when every service's were proved (None otherwise).
 
-    UES is read at the commit of its release's ref, each platform at its configured commit, both from
-    the trees the fetch stage proved. `blocked` names services whose release could not be proved
-    (service key -> (status, why)): their checks say so instead."""
-    config = snapshot.config
-    stack_ues = config.release.us_equity_strategies
+    `requests`: per service key, its (platform commit, release) request, None when a package of its
+    release did not resolve; `blocked`: services whose release could not be proved at all (key -> (status,
+    why)), whose checks say so instead."""
     checks: list[ProfileCheck] = []
-    ues_read: dict[str, Union[UesFacts, ProfileCheck]] = {}  # UES commit -> facts or the failure
-    platforms: dict[str, PlatformFacts] = {}
-    failures: dict[str, ProfileCheck] = {}  # per platform commit: read once, reported for each service
+    runs: dict[str, PlatformProfiles] = {}
     services: dict[str, str] = {}
-    service_ues: dict[str, str] = {}
-    ues_facts: dict[str, UesFacts] = {}
-    enabled_by_platform: dict[str, str] = {}
     for key in sorted(config.services):
-        spec = config.services[key]
         check_id = f"{CHECK}:{key}"
-        if key in blocked:
-            status, why = blocked[key]
+        request = requests.get(key)
+        if key in blocked or request is None:
+            status, why = blocked.get(key, ("error", "a package of its release did not resolve"))
             checks.append(
                 ProfileCheck(check_id, "failed" if status == "failed" else "error", f"not checked: {why}", status == "unreachable")
             )
             continue
-        release = config.release_for(key)
-        trees = snapshot.release_trees(key)
-        ues_repo, ues_commit = trees.packages[UES_PACKAGE]
-        ues_ref = release.us_equity_strategies
-        ues_label = f"{ues_repo}@{ues_ref}"
-        ues_tree = trees.tree(ues_repo, ues_commit)
-        if ues_commit is None or ues_tree is None:
-            fault = snapshot.trees.get((ues_repo, ues_commit or ""))
+        result = proved.get(request)
+        if not isinstance(result, PlatformProfiles):
+            where = f"{request.repo}@{request.commit[:7]} (services.{key}.commit)"
+            why = "it was not run" if result is None else f"{result.step}: {result.message}"
             checks.append(
-                _fault(check_id, ues_label, fault)
-                if isinstance(fault, SourceError)
-                else ProfileCheck(check_id, "failed", f"not checked: {ues_label} did not resolve")
+                ProfileCheck(
+                    check_id,
+                    "error",
+                    f"the profile facts of {where} with its release are not proved ({why}); fix what the message names and check again",
+                )
             )
             continue
-        if ues_commit not in ues_read:
-            try:
-                ues_read[ues_commit] = read_ues_facts(_files(ues_tree, ues_ref))
-            except (FactsReadError, TreeError) as error:
-                ues_read[ues_commit] = ProfileCheck(check_id, "failed", f"{ues_label} {error}; {LITERAL_ONLY}")
-        ues = ues_read[ues_commit]
-        if isinstance(ues, ProfileCheck):
-            checks.append(ProfileCheck(check_id, ues.status, ues.message))
-            failures.setdefault(f"ues:{ues_commit}", ues)
-            continue
-        repo, commit = trees.platform
-        label = platform_key(repo, commit)
-        where = f"{repo}@{commit[:7]} (services.{key}.commit)"
-        if label not in platforms and label not in failures:
-            tree = trees.tree(repo, commit)
-            fault = snapshot.trees.get((repo, commit))
-            if tree is None:
-                failures[label] = (
-                    _fault(check_id, where, fault)
-                    if isinstance(fault, SourceError)
-                    else ProfileCheck(check_id, "error", f"could not verify {where}: not read")
-                )
-            else:
-                try:
-                    platforms[label] = read_platform_facts(_files(tree, commit), spec.platform, bundled_config_paths(ues))
-                except (FactsReadError, TreeError) as error:
-                    failures[label] = ProfileCheck(check_id, "failed", f"{where} {error}; {LITERAL_ONLY}")
-        if label in failures:
-            failure = failures[label]
-            checks.append(ProfileCheck(check_id, failure.status, failure.message, failure.unreachable))
-            continue
-        services[key] = label
-        ues_facts[ues_ref] = ues
-        if ues_ref != stack_ues:
-            service_ues[key] = ues_ref
-        checks.append(_judge_service(check_id, key, spec.strategy_profile, platforms[label], ues, enabled_by_platform))
-    facts = None
-    if not failures and len(services) == len(config.services) and stack_ues in ues_facts:
-        facts = ProfileFacts(ues_tag=stack_ues, ues=ues_facts, platforms=platforms, services=services, service_ues=service_ues)
+        runs[result.key] = result
+        services[key] = result.key
+        checks.append(judge_service(check_id, key, config.services[key].strategy_profile, result))
+    facts = ProfileFacts(runs=runs, services=services) if len(services) == len(config.services) else None
     return checks, facts
 
 
-def _judge_service(
-    check_id: str, key: str, profile: str, platform: PlatformFacts, ues: UesFacts, enabled_by_platform: dict[str, str]
-) -> ProfileCheck:
-    """One service's verdict; `enabled_by_platform` keeps each platform commit's enabled list for the
-    run's other services (judging every profile again per service made 200 services cost 30 ms)."""
+def judge_service(check_id: str, key: str, profile: str, facts: PlatformProfiles, when: str = "") -> ProfileCheck:
+    """One service's verdict from its platform commit's registry run with its release."""
     field = f"services.{key}.strategyProfile"
-    catalog = next((f.path for f in ues.files if f.path.endswith("catalog.py")), "catalog.py")
-    if platform.label not in enabled_by_platform:
-        enabled_by_platform[platform.label] = enabled_text(platform, ues)
-    enabled = enabled_by_platform[platform.label]
-    read_from = ", ".join(f.describe() for f in (*ues.files, *platform.files))
-    if profile in ues.aliases:
+    where = f"{facts.platform} at {facts.label}"
+    enabled = ", ".join(facts.enabled()) or "none"
+    how = (
+        when
+        or f"proved by running {', '.join(facts.run.functions)} ({environment_text(facts.run.environment)}, isolated: {facts.run.isolation})"
+    )
+    if profile in facts.aliases:
         return ProfileCheck(
-            check_id, "failed", f"{field} {profile} is an old alias in {catalog} at UES {ues.tag}; write {ues.aliases[profile]}"
+            check_id, "failed", f"{field} {profile} is an old alias in the registry of {where}; write {facts.aliases[profile]} ({how})"
         )
-    if profile not in ues.profiles:
+    if profile not in facts.profiles:
         return ProfileCheck(
-            check_id, "failed",
-            f"{field} {profile} is not a profile of {catalog} at UES {ues.tag} (STRATEGY_METADATA has "
-            f"{', '.join(sorted(ues.profiles))}); enabled on {platform.platform} at {platform.repo}@{platform.commit[:7]}: {enabled}",
-        )  # fmt: skip
-    judgement = judge(profile, platform, ues)
+            check_id,
+            "failed",
+            f"{field} {profile} is not a profile the registry of {where} shows; enabled there: {enabled} ({how})",
+        )
+    judgement = facts.judge(profile)
     if judgement.requirements is None:
         return ProfileCheck(
             check_id,
             "failed",
-            f"{field}: {judgement.why} (enabled there: {enabled}); pick an enabled profile or a platform commit that enables it",
+            f"{field}: {judgement.why} (enabled there: {enabled}); pick an enabled profile or a platform commit that enables it ({how})",
         )
     needs = judgement.requirements
     mode = needs.input_mode + (f", manifest {needs.manifest_contract}" if needs.requires_snapshot_manifest_path else "")
     config_note = {
         "bundled_or_env": f", bundled config {needs.bundled_config}",
         "env_or_module_defaults": ", no bundled config (module defaults unless a config path is set)",
+        "env_only": ", config from a config path only" + (" (required)" if needs.strategy_config_required else " (optional)"),
     }.get(needs.strategy_config, "")
+    domain = facts.profiles[profile].domain
     return ProfileCheck(
-        check_id, "passed",
-        f"{profile} ({needs.display_name}; {mode}{config_note}) is runtime-enabled on {platform.platform} at "
-        f"{platform.repo}@{platform.commit[:7]} with UES {ues.tag} (enabled: {enabled}); read from {read_from}",
-    )  # fmt: skip
+        check_id,
+        "passed",
+        f"{profile} ({needs.display_name}; {domain}; {mode}{config_note}) is runtime-enabled on {where} (enabled: {enabled}); {how}",
+    )
 
 
-def lock_profile_checks(config: StackConfig, facts: ProfileFacts, when: str) -> list[ProfileCheck]:
-    """The same verdicts from the facts a lock recorded (the offline plan)."""
-    checks = []
-    enabled_by_platform: dict[str, str] = {}
+def lock_profile_checks(config: StackConfig, facts: ProfileFacts, when: str) -> tuple[list[ProfileCheck], dict[str, str]]:
+    """The same verdicts from the facts a lock recorded (the offline plan), each service by the facts of
+    exactly its commit and release; and which facts each service is judged by (service key -> facts key)."""
+    checks, services = [], {}
     for key in sorted(config.services):
         spec = config.services[key]
         check_id = f"{CHECK}:{key}"
-        repo = config.release.repositories.for_platform(spec.platform)
-        platform = facts.platforms.get(platform_key(repo, spec.commit))
-        if facts.ues_tag != config.release.us_equity_strategies or platform is None:
+        release = config.release_for(key)
+        repo = release.repositories.for_platform(spec.platform)
+        run = facts.image_facts(repo, spec.commit, release.refs)
+        if run is None:
             checks.append(
                 ProfileCheck(
                     check_id,
                     "failed",
-                    f"the lock has no profile facts for UES {config.release.us_equity_strategies} and {repo}@{spec.commit[:7]}; run `python -m release lock` again",
+                    f"the lock has no profile facts for {repo}@{spec.commit[:7]} with {release.describe()}; run `python -m release lock` again",
                 )
             )
             continue
-        result = _judge_service(check_id, key, spec.strategy_profile, platform, facts.ues_for(key), enabled_by_platform)
-        checks.append(ProfileCheck(result.id, result.status, f"{result.message.split('; read from ')[0]} ({when})"))
-    return checks
+        services[key] = run.key
+        checks.append(judge_service(check_id, key, spec.strategy_profile, run, f"{when}, {environment_text(run.run.environment)}"))
+    return checks, services
 
 
-def read_bundle_catalog(tree: Tree, ref: str) -> UesFacts:
-    """UES's catalog and adapter facts from its tree at the release's ref alone (no platform): what
-    `adopt` needs to name profiles canonically. Raises FactsReadError or TreeError."""
-    return read_ues_facts(_files(tree, ref))
+def service_request(
+    config: StackConfig, key: str, commits: Mapping[tuple[str, str], str], installed: Optional[frozenset[str]]
+) -> Optional[FactsRequest]:
+    """The request that proves service `key`'s facts: its platform commit with every package of its
+    release the platform installs (`installed`; None: not known, so every package), each at the commit its
+    ref resolved to (`commits`: (repository, ref) -> commit). None when a ref did not resolve."""
+    spec = config.services[key]
+    release = config.release_for(key)
+    packages = []
+    for name, ref in sorted(release.refs.items()):
+        if installed is not None and name not in installed:
+            continue
+        repo = release.repositories.for_package(name)
+        commit = commits.get((repo, ref))
+        if commit is None:
+            return None
+        packages.append(PackageCommit(name=name, repo=repo, ref=ref, commit=commit))
+    return FactsRequest(spec.platform, release.repositories.for_platform(spec.platform), spec.commit, tuple(packages))
+
+
+class FactsUnproved(ValueError):
+    """Facts a command needs that could not be proved: the message names what and the fix."""
+
+
+def facts_for_release(
+    release: ReleaseBundle,
+    wanted: Mapping[str, tuple[PlatformId, str]],
+    source: ReleaseSource,
+    lock_facts: Optional[ProfileFacts] = None,
+) -> dict[str, PlatformProfiles]:
+    """Per service key, the facts of its (platform, platform commit) with `release`: the lock's when it
+    proved exactly that pair, else proved now (refs resolved and trees fetched through `source`, the probe
+    run over them). FactsUnproved when any cannot be."""
+    found: dict[str, PlatformProfiles] = {}
+    for key, (platform, commit) in wanted.items():
+        run = None if lock_facts is None else lock_facts.image_facts(release.repositories.for_platform(platform), commit, release.refs)
+        if run is not None:
+            found[key] = run
+    missing = {key: pair for key, pair in wanted.items() if key not in found}
+    if not missing:
+        return found
+    if not release.refs:
+        raise FactsUnproved(
+            f"the release names bundle {release.bundle}, whose packages are known once read: write a lock first (python -m release lock)"
+        )
+    packages = [(release.repositories.for_package(name), ref) for name, ref in sorted(release.refs.items())]
+    platforms = [(release.repositories.for_platform(platform), commit) for platform, commit in missing.values()]
+    commits, trees = fetch_trees(source, packages + platforms)
+    resolved: dict[tuple[str, str], str] = {}
+    for (repo, ref), outcome in commits.items():
+        if not isinstance(outcome, str):
+            raise FactsUnproved(f"{repo} {ref} did not resolve ({outcome})")
+        resolved[(repo, ref)] = outcome
+    requests = {}
+    for key, (platform, commit) in missing.items():
+        packages_of = tuple(
+            PackageCommit(
+                name=name,
+                repo=release.repositories.for_package(name),
+                ref=ref,
+                commit=resolved[(release.repositories.for_package(name), ref)],
+            )
+            for name, ref in sorted(release.refs.items())
+        )
+        requests[key] = FactsRequest(platform, release.repositories.for_platform(platform), commit, packages_of)
+    proved = prove_requests(list(requests.values()), SnapshotTrees(trees))
+    for key, request in requests.items():
+        result = proved[request]
+        if not isinstance(result, PlatformProfiles):
+            raise FactsUnproved(
+                f"services.{key}: the profile facts of {request.repo}@{request.commit[:7]} are not proved ({result.step}: {result.message})"
+            )
+        found[key] = result
+    return found
