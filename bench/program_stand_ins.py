@@ -1,8 +1,8 @@
 """The benchmark's own stand-ins for what the Pulumi program reaches outside itself (never the tests'):
 
-- `seed_facts(config)`: the profile facts of the seed release (UES v0.7.13's catalog and adapters, each
-  platform commit's allowlist and capability, docs/platform-facts.md §4) as plain data, in place of the gate,
-  whose cost bench/gate_bench.py measures;
+- `seed_facts(config)`: the profile facts of the seed release (what each platform commit's registry gives
+  with UES v0.7.13, docs/platform-facts.md §4) as plain data, in place of the gate, whose cost
+  bench/gate_bench.py and bench/facts_bench.py measure;
 - `run_program(program, config)`: the program under `pulumi.runtime.set_mocks`, every service absent
   (the create path registers every resource), every image present, every scheduler job absent; it returns
   what was registered, by type.
@@ -23,18 +23,15 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from components.profiles import (
-    Capability,
-    CatalogProfile,
-    PlatformFacts,
+    PackageCommit,
+    PlatformProfiles,
+    PlatformRequirements,
     ProfileFacts,
-    RuntimeAdapter,
-    SourceFile,
-    UesFacts,
-    platform_key,
+    ProvedProfile,
+    RunProvenance,
 )
 from release.config import PROJECT_NAME, StackConfig
 
-DOMAIN = "quant_platform_kit.common.strategies.US_EQUITY_DOMAIN"
 MANIFEST_CONTRACT = "tech_pullback_cash_buffer.feature_snapshot.v1"
 BUNDLED_CONFIG = "research/configs/growth_pullback_tech_pullback_cash_buffer.json"
 # canonical profile -> (display name, aliases, platforms, required inputs, target mode)
@@ -86,56 +83,56 @@ def object_id(*parts: str) -> str:
 
 
 def seed_facts(config: StackConfig) -> ProfileFacts:
-    tag = config.release.us_equity_strategies
-    ues_repo = config.release.repositories.us_equity_strategies
-    ues_commit = object_id(ues_repo, tag)
-    ues = UesFacts(
-        repo=ues_repo,
-        tag=tag,
-        commit=ues_commit,
-        domain=DOMAIN,
-        profiles={
-            name: CatalogProfile(
-                display_name=display,
-                status="runtime_enabled",
-                aliases=aliases,
-                compatible_platforms=platforms,
-                required_inputs=inputs,
-                target_mode=mode,
-                bundled_config=BUNDLED_CONFIG if name == "qqq_tech_enhancement" else None,
-            )  # fmt: skip
-            for name, (display, aliases, platforms, inputs, mode) in PROFILES.items()
-        },
-        adapters={
-            platform: {
-                name: RuntimeAdapter(
-                    requires_snapshot_manifest=name == "qqq_tech_enhancement",
-                    manifest_contract=MANIFEST_CONTRACT if name == "qqq_tech_enhancement" else None,
-                )
-                for name, (_, _, platforms, _, _) in PROFILES.items()
-                if platform in platforms
-            }
-            for platform in ALLOWLISTS
-        },
-        files=(SourceFile(repo=ues_repo, ref=tag, commit=ues_commit, path="catalog.py", blob=object_id("catalog", tag)),),
+    """What the probe proves for the seed stack (one run per platform commit), written out as data."""
+    release = config.release
+    packages = tuple(
+        PackageCommit(name=name, repo=release.repositories.for_package(name), ref=ref, commit=object_id(name, ref))
+        for name, ref in sorted(release.refs.items())
     )
-    platforms: dict[str, PlatformFacts] = {}
+    aliases = {alias: name for name, (_, names, _, _, _) in PROFILES.items() for alias in names}
+    runs: dict[str, PlatformProfiles] = {}
     services: dict[str, str] = {}
     for key, spec in config.services.items():
-        repo = config.release.repositories.for_platform(spec.platform)
-        label = platform_key(repo, spec.commit)
         modes, inputs = CAPABILITIES[spec.platform]
-        platforms[label] = PlatformFacts(
+        profiles = {}
+        for name, (display, _, platforms, needs, mode) in PROFILES.items():
+            if spec.platform not in platforms or mode not in modes or not set(needs) <= set(inputs):
+                continue
+            snapshot = "feature_snapshot" in needs
+            manifest = name == "qqq_tech_enhancement"
+            config_source = "bundled_or_env" if spec.platform == "ibkr" else "env_or_module_defaults"
+            profiles[name] = ProvedProfile(
+                display_name=display,
+                domain="us_equity",
+                eligible=True,
+                enabled=name in ALLOWLISTS[spec.platform],
+                requirements=PlatformRequirements(
+                    profile=name,
+                    display_name=display,
+                    input_mode="snapshot_backed" if snapshot else "direct_runtime",
+                    requires_snapshot_manifest_path=manifest,
+                    manifest_contract=MANIFEST_CONTRACT if manifest else None,
+                    strategy_config=config_source if manifest else "none",
+                    bundled_config=BUNDLED_CONFIG if manifest and spec.platform == "ibkr" else None,
+                ),
+            )
+        run = PlatformProfiles(
             platform=spec.platform,
-            repo=repo,
+            repo=release.repositories.for_platform(spec.platform),
             commit=spec.commit,
-            rollout_allowlist=ALLOWLISTS[spec.platform],
-            capability=Capability(supported_domains=(DOMAIN,), supported_target_modes=modes, supported_inputs=inputs),
-            bundled_configs=(BUNDLED_CONFIG,) if spec.platform == "ibkr" else (),
-            files=(SourceFile(repo=repo, ref=spec.commit, commit=spec.commit, path="strategy_registry.py", blob=object_id(repo)),),
+            packages=packages,
+            aliases=aliases,
+            profiles=profiles,
+            run=RunProvenance(
+                functions=("get_platform_profile_status_matrix", "STRATEGY_CATALOG", "get_platform_runtime_adapter"),
+                environment="sources",
+                isolation="unshare",
+                probe_sha256=object_id("probe"),
+            ),
         )
-        services[key] = label
-    return ProfileFacts(ues_tag=tag, ues={tag: ues}, platforms=platforms, services=services)
+        runs[run.key] = run
+        services[key] = run.key
+    return ProfileFacts(runs=runs, services=services)
 
 
 class _InvokeError(grpc.RpcError):
