@@ -13,12 +13,15 @@ facts proved for exactly the commit and release it judges.
 from __future__ import annotations
 
 import functools
-from typing import Literal, Mapping, Optional
+from typing import TYPE_CHECKING, Literal, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from release.config import COMMIT_PATTERN, PlatformId
 from release.packages import BY_NAME
+
+if TYPE_CHECKING:
+    from release.config import StackConfig
 
 InputMode = Literal["direct_runtime", "snapshot_backed"]
 StrategyConfigSource = Literal["none", "bundled_or_env", "env_or_module_defaults", "env_only"]
@@ -281,6 +284,18 @@ class ProfileFacts(FactsModel):
                 why=f"no proved profile facts for {repo}@{(commit or 'unknown')[:7]} with {refs} (a lock keeps those it proved)"
             )
         return run.judge(profile)
+
+    def for_config(self, config: "StackConfig") -> "ProfileFacts":
+        """These facts with each service of `config` mapped to the facts of exactly its configured platform
+        commit and release, and to nothing where there are none: whatever mapping they came with, no rule
+        downstream can judge a service by another commit's or another release's facts."""
+        services = {}
+        for key, spec in config.services.items():
+            release = config.release_for(key)
+            run = self.image_facts(release.repositories.for_platform(spec.platform), spec.commit, release.refs)
+            if run is not None:
+                services[key] = run.key
+        return self.model_copy(update={"services": services})
 
     def requirements(self, profile: str, key: str) -> Optional[PlatformRequirements]:
         return self.judge_service(profile, key).requirements

@@ -169,9 +169,10 @@ def check_release(config: StackConfig, environ: Optional[Mapping[str, str]] = No
     report = run_gate(config, source, lock)
     if not report.ok:
         raise pulumi.RunError(report.render_text())
-    facts = report.facts.profiles
-    assert facts is not None, "a passing gate proved the profile facts"
+    proved = report.facts.profiles
+    assert proved is not None, "a passing gate proved the profile facts"
     judged = report.config or config
+    facts = proved.for_config(judged)  # each service judged only by the facts of exactly its commit and release
     try:
         raise_profile_problems(judged, facts, f"stack {pulumi.get_stack()} config")
     except ConfigError as error:

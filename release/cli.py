@@ -244,8 +244,11 @@ def _check_profile_config(args: argparse.Namespace, config: StackConfig, report:
 
 
 def _proved_profiles(gate: Any) -> Any:
-    """The profile facts a gate report (online or from a lock) carries; None when they were not proved."""
-    return getattr(getattr(gate, "facts", None), "profiles", None)
+    """The profile facts a gate report (online or from a lock) carries, each service bound to the facts of
+    exactly its configured commit and release; None when they were not proved."""
+    facts = getattr(getattr(gate, "facts", None), "profiles", None)
+    config = getattr(gate, "config", None)
+    return facts if facts is None or config is None else facts.for_config(config)
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -152,3 +152,18 @@ def test_a_platform_commit_with_the_same_release_can_enable_a_different_set():
     )
     assert facts.enabled_on("schwab") == ["tqqq_growth_income"]
     assert FACTS.enabled_on("schwab") == ["soxl_soxx_trend_income", "tqqq_growth_income"]
+
+
+def test_bound_to_a_config_each_service_has_only_the_facts_of_exactly_its_commit_and_release():
+    # a mapping that points Schwab at IBKR's facts (as an edited or buggy source of facts might)
+    crossed = FACTS.model_copy(update={"services": {**FACTS.services, "schwab": FACTS.services["ibkr"]}})
+    assert crossed.enabled_on("schwab") == FACTS.enabled_on("ibkr")
+    bound = crossed.for_config(CONFIG)
+    assert bound.services == FACTS.services
+    # a config on another commit, or another release, has no facts here at all: nothing to judge by
+    moved = CONFIG.model_copy(
+        update={"services": {**CONFIG.services, "schwab": CONFIG.services["schwab"].model_copy(update={"commit": OLD})}}
+    )
+    assert "schwab" not in FACTS.for_config(moved).services and FACTS.for_config(moved).requirements("tqqq_growth_income", "schwab") is None
+    newer = CONFIG.model_copy(update={"release": CONFIG.release.model_copy(update={"shorthand_ues": "v0.7.14"})})
+    assert FACTS.for_config(newer).services == {}
