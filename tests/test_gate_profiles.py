@@ -171,3 +171,22 @@ def test_the_lock_carries_the_facts_and_the_offline_gate_judges_from_them(seed_r
     elsewhere = gate_from_lock(other, lock)
     assert check(elsewhere, "profile-facts:schwab").status == "failed"
     assert elsewhere.facts.profiles is None or elsewhere.facts.profiles.for_service("schwab") is None
+
+
+def test_a_registry_that_hangs_is_killed_at_the_deadline_and_its_services_are_unverified(seed_repos, monkeypatch):
+    import time
+
+    from release.gate import profile_checks
+
+    monkeypatch.setattr(profile_checks, "FACTS_DEADLINE_SECONDS", 5.0)
+    repo = seed_repos.repos[LONGBRIDGE]
+    hanging = repo.commit(
+        {"strategy_registry.py": registry_py("longbridge", SEED_ALLOWLISTS["longbridge"], extra="import time\ntime.sleep(600)\n")}, "hang"
+    )
+    started = time.monotonic()
+    report = git_gate(seed_repos, {LONGBRIDGE: hanging})
+    assert time.monotonic() - started < 30
+    for key in ("longbridge-hk", "longbridge-sg"):
+        result = check(report, f"profile-facts:{key}")
+        assert result.status == "error" and "did not finish before its deadline (killed)" in result.message
+    assert report.facts.profiles is None and not report.ok
