@@ -39,8 +39,9 @@ def service_logical_name(key: str) -> str:
     return f"{key}{SERVICE_SUFFIX}"
 
 
-# The release record: "<commit> <qpk tag> <ues tag>" on the revision template, so a hand deploy of another
-# image (which keeps service-level annotations) cannot leave a record that names the wrong bundle.
+# The release record (`release_record`: the commit and every package's ref) on the revision template, so a
+# hand deploy of another image (which keeps service-level annotations) cannot leave a record that names the
+# wrong release.
 RELEASE_RECORD_ANNOTATION = "us-equity-cutover/release"
 # What earlier versions of this program wrote at service level; owned, so an update drops them.
 LEGACY_RELEASE_ANNOTATIONS = frozenset({QPK_TAG_ANNOTATION, UES_TAG_ANNOTATION})

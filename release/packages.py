@@ -50,7 +50,7 @@ BY_NAME: dict[str, Package] = {package.name: package for package in PACKAGES}
 KIT: Package = next(package for package in PACKAGES if package.kit)
 QPK_PACKAGE = KIT.name
 UES_PACKAGE = "us-equity-strategies"
-# What every release must name: the kit, and UES (the profile facts are read from its catalog).
+# What every release must name: the kit, and UES (every platform's registry runs over its catalog).
 REQUIRED_IN_RELEASE: tuple[str, ...] = (QPK_PACKAGE, UES_PACKAGE)
 TRACKED_PACKAGES: tuple[str, ...] = tuple(package.name for package in PACKAGES)
 

@@ -1,7 +1,7 @@
 """The phase rule: what one `pulumi up` may change on one service, given its live state and the config.
 
-Every intermediate state a service passes through must be valid: the running image's UES release must
-support the running profile. So a service never changes image and strategy env in the same update:
+Every intermediate state a service passes through must be valid: the running image (its platform commit
+with the release it was built with) must support the running profile, by the facts proved for exactly that. So a service never changes image and strategy env in the same update:
 
 - forward release: image first (strategy env held at live values), then the env switch once the image is
   confirmed live;
